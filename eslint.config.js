@@ -1,0 +1,46 @@
+'use strict';
+
+const HapiPlugin = require('@hapi/eslint-plugin');
+const NodePlugin = require('eslint-plugin-n');
+const TsEslint = require('typescript-eslint');
+
+
+module.exports = TsEslint.config(
+    { ignores: ['dist/', 'coverage/', 'node_modules/', '.data/'] },
+    ...HapiPlugin.configs.module,
+    {
+        files: ['**/*.ts'],
+        extends: [TsEslint.configs.recommended],
+        languageOptions: { sourceType: 'module' },
+        plugins: { n: NodePlugin },
+        rules: {
+            'strict': 'off',
+            'no-undef': 'off',
+            'no-unused-vars': 'off',
+            'no-redeclare': 'off',
+            'no-dupe-class-members': 'off',
+            '@typescript-eslint/no-unused-vars': ['warn', { varsIgnorePattern: '^internals$', args: 'none' }],
+            '@typescript-eslint/no-explicit-any': 'off',
+            '@hapi/scope-start': 'off',
+            'n/no-process-env': 'error'
+        }
+    },
+    {
+        // Only the configuration module, the entry points and the tests read the environment.
+        files: ['server/config.ts', 'bin/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts'],
+        rules: { 'n/no-process-env': 'off' }
+    },
+    {
+        // The layering rule: domain code (services, models, integrations, the worker) never depends on the HTTP layer.
+        files: ['server/services/**/*.ts', 'server/models/**/*.ts', 'server/*.ts', 'worker/**/*.ts', 'integrations/**/*.ts'],
+        ignores: ['server/index.ts', 'server/server.ts'],
+        rules: {
+            'no-restricted-imports': ['error', {
+                patterns: [{
+                    group: ['@hapi/hapi', '@hapi/inert', '@hapi/vision', 'hapi-swagger', '**/server/routes/**', '**/server/plugins/**', '**/routes/**', '**/plugins/**'],
+                    message: 'Domain code must not depend on the HTTP layer.'
+                }]
+            }]
+        }
+    }
+);
