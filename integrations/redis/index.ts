@@ -1,0 +1,22 @@
+import { Redis } from 'ioredis';
+
+
+// ioredis' defaults queue commands and retry them for about 74 s while Redis is down; Aegis must fail fast instead
+// (SEC-04), and reconnect by itself in the background.
+export const createRedis = (url: string, options: { onError?: (err: Error) => void } = {}): Redis => {
+
+    const redis = new Redis(url, {
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: false,
+        commandTimeout: 500,
+        connectTimeout: 1000,
+        lazyConnect: false,
+        retryStrategy: (times) => Math.min(times * 100, 1000)
+    });
+
+    redis.on('error', (err) => options.onError?.(err));
+    return redis;
+};
+
+
+export type { Redis };

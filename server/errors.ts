@@ -1,0 +1,100 @@
+// Domain errors: services throw these, the HTTP layer maps them to Boom (server/plugins/errors.ts), the worker logs them.
+
+export class DomainError extends Error {
+
+    constructor(message: string, public readonly code: string, public readonly details?: Record<string, unknown>) {
+
+        super(message);
+        this.name = new.target.name;
+    }
+}
+
+
+export class NotFoundError extends DomainError {
+
+    constructor(entity: string, details?: Record<string, unknown>) {
+
+        super(`${entity} not found`, 'not_found', details);
+    }
+}
+
+
+export class ForbiddenError extends DomainError {
+
+    constructor(message = 'Not allowed', code = 'forbidden') {
+
+        super(message, code);
+    }
+}
+
+
+export class UnauthorizedError extends DomainError {
+
+    constructor(message = 'Invalid credentials', code = 'unauthorized') {
+
+        super(message, code);
+    }
+}
+
+
+export class ConflictError extends DomainError {
+
+    constructor(message: string, code = 'conflict', details?: Record<string, unknown>) {
+
+        super(message, code, details);
+    }
+}
+
+
+export class InvalidTransitionError extends ConflictError {
+
+    constructor(action: string, state: string) {
+
+        super(`Cannot ${action} a test in state ${state}`, 'invalid_state_transition', { action, state });
+    }
+}
+
+
+export class ValidationError extends DomainError {
+
+    constructor(message: string, public readonly fields: string[] = [], code = 'validation_failed') {
+
+        super(message, code, { fields });
+    }
+}
+
+
+export class RateLimitedError extends DomainError {
+
+    constructor(public readonly retryAfterSeconds: number) {
+
+        super('Too many attempts, try again later', 'rate_limited');
+    }
+}
+
+
+export class UnavailableError extends DomainError {
+
+    constructor(message = 'Service temporarily unavailable', public readonly retryAfterSeconds = 1) {
+
+        super(message, 'service_unavailable');
+    }
+}
+
+
+export class PayloadTooLargeError extends DomainError {
+
+    constructor(message = 'Payload too large') {
+
+        super(message, 'payload_too_large');
+    }
+}
+
+
+export class UnsupportedMediaTypeError extends DomainError {
+
+    constructor(message = 'Unsupported media type') {
+
+        super(message, 'unsupported_media_type');
+    }
+}

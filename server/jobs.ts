@@ -1,0 +1,103 @@
+import { Agenda } from 'agenda';
+import { PostgresBackend } from '@agendajs/postgres-backend';
+import * as Pg from 'pg';
+
+
+// Every job the worker knows, with its payload. Payloads carry ids, never entities (they would go stale).
+export interface Jobs {
+    'system.heartbeat': Record<string, never>;
+    'audit.prune-revocations': Record<string, never>;
+}
+
+export type JobName = keyof Jobs;
+
+
+export interface ScheduledJob {
+    name: string;
+    state: string;
+    schedule: string | null;
+    last_run_at: Date | null;
+    last_finished_at: Date | null;
+    next_run_at: Date | null;
+    failed_at: Date | null;
+    fail_reason: string | null;
+    fail_count: number;
+    progress: number | null;
+}
+
+
+// What services see of the queue: they enqueue, they never process.
+export interface Queue {
+    enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<void>;
+    list(): Promise<ScheduledJob[]>;
+    stop(): Promise<void>;
+}
+
+
+export interface AgendaOptions {
+    databaseUrl: string;
+    mongodbUrl?: string | undefined;
+    name: string;
+    lockLifetimeMs?: number;
+    onError?: (err: Error) => void;
+}
+
+
+export const createAgenda = async (options: AgendaOptions): Promise<{ agenda: Agenda; close: () => Promise<void> }> => {
+
+    if (options.mongodbUrl) {
+        const { MongoBackend } = await import('@agendajs/mongo-backend');
+        const agenda = new Agenda({ backend: new MongoBackend({ address: options.mongodbUrl }), name: options.name, defaultLockLifetime: options.lockLifetimeMs, processEvery: '5 seconds' });
+        agenda.on('error', (err: Error) => options.onError?.(err));
+        return { agenda, close: () => agenda.stop() };
+    }
+
+    // Our own pool, with the 'error' listener the backend's pool lacks (an idle-client error would crash the process)
+    const pool = new Pg.Pool({ connectionString: options.databaseUrl, max: 5, application_name: options.name });
+    pool.on('error', (err) => options.onError?.(err));
+
+    const agenda = new Agenda({ backend: new PostgresBackend({ pool }), name: options.name, defaultLockLifetime: options.lockLifetimeMs, processEvery: '5 seconds' });
+    agenda.on('error', (err: Error) => options.onError?.(err));
+
+    return {
+        agenda,
+        close: async () => {
+
+            await agenda.stop();
+            await pool.end();
+        }
+    };
+};
+
+
+export class AgendaQueue implements Queue {
+
+    constructor(private readonly agenda: Agenda, private readonly onClose: () => Promise<void>) { }
+
+    async enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<void> {
+
+        await this.agenda.now(name, data);
+    }
+
+    async list(): Promise<ScheduledJob[]> {
+
+        const { jobs } = await this.agenda.queryJobs({ sort: { name: 1 }, limit: 500 } as never);
+        return jobs.map((job) => ({
+            name: job.name,
+            state: job.state,
+            schedule: job.repeatInterval === undefined ? null : String(job.repeatInterval),
+            last_run_at: job.lastRunAt ?? null,
+            last_finished_at: job.lastFinishedAt ?? null,
+            next_run_at: job.nextRunAt ?? null,
+            failed_at: job.failedAt ?? null,
+            fail_reason: job.failReason ?? null,
+            fail_count: job.failCount ?? 0,
+            progress: job.progress ?? null
+        }));
+    }
+
+    stop(): Promise<void> {
+
+        return this.onClose();
+    }
+}

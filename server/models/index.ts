@@ -1,0 +1,6 @@
+export { BaseModel } from './base';
+export { User, type Preferences } from './user';
+export { ApiKey, type ApiKeyScope } from './api-key';
+export { AuditLog, type AuditOutcome } from './audit-log';
+export { Notification } from './notification';
+export { RevokedToken, WorkerHeartbeat } from './system';

@@ -1,0 +1,39 @@
+import type { Role } from '../policy';
+
+import { BaseModel } from './base';
+
+
+export interface Preferences {
+    theme?: 'light' | 'dark' | 'system';
+    language?: string;
+    timezone?: string;
+    page_size?: number;
+    notifications?: { in_app?: boolean; email?: boolean; events?: string[] };
+}
+
+
+export class User extends BaseModel {
+
+    static override tableName = 'users';
+
+    id!: string;
+    username!: string;
+    email!: string | null;
+    display_name!: string | null;
+    role!: Role;
+    is_active!: boolean;
+    must_change_password!: boolean;
+    password_hash!: string | null;
+    auth_provider!: 'local' | 'saml';
+    token_version!: number;
+    preferences!: Preferences;
+    last_login_at!: Date | null;
+    created_by!: string | null;
+
+    // Never serialised: the hash and the token cut-off stay inside the server.
+    override $formatJson(json: Record<string, unknown>) {
+
+        const { password_hash, token_version, ...rest } = super.$formatJson(json);
+        return rest;
+    }
+}

@@ -1,0 +1,94 @@
+import type { Knex } from 'knex';
+
+import { AuditLog, type AuditOutcome } from '../models';
+import type { Actor } from '../policy';
+
+import { page, type ListQuery, type Page } from './lists';
+
+
+export interface AuditEntry {
+    action: string;
+    entity_type?: string | undefined;
+    entity_id?: string | null | undefined;
+    outcome?: AuditOutcome;
+    details?: Record<string, unknown>;
+}
+
+
+export interface AuditFilters extends ListQuery {
+    actor_id?: string;
+    action?: string;
+    entity_type?: string;
+    entity_id?: string;
+    outcome?: AuditOutcome;
+    from?: Date;
+    to?: Date;
+}
+
+
+// Keys whose values never reach the audit table, whatever a caller passes in details.
+const internals = {
+    secret: /pass(word)?|secret|token|api[_-]?key|key_hash|authorization|cookie|saml/i
+};
+
+
+export class AuditService {
+
+    constructor(private readonly deps: { knex: Knex }) { }
+
+    // Always called with the transaction of the change it records, so both commit or neither does.
+    async record(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry): Promise<void> {
+
+        await AuditLog.query(trx).insert({
+            actor_id: actor.id,
+            actor_role: actor.role,
+            action: entry.action,
+            entity_type: entry.entity_type ?? null,
+            entity_id: entry.entity_id ?? null,
+            outcome: entry.outcome ?? 'success',
+            ip: actor.ip ?? null,
+            user_agent: actor.userAgent?.slice(0, 512) ?? null,
+            request_id: actor.requestId ?? null,
+            details: redact(entry.details ?? {})
+        });
+    }
+
+    list(filters: AuditFilters): Promise<Page<AuditLog>> {
+
+        const query = AuditLog.query(this.deps.knex);
+        for (const field of ['actor_id', 'action', 'entity_type', 'entity_id', 'outcome'] as const) {
+            if (filters[field] !== undefined) {
+                query.where(field, filters[field]);
+            }
+        }
+
+        if (filters.from) {
+            query.where('created_at', '>=', filters.from);
+        }
+
+        if (filters.to) {
+            query.where('created_at', '<', filters.to);
+        }
+
+        return page(query, filters, { sort: 'created_at', order: 'desc' });
+    }
+}
+
+
+export const redact = (details: Record<string, unknown>): Record<string, unknown> => {
+
+    const clean: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(details)) {
+        if (internals.secret.test(key)) {
+            clean[key] = '[redacted]';
+        }
+        else if (value && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date)) {
+            clean[key] = redact(value as Record<string, unknown>);
+        }
+        else {
+            clean[key] = value;
+        }
+    }
+
+    return clean;
+};

@@ -1,0 +1,211 @@
+import * as Crypto from 'crypto';
+
+import * as Jwt from '@hapi/jwt';
+import type { Knex } from 'knex';
+
+import { RateLimitedError, UnauthorizedError, ValidationError } from '../errors';
+import { ApiKey, User, type ApiKeyScope } from '../models';
+import type { Actor, Role } from '../policy';
+
+import type { AuditService } from './audit';
+import { checkPasswordPolicy, dummyHash, hashPassword, verifyPassword } from './passwords';
+import type { AttemptCounter, RevocationStore } from './stores';
+
+
+export interface JwtSettings {
+    secret: string;
+    ttlSeconds: number;
+    issuer: string;
+    audience: string;
+}
+
+
+export interface Session {
+    access_token: string;
+    token_type: 'bearer';
+    expires_at: string;
+    user: User;
+}
+
+
+// What every authentication strategy resolves a request to.
+export interface Principal {
+    user: User;
+    role: Role;
+    scope: Role[];
+    apiKey?: { id: string; scope: ApiKeyScope };
+    token?: { jti: string; exp: number };
+}
+
+
+export interface TokenPayload {
+    sub?: unknown;
+    role?: unknown;
+    jti?: unknown;
+    iat?: unknown;
+    exp?: unknown;
+    ver?: unknown;
+}
+
+
+const internals = {
+    algorithm: 'HS256' as const,
+    invalidLogin: 'Invalid username or password',
+    apiKeyPattern: /^aegis_[0-9a-f]{64}$/
+};
+
+
+export class AuthService {
+
+    constructor(private readonly deps: {
+        knex: Knex;
+        audit: AuditService;
+        revocations: RevocationStore;
+        attempts: AttemptCounter;
+        jwt: JwtSettings;
+        login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
+    }) { }
+
+    get jwtSettings(): JwtSettings {
+
+        return this.deps.jwt;
+    }
+
+    async login(actor: Actor, username: string, password: string): Promise<Session> {
+
+        const userKey = `user:${username.toLowerCase()}`;
+        const ipKey = `ip:${actor.ip ?? 'unknown'}`;
+        await this.throttle(userKey, this.deps.login.maxFailuresPerUser);
+        await this.throttle(ipKey, this.deps.login.maxFailuresPerIp);
+
+        const user = await User.query(this.deps.knex).whereRaw('lower(username) = lower(?)', [username]).first();
+
+        // The same work and the same answer for an unknown user, a wrong password, an SSO-only or inactive user
+        const valid = await verifyPassword(user?.password_hash ?? await dummyHash, password);
+        if (!user || !valid || !user.is_active || !user.password_hash) {
+            await Promise.all([
+                this.deps.attempts.increment(userKey, this.deps.login.windowSeconds),
+                this.deps.attempts.increment(ipKey, this.deps.login.windowSeconds)
+            ]);
+
+            await this.deps.audit.record(this.deps.knex, { ...actor, id: user?.id ?? null, role: user?.role ?? actor.role }, {
+                action: 'auth.login', entity_type: 'user', entity_id: user?.id, outcome: 'failure', details: { username: username.slice(0, 128) }
+            });
+
+            throw new UnauthorizedError(internals.invalidLogin, 'invalid_credentials');
+        }
+
+        await this.deps.attempts.reset(userKey);
+        const session = await User.transaction(this.deps.knex, async (trx) => {
+
+            const updated = await user.$query(trx).patchAndFetch({ last_login_at: new Date() });
+            await this.deps.audit.record(trx, { ...actor, id: user.id, role: user.role }, { action: 'auth.login', entity_type: 'user', entity_id: user.id });
+            return this.issue(updated);
+        });
+
+        return session;
+    }
+
+    issue(user: User): Session {
+
+        const now = Math.floor(Date.now() / 1000);
+        const exp = now + this.deps.jwt.ttlSeconds;
+        const token = Jwt.token.generate(
+            { sub: user.id, role: user.role, jti: Crypto.randomUUID(), iat: now, exp, ver: user.token_version, aud: this.deps.jwt.audience, iss: this.deps.jwt.issuer },
+            { key: this.deps.jwt.secret, algorithm: internals.algorithm },
+            { iat: false }
+        );
+
+        return { access_token: token, token_type: 'bearer', expires_at: new Date(exp * 1000).toISOString(), user };
+    }
+
+    // Called after @hapi/jwt has checked the signature, algorithm, aud, iss, exp and age.
+    async resolveToken(payload: TokenPayload): Promise<Principal | null> {
+
+        const { sub, jti, exp, iat, ver } = payload;
+        if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number' || typeof ver !== 'number') {
+            return null;
+        }
+
+        const [revoked, user] = await Promise.all([
+            this.deps.revocations.isRevoked(jti),
+            User.query(this.deps.knex).findById(sub)
+        ]);
+
+        if (revoked || !user || !user.is_active || user.token_version !== ver) {
+            return null;
+        }
+
+        return { user, role: user.role, scope: [user.role], token: { jti, exp } };
+    }
+
+    async resolveApiKey(raw: string): Promise<Principal | null> {
+
+        if (!internals.apiKeyPattern.test(raw)) {
+            return null;
+        }
+
+        const key = await ApiKey.query(this.deps.knex)
+            .withGraphJoined('user')
+            .where('api_keys.key_hash', hashApiKey(raw))
+            .whereNull('api_keys.revoked_at')
+            .first();
+
+        if (!key?.user?.is_active || key.expires_at && key.expires_at.getTime() <= Date.now()) {
+            return null;
+        }
+
+        return { user: key.user, role: key.user.role, scope: [key.user.role], apiKey: { id: key.id, scope: key.scope } };
+    }
+
+    async logout(actor: Actor, token: { jti: string; exp: number } | undefined): Promise<void> {
+
+        await User.transaction(this.deps.knex, async (trx) => {
+
+            if (token) {
+                await this.deps.revocations.revoke(trx, { jti: token.jti, userId: actor.id, expiresAt: new Date(token.exp * 1000) });
+            }
+
+            await this.deps.audit.record(trx, actor, { action: 'auth.logout', entity_type: 'user', entity_id: actor.id });
+        });
+
+        if (token) {
+            await this.deps.revocations.publish({ jti: token.jti, expiresAt: new Date(token.exp * 1000) });
+        }
+    }
+
+    // Every earlier token of the user stops working (token_version); the caller gets a fresh session.
+    async changePassword(actor: Actor, input: { current_password: string; new_password: string }): Promise<Session> {
+
+        const user = await User.query(this.deps.knex).findById(actor.id!).throwIfNotFound();
+        if (!user.password_hash || !await verifyPassword(user.password_hash, input.current_password)) {
+            await this.deps.audit.record(this.deps.knex, actor, { action: 'auth.change_password', entity_type: 'user', entity_id: user.id, outcome: 'failure' });
+            throw new ValidationError('The current password is wrong', ['current_password'], 'invalid_current_password');
+        }
+
+        if (input.new_password === input.current_password) {
+            throw new ValidationError('The new password must differ from the current one', ['new_password'], 'password_reused');
+        }
+
+        checkPasswordPolicy(input.new_password, user);
+        const passwordHash = await hashPassword(input.new_password);
+
+        return await User.transaction(this.deps.knex, async (trx) => {
+
+            const updated = await user.$query(trx).patchAndFetch({ password_hash: passwordHash, must_change_password: false, token_version: user.token_version + 1 });
+            await this.deps.audit.record(trx, actor, { action: 'auth.change_password', entity_type: 'user', entity_id: user.id });
+            return this.issue(updated);
+        });
+    }
+
+    private async throttle(key: string, limit: number): Promise<void> {
+
+        const { count, retryAfterSeconds } = await this.deps.attempts.count(key);
+        if (count >= limit) {
+            throw new RateLimitedError(Math.max(1, retryAfterSeconds));
+        }
+    }
+}
+
+
+export const hashApiKey = (raw: string): string => Crypto.createHash('sha256').update(raw).digest('hex');

@@ -1,0 +1,46 @@
+import type { Knex } from 'knex';
+
+import type { Redis } from '../../integrations/redis';
+import type { Queue } from '../jobs';
+
+import { AuditService } from './audit';
+import { ApiKeysService } from './api-keys';
+import { AuthService, type JwtSettings } from './auth';
+import { NotificationsService } from './notifications';
+import { MemoryAttemptCounter, PgRevocationStore, RedisAttemptCounter, RedisRevocationStore } from './stores';
+import { SystemService, type Pingable } from './system';
+import { UsersService } from './users';
+
+
+export interface ServiceDeps {
+    knex: Knex;
+    queue: Queue;
+    redis?: Redis | undefined;
+    storage?: Pingable | undefined;
+    jwt: JwtSettings;
+    login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
+    version: string;
+    heartbeatSeconds: number;
+}
+
+
+// The one factory both processes call: the API server and the worker run the same services.
+export const createServices = (deps: ServiceDeps) => {
+
+    const { knex, redis } = deps;
+    const audit = new AuditService({ knex });
+    const revocations = redis ? new RedisRevocationStore(knex, redis) : new PgRevocationStore(knex);
+    const attempts = redis ? new RedisAttemptCounter(redis) : new MemoryAttemptCounter();
+
+    return {
+        audit,
+        auth: new AuthService({ knex, audit, revocations, attempts, jwt: deps.jwt, login: deps.login }),
+        users: new UsersService({ knex, audit }),
+        apiKeys: new ApiKeysService({ knex, audit }),
+        notifications: new NotificationsService({ knex, audit }),
+        system: new SystemService({ knex, queue: deps.queue, redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+    };
+};
+
+
+export type Services = ReturnType<typeof createServices>;

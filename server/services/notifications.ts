@@ -1,0 +1,74 @@
+import type { Knex } from 'knex';
+
+import { NotFoundError } from '../errors';
+import { Notification } from '../models';
+import type { Actor } from '../policy';
+
+import type { AuditService } from './audit';
+import { page, type ListQuery, type Page } from './lists';
+
+
+export interface NotificationCreate {
+    user_id: string;
+    type: string;
+    title: string;
+    body?: string | null;
+    entity_type?: string | null;
+    entity_id?: string | null;
+}
+
+
+export class NotificationsService {
+
+    constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
+
+    list(actor: Actor, filters: ListQuery & { unread?: boolean; type?: string }): Promise<Page<Notification> & { unread_count: number }> {
+
+        const query = Notification.query(this.deps.knex).where('user_id', actor.id!);
+        if (filters.unread !== undefined) {
+            query.where((q) => (filters.unread ? q.whereNull('read_at') : q.whereNotNull('read_at')));
+        }
+
+        if (filters.type) {
+            query.where('type', filters.type);
+        }
+
+        return Promise.all([
+            page(query, filters, { sort: 'created_at', order: 'desc' }),
+            Notification.query(this.deps.knex).where('user_id', actor.id!).whereNull('read_at').resultSize()
+        ]).then(([result, unread]) => ({ ...result, unread_count: unread }));
+    }
+
+    // Later modules call this inside the transaction of the event that concerns the users.
+    async notify(trx: Knex.Transaction | Knex, notifications: NotificationCreate[]): Promise<void> {
+
+        if (notifications.length) {
+            await Notification.query(trx).insert(notifications);
+        }
+    }
+
+    async markRead(actor: Actor, id: string, read = true): Promise<Notification> {
+
+        return await Notification.transaction(this.deps.knex, async (trx) => {
+
+            const notification = await Notification.query(trx).findById(id).where('user_id', actor.id!).forUpdate();
+            if (!notification) {
+                throw new NotFoundError('Notification');
+            }
+
+            const updated = await notification.$query(trx).patchAndFetch({ read_at: read ? notification.read_at ?? new Date() : null });
+            await this.deps.audit.record(trx, actor, { action: 'notification.read', entity_type: 'notification', entity_id: id, details: { read } });
+            return updated;
+        });
+    }
+
+    async markAllRead(actor: Actor): Promise<{ updated: number }> {
+
+        return await Notification.transaction(this.deps.knex, async (trx) => {
+
+            const updated = await Notification.query(trx).patch({ read_at: new Date() }).where('user_id', actor.id!).whereNull('read_at');
+            await this.deps.audit.record(trx, actor, { action: 'notification.read_all', entity_type: 'notification', details: { updated } });
+            return { updated };
+        });
+    }
+}

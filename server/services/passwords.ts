@@ -1,0 +1,56 @@
+import { hash, verify, Algorithm } from '@node-rs/argon2';
+import { dictionary } from '@zxcvbn-ts/language-common';
+
+import { ValidationError } from '../errors';
+
+
+// OWASP's argon2id minimum (m=19 MiB, t=2, p=1): about 17 ms a hash on the reference machine.
+const internals = {
+    options: { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 },
+    common: new Set((dictionary['passwords-common'] as string[]).slice(0, 10_000).map((word) => word.toLowerCase())),
+    context: ['aegis', 'purple', 'password', 'admin']
+};
+
+
+export const minPasswordLength = 12;
+export const maxPasswordLength = 128;
+
+
+export const hashPassword = (password: string): Promise<string> => hash(password, internals.options);
+
+
+export const verifyPassword = async (passwordHash: string, password: string): Promise<boolean> => {
+
+    try {
+        return await verify(passwordHash, password);
+    }
+    catch {
+        return false;
+    }
+};
+
+
+// Compared against when the user does not exist, so that both answers take the same time.
+export const dummyHash = hash('aegis-timing-equaliser-not-a-password', internals.options);
+
+
+// The policy of SEC-12: length by code points, no composition rules, no common or contextual passwords.
+export const checkPasswordPolicy = (password: string, context: { username: string; email?: string | null | undefined }): void => {
+
+    const length = [...password].length;
+    if (length < minPasswordLength || length > maxPasswordLength) {
+        throw new ValidationError(`Password must be ${minPasswordLength} to ${maxPasswordLength} characters long`, ['password'], 'weak_password');
+    }
+
+    const lower = password.toLowerCase();
+    const words = [...internals.context, context.username.toLowerCase(), ...(context.email ? [context.email.toLowerCase(), context.email.toLowerCase().split('@')[0] ?? ''] : [])];
+    if (internals.common.has(lower) || words.some((word) => word.length >= 4 && lower === word) || (context.username.length >= 3 && lower.includes(context.username.toLowerCase()))) {
+        throw new ValidationError('Password is too common or contains the username', ['password'], 'weak_password');
+    }
+
+    // A repeat of a common password ("passwordpassword") or one character is no better than the word itself
+    const unique = new Set(lower).size;
+    if (unique < 4 || internals.common.has(lower.slice(0, Math.ceil(lower.length / 2))) && lower === lower.slice(0, Math.ceil(lower.length / 2)).repeat(2)) {
+        throw new ValidationError('Password is too common or too repetitive', ['password'], 'weak_password');
+    }
+};

@@ -1,0 +1,189 @@
+import * as Crypto from 'crypto';
+
+import type { Knex } from 'knex';
+
+import { ConflictError, NotFoundError } from '../errors';
+import { User, type Preferences } from '../models';
+import { Role, systemActor, type Actor } from '../policy';
+
+import type { AuditService } from './audit';
+import { likePattern, page, type ListQuery, type Page } from './lists';
+import { checkPasswordPolicy, hashPassword } from './passwords';
+
+
+export interface UserCreate {
+    username: string;
+    password: string;
+    role: Role;
+    email?: string | null;
+    display_name?: string | null;
+}
+
+
+export interface UserUpdate {
+    role?: Role;
+    is_active?: boolean;
+    display_name?: string | null;
+    email?: string | null;
+    must_change_password?: boolean;
+}
+
+
+export interface UserFilters extends ListQuery {
+    role?: Role;
+    is_active?: boolean;
+    search?: string;
+}
+
+
+export class UsersService {
+
+    constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
+
+    list(filters: UserFilters): Promise<Page<User>> {
+
+        const query = User.query(this.deps.knex);
+        if (filters.role) {
+            query.where('role', filters.role);
+        }
+
+        if (filters.is_active !== undefined) {
+            query.where('is_active', filters.is_active);
+        }
+
+        if (filters.search) {
+            const pattern = likePattern(filters.search);
+            query.where((q) => q.where('username', 'ilike', pattern).orWhere('display_name', 'ilike', pattern).orWhere('email', 'ilike', pattern));
+        }
+
+        return page(query, filters, { sort: 'username', order: 'asc' });
+    }
+
+    async get(id: string): Promise<User> {
+
+        const user = await User.query(this.deps.knex).findById(id);
+        if (!user) {
+            throw new NotFoundError('User');
+        }
+
+        return user;
+    }
+
+    async create(actor: Actor, input: UserCreate): Promise<User> {
+
+        checkPasswordPolicy(input.password, input);
+        const passwordHash = await hashPassword(input.password);
+
+        return await User.transaction(this.deps.knex, async (trx) => {
+
+            const user = await User.query(trx).insertAndFetch({
+                username: input.username,
+                email: input.email ?? null,
+                display_name: input.display_name ?? null,
+                role: input.role,
+                password_hash: passwordHash,
+                must_change_password: true,
+                created_by: actor.id
+            });
+
+            await this.deps.audit.record(trx, actor, { action: 'user.create', entity_type: 'user', entity_id: user.id, details: { username: user.username, role: user.role } });
+            return user;
+        });
+    }
+
+    async update(actor: Actor, id: string, input: UserUpdate): Promise<User> {
+
+        return await User.transaction(this.deps.knex, async (trx) => {
+
+            const user = await User.query(trx).findById(id).forUpdate();
+            if (!user) {
+                throw new NotFoundError('User');
+            }
+
+            const losesAdmin = user.role === Role.admin && user.is_active && (input.role !== undefined && input.role !== Role.admin || input.is_active === false);
+            if (losesAdmin) {
+                await this.assertAnotherAdmin(trx, user.id);
+            }
+
+            // A new role or a deactivation ends every session of the user at once (SEC-03)
+            const ends = input.role !== undefined && input.role !== user.role || input.is_active === false && user.is_active;
+            const updated = await user.$query(trx).patchAndFetch({ ...input, ...(ends ? { token_version: user.token_version + 1 } : {}) });
+
+            await this.deps.audit.record(trx, actor, { action: 'user.update', entity_type: 'user', entity_id: user.id, details: { changes: input } });
+            return updated;
+        });
+    }
+
+    async deactivate(actor: Actor, id: string): Promise<User> {
+
+        return await User.transaction(this.deps.knex, async (trx) => {
+
+            const user = await User.query(trx).findById(id).forUpdate();
+            if (!user) {
+                throw new NotFoundError('User');
+            }
+
+            if (user.id === actor.id) {
+                throw new ConflictError('You cannot deactivate your own account', 'cannot_deactivate_self');
+            }
+
+            if (user.role === Role.admin && user.is_active) {
+                await this.assertAnotherAdmin(trx, user.id);
+            }
+
+            const updated = await user.$query(trx).patchAndFetch({ is_active: false, token_version: user.token_version + 1 });
+            await this.deps.audit.record(trx, actor, { action: 'user.deactivate', entity_type: 'user', entity_id: user.id });
+            return updated;
+        });
+    }
+
+    async updatePreferences(actor: Actor, preferences: Preferences): Promise<User> {
+
+        return await User.transaction(this.deps.knex, async (trx) => {
+
+            const user = await User.query(trx).findById(actor.id!).forUpdate().throwIfNotFound();
+            const merged: Preferences = {
+                ...user.preferences,
+                ...preferences,
+                ...(preferences.notifications ? { notifications: { ...user.preferences.notifications, ...preferences.notifications } } : {})
+            };
+
+            const updated = await user.$query(trx).patchAndFetch({ preferences: merged });
+            await this.deps.audit.record(trx, actor, { action: 'user.preferences', entity_type: 'user', entity_id: user.id });
+            return updated;
+        });
+    }
+
+    // First start (conventions.md): with no users at all, create `admin` with a temporary password.
+    async bootstrapAdmin(password: string | undefined): Promise<{ created: boolean; password?: string }> {
+
+        return await User.transaction(this.deps.knex, async (trx) => {
+
+            // Several API instances may start at once; only one of them creates the admin
+            await trx.raw('select pg_advisory_xact_lock(?)', [736_421_902]);
+            const existing = await User.query(trx).resultSize();
+            if (existing > 0) {
+                return { created: false };
+            }
+
+            const chosen = password ?? Crypto.randomBytes(18).toString('base64url');
+            const user = await User.query(trx).insertAndFetch({
+                username: 'admin',
+                role: Role.admin,
+                password_hash: await hashPassword(chosen),
+                must_change_password: true
+            });
+
+            await this.deps.audit.record(trx, systemActor, { action: 'user.bootstrap', entity_type: 'user', entity_id: user.id });
+            return password ? { created: true } : { created: true, password: chosen };
+        });
+    }
+
+    private async assertAnotherAdmin(trx: Knex.Transaction, exceptId: string): Promise<void> {
+
+        const others = await User.query(trx).where({ role: Role.admin, is_active: true }).whereNot('id', exceptId).resultSize();
+        if (others === 0) {
+            throw new ConflictError('The last active admin cannot lose the admin role', 'last_admin');
+        }
+    }
+}
