@@ -1,0 +1,65 @@
+import { loadConfig, ConfigError } from './config';
+import { createLogger } from './logger';
+import { createRuntime, version } from './runtime';
+import { createServer } from './server';
+
+
+// The API process: configuration → runtime (database, integrations, services) → hapi → listen. SIGTERM drains.
+const main = async () => {
+
+    let config;
+    try {
+        config = loadConfig();
+    }
+    catch (err) {
+        if (err instanceof ConfigError) {
+            process.stderr.write(`${err.message}\n`);
+            process.exit(78);
+        }
+
+        throw err;
+    }
+
+    const logger = createLogger({ level: config.logLevel, name: 'aegis-api' });
+    const runtime = await createRuntime(config, { name: 'aegis-api', logger });
+
+    const bootstrap = await runtime.services.users.bootstrapAdmin(config.admin.password);
+    if (bootstrap.created) {
+        // The one time a password is printed: the generated first-start password, which must be changed at first login
+        logger.warn(bootstrap.password ? `First start: created user "admin" with the temporary password ${bootstrap.password} (it must be changed at first login)` : 'First start: created user "admin" with AEGIS_ADMIN_PASSWORD (it must be changed at first login)');
+    }
+
+    // A process that only enqueues must still start agenda, or no NOTIFY reaches the worker (style.md)
+    await runtime.agenda.start();
+
+    const server = await createServer({ config, services: runtime.services, logger, version });
+    await server.start();
+    logger.info({ uri: server.info.uri, version }, 'api listening');
+
+    let stopping = false;
+    const stop = async (signal: string) => {
+
+        if (stopping) {
+            return;
+        }
+
+        stopping = true;
+        logger.info({ signal }, 'api stopping');
+
+        // In-flight requests get up to 10 s to finish (SEC-25); new connections are refused at once
+        await server.stop({ timeout: 10_000 });
+        await runtime.close();
+        logger.info('api stopped');
+        process.exit(0);
+    };
+
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+};
+
+
+main().catch((err) => {
+
+    process.stderr.write(`aegis-api failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+});

@@ -1,0 +1,153 @@
+import * as Boom from '@hapi/boom';
+import type * as Hapi from '@hapi/hapi';
+import * as Jwt from '@hapi/jwt';
+
+import { UnavailableError } from '../errors';
+import type { User } from '../models';
+
+
+type AegisUser = User;
+import { Role } from '../policy';
+import type { Principal, TokenPayload } from '../services/auth';
+
+
+declare module '@hapi/hapi' {
+    interface UserCredentials extends AegisUser { }
+    interface AppCredentials {
+        apiKey?: Principal['apiKey'];
+        token?: Principal['token'];
+    }
+    interface PluginSpecificConfiguration {
+        aegis?: {
+            // The routes a user with a temporary password may still call (conventions.md)
+            allowDuringPasswordChange?: boolean;
+        };
+    }
+}
+
+
+export interface AuthPluginOptions {
+    cookieName: string;
+    allowedOrigins: string[];
+}
+
+
+const internals = {
+    safeMethods: new Set(['get', 'head', 'options']),
+    // Bodies a browser form can send cross-site without a preflight; multipart stays possible only on the upload
+    // routes that allow it (hapi answers 415 elsewhere)
+    simpleTypes: /^\s*(application\/x-www-form-urlencoded|text\/plain)/i,
+
+    credentials: (principal: Principal): Hapi.AuthCredentials => ({
+        user: principal.user,
+        scope: principal.scope,
+        app: { apiKey: principal.apiKey, token: principal.token }
+    }),
+
+    unavailable: (h: Hapi.ResponseToolkit) => {
+
+        const error = Boom.serverUnavailable('Authentication is temporarily unavailable');
+        error.output.headers['Retry-After'] = '1';
+        return h.response(error.output.payload).code(503).header('Retry-After', '1');
+    }
+};
+
+
+export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
+    name: 'aegis/auth',
+    dependencies: ['aegis/services'],
+    register: async (server, options) => {
+
+        await server.register(Jwt);
+
+        // Authorization: Bearer aegis_<hex>. Anything else is left to the JWT strategies ("missing").
+        server.auth.scheme('api-key', () => ({
+            authenticate: async (request, h) => {
+
+                const header = String(request.headers.authorization ?? '');
+                const match = /^Bearer\s+(aegis_\S*)$/i.exec(header);
+                if (!match) {
+                    throw Boom.unauthorized(null, 'Bearer');
+                }
+
+                const principal = await request.services().auth.resolveApiKey(match[1]!);
+                if (!principal) {
+                    return h.unauthenticated(Boom.unauthorized('Invalid credentials', 'Bearer'));
+                }
+
+                return h.authenticated({ credentials: internals.credentials(principal) });
+            }
+        }));
+
+        const { secret, ttlSeconds, issuer, audience } = server.services().auth.jwtSettings;
+        const validate = async (artifacts: { decoded: { payload: TokenPayload } }, request: Hapi.Request, h: Hapi.ResponseToolkit) => {
+
+            try {
+                const principal = await request.services().auth.resolveToken(artifacts.decoded.payload);
+                return principal ? { isValid: true, credentials: internals.credentials(principal) } : { isValid: false };
+            }
+            catch (err) {
+                if (err instanceof UnavailableError) {
+                    return { isValid: false, response: internals.unavailable(h) };
+                }
+
+                throw err;
+            }
+        };
+
+        const jwt = {
+            keys: { key: secret, algorithms: ['HS256'] },
+            verify: { aud: audience, iss: issuer, sub: false, nbf: true, exp: true, maxAgeSec: ttlSeconds, timeSkewSec: 30 },
+            validate
+        };
+
+        server.auth.strategy('api-key', 'api-key');
+        server.auth.strategy('jwt-bearer', 'jwt', jwt);
+        server.auth.strategy('jwt-cookie', 'jwt', { ...jwt, cookieName: options.cookieName });
+
+        // Order matters: an API key or a Bearer token wins over the cookie (domain.md). A route that forgets to
+        // declare its roles is closed to everyone: no role carries this scope.
+        server.auth.default({ strategies: ['api-key', 'jwt-bearer', 'jwt-cookie'], access: { scope: ['deny-by-default'] } });
+
+        server.ext('onPostAuth', (request, h) => {
+
+            const credentials = request.auth.credentials;
+            if (!request.auth.isAuthenticated || !credentials?.user) {
+                return h.continue;
+            }
+
+            // Temporary password: only me, change-password and logout (SEC-13)
+            if (credentials.user.must_change_password && !request.route.settings.plugins?.aegis?.allowDuringPasswordChange) {
+                throw Object.assign(Boom.forbidden('You must change your password first'), { code: 'password_change_required' });
+            }
+
+            // An API key is its owner narrowed by its scope (SEC-11)
+            const keyScope = credentials.app?.apiKey?.scope;
+            if (keyScope === 'read' && !internals.safeMethods.has(request.method)) {
+                throw Object.assign(Boom.forbidden('This API key is read-only'), { code: 'insufficient_key_scope' });
+            }
+
+            if (keyScope === 'write') {
+                const scope = request.route.settings.auth && request.route.settings.auth.access?.[0]?.scope;
+                const selection = scope && scope.selection;
+                if (selection && selection.length === 1 && selection[0] === Role.admin) {
+                    throw Object.assign(Boom.forbidden('This API key cannot call admin routes'), { code: 'insufficient_key_scope' });
+                }
+            }
+
+            // Cookie-authenticated changes must come from an allowed origin with a non-simple body (SEC-19)
+            if (request.auth.strategy === 'jwt-cookie' && !internals.safeMethods.has(request.method)) {
+                const origin = String(request.headers.origin ?? '');
+                if (!origin || !options.allowedOrigins.includes(origin)) {
+                    throw Object.assign(Boom.forbidden('Cross-site request refused'), { code: 'csrf_rejected' });
+                }
+
+                if (internals.simpleTypes.test(String(request.headers['content-type'] ?? ''))) {
+                    throw Object.assign(Boom.forbidden('Cross-site request refused'), { code: 'csrf_rejected' });
+                }
+            }
+
+            return h.continue;
+        });
+    }
+};

@@ -1,0 +1,52 @@
+import * as Boom from '@hapi/boom';
+import type * as Hapi from '@hapi/hapi';
+
+
+const internals = {
+    // The API serves JSON only: nothing may load, frame or run from it. /docs (Swagger UI) gets its own policy.
+    apiPolicy: "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    docsPolicy: "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+
+    // PostgreSQL text cannot hold NUL; an input with one is refused before it reaches a service
+    hasNul: (value: unknown, depth = 0): boolean => {
+
+        if (typeof value === 'string') {
+            return value.includes('\u0000');
+        }
+
+        if (value && typeof value === 'object' && depth < 32 && !Buffer.isBuffer(value) && typeof (value as { pipe?: unknown }).pipe !== 'function') {
+            return Object.entries(value).some(([key, item]) => key.includes('\u0000') || internals.hasNul(item, depth + 1));
+        }
+
+        return false;
+    }
+};
+
+
+export const hardeningPlugin: Hapi.Plugin<void> = {
+    name: 'aegis/hardening',
+    register: (server) => {
+
+        server.ext('onPreHandler', (request, h) => {
+
+            if (internals.hasNul(request.params) || internals.hasNul(request.query) || internals.hasNul(request.payload)) {
+                throw Object.assign(Boom.badRequest('Input must not contain NUL characters'), { code: 'validation_failed' });
+            }
+
+            return h.continue;
+        });
+
+        server.ext('onPreResponse', (request, h) => {
+
+            const response = request.response;
+            const headers = response instanceof Error ? response.output.headers : (response as Hapi.ResponseObject).headers;
+            const docs = request.path === '/docs' || request.path.startsWith('/swaggerui/');
+            headers['Content-Security-Policy'] = docs ? internals.docsPolicy : internals.apiPolicy;
+            headers['Cache-Control'] = docs ? 'no-cache' : 'no-store';
+            headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+            headers['Cross-Origin-Resource-Policy'] = 'same-origin';
+            headers['Permissions-Policy'] = 'camera=(), microphone=(), geolocation=()';
+            return h.continue;
+        }, { after: ['aegis/errors'] });
+    }
+};

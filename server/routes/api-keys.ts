@@ -1,0 +1,76 @@
+import Joi from 'joi';
+
+import type { ApiKeyScope } from '../models';
+import { actorOf } from '../plugins/services';
+import { Access } from '../policy';
+import { idParams, listQuery, text } from '../schemas/common';
+
+import { route } from './route';
+
+
+const internals = {
+    apiKey: Joi.object({
+        id: Joi.string().required(),
+        user_id: Joi.string().required(),
+        name: Joi.string().required(),
+        scope: Joi.string().valid('read', 'write', 'admin').required(),
+        prefix: Joi.string().required(),
+        expires_at: Joi.date().allow(null),
+        last_used_at: Joi.date().allow(null),
+        revoked_at: Joi.date().allow(null),
+        created_by: Joi.string().allow(null),
+        created_at: Joi.date(),
+        updated_at: Joi.date(),
+        key: Joi.string()
+    }).label('ApiKey')
+};
+
+
+export const apiKeyRoutes = [
+    route<{ Query: { limit: number; offset: number; sort?: string; order?: 'asc' | 'desc'; include_revoked?: boolean } }>({
+        method: 'GET',
+        path: '/api/v1/api-keys',
+        options: {
+            description: 'List the own API keys (never the keys themselves)',
+            tags: ['api', 'api-keys'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { query: listQuery(['created_at', 'name', 'last_used_at'], { include_revoked: Joi.boolean() }) }
+        },
+        handler: (request) => request.services().apiKeys.list(actorOf(request), request.query)
+    }),
+
+    route<{ Payload: { name: string; scope: ApiKeyScope; expires_at?: Date | null } }>({
+        method: 'POST',
+        path: '/api/v1/api-keys',
+        options: {
+            description: 'Create an API key; the key is answered once, in `key`, and only its hash is kept',
+            tags: ['api', 'api-keys'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: {
+                payload: Joi.object({
+                    name: text(100).min(1).required(),
+                    scope: Joi.string().valid('read', 'write', 'admin').required(),
+                    expires_at: Joi.date().iso().greater('now').allow(null)
+                })
+            },
+            response: { status: { 201: internals.apiKey } }
+        },
+        handler: async (request, h) => h.response(await request.services().apiKeys.create(actorOf(request), request.payload)).code(201)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'DELETE',
+        path: '/api/v1/api-keys/{id}',
+        options: {
+            description: 'Revoke an API key (own, or any as admin)',
+            tags: ['api', 'api-keys'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { params: idParams }
+        },
+        handler: async (request, h) => {
+
+            await request.services().apiKeys.revoke(actorOf(request), request.params.id);
+            return h.response().code(204);
+        }
+    })
+];

@@ -1,0 +1,90 @@
+import Joi from 'joi';
+
+import { Access } from '../policy';
+import { actorOf } from '../plugins/services';
+import * as UserSchemas from '../schemas/users';
+
+import { route } from './route';
+
+
+export const cookieName = 'aegis_token';
+
+const internals = {
+    passwordChange: { aegis: { allowDuringPasswordChange: true } }
+};
+
+
+export const authRoutes = [
+    route<{ Payload: { username: string; password: string } }>({
+        method: 'POST',
+        path: '/api/v1/auth/login',
+        options: {
+            description: 'Log in with a username and password (form-encoded or JSON); sets the aegis_token cookie',
+            tags: ['api', 'auth'],
+            auth: false,
+            payload: { allow: ['application/json', 'application/x-www-form-urlencoded'] },
+            validate: {
+                payload: Joi.object({
+                    username: Joi.string().min(1).max(128).required(),
+                    password: Joi.string().min(1).max(1024).required()
+                })
+            }
+        },
+        handler: async (request, h) => {
+
+            const session = await request.services().auth.login(actorOf(request), request.payload.username, request.payload.password);
+            return h.response(session).state(cookieName, session.access_token);
+        }
+    }),
+
+    route({
+        method: 'POST',
+        path: '/api/v1/auth/logout',
+        options: {
+            description: 'Revoke the current token and clear the cookie',
+            tags: ['api', 'auth'],
+            auth: { access: { scope: [...Access.any] } },
+            plugins: internals.passwordChange
+        },
+        handler: async (request, h) => {
+
+            await request.services().auth.logout(actorOf(request), request.auth.credentials.app?.token);
+            return h.response().code(204).unstate(cookieName);
+        }
+    }),
+
+    route({
+        method: 'GET',
+        path: '/api/v1/auth/me',
+        options: {
+            description: 'The current user and role',
+            tags: ['api', 'auth'],
+            auth: { access: { scope: [...Access.any] } },
+            plugins: internals.passwordChange,
+            response: { schema: UserSchemas.user }
+        },
+        handler: (request) => request.auth.credentials.user!
+    }),
+
+    route<{ Payload: { current_password: string; new_password: string } }>({
+        method: 'POST',
+        path: '/api/v1/auth/change-password',
+        options: {
+            description: 'Change the own password (required while must_change_password is true); answers a fresh session',
+            tags: ['api', 'auth'],
+            auth: { access: { scope: [...Access.any] } },
+            plugins: internals.passwordChange,
+            validate: {
+                payload: Joi.object({
+                    current_password: UserSchemas.password.required(),
+                    new_password: UserSchemas.password.required()
+                })
+            }
+        },
+        handler: async (request, h) => {
+
+            const session = await request.services().auth.changePassword(actorOf(request), request.payload);
+            return h.response(session).state(cookieName, session.access_token);
+        }
+    })
+];

@@ -1,0 +1,58 @@
+import Joi from 'joi';
+
+import { Access } from '../policy';
+import { listQuery, timestamp, uuid } from '../schemas/common';
+import type { AuditFilters } from '../services/audit';
+
+import { route } from './route';
+
+
+export const systemRoutes = [
+    route({
+        method: 'GET',
+        path: '/api/v1/system/health',
+        options: {
+            description: 'Liveness and the state of each dependency (public)',
+            tags: ['api', 'system'],
+            auth: false
+        },
+        handler: async (request, h) => {
+
+            const health = await request.services().system.health();
+            return h.response(health).code(health.dependencies.database.status === 'ok' ? 200 : 503);
+        }
+    }),
+
+    route({
+        method: 'GET',
+        path: '/api/v1/system/scheduler',
+        options: {
+            description: 'The worker\'s jobs (name, schedule, last and next run, state, progress) and the live workers',
+            tags: ['api', 'system'],
+            auth: { access: { scope: [...Access.admin] } }
+        },
+        handler: (request) => request.services().system.scheduler()
+    }),
+
+    route<{ Query: AuditFilters }>({
+        method: 'GET',
+        path: '/api/v1/audit-logs',
+        options: {
+            description: 'The audit trail, newest first, filtered by actor, action, entity, outcome and time range',
+            tags: ['api', 'audit-logs'],
+            auth: { access: { scope: [...Access.admin] } },
+            validate: {
+                query: listQuery(['created_at', 'action'], {
+                    actor_id: uuid,
+                    action: Joi.string().max(100),
+                    entity_type: Joi.string().max(64),
+                    entity_id: Joi.string().max(128),
+                    outcome: Joi.string().valid('success', 'failure', 'denied'),
+                    from: timestamp,
+                    to: timestamp
+                })
+            }
+        },
+        handler: (request) => request.services().audit.list(request.query)
+    })
+];

@@ -1,0 +1,111 @@
+import * as Crypto from 'crypto';
+import * as Fs from 'fs';
+import * as Path from 'path';
+
+import { createIntegrations, type Integrations } from '../integrations';
+import type { Redis } from '../integrations/redis';
+
+import type { Config } from './config';
+import { createKnex, migrate, type Knex } from './db';
+import { AgendaQueue, createAgenda } from './jobs';
+import type { Logger } from './logger';
+import { createServices, type Services } from './services';
+
+
+export interface Runtime {
+    knex: Knex;
+    redis: Redis | undefined;
+    integrations: Integrations;
+    queue: AgendaQueue;
+    agenda: Awaited<ReturnType<typeof createAgenda>>['agenda'];
+    services: Services;
+    close: () => Promise<void>;
+}
+
+
+export const version: string = (() => {
+
+    try {
+        return JSON.parse(Fs.readFileSync(Path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+    }
+    catch {
+        return JSON.parse(Fs.readFileSync(Path.join(__dirname, '..', 'package.json'), 'utf8')).version;
+    }
+})();
+
+
+// JWT_SECRET unset: one secret is generated at first start and kept, readable by the owner only, in the data directory.
+export const resolveJwtSecret = (config: Pick<Config, 'jwt' | 'dataDir'>): string => {
+
+    if (config.jwt.secret) {
+        return config.jwt.secret;
+    }
+
+    const file = Path.join(config.dataDir, 'jwt-secret');
+    Fs.mkdirSync(config.dataDir, { recursive: true });
+    try {
+        Fs.writeFileSync(file, Crypto.randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
+    }
+    catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+            throw err;
+        }
+    }
+
+    return Fs.readFileSync(file, 'utf8').trim();
+};
+
+
+// What both processes build from the configuration: database (migrated), Redis, integrations, queue and services.
+export const createRuntime = async (config: Config, options: { name: string; logger: Logger; migrate?: boolean }): Promise<Runtime> => {
+
+    const { logger } = options;
+    const url = config.database.url;
+    if (!url) {
+        throw new Error('DATABASE_URL is required here (bin/start.ts starts the embedded PostgreSQL and sets it)');
+    }
+
+    if (options.migrate !== false) {
+        const applied = await migrate(url);
+        if (applied.length) {
+            logger.info({ migrations: applied }, 'migrations applied');
+        }
+    }
+
+    const knex = createKnex({ url, poolMax: config.database.poolMax, onPoolError: (err) => logger.warn({ err: err.message }, 'database connection lost') });
+    const integrations = await createIntegrations(config, { logger });
+    const { agenda, close: closeAgenda } = await createAgenda({
+        databaseUrl: url,
+        mongodbUrl: config.mongodbUrl,
+        name: options.name,
+        lockLifetimeMs: config.worker.lockLifetimeMs,
+        onError: (err) => logger.warn({ err: err.message }, 'job queue error')
+    });
+
+    const queue = new AgendaQueue(agenda, closeAgenda);
+    const services = createServices({
+        knex,
+        queue,
+        redis: integrations.redis,
+        storage: integrations.storage,
+        jwt: { secret: resolveJwtSecret(config), ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
+        login: config.login,
+        version,
+        heartbeatSeconds: config.worker.heartbeatSeconds
+    });
+
+    return {
+        knex,
+        redis: integrations.redis,
+        integrations,
+        queue,
+        agenda,
+        services,
+        close: async () => {
+
+            await queue.stop().catch((err) => logger.warn({ err: err.message }, 'queue close failed'));
+            await integrations.close();
+            await knex.destroy();
+        }
+    };
+};
