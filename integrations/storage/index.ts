@@ -1,0 +1,46 @@
+import { LocalFileStore } from './local';
+import { MinioStore, type MinioStoreOptions } from './minio';
+import { type ObjectStore } from './object-store';
+
+
+export { contentDisposition, sanitizeFileName } from './file-name';
+export { HashingStream, hashingStream, PayloadTooLargeError, type HashingStreamOptions } from './hashing';
+export { LocalFileStore, type LocalFileStoreOptions } from './local';
+export { defaultPartSize, MinioStore, type MinioStoreOptions } from './minio';
+export {
+    assertValidKey,
+    assertValidPrefix,
+    InvalidObjectKeyError,
+    isValidKey,
+    ObjectNotFoundError,
+    ObjectSizeMismatchError,
+    type ObjectListing,
+    type ObjectStat,
+    type ObjectStore,
+    type PresignOptions,
+    type PutOptions
+} from './object-store';
+export { knownContentTypes, sniffContentType, sniffLength, type ContentTypeName, type SniffedContentType } from './sniff';
+
+
+export interface LocalStoreConfig {
+    driver: 'local';
+    root: string;
+}
+
+export interface S3StoreConfig extends MinioStoreOptions {
+    driver: 's3';
+}
+
+export type ObjectStoreConfig = LocalStoreConfig | S3StoreConfig;
+
+
+// The caller awaits `store.init()` before use (creates the root or the bucket).
+export const createObjectStore = (config: ObjectStoreConfig): ObjectStore => {
+
+    if (config.driver === 'local') {
+        return new LocalFileStore({ root: config.root });
+    }
+
+    return new MinioStore(config);
+};
