@@ -5,8 +5,7 @@ import * as Pg from 'pg';
 
 // Every job the worker knows, with its payload. Payloads carry ids, never entities (they would go stale).
 export interface Jobs {
-    'system.heartbeat': Record<string, never>;
-    'audit.prune-revocations': Record<string, never>;
+    'system.prune-revocations': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

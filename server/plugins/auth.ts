@@ -101,9 +101,24 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
             validate
         };
 
+        // Cookie-authenticated changes must come from an allowed origin with a body no form can send (SEC-19).
+        // Checked while authenticating, so that a refused request gets its 403 before its body is even parsed.
+        const validateCookie = (artifacts: { decoded: { payload: TokenPayload } }, request: Hapi.Request, h: Hapi.ResponseToolkit) => {
+
+            if (!internals.safeMethods.has(request.method)) {
+                const origin = String(request.headers.origin ?? '');
+                if (!options.allowedOrigins.includes(origin) || internals.simpleTypes.test(String(request.headers['content-type'] ?? ''))) {
+                    const error = Boom.forbidden('Cross-site request refused');
+                    return { isValid: false, response: h.response({ ...error.output.payload, code: 'csrf_rejected', request_id: request.info.id }).code(403) };
+                }
+            }
+
+            return validate(artifacts, request, h);
+        };
+
         server.auth.strategy('api-key', 'api-key');
         server.auth.strategy('jwt-bearer', 'jwt', jwt);
-        server.auth.strategy('jwt-cookie', 'jwt', { ...jwt, cookieName: options.cookieName });
+        server.auth.strategy('jwt-cookie', 'jwt', { ...jwt, validate: validateCookie, cookieName: options.cookieName });
 
         // Order matters: an API key or a Bearer token wins over the cookie (domain.md). A route that forgets to
         // declare its roles is closed to everyone: no role carries this scope.
@@ -132,18 +147,6 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
                 const selection = scope && scope.selection;
                 if (selection && selection.length === 1 && selection[0] === Role.admin) {
                     throw Object.assign(Boom.forbidden('This API key cannot call admin routes'), { code: 'insufficient_key_scope' });
-                }
-            }
-
-            // Cookie-authenticated changes must come from an allowed origin with a non-simple body (SEC-19)
-            if (request.auth.strategy === 'jwt-cookie' && !internals.safeMethods.has(request.method)) {
-                const origin = String(request.headers.origin ?? '');
-                if (!origin || !options.allowedOrigins.includes(origin)) {
-                    throw Object.assign(Boom.forbidden('Cross-site request refused'), { code: 'csrf_rejected' });
-                }
-
-                if (internals.simpleTypes.test(String(request.headers['content-type'] ?? ''))) {
-                    throw Object.assign(Boom.forbidden('Cross-site request refused'), { code: 'csrf_rejected' });
                 }
             }
 

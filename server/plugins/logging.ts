@@ -30,7 +30,7 @@ export const loggingPlugin: Hapi.Plugin<{ logger: Logger }> = {
             }
         });
 
-        server.events.on({ name: 'request', channels: ['app', 'internal'] }, (request, event, tags) => {
+        server.events.on({ name: 'request', channels: ['app'] }, (request, event, tags) => {
 
             if (tags.error) {
                 const data = event.data as { err?: Error } | undefined;

@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 
 import type { Queue, ScheduledJob } from '../jobs';
 import { RevokedToken, WorkerHeartbeat } from '../models';
+import type { Actor } from '../policy';
 
 
 export type DependencyStatus = { status: 'ok' | 'down' | 'not_configured'; latency_ms?: number };
@@ -119,7 +120,7 @@ export class SystemService {
     }
 
     // Expired revocations are dead weight: the tokens they name no longer pass the `exp` check.
-    async pruneRevocations(): Promise<number> {
+    async pruneRevocations(actor: Actor): Promise<number> {
 
         return await RevokedToken.query(this.deps.knex).delete().where('expires_at', '<', new Date());
     }

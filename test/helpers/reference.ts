@@ -1,0 +1,118 @@
+import * as Fs from 'fs';
+import * as Path from 'path';
+
+import { Access, roles, type Role } from '../../server/policy';
+
+
+export const sharedDir = Path.join(__dirname, '..', '..', '..', 'shared');
+
+export type Allowed = readonly Role[] | 'public';
+
+
+export interface ReferenceRoute {
+    method: string;
+    path: string;                       // /api/v1/... with every {param} written as {}
+    allowed: Allowed;
+    auth: string;                       // the reference's own words
+}
+
+
+const internals = {
+    abbreviations: { A: 'admin', RL: 'red_lead', BL: 'blue_lead', RT: 'red_tech', BT: 'blue_tech', V: 'viewer' } as Record<string, Role>,
+
+    // "Other Modules" name a prefix and a rule in words; this is how each reads, checked against the words themselves
+    modules: {
+        '/notifications': { auth: 'Any (own)', rule: () => Access.any },
+        '/audit-logs': { auth: 'A', rule: () => Access.admin },
+        '/jira': { auth: 'RL,BL,A', rule: () => Access.leads },
+        '/threat-actors': { auth: 'Any GET, RL,BL,A manage', rule: (method: string) => (method === 'GET' ? Access.any : Access.leads) },
+        '/compliance': { auth: 'Any', rule: () => Access.any },
+        '/analytics': { auth: 'Any', rule: () => Access.any },
+        '/heatmap': { auth: 'Any', rule: () => Access.any },
+        '/scores': { auth: 'Any GET; A for config PATCH', rule: (method: string) => (method === 'GET' ? Access.any : Access.admin) },
+        '/worklogs': { auth: 'Any create; own or A to read', rule: () => Access.any },
+        '/osint': { auth: 'RL,BL,A', rule: () => Access.leads },
+        '/data-sources': { auth: 'Any GET; A manage', rule: (method: string) => (method === 'GET' ? Access.any : Access.admin) },
+        '/system': { auth: 'A (scheduler, sync); Public (health)', rule: (method: string, path: string) => (path === '/api/v1/system/health' ? 'public' as const : Access.admin) }
+    } as Record<string, { auth: string; rule: (method: string, path: string) => Allowed }>
+};
+
+
+export const normalisePath = (path: string): string => path.replace(/\{[^}]+\}/g, '{}');
+
+
+export const parseAuth = (auth: string): Allowed => {
+
+    const text = auth.replace(/\*/g, '').trim();
+    if (/^public$/i.test(text)) {
+        return 'public';
+    }
+
+    if (/^any$/i.test(text)) {
+        return [...roles];
+    }
+
+    if (/^all except v$/i.test(text)) {
+        return Access.allExceptViewer;
+    }
+
+    // Ownership rules are checked by the service; the route itself is open to every role
+    if (/^own or /i.test(text)) {
+        return [...roles];
+    }
+
+    // Evidence upload: red evidence RL,RT,A and blue evidence BL,BT,A (the footnote of the reference)
+    if (/^role-dependent$/i.test(text)) {
+        return [...new Set([...Access.red, ...Access.blue])];
+    }
+
+    return text.split(',').map((item) => {
+
+        const role = internals.abbreviations[item.trim()];
+        if (!role) {
+            throw new Error(`Unknown role "${item}" in the API reference`);
+        }
+
+        return role;
+    });
+};
+
+
+export const loadReference = (): { routes: ReferenceRoute[]; modules: typeof internals.modules; moduleRows: Map<string, string> } => {
+
+    const text = Fs.readFileSync(Path.join(sharedDir, 'docs', 'api-reference.md'), 'utf8');
+    const routes: ReferenceRoute[] = [];
+    const moduleRows = new Map<string, string>();
+
+    for (const line of text.split('\n')) {
+        const cells = line.split('|').map((cell) => cell.trim());
+        const [, method, rawPath, auth] = cells;
+        if (cells.length >= 5 && method && /^(GET|POST|PUT|PATCH|DELETE)$/.test(method) && rawPath && auth) {
+            const path = `/api/v1${rawPath.replace(/`/g, '')}`;
+            routes.push({ method, path: normalisePath(path), allowed: parseAuth(auth), auth });
+            continue;
+        }
+
+        // | Notifications | `/notifications` | Any (own) | GET list, PATCH mark-read |
+        const prefix = cells[2]?.replace(/`/g, '');
+        if (cells.length >= 5 && prefix?.startsWith('/') && cells[1] !== 'Module') {
+            moduleRows.set(prefix, cells[3]!);
+        }
+    }
+
+    return { routes, modules: internals.modules, moduleRows };
+};
+
+
+// What the reference allows for a route of the server, or undefined when the reference does not cover it.
+export const allowedFor = (reference: ReturnType<typeof loadReference>, method: string, path: string): Allowed | undefined => {
+
+    const normalised = normalisePath(path);
+    const exact = reference.routes.find((item) => item.method === method && item.path === normalised);
+    if (exact) {
+        return exact.allowed;
+    }
+
+    const prefix = Object.keys(reference.modules).find((item) => path.startsWith(`/api/v1${item}`));
+    return prefix ? reference.modules[prefix]!.rule(method, path) : undefined;
+};

@@ -1,0 +1,378 @@
+import * as Crypto from 'crypto';
+
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+import * as Jwt from '@hapi/jwt';
+
+import { AuditLog, User } from '../../server/models';
+
+import { init, login, origin, password, type TestContext } from '../helpers/server';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, before, after } = lab;
+
+
+const internals = {
+    b64: (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url'),
+
+    sign: (context: TestContext, user: User, overrides: Record<string, unknown> = {}, key?: string, algorithm = 'HS256') => {
+
+        const now = Math.floor(Date.now() / 1000);
+        const payload = { sub: user.id, role: user.role, jti: Crypto.randomUUID(), iat: now, exp: now + 600, ver: user.token_version, aud: context.config.jwt.audience, iss: context.config.jwt.issuer, ...overrides };
+        for (const [name, value] of Object.entries(payload)) {
+            if (value === undefined) {
+                delete (payload as Record<string, unknown>)[name];
+            }
+        }
+
+        return Jwt.token.generate(payload, { key: key ?? context.config.jwt.secret!, algorithm }, { iat: false });
+    },
+
+    me: (context: TestContext, headers: Record<string, string>) => context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers })
+};
+
+
+describe('Auth', () => {
+
+    let context: TestContext;
+
+    before(async () => {
+
+        context = await init();
+        await context.redis!.flushdb();
+    });
+
+    after(async () => {
+
+        await context.stop();
+    });
+
+    describe('POST /auth/login', () => {
+
+        it('logs in with JSON, answers the session and sets an HttpOnly SameSite=Lax cookie', async () => {
+
+            const user = await context.createUser('red_tech');
+            const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password } });
+            expect(res.statusCode).to.equal(200);
+            const body = JSON.parse(res.payload);
+            expect(body.token_type).to.equal('bearer');
+            expect(body.access_token).to.be.a.string();
+            expect(new Date(body.expires_at).getTime()).to.be.above(Date.now() + 3500_000);
+            expect(body.user.id).to.equal(user.id);
+            expect(body.user.password_hash).to.not.exist();
+            expect(JSON.stringify(body)).to.not.include('token_version');
+            const cookie = res.headers['set-cookie']![0]!;
+            expect(cookie).to.startWith(`aegis_token=${body.access_token}`);
+            expect(cookie).to.include('HttpOnly');
+            expect(cookie).to.include('SameSite=Lax');
+            expect(cookie).to.include('Path=/');
+
+            const me = await internals.me(context, { authorization: `Bearer ${body.access_token}` });
+            expect(me.statusCode).to.equal(200);
+            expect((me.result as any).id).to.equal(user.id);
+            expect((me.result as any).role).to.equal('red_tech');
+        });
+
+        it('logs in with a form-encoded body, case-insensitively on the username', async () => {
+
+            const user = await context.createUser('viewer');
+            const res = await context.server.inject({
+                method: 'POST', url: '/api/v1/auth/login',
+                headers: { 'content-type': 'application/x-www-form-urlencoded' },
+                payload: `username=${user.username.toUpperCase()}&password=${encodeURIComponent(password)}`
+            });
+
+            expect(res.statusCode).to.equal(200);
+            expect((res.result as any).user.username).to.equal(user.username);
+        });
+
+        it('answers the same 401 to an unknown user, a wrong password and a deactivated user, and audits each', async () => {
+
+            const user = await context.createUser('blue_tech');
+            const inactive = await context.createUser('blue_tech');
+            await context.services.users.deactivate(context.actor('admin'), inactive.id);
+
+            const attempts = [
+                { username: `nobody-${Date.now()}`, password },
+                { username: user.username, password: 'Wrong-password-1234' },
+                { username: inactive.username, password }
+            ];
+
+            const bodies = [];
+            for (const payload of attempts) {
+                const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload, remoteAddress: '10.9.0.1' });
+                expect(res.statusCode).to.equal(401);
+                const { request_id, ...rest } = res.result as any;
+                bodies.push(rest);
+            }
+
+            expect(bodies[0]).to.equal({ statusCode: 401, error: 'Unauthorized', message: 'Invalid username or password', code: 'invalid_credentials' });
+            expect(bodies[1]).to.equal(bodies[0]);
+            expect(bodies[2]).to.equal(bodies[0]);
+
+            const failures = await AuditLog.query(context.knex).where({ action: 'auth.login', outcome: 'failure', ip: '10.9.0.1' });
+            expect(failures.length).to.equal(3);
+            expect(JSON.stringify(failures)).to.not.include('Wrong-password');
+        });
+
+        it('takes about as long for an unknown user as for a wrong password', async () => {
+
+            const user = await context.createUser('viewer');
+            const time = async (username: string, index: number) => {
+
+                const start = process.hrtime.bigint();
+                await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password: 'Wrong-password-1234' }, remoteAddress: `10.8.0.${index}` });
+                return Number(process.hrtime.bigint() - start) / 1e6;
+            };
+
+            const known: number[] = [];
+            const unknown: number[] = [];
+            for (let i = 0; i < 6; ++i) {
+                known.push(await time(user.username, i));
+                unknown.push(await time(`ghost-${i}-${Date.now()}`, i + 100));
+            }
+
+            const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+            const ratio = median(unknown) / median(known);
+            expect(ratio).to.be.within(0.5, 2);
+        });
+
+        it('throttles failures per username with 429 and Retry-After, and keeps the account usable afterwards', async () => {
+
+            const user = await context.createUser('red_lead');
+            for (let i = 0; i < context.config.login.maxFailuresPerUser; ++i) {
+                const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: 'Wrong-password-1234' }, remoteAddress: `10.7.${i}.1` });
+                expect(res.statusCode).to.equal(401);
+            }
+
+            const blocked = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.7.99.1' });
+            expect(blocked.statusCode).to.equal(429);
+            expect(Number(blocked.headers['retry-after'])).to.be.within(1, context.config.login.windowSeconds);
+            expect((blocked.result as any).code).to.equal('rate_limited');
+
+            // No permanent lockout: the window passes (here: an admin clears it by waiting it out in Redis)
+            await context.redis!.del(`aegis:attempts:user:${user.username.toLowerCase()}`);
+            const again = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.7.99.1' });
+            expect(again.statusCode).to.equal(200);
+        });
+
+        it('throttles failures per IP address across usernames', async () => {
+
+            for (let i = 0; i < context.config.login.maxFailuresPerIp; ++i) {
+                await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: `spray-${i}`, password: 'Wrong-password-1234' }, remoteAddress: '10.6.0.1' });
+            }
+
+            const user = await context.createUser('viewer');
+            const blocked = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.6.0.1' });
+            expect(blocked.statusCode).to.equal(429);
+            const other = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.6.0.2' });
+            expect(other.statusCode).to.equal(200);
+        });
+
+        it('answers 400 to a missing field, an unknown field and a wrong type, and 415 to XML', async () => {
+
+            const cases = [{ username: 'admin' }, { username: 'admin', password: 'x', extra: 1 }, { username: 5, password: 'x' }];
+            for (const payload of cases) {
+                const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload });
+                expect(res.statusCode).to.equal(400);
+                expect((res.result as any).code).to.equal('validation_failed');
+            }
+
+            const xml = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'text/xml' }, payload: '<a/>' });
+            expect(xml.statusCode).to.equal(415);
+        });
+    });
+
+    describe('tokens', () => {
+
+        it('accepts a well-formed token and rejects every forged or incomplete one with a generic 401', async () => {
+
+            const user = context.users.viewer;
+            const good = internals.sign(context, user);
+            expect((await internals.me(context, { authorization: `Bearer ${good}` })).statusCode).to.equal(200);
+
+            const now = Math.floor(Date.now() / 1000);
+            const [header, body] = good.split('.');
+            const forged = [
+                `${internals.b64({ alg: 'none', typ: 'JWT' })}.${body}.`,
+                internals.sign(context, user, {}, 'another-secret-another-secret-another-secret'),
+                internals.sign(context, user, {}, context.config.jwt.secret, 'HS512'),
+                internals.sign(context, user, { exp: undefined }),
+                internals.sign(context, user, { jti: undefined }),
+                internals.sign(context, user, { ver: undefined }),
+                internals.sign(context, user, { iat: now - 7200, exp: now + 600 }),
+                internals.sign(context, user, { iat: now - 4000, exp: now - 400 }),
+                internals.sign(context, user, { aud: 'someone-else' }),
+                internals.sign(context, user, { iss: 'someone-else' }),
+                internals.sign(context, user, { sub: Crypto.randomUUID() }),
+                internals.sign(context, user, { ver: user.token_version + 1 }),
+                `${internals.b64({ alg: 'HS256', typ: 'JWT', jku: 'https://attacker.example/keys' })}.${body}.${good.split('.')[2]}`,
+                `${header}.${internals.b64({ sub: user.id, role: 'admin' })}.${good.split('.')[2]}`,
+                'not-a-token'
+            ];
+
+            for (const token of forged) {
+                const res = await internals.me(context, { authorization: `Bearer ${token}` });
+                expect(res.statusCode, token).to.equal(401);
+                expect((res.result as any).message).to.equal('Missing, invalid or expired credentials');
+            }
+        });
+
+        it('never reads a token from the URL', async () => {
+
+            const { token } = await login(context.server, (await context.createUser('viewer')).username);
+            const res = await context.server.inject({ method: 'GET', url: `/api/v1/auth/me?access_token=${token}` });
+            expect(res.statusCode).to.equal(401);
+        });
+
+        it('prefers the Bearer token over the cookie', async () => {
+
+            const red = await login(context.server, (await context.createUser('red_tech')).username);
+            const blue = await login(context.server, (await context.createUser('blue_tech')).username);
+            const res = await internals.me(context, { authorization: red.authorization, cookie: `aegis_token=${blue.token}` });
+            expect((res.result as any).role).to.equal('red_tech');
+        });
+    });
+
+    describe('POST /auth/logout', () => {
+
+        it('revokes the token at once, clears the cookie and audits', async () => {
+
+            const user = await context.createUser('blue_lead');
+            const session = await login(context.server, user.username);
+            const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } });
+            expect(res.statusCode).to.equal(204);
+            expect(res.headers['set-cookie']![0]).to.include('aegis_token=;');
+            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+
+            const audit = await AuditLog.query(context.knex).where({ action: 'auth.logout', actor_id: user.id });
+            expect(audit.length).to.equal(1);
+            expect(JSON.stringify(audit)).to.not.include(session.token);
+        });
+
+        it('keeps the revocation after Redis loses its data (a restart of a Redis that keeps nothing)', async () => {
+
+            const session = await login(context.server, (await context.createUser('red_lead')).username);
+            await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } });
+            await context.redis!.flushdb();
+            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+        });
+
+        it('answers 401 without credentials', async () => {
+
+            const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout' });
+            expect(res.statusCode).to.equal(401);
+        });
+    });
+
+    describe('cookie authentication', () => {
+
+        it('authenticates reads with the cookie alone', async () => {
+
+            const session = await login(context.server, (await context.createUser('viewer')).username);
+            const res = await internals.me(context, { cookie: `aegis_token=${session.token}` });
+            expect(res.statusCode).to.equal(200);
+        });
+
+        it('refuses a state-changing cookie request without an allowed Origin, or with a form body (CSRF)', async () => {
+
+            const session = await login(context.server, (await context.createUser('viewer')).username);
+            const cookie = `aegis_token=${session.token}`;
+            const url = '/api/v1/users/me/preferences';
+
+            const missing = await context.server.inject({ method: 'PATCH', url, headers: { cookie }, payload: { theme: 'dark' } });
+            expect(missing.statusCode).to.equal(403);
+            expect((missing.result as any).code).to.equal('csrf_rejected');
+
+            const foreign = await context.server.inject({ method: 'PATCH', url, headers: { cookie, origin: 'https://evil.example' }, payload: { theme: 'dark' } });
+            expect(foreign.statusCode).to.equal(403);
+
+            const form = await context.server.inject({ method: 'POST', url: '/api/v1/api-keys', headers: { cookie, origin, 'content-type': 'text/plain' }, payload: '{"name":"x","scope":"read"}' });
+            expect(form.statusCode).to.equal(403);
+
+            const allowed = await context.server.inject({ method: 'PATCH', url, headers: { cookie, origin }, payload: { theme: 'dark' } });
+            expect(allowed.statusCode).to.equal(200);
+            expect((allowed.result as any).preferences.theme).to.equal('dark');
+
+            // Bearer requests are not CSRF-able and need no Origin
+            const bearer = await context.server.inject({ method: 'PATCH', url, headers: { authorization: session.authorization }, payload: { theme: 'light' } });
+            expect(bearer.statusCode).to.equal(200);
+        });
+    });
+
+    describe('POST /auth/change-password and must_change_password', () => {
+
+        it('confines a user with a temporary password to me, change-password and logout', async () => {
+
+            const user = await context.createUser('red_tech', { must_change_password: true });
+            const session = await login(context.server, user.username);
+
+            const me = await internals.me(context, { authorization: session.authorization });
+            expect(me.statusCode).to.equal(200);
+            expect((me.result as any).must_change_password).to.be.true();
+
+            for (const request of [{ method: 'GET', url: '/api/v1/users/me' }, { method: 'GET', url: '/api/v1/api-keys' }, { method: 'GET', url: '/api/v1/notifications' }]) {
+                const res = await context.server.inject({ ...request, headers: { authorization: session.authorization } });
+                expect(res.statusCode).to.equal(403);
+                expect((res.result as any).code).to.equal('password_change_required');
+            }
+
+            const weak = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization: session.authorization }, payload: { current_password: password, new_password: 'password1234' } });
+            expect(weak.statusCode).to.equal(400);
+            expect((weak.result as any).code).to.equal('weak_password');
+
+            const wrong = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization: session.authorization }, payload: { current_password: 'Not-the-password-1', new_password: 'A-much-better-one-42' } });
+            expect(wrong.statusCode).to.equal(400);
+            expect((wrong.result as any).code).to.equal('invalid_current_password');
+
+            const same = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization: session.authorization }, payload: { current_password: password, new_password: password } });
+            expect(same.statusCode).to.equal(400);
+            expect((same.result as any).code).to.equal('password_reused');
+
+            const changed = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization: session.authorization }, payload: { current_password: password, new_password: 'A-much-better-one-42' } });
+            expect(changed.statusCode).to.equal(200);
+            const fresh = changed.result as any;
+            expect(fresh.user.must_change_password).to.be.false();
+
+            // The old token is gone, the new one works everywhere, and so does the new password
+            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            const keys = await context.server.inject({ method: 'GET', url: '/api/v1/api-keys', headers: { authorization: `Bearer ${fresh.access_token}` } });
+            expect(keys.statusCode).to.equal(200);
+            await login(context.server, user.username, 'A-much-better-one-42');
+        });
+
+        it('refuses passwords that are short, common, or contain the username', async () => {
+
+            const user = await context.createUser('viewer');
+            const session = await login(context.server, user.username);
+            for (const candidate of ['Short-1', 'qwertyuiop123', `x-${user.username}-x!`, 'aaaaaaaaaaaaaaaa', 'x'.repeat(129)]) {
+                const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization: session.authorization }, payload: { current_password: password, new_password: candidate } });
+                expect(res.statusCode, candidate).to.equal(400);
+            }
+        });
+    });
+
+    describe('account changes end sessions at once', () => {
+
+        it('locks out a deactivated user, and ends the sessions of a user whose role changes', async () => {
+
+            const admin = await login(context.server, context.users.admin.username);
+            const user = await context.createUser('red_lead');
+            const session = await login(context.server, user.username);
+
+            const demote = await context.server.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, headers: { authorization: admin.authorization }, payload: { role: 'viewer' } });
+            expect(demote.statusCode).to.equal(200);
+            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+
+            const again = await login(context.server, user.username);
+            expect((await internals.me(context, { authorization: again.authorization })).result).to.include({ role: 'viewer' });
+
+            const deactivate = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${user.id}`, headers: { authorization: admin.authorization } });
+            expect(deactivate.statusCode).to.equal(200);
+            expect((await internals.me(context, { authorization: again.authorization })).statusCode).to.equal(401);
+            expect((await User.query(context.knex).findById(user.id))!.is_active).to.be.false();
+        });
+    });
+});
