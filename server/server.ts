@@ -57,6 +57,7 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
             },
             payload: { maxBytes: 1024 * 1024, allow: 'application/json', protoAction: 'error' },
             response: { failAction: 'log' },
+            cache: { otherwise: 'no-store' },
             security: {
                 hsts: { maxAge: 31_536_000, includeSubDomains: true },
                 xframe: 'deny',

@@ -42,7 +42,6 @@ export const hardeningPlugin: Hapi.Plugin<void> = {
             const headers = response instanceof Error ? response.output.headers : (response as Hapi.ResponseObject).headers;
             const docs = request.path === '/docs' || request.path.startsWith('/swaggerui/');
             headers['Content-Security-Policy'] = docs ? internals.docsPolicy : internals.apiPolicy;
-            headers['Cache-Control'] = docs ? 'no-cache' : 'no-store';
             headers['Cross-Origin-Opener-Policy'] = 'same-origin';
             headers['Cross-Origin-Resource-Policy'] = 'same-origin';
             headers['Permissions-Policy'] = 'camera=(), microphone=(), geolocation=()';

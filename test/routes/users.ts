@@ -1,0 +1,197 @@
+import * as Crypto from 'crypto';
+
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+
+import { AuditLog, User } from '../../server/models';
+
+import { init, login, password, type TestContext } from '../helpers/server';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, before, after } = lab;
+
+
+describe('Users', () => {
+
+    let context: TestContext;
+
+    before(async () => {
+
+        context = await init({ redis: false });
+    });
+
+    after(async () => {
+
+        await context.stop();
+    });
+
+    describe('GET /users', () => {
+
+        it('lists users with the list envelope, filtered, searched and sorted', async () => {
+
+            const tag = Crypto.randomBytes(3).toString('hex');
+            await context.createUser('blue_lead', { username: `zed-${tag}` });
+            await context.createUser('blue_lead', { username: `amy-${tag}` });
+
+            const res = await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}&role=blue_lead&sort=username&order=desc&limit=1`, auth: context.as('admin') });
+            expect(res.statusCode).to.equal(200);
+            const body = JSON.parse(res.payload);
+            expect(body.total).to.equal(2);
+            expect(body.limit).to.equal(1);
+            expect(body.offset).to.equal(0);
+            expect(body.items.map((user: User) => user.username)).to.equal([`zed-${tag}`]);
+            expect(body.items[0].password_hash).to.not.exist();
+
+            const next = await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}&sort=username&order=desc&offset=1&limit=1`, auth: context.as('admin') });
+            expect(JSON.parse(next.payload).items[0].username).to.equal(`amy-${tag}`);
+        });
+
+        it('treats LIKE wildcards in search as literal characters', async () => {
+
+            const res = await context.server.inject({ method: 'GET', url: '/api/v1/users?search=%25', auth: context.as('admin') });
+            expect(res.statusCode).to.equal(200);
+            expect(JSON.parse(res.payload).total).to.equal(0);
+        });
+
+        it('answers 400 to a bad sort field (even a real hidden column), limit, offset or unknown filter', async () => {
+
+            for (const query of ['sort=password_hash', 'limit=0', 'limit=501', 'offset=-1', 'limit=abc', 'role=root', 'color=red', 'order=sideways', 'is_active=maybe']) {
+                const res = await context.server.inject({ method: 'GET', url: `/api/v1/users?${query}`, auth: context.as('admin') });
+                expect(res.statusCode, query).to.equal(400);
+                expect(JSON.parse(res.payload).fields).to.be.an.array();
+            }
+        });
+    });
+
+    describe('POST /users', () => {
+
+        it('creates a user who must change the password, and audits it without the password', async () => {
+
+            const username = `new-${Crypto.randomBytes(3).toString('hex')}`;
+            const res = await context.server.inject({ method: 'POST', url: '/api/v1/users', auth: context.as('admin'), payload: { username, password, role: 'red_tech', email: `${username}@example.com`, display_name: 'New Tech' } });
+            expect(res.statusCode).to.equal(201);
+            const body = JSON.parse(res.payload);
+            expect(body).to.include({ username, role: 'red_tech', is_active: true, must_change_password: true, display_name: 'New Tech', created_by: context.users.admin.id });
+            expect(body.password_hash).to.not.exist();
+
+            const audit = await AuditLog.query(context.knex).where({ action: 'user.create', entity_id: body.id });
+            expect(audit).to.have.length(1);
+            expect(JSON.stringify(audit)).to.not.include(password);
+
+            // The first login lands in the temporary-password state
+            const session = await login(context.server, username);
+            const keys = await context.server.inject({ method: 'GET', url: '/api/v1/api-keys', headers: { authorization: session.authorization } });
+            expect(keys.statusCode).to.equal(403);
+        });
+
+        it('answers 409 to a username taken in another case, and changes nothing', async () => {
+
+            const before = await User.query(context.knex).resultSize();
+            const res = await context.server.inject({ method: 'POST', url: '/api/v1/users', auth: context.as('admin'), payload: { username: context.users.viewer.username.toUpperCase(), password, role: 'viewer' } });
+            expect(res.statusCode).to.equal(409);
+            expect(await User.query(context.knex).resultSize()).to.equal(before);
+        });
+
+        it('answers 400 to a weak password, a bad role, a bad username or a privileged field', async () => {
+
+            const cases = [
+                { username: 'weakling', password: 'password', role: 'viewer' },
+                { username: 'badrole', password, role: 'root' },
+                { username: 'x', password, role: 'viewer' },
+                { username: 'has space', password, role: 'viewer' },
+                { username: 'sneaky', password, role: 'viewer', is_active: false },
+                { username: 'sneaky2', password, role: 'viewer', password_hash: 'x' },
+                { username: 'sneaky3', password, role: 'viewer', must_change_password: false }
+            ];
+
+            for (const payload of cases) {
+                const res = await context.server.inject({ method: 'POST', url: '/api/v1/users', auth: context.as('admin'), payload });
+                expect(res.statusCode, JSON.stringify(payload)).to.equal(400);
+            }
+        });
+    });
+
+    describe('GET, PATCH and DELETE /users/{id}', () => {
+
+        it('gets a user, and 404 for an unknown id, 400 for a malformed one', async () => {
+
+            const res = await context.server.inject({ method: 'GET', url: `/api/v1/users/${context.users.viewer.id}`, auth: context.as('admin') });
+            expect(res.statusCode).to.equal(200);
+            expect(JSON.parse(res.payload).username).to.equal(context.users.viewer.username);
+
+            expect((await context.server.inject({ method: 'GET', url: `/api/v1/users/${Crypto.randomUUID()}`, auth: context.as('admin') })).statusCode).to.equal(404);
+            expect((await context.server.inject({ method: 'GET', url: '/api/v1/users/not-a-uuid', auth: context.as('admin') })).statusCode).to.equal(400);
+        });
+
+        it('updates role, display name and flags, and audits the change', async () => {
+
+            const user = await context.createUser('viewer');
+            const res = await context.server.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, auth: context.as('admin'), payload: { role: 'blue_tech', display_name: 'Blue', must_change_password: true } });
+            expect(res.statusCode).to.equal(200);
+            expect(JSON.parse(res.payload)).to.include({ role: 'blue_tech', display_name: 'Blue', must_change_password: true });
+            expect(await AuditLog.query(context.knex).where({ action: 'user.update', entity_id: user.id }).resultSize()).to.equal(1);
+        });
+
+        it('answers 400 to an empty patch or a field that is not editable here', async () => {
+
+            const user = await context.createUser('viewer');
+            for (const payload of [{}, { username: 'renamed' }, { password: 'Another-password-99' }, { password_hash: 'x' }, { id: Crypto.randomUUID() }]) {
+                const res = await context.server.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, auth: context.as('admin'), payload });
+                expect(res.statusCode, JSON.stringify(payload)).to.equal(400);
+            }
+        });
+
+        it('refuses to demote or deactivate the last active admin, and to deactivate oneself', async () => {
+
+            const admins = await User.query(context.knex).where({ role: 'admin', is_active: true });
+            const keep = context.users.admin;
+            for (const other of admins.filter((admin) => admin.id !== keep.id)) {
+                await other.$query(context.knex).patch({ is_active: false });
+            }
+
+            const demote = await context.server.inject({ method: 'PATCH', url: `/api/v1/users/${keep.id}`, auth: context.as('admin'), payload: { role: 'viewer' } });
+            expect(demote.statusCode).to.equal(409);
+            expect(JSON.parse(demote.payload).code).to.equal('last_admin');
+
+            const self = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${keep.id}`, auth: context.as('admin') });
+            expect(self.statusCode).to.equal(409);
+            expect(JSON.parse(self.payload).code).to.equal('cannot_deactivate_self');
+
+            const second = await context.createUser('admin');
+            const deactivate = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${second.id}`, auth: context.as('admin') });
+            expect(deactivate.statusCode).to.equal(200);
+            expect(JSON.parse(deactivate.payload).is_active).to.be.false();
+            expect((await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${Crypto.randomUUID()}`, auth: context.as('admin') })).statusCode).to.equal(404);
+        });
+    });
+
+    describe('GET /users/me and PATCH /users/me/preferences', () => {
+
+        it('answers the own profile to every role', async () => {
+
+            for (const role of ['viewer', 'red_tech', 'blue_lead'] as const) {
+                const res = await context.server.inject({ method: 'GET', url: '/api/v1/users/me', auth: context.as(role) });
+                expect(res.statusCode).to.equal(200);
+                expect(JSON.parse(res.payload).id).to.equal(context.users[role].id);
+            }
+        });
+
+        it('merges validated preferences', async () => {
+
+            const first = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('red_tech'), payload: { theme: 'dark', notifications: { email: false } } });
+            expect(first.statusCode).to.equal(200);
+            const second = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('red_tech'), payload: { page_size: 100, notifications: { events: ['test.assigned'] } } });
+            expect(JSON.parse(second.payload).preferences).to.equal({ theme: 'dark', page_size: 100, notifications: { email: false, events: ['test.assigned'] } });
+        });
+
+        it('answers 400 to free-form or invalid preferences', async () => {
+
+            for (const payload of [{}, { theme: 'neon' }, { anything: 1 }, { page_size: 100000 }, { notifications: { events: ['nope'] } }, { constructor: { prototype: { admin: true } } }]) {
+                const res = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('viewer'), payload });
+                expect(res.statusCode, JSON.stringify(payload)).to.equal(400);
+            }
+        });
+    });
+});
