@@ -12,7 +12,27 @@ Pg.types.setTypeParser(Pg.types.builtins.NUMERIC, (value) => Number(value));
 
 const internals = {
     // An arbitrary, fixed key: every Aegis process that migrates takes this advisory lock first.
-    migrationLockKey: 736_421_901
+    migrationLockKey: 736_421_901,
+
+    // Agenda's tables, created under the same lock: its own "create if not exists" races when two processes start
+    // at once. The SQL comes from the backend itself, so it follows the installed version.
+    ensureJobSchema: async (client: Pg.Client) => {
+
+        const Schema = await import('@agendajs/postgres-backend');
+        const table = 'agenda_jobs';
+        const statements = [
+            Schema.getCreateTableSQL(table),
+            ...(Schema as unknown as { getMigrationSQL?: (name: string) => string[] }).getMigrationSQL?.(table) ?? [],
+            ...Schema.getCreateIndexesSQL(table),
+            Schema.getUpdateTimestampTriggerSQL(table),
+            Schema.getCreateLogsTableSQL('agenda_logs'),
+            ...Schema.getCreateLogsIndexesSQL('agenda_logs')
+        ];
+
+        for (const statement of statements) {
+            await client.query(statement);
+        }
+    }
 };
 
 
@@ -58,6 +78,7 @@ export const migrate = async (url: string): Promise<string[]> => {
     try {
         await lock.query('select pg_advisory_lock($1)', [internals.migrationLockKey]);
         const [, applied] = await knex.migrate.latest({ migrationSource }) as [number, string[]];
+        await internals.ensureJobSchema(lock);
         return applied;
     }
     finally {

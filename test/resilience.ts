@@ -1,0 +1,114 @@
+import * as ChildProcess from 'child_process';
+import * as Net from 'net';
+
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+
+import { init, login, type TestContext } from './helpers/server';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, before, after } = lab;
+
+
+const internals = {
+    freePort: () => new Promise<number>((resolve, reject) => {
+
+        const server = Net.createServer();
+        server.listen(0, '127.0.0.1', () => {
+
+            const { port } = server.address() as Net.AddressInfo;
+            server.close(() => resolve(port));
+        });
+        server.on('error', reject);
+    }),
+
+    // A Redis of the test's own, so that it can be stopped and started again without touching the machine's
+    startRedis: async (port: number) => {
+
+        const child = ChildProcess.spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+        for (let i = 0; i < 50; ++i) {
+            const open = await new Promise<boolean>((resolve) => {
+
+                const socket = Net.connect(port, '127.0.0.1', () => {
+
+                    socket.end();
+                    resolve(true);
+                });
+                socket.on('error', () => resolve(false));
+            });
+
+            if (open) {
+                return child;
+            }
+
+            await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+
+        throw new Error('redis-server did not start');
+    },
+
+    stop: (child: ChildProcess.ChildProcess) => new Promise((resolve) => {
+
+        child.once('exit', resolve);
+        child.kill('SIGKILL');
+    })
+};
+
+
+describe('Resilience: Redis outage (SEC-04)', () => {
+
+    let context: TestContext;
+    let port: number;
+    let redis: ChildProcess.ChildProcess;
+
+    before(async () => {
+
+        port = await internals.freePort();
+        redis = await internals.startRedis(port);
+        context = await init({ redis: `redis://127.0.0.1:${port}/0` });
+    });
+
+    after(async () => {
+
+        await context.stop();
+        redis.kill('SIGKILL');
+    });
+
+    it('fails Bearer JWT requests closed and fast with a generic 503, keeps API keys working, and recovers without a restart', async () => {
+
+        const user = await context.createUser('blue_lead');
+        const session = await login(context.server, user.username);
+        const key = JSON.parse((await context.server.inject({ method: 'POST', url: '/api/v1/api-keys', headers: { authorization: session.authorization }, payload: { name: 'ops', scope: 'read' } })).payload).key;
+
+        await internals.stop(redis);
+
+        const start = Date.now();
+        const down = await context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: session.authorization } });
+        expect(Date.now() - start).to.be.below(1000);
+        expect(down.statusCode).to.equal(503);
+        expect(down.headers['retry-after']).to.equal('1');
+        expect(down.payload).to.not.include('ECONNREFUSED');
+        expect(down.payload).to.not.include(String(port));
+        expect(JSON.parse(down.payload)).to.include({ statusCode: 503, message: 'Authentication is temporarily unavailable' });
+
+        const withKey = await context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${key}` } });
+        expect(withKey.statusCode).to.equal(200);
+
+        const loginDown = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: 'whatever-it-is-123' } });
+        expect(loginDown.statusCode).to.equal(503);
+
+        const health = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/health' })).payload);
+        expect(health.dependencies.redis.status).to.equal('down');
+
+        redis = await internals.startRedis(port);
+        let recovered = 0;
+        for (let i = 0; i < 50 && recovered !== 200; ++i) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            recovered = (await context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: session.authorization } })).statusCode;
+        }
+
+        expect(recovered).to.equal(200);
+    });
+});
