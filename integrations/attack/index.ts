@@ -1,0 +1,2 @@
+export * from './stix';
+export * from './d3fend';
