@@ -39,9 +39,9 @@ export interface MinioStoreOptions {
     bucket: string;
     region?: string;
 
-    // Bytes held in memory per upload, between 5 MiB and 5 GiB. An object of at most this size (with its size known)
-    // goes up in one PUT; anything else goes up as a multipart upload of parts this large. s3rver implements no
-    // multipart upload, so against s3rver every object must be below it.
+    // Bytes held in memory per upload, between 5 MiB and 5 GiB. An object of known size up to this goes up in one PUT;
+    // anything else goes up as a multipart upload of parts this large. s3rver implements no multipart upload, so
+    // against s3rver every put must give its size and stay within it (docs/storage.md).
     partSize?: number;
     pathStyle?: boolean;
 }
@@ -63,7 +63,7 @@ export class MinioStore implements ObjectStore {
         this.region = options.region ?? internals.defaultRegion;
 
         // partSize is always passed: without it the client sizes parts for a 5 TiB object whenever the size is unknown
-        // (about 525 MiB buffered per upload).
+        // (528 MiB buffered per upload).
         this.client = new Minio.Client({
             endPoint: options.endPoint,
             port: options.port,
