@@ -164,6 +164,21 @@ const internals = {
         await Fs.chmod(dir, 0o755);
     },
 
+    // The copy keeps the modes npm gave the originals, which a restrictive umask at install time may have made private.
+    openUp: async (dir: string): Promise<void> => {
+
+        await Fs.chmod(dir, 0o755);
+        for (const entry of await Fs.readdir(dir, { withFileTypes: true })) {
+            const path = Path.join(dir, entry.name);
+            if (entry.isDirectory()) {
+                await internals.openUp(path);
+            }
+            else if (entry.isFile()) {
+                await Fs.chmod(path, (await Fs.stat(path)).mode & 0o100 ? 0o755 : 0o644);
+            }
+        }
+    },
+
     binaries: async (identity: Identity, log: (message: string) => void): Promise<string> => {
 
         const installed = await internals.installedBinaries();
@@ -180,7 +195,7 @@ const internals = {
             const partial = `${copy}.partial-${process.pid}`;
             await Fs.rm(partial, { recursive: true, force: true });
             await Fs.cp(installed.native, partial, { recursive: true, verbatimSymlinks: true });
-            await Fs.chmod(partial, 0o755);
+            await internals.openUp(partial);
             await Fs.rename(partial, copy).catch(async (err: NodeJS.ErrnoException) => {
 
                 // Another process finished the same copy first.
