@@ -78,7 +78,7 @@ const internals = {
         S3_SECRET_KEY: Joi.string().when('S3_ENDPOINT', { is: Joi.exist(), then: Joi.required() }),
         S3_BUCKET: Joi.string().pattern(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/).default('aegis-evidence'),
         S3_REGION: Joi.string().default('us-east-1'),
-        S3_PART_SIZE: Joi.number().integer().min(5 * 1024 * 1024).default(64 * 1024 * 1024),
+        S3_PART_SIZE: Joi.number().integer().min(5 * 1024 * 1024).default(16 * 1024 * 1024),
         UPLOAD_MAX_BYTES: Joi.number().integer().min(1).default(100 * 1024 * 1024),
         UPLOAD_ALLOWED_TYPES: Joi.string(),
         LOGIN_MAX_FAILURES_PER_USER: Joi.number().integer().min(1).max(100).default(10),

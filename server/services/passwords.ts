@@ -55,9 +55,9 @@ export const checkPasswordPolicy = (password: string, context: { username: strin
         throw new ValidationError('Password is too common or contains the username', ['password'], 'weak_password');
     }
 
-    // A repeat of a common password ("passwordpassword") or one character is no better than the word itself
-    const unique = new Set(lower).size;
-    if (unique < 4 || internals.common.has(lower.slice(0, Math.ceil(lower.length / 2))) && lower === lower.slice(0, Math.ceil(lower.length / 2)).repeat(2)) {
-        throw new ValidationError('Password is too common or too repetitive', ['password'], 'weak_password');
+    // One unit said again and again ("aegis-aegis-aegis", "abababab...") is no stronger than the unit
+    const letters = lower.replace(/[^\p{L}\p{N}]/gu, '');
+    if (new Set(lower).size < 4 || /^(.+?)\1+$/u.test(letters)) {
+        throw new ValidationError('Password is too repetitive', ['password'], 'weak_password');
     }
 };
