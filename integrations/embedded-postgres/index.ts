@@ -152,15 +152,19 @@ const internals = {
         return code === 0;
     },
 
-    // A directory we create as root in a shared place: refuse one that someone else owns or could write to.
+    // Directories we use as root in shared places (the temp dir): refuse one that someone else owns or could write to.
+    assertRootOwned: async (dir: string): Promise<void> => {
+
+        const stat = await Fs.lstat(dir);
+        if (!stat.isDirectory() || stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
+            throw new Error(`${dir} must be a directory owned by root and writable only by root: remove it`);
+        }
+    },
+
     rootDir: async (dir: string): Promise<void> => {
 
         await Fs.mkdir(dir, { recursive: true });
-        const stat = await Fs.lstat(dir);
-        if (!stat.isDirectory() || stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
-            throw new Error(`${dir} must be a directory owned by root and writable only by root`);
-        }
-
+        await internals.assertRootOwned(dir);
         await Fs.chmod(dir, 0o755);
     },
 
@@ -206,11 +210,7 @@ const internals = {
             });
         }
 
-        const stat = await Fs.lstat(copy);
-        if (!stat.isDirectory() || stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
-            throw new Error(`${copy} is not a directory owned by root and writable only by root: remove it`);
-        }
-
+        await internals.assertRootOwned(copy);
         if (!await internals.canExecute(identity, Path.join(copy, 'bin'))) {
             throw new Error(`The postgres user can execute neither ${bin} nor its copy in ${copy}: make one of their parent directories traversable (chmod o+x) or set DATABASE_URL`);
         }
