@@ -183,8 +183,8 @@ type StixObject = Readonly<Record<string, unknown>>;
 
 const internals = {
     domains: ['enterprise-attack', 'mobile-attack', 'ics-attack'] as readonly AttackDomain[],
-    idSources: new Set(['mitre-attack', 'mitre-mobile-attack', 'mitre-ics-attack']),
-    killChains: new Set(['mitre-attack', 'mitre-mobile-attack', 'mitre-ics-attack']),
+    // The source_name of the external reference that holds the ATT&CK id, and the kill_chain_name of the phases.
+    attackSources: new Set(['mitre-attack', 'mitre-mobile-attack', 'mitre-ics-attack']),
     relationshipTypes: ['uses', 'mitigates', 'subtechnique-of', 'detects', 'attributed-to', 'revoked-by'] as readonly AttackRelationshipType[],
     progressInterval: 1000,
     stixTypes: ['attack-pattern', 'campaign', 'course-of-action', 'intrusion-set', 'malware', 'tool', 'x-mitre-analytic', 'x-mitre-asset',
@@ -194,9 +194,9 @@ const internals = {
     // from the start, so that setting it does not reshape tens of thousands of objects.
     unsettled: 'enterprise-attack' as AttackDomain,
 
-    // stream-json hands out slices of its chunk buffers: a kept slice pins the whole chunk, and keeping the records
-    // of the enterprise bundle then pins more than the JSON text itself (measured: 69 MB instead of 21 MB).
-    // Concatenating and slicing again makes V8 copy the characters into a string of their own.
+    // stream-json hands out slices of its chunk buffers: a kept slice pins the whole chunk, and the records of the
+    // enterprise bundle then pin more than the JSON text itself (69 MB). A round trip through a Buffer gives each
+    // kept string characters of its own, with no parent string behind it.
     own(value: string): string {
 
         return Buffer.from(value, 'utf8').toString('utf8');
@@ -244,7 +244,7 @@ const internals = {
 
     mitreReference(object: StixObject): StixObject | undefined {
 
-        return internals.objects(object.external_references).find((reference) => internals.idSources.has(reference.source_name as string));
+        return internals.objects(object.external_references).find((reference) => internals.attackSources.has(reference.source_name as string));
     },
 
     base(object: StixObject, stixId: string): AttackRecord {
@@ -497,7 +497,7 @@ class Collector {
     technique(object: StixObject, stixId: string): AttackTechnique {
 
         const named = internals.named(object, stixId);
-        const phases = internals.objects(object.kill_chain_phases).filter((phase) => internals.killChains.has(phase.kill_chain_name as string));
+        const phases = internals.objects(object.kill_chain_phases).filter((phase) => internals.attackSources.has(phase.kill_chain_name as string));
         return {
             ...named,
             is_subtechnique: typeof object.x_mitre_is_subtechnique === 'boolean' ? object.x_mitre_is_subtechnique : Boolean(named.mitre_id?.includes('.')),
