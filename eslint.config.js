@@ -19,7 +19,7 @@ module.exports = TsEslint.config(
             'no-unused-vars': 'off',
             'no-redeclare': 'off',
             'no-dupe-class-members': 'off',
-            '@typescript-eslint/no-unused-vars': ['warn', { varsIgnorePattern: '^internals$', args: 'none' }],
+            '@typescript-eslint/no-unused-vars': ['warn', { varsIgnorePattern: '^internals$', args: 'none', ignoreRestSiblings: true }],
             '@typescript-eslint/no-explicit-any': 'off',
             '@hapi/scope-start': 'off',
             'n/no-process-env': 'error'

@@ -40,9 +40,10 @@ export const createIntegrations = async (config: Pick<Config, 'redis' | 'storage
     return {
         redis,
         storage,
-        close: async () => {
+        close: () => {
 
             redis?.disconnect();
+            return Promise.resolve();
         }
     };
 };

@@ -29,7 +29,7 @@ describe('OpenAPI', () => {
         const res = await context.server.inject({ method: 'GET', url: '/api/v1/openapi.json' });
         expect(res.statusCode).to.equal(200);
         const document = JSON.parse(res.payload);
-        expect(document.openapi).to.startWith('3.0');
+        expect(document.openapi.startsWith('3.0')).to.be.true();
         await SwaggerParser.validate(structuredClone(document));
 
         const documented = new Set(Object.entries(document.paths as Record<string, object>).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`)));

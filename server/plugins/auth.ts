@@ -12,6 +12,7 @@ import type { Principal, TokenPayload } from '../services/auth';
 
 
 declare module '@hapi/hapi' {
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- declaration merging with hapi's empty interface
     interface UserCredentials extends AegisUser { }
     interface AppCredentials {
         apiKey?: Principal['apiKey'];

@@ -6,6 +6,7 @@ import * as Errors from '../errors';
 
 
 type Mapper = (err: any) => Boom.Boom;
+type ErrorClass = abstract new (...args: any[]) => Error;
 
 
 const retryAfter = (error: Boom.Boom, seconds: number): Boom.Boom => {
@@ -14,9 +15,9 @@ const retryAfter = (error: Boom.Boom, seconds: number): Boom.Boom => {
     return error;
 };
 
-const internals: { mappers: Map<Function, Mapper>; toBoom: (err: Error) => Boom.Boom | null; isConnectionError: (err: any) => boolean } = {
+const internals: { mappers: Map<ErrorClass, Mapper>; toBoom: (err: Error) => Boom.Boom | null; isConnectionError: (err: any) => boolean } = {
     // Domain and database errors to HTTP. Anything not listed stays a 500, which is always a bug (conventions.md).
-    mappers: new Map<Function, Mapper>([
+    mappers: new Map<ErrorClass, Mapper>([
         [Errors.NotFoundError, (err: Errors.NotFoundError) => Boom.notFound(err.message)],
         [Errors.ForbiddenError, (err: Errors.ForbiddenError) => Boom.forbidden(err.message)],
         [Errors.UnauthorizedError, (err: Errors.UnauthorizedError) => Boom.unauthorized(err.message)],
@@ -37,7 +38,8 @@ const internals: { mappers: Map<Function, Mapper>; toBoom: (err: Error) => Boom.
 
     toBoom: (err: Error): Boom.Boom | null => {
 
-        for (let proto = Object.getPrototypeOf(err); proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
+        // The nearest class in the error's prototype chain that has a mapping wins
+        for (let proto = Object.getPrototypeOf(err); proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {   // eslint-disable-line @hapi/for-loop
             const mapper = internals.mappers.get(proto.constructor);
             if (mapper) {
                 const error = mapper(err);

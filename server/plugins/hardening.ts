@@ -4,8 +4,8 @@ import type * as Hapi from '@hapi/hapi';
 
 const internals = {
     // The API serves JSON only: nothing may load, frame or run from it. /docs (Swagger UI) gets its own policy.
-    apiPolicy: "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-    docsPolicy: "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    apiPolicy: `default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
+    docsPolicy: `default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
 
     // PostgreSQL text cannot hold NUL; an input with one is refused before it reaches a service
     hasNul: (value: unknown, depth = 0): boolean => {

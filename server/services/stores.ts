@@ -95,7 +95,7 @@ export class RedisRevocationStore extends PgRevocationStore {
 
             return Boolean(revoked);
         }
-        catch (err) {
+        catch {
             throw new UnavailableError('Authentication is temporarily unavailable');
         }
     }

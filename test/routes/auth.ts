@@ -17,7 +17,7 @@ const { describe, it, before, after } = lab;
 const internals = {
     b64: (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url'),
 
-    sign: (context: TestContext, user: User, overrides: Record<string, unknown> = {}, key?: string, algorithm = 'HS256') => {
+    sign: (context: TestContext, user: User, overrides: Record<string, unknown> = {}, key?: string, algorithm: 'HS256' | 'HS512' = 'HS256') => {
 
         const now = Math.floor(Date.now() / 1000);
         const payload = { sub: user.id, role: user.role, jti: Crypto.randomUUID(), iat: now, exp: now + 600, ver: user.token_version, aud: context.config.jwt.audience, iss: context.config.jwt.issuer, ...overrides };
@@ -104,7 +104,7 @@ describe('Auth', () => {
             for (const payload of attempts) {
                 const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload, remoteAddress: '10.9.0.1' });
                 expect(res.statusCode).to.equal(401);
-                const { request_id, ...rest } = res.result as any;
+                const { request_id: ignored, ...rest } = res.result as any;
                 bodies.push(rest);
             }
 

@@ -32,9 +32,9 @@ describe('System and audit logs', () => {
         it('is public and reports each dependency, with the worker from its heartbeat', async () => {
 
             await WorkerHeartbeat.query(context.knex).delete();
-            const before = await context.server.inject({ method: 'GET', url: '/api/v1/system/health' });
-            expect(before.statusCode).to.equal(200);
-            const body = JSON.parse(before.payload);
+            const first = await context.server.inject({ method: 'GET', url: '/api/v1/system/health' });
+            expect(first.statusCode).to.equal(200);
+            const body = JSON.parse(first.payload);
             expect(body.dependencies.database.status).to.equal('ok');
             expect(body.dependencies.redis.status).to.equal('ok');
             expect(body.dependencies.object_storage.status).to.equal('ok');
@@ -42,9 +42,9 @@ describe('System and audit logs', () => {
             expect(body.status).to.equal('degraded');
 
             await context.services.system.heartbeat('test-worker', new Date());
-            const after = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/health' })).payload);
-            expect(after.dependencies.worker.status).to.equal('ok');
-            expect(after.status).to.equal('ok');
+            const second = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/health' })).payload);
+            expect(second.dependencies.worker.status).to.equal('ok');
+            expect(second.status).to.equal('ok');
             await context.services.system.removeHeartbeat('test-worker');
         });
 
@@ -54,7 +54,7 @@ describe('System and audit logs', () => {
                 const res = await context.server.inject({ method: 'GET', url });
                 expect(res.headers['x-content-type-options']).to.equal('nosniff');
                 expect(res.headers['strict-transport-security']).to.equal('max-age=31536000; includeSubDomains');
-                expect(res.headers['content-security-policy']).to.include("frame-ancestors 'none'");
+                expect(res.headers['content-security-policy']).to.include(`frame-ancestors 'none'`);
                 expect(res.headers['referrer-policy']).to.equal('no-referrer');
                 expect(res.headers['cache-control']).to.equal('no-store');
                 expect(res.headers['x-frame-options']).to.equal('DENY');

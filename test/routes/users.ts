@@ -88,10 +88,10 @@ describe('Users', () => {
 
         it('answers 409 to a username taken in another case, and changes nothing', async () => {
 
-            const before = await User.query(context.knex).resultSize();
+            const count = await User.query(context.knex).resultSize();
             const res = await context.server.inject({ method: 'POST', url: '/api/v1/users', auth: context.as('admin'), payload: { username: context.users.viewer.username.toUpperCase(), password, role: 'viewer' } });
             expect(res.statusCode).to.equal(409);
-            expect(await User.query(context.knex).resultSize()).to.equal(before);
+            expect(await User.query(context.knex).resultSize()).to.equal(count);
         });
 
         it('answers 400 to a weak password, a bad role, a bad username or a privileged field', async () => {
@@ -155,9 +155,9 @@ describe('Users', () => {
             expect(demote.statusCode).to.equal(409);
             expect(JSON.parse(demote.payload).code).to.equal('last_admin');
 
-            const self = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${keep.id}`, auth: context.as('admin') });
-            expect(self.statusCode).to.equal(409);
-            expect(JSON.parse(self.payload).code).to.equal('cannot_deactivate_self');
+            const own = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${keep.id}`, auth: context.as('admin') });
+            expect(own.statusCode).to.equal(409);
+            expect(JSON.parse(own.payload).code).to.equal('cannot_deactivate_self');
 
             const second = await context.createUser('admin');
             const deactivate = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${second.id}`, auth: context.as('admin') });
