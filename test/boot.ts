@@ -1,0 +1,63 @@
+import * as Fs from 'fs';
+import * as Net from 'net';
+import * as Os from 'os';
+import * as Path from 'path';
+
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+
+import { spawnEntry } from './helpers/processes';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, after } = lab;
+
+
+describe('npm start on the embedded default', () => {
+
+    const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), 'aegis-boot-'));
+
+    after(() => {
+
+        Fs.rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    it('starts embedded PostgreSQL, the API and the worker with no DATABASE_URL, serves health, and stops cleanly', { timeout: 120_000 }, async () => {
+
+        const port = await new Promise<number>((resolve) => {
+
+            const server = Net.createServer().listen(0, '127.0.0.1', () => {
+
+                const address = server.address() as Net.AddressInfo;
+                server.close(() => resolve(address.port));
+            });
+        });
+
+        const start = spawnEntry('bin/start.js', { AEGIS_DATA_DIR: dataDir, PORT: String(port), WORKER_HEARTBEAT_SECONDS: '1' });
+        let health: { status: number; body: any } = { status: 0, body: null };
+        const deadline = Date.now() + 90_000;
+        while (Date.now() < deadline) {
+            try {
+                const res = await fetch(`http://127.0.0.1:${port}/api/v1/system/health`);
+                health = { status: res.status, body: await res.json() };
+                if (health.status === 200 && health.body.dependencies.worker.status === 'ok') {
+                    break;
+                }
+            }
+            catch { }
+
+            await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+
+        expect(health.status).to.equal(200);
+        expect(health.body.dependencies.database.status).to.equal('ok');
+        expect(health.body.dependencies.object_storage.status).to.equal('ok');
+        expect(health.body.dependencies.redis.status).to.equal('not_configured');
+        expect(health.body.dependencies.worker.status).to.equal('ok');
+        expect(Fs.existsSync(Path.join(dataDir, 'jwt-secret'))).to.be.true();
+
+        start.child.kill('SIGTERM');
+        expect(await start.exit()).to.equal(0);
+    });
+});
