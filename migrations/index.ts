@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 
 import * as Foundation from './20261128000001_foundation';
+import * as Attack from './20261128000002_attack';
+import * as Tests from './20261128000003_tests';
 
 
 export interface Migration {
@@ -12,5 +14,7 @@ export interface Migration {
 
 // The explicit, ordered list of migrations: a new migration is a file plus a line here.
 export const migrations: Migration[] = [
-    Foundation
+    Foundation,
+    Attack,
+    Tests
 ];

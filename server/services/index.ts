@@ -6,6 +6,8 @@ import type { Queue } from '../jobs';
 import { AuditService } from './audit';
 import { ApiKeysService } from './api-keys';
 import { AuthService, type JwtSettings } from './auth';
+import { CoverageService } from './coverage';
+import { EventsService } from './events';
 import { NotificationsService } from './notifications';
 import { MemoryAttemptCounter, PgRevocationStore, RedisAttemptCounter, RedisRevocationStore } from './stores';
 import { SystemService, type Pingable } from './system';
@@ -31,9 +33,13 @@ export const createServices = (deps: ServiceDeps) => {
     const audit = new AuditService({ knex });
     const revocations = redis ? new RedisRevocationStore(knex, redis) : new PgRevocationStore(knex);
     const attempts = redis ? new RedisAttemptCounter(redis) : new MemoryAttemptCounter();
+    const events = new EventsService();
+    const coverage = new CoverageService({ events });
 
     return {
         audit,
+        events,
+        coverage,
         auth: new AuthService({ knex, audit, revocations, attempts, jwt: deps.jwt, login: deps.login }),
         users: new UsersService({ knex, audit }),
         apiKeys: new ApiKeysService({ knex, audit }),

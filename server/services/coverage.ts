@@ -1,0 +1,78 @@
+import type { Knex } from 'knex';
+
+import type { Actor } from '../policy';
+
+import type { EventsService } from './events';
+
+
+export type CoverageStatus = 'untested' | 'not_covered' | 'partial' | 'covered';
+
+
+// domain.md "Coverage": the latest validated test decides, by its detection outcome.
+export const coverageOf = (outcome: string | null | undefined): CoverageStatus => {
+
+    switch (outcome) {
+        case 'prevented':
+        case 'alerted':
+            return 'covered';
+        case 'logged':
+            return 'partial';
+        case 'not_detected':
+            return 'not_covered';
+        default:
+            return 'untested';
+    }
+};
+
+
+// The one place coverage is computed. Called inside the transaction that validates a test (or changes what coverage
+// depends on), it updates the stored status of each technique and emits coverage.changed where it changed.
+export class CoverageService {
+
+    constructor(private readonly deps: { events: EventsService }) { }
+
+    async recompute(trx: Knex.Transaction, actor: Actor, techniqueIds: string[]): Promise<void> {
+
+        const ids = [...new Set(techniqueIds)];
+        if (!ids.length) {
+            return;
+        }
+
+        // Lock the techniques in a fixed order, so that two validations of tests on the same technique serialise
+        const current = await trx('techniques').select('mitre_id', 'coverage_status').whereIn('mitre_id', ids).orderBy('mitre_id').forUpdate();
+
+        // Latest validated test per technique whose outcome counts (not_applicable is no evidence either way)
+        const latest = await trx('tests')
+            .distinctOn('technique_id')
+            .select('technique_id', 'id', 'detection_outcome', 'validated_at')
+            .whereIn('technique_id', ids)
+            .where('state', 'validated')
+            .whereIn('detection_outcome', ['prevented', 'alerted', 'logged', 'not_detected'])
+            .orderBy([{ column: 'technique_id' }, { column: 'validated_at', order: 'desc' }, { column: 'id', order: 'desc' }]);
+
+        const byTechnique = new Map(latest.map((row: { technique_id: string }) => [row.technique_id, row]));
+        const events = [];
+        for (const technique of current as { mitre_id: string; coverage_status: CoverageStatus }[]) {
+            const test = byTechnique.get(technique.mitre_id) as { id: string; detection_outcome: string; validated_at: Date } | undefined;
+            const status = coverageOf(test?.detection_outcome);
+            await trx('techniques').where('mitre_id', technique.mitre_id).update({
+                coverage_status: status,
+                latest_validated_test_id: test?.id ?? null,
+                latest_validated_at: test?.validated_at ?? null,
+                coverage_updated_at: trx.fn.now(),
+                ...(test ? { needs_review: false, review_reason: null } : {})
+            });
+
+            if (status !== technique.coverage_status) {
+                events.push({
+                    type: 'coverage.changed' as const,
+                    entity_type: 'technique',
+                    entity_id: technique.mitre_id,
+                    payload: { technique_id: technique.mitre_id, from: technique.coverage_status, to: status, test_id: test?.id ?? null }
+                });
+            }
+        }
+
+        await this.deps.events.emit(trx, actor, events);
+    }
+}
