@@ -1,0 +1,20 @@
+import type { Config } from '../../server/config';
+import type { Logger } from '../../server/logger';
+
+
+export interface CommandContext {
+    config: Config;
+    logger: Logger;
+    args: string[];
+}
+
+
+export interface Command {
+    description: string;
+    run: (context: CommandContext) => Promise<number>;
+}
+
+
+// Every operator command, in one explicit list: a command is a file in this folder plus a line here.
+export const commands: Record<string, Command> = {
+};
