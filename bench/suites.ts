@@ -1,3 +1,6 @@
+import { foundation } from './foundation';
+
+
 export interface Suite {
     description: string;
     run: () => Promise<void>;
@@ -6,4 +9,5 @@ export interface Suite {
 
 // Every benchmark suite, in one explicit list: a suite is a file in this folder plus a line here.
 export const suites: Record<string, Suite> = {
+    foundation
 };

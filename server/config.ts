@@ -27,6 +27,7 @@ export interface Config {
     publicUrl: string | undefined;
     dataDir: string;
     logLevel: string;
+    validateResponses: boolean;
     database: { url: string | undefined; poolMax: number };
     redis: { url: string | undefined };
     mongodbUrl: string | undefined;
@@ -48,7 +49,7 @@ export const defaultD3fendSource = 'https://d3fend.mitre.org/api/ontology/infere
 export const defaultUploadTypes = [
     'image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain', 'text/csv',
     'application/json', 'application/xml', 'application/vnd.tcpdump.pcap', 'application/x-pcapng',
-    'application/x-evtx', 'application/zip', 'application/gzip', 'application/x-7z-compressed'
+    'application/x-ms-evtx', 'application/zip', 'application/gzip', 'application/x-7z-compressed'
 ];
 
 
@@ -60,6 +61,7 @@ const internals = {
         AEGIS_PUBLIC_URL: Joi.string().uri({ scheme: ['http', 'https'] }),
         AEGIS_DATA_DIR: Joi.string().default('./.data'),
         LOG_LEVEL: Joi.string().valid('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent').default('info'),
+        VALIDATE_RESPONSES: Joi.boolean().truthy('1').falsy('0'),
         DATABASE_URL: Joi.string().uri({ scheme: ['postgres', 'postgresql'] }),
         DATABASE_POOL_MAX: Joi.number().integer().min(2).max(200).default(10),
         REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
@@ -140,6 +142,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Readonly<Confi
         publicUrl: v.AEGIS_PUBLIC_URL,
         dataDir,
         logLevel: v.LOG_LEVEL,
+        validateResponses: v.VALIDATE_RESPONSES ?? v.NODE_ENV === 'test',
         database: { url: v.DATABASE_URL, poolMax: v.DATABASE_POOL_MAX },
         redis: { url: v.REDIS_URL },
         mongodbUrl: v.MONGODB_URL,

@@ -50,6 +50,7 @@ const main = async () => {
         await server.stop({ timeout: 10_000 });
         await runtime.close();
         logger.info('api stopped');
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
         process.exit(0);
     };
 

@@ -60,6 +60,7 @@ const main = async () => {
         logger.info({ result }, 'worker drained');
         await services.system.removeHeartbeat(workerId).catch(() => undefined);
         await runtime.close();
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
         process.exit(0);
     };
 

@@ -61,14 +61,16 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
 
         await server.register(Jwt);
 
-        // Authorization: Bearer aegis_<hex>. Anything else is left to the JWT strategies ("missing").
+        // Authorization: Bearer aegis_<hex>. Anything else is left to the JWT strategies ("missing"); like
+        // @hapi/jwt, one "missing" error is made once, not a new Error with its stack trace on every request.
+        const missing = Boom.unauthorized(null, 'Bearer');
         server.auth.scheme('api-key', () => ({
             authenticate: async (request, h) => {
 
                 const header = String(request.headers.authorization ?? '');
                 const match = /^Bearer\s+(aegis_\S*)$/i.exec(header);
                 if (!match) {
-                    throw Boom.unauthorized(null, 'Bearer');
+                    throw missing;
                 }
 
                 const principal = await request.services().auth.resolveApiKey(match[1]!);

@@ -1,0 +1,117 @@
+import * as ChildProcess from 'child_process';
+import * as Net from 'net';
+import * as Path from 'path';
+
+import Autocannon from 'autocannon';
+import * as Pg from 'pg';
+
+
+export const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+
+export const databaseUrl = (name: string): string => {
+
+    const url = new URL(adminUrl);
+    url.pathname = `/${name}`;
+    return url.toString();
+};
+
+
+// A database of the benchmark's own, dropped by the returned function.
+export const createDatabase = async (name: string): Promise<{ url: string; drop: () => Promise<void> }> => {
+
+    const admin = new Pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`drop database if exists "${name}" with (force)`);
+    await admin.query(`create database "${name}"`);
+    await admin.end();
+
+    return {
+        url: databaseUrl(name),
+        drop: async () => {
+
+            const client = new Pg.Client({ connectionString: adminUrl });
+            await client.connect();
+            await client.query(`drop database if exists "${name}" with (force)`);
+            await client.end();
+        }
+    };
+};
+
+
+export const freePort = () => new Promise<number>((resolve) => {
+
+    const server = Net.createServer().listen(0, '127.0.0.1', () => {
+
+        const { port } = server.address() as Net.AddressInfo;
+        server.close(() => resolve(port));
+    });
+});
+
+
+// Starts a compiled entry (relative to dist/) and resolves once `ready` matches a line of its output.
+export const startProcess = async (entry: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess.ChildProcess> => {
+
+    const child = ChildProcess.spawn(process.execPath, [Path.join(__dirname, '..', entry)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+
+        let output = '';
+        const onData = (chunk: Buffer) => {
+
+            output += chunk.toString();
+            if (ready.test(output)) {
+                child.stdout!.off('data', onData);
+                child.stdout!.resume();
+                resolve();
+            }
+        };
+
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${output.slice(-2000)}`)));
+    });
+
+    child.stderr!.resume();
+    return child;
+};
+
+
+export const stopProcess = (child: ChildProcess.ChildProcess) => new Promise<void>((resolve) => {
+
+    if (child.exitCode !== null) {
+        return resolve();
+    }
+
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+});
+
+
+export interface LoadResult {
+    requestsPerSecond: number;
+    p50: number;
+    p99: number;
+    errors: number;
+    non2xx: number;
+}
+
+
+export const load = async (url: string, options: { headers?: Record<string, string>; connections?: number; duration?: number } = {}): Promise<LoadResult> => {
+
+    const result = await Autocannon({ url, headers: options.headers, connections: options.connections ?? 20, duration: options.duration ?? 8, pipelining: 1 });
+    return {
+        requestsPerSecond: result.requests.average,
+        p50: result.latency.p50,
+        p99: result.latency.p99,
+        errors: result.errors + result.timeouts,
+        non2xx: result.non2xx
+    };
+};
+
+
+export const printComparison = (title: string, subject: LoadResult, baseline: LoadResult, target?: number) => {
+
+    const ratio = subject.requestsPerSecond / baseline.requestsPerSecond;
+    const row = (name: string, value: LoadResult) => `  ${name.padEnd(28)} ${value.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${String(value.p50).padStart(4)} ms   p99 ${String(value.p99).padStart(4)} ms   errors ${value.errors}   non-2xx ${value.non2xx}`;
+    process.stdout.write(`${title}\n${row('aegis', subject)}\n${row('baseline', baseline)}\n  ratio ${ratio.toFixed(2)}${target ? `   (target >= ${target}: ${ratio >= target ? 'met' : 'NOT met'})` : ''}\n`);
+};
