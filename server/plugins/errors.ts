@@ -4,6 +4,8 @@ import { DataError, DBError, CheckViolationError, ForeignKeyViolationError, NotF
 
 import * as Errors from '../errors';
 
+import { actorOf } from './services';
+
 
 type Mapper = (err: any) => Boom.Boom;
 type ErrorClass = abstract new (...args: any[]) => Error;
@@ -105,6 +107,14 @@ export const errorsPlugin: Hapi.Plugin<{ exposeValidation?: boolean }> = {
             }
 
             payload.request_id = request.info.id;
+
+            // An authenticated caller refused by a role, scope or ownership rule is a security event worth keeping
+            if (error.output.statusCode === 403 && request.auth.credentials?.user) {
+                void request.services().audit.recordOutside(actorOf(request), {
+                    action: 'access.denied', outcome: 'denied', details: { method: request.method, path: request.path, code: error.code }
+                });
+            }
+
             const reply = h.response(payload).code(error.output.statusCode);
             for (const [name, value] of Object.entries(error.output.headers)) {
                 if (value !== undefined) {

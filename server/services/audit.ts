@@ -53,6 +53,12 @@ export class AuditService {
         });
     }
 
+    // For events that change nothing (a refused request): its own statement, and never an error for the caller.
+    async recordOutside(actor: Actor, entry: AuditEntry): Promise<void> {
+
+        await this.record(this.deps.knex, actor, entry).catch(() => undefined);
+    }
+
     list(filters: AuditFilters): Promise<Page<AuditLog>> {
 
         const query = AuditLog.query(this.deps.knex);

@@ -119,6 +119,20 @@ describe('System and audit logs', () => {
             await expect(context.knex.raw('truncate audit_logs')).to.reject(/append-only/);
         });
 
+        it('records a refused request as denied, with who, what and where', async () => {
+
+            const res = await context.server.inject({ method: 'GET', url: '/api/v1/users', auth: context.as('red_tech') });
+            expect(res.statusCode).to.equal(403);
+            let row;
+            for (let i = 0; i < 20 && !row; ++i) {
+                row = await AuditLog.query(context.knex).where({ action: 'access.denied', actor_id: context.users.red_tech.id }).first();
+                await new Promise((resolve) => setTimeout(resolve, 25));
+            }
+
+            expect(row).to.include({ outcome: 'denied', actor_role: 'red_tech' });
+            expect(row!.details).to.include({ method: 'get', path: '/api/v1/users' });
+        });
+
         it('never stores a secret passed in details', async () => {
 
             await context.services.audit.record(context.knex, context.actor('admin'), { action: 'test.secret', details: { password: 'hunter2hunter2', nested: { api_key: 'aegis_x', ok: 1 } } });
