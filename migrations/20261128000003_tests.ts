@@ -16,6 +16,8 @@ export const up = async (knex: Knex): Promise<void> => {
         table.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     };
 
+    await knex.raw('create extension if not exists pg_trgm');
+
     await knex.schema.createTable('test_templates', (table) => {
 
         table.uuid('id').primary().defaultTo(knex.raw('gen_random_uuid()'));
@@ -41,7 +43,8 @@ export const up = async (knex: Knex): Promise<void> => {
         timestamps(table);
     });
 
-    await knex.raw('create unique index test_templates_source_ref_unique on test_templates (source, source_ref) where source_ref is not null');
+    // NULLs are distinct: hand-made templates have no source_ref; an atomic's GUID is unique (the idempotent import)
+    await knex.raw('alter table test_templates add constraint test_templates_source_ref_unique unique (source, source_ref)');
     await knex.raw('create index test_templates_technique_ids_index on test_templates using gin (technique_ids)');
 
     await knex.schema.createTable('tests', (table) => {
@@ -115,11 +118,14 @@ export const up = async (knex: Knex): Promise<void> => {
         table.index(['red_assignee_id']);
         table.index(['blue_assignee_id']);
         table.index(['retest_of_id']);
-        table.index(['created_at']);
+        table.index(['created_at', 'id']);
         table.index(['remediation_status']);
+        table.index(['priority', 'created_at']);
+        table.index(['platform', 'created_at']);
     });
 
     await knex.raw('create index tests_tags_index on tests using gin (tags)');
+    await knex.raw('create index tests_title_trgm_index on tests using gin (title gin_trgm_ops)');
 
     await knex.schema.createTable('test_timeline', (table) => {
 
@@ -150,6 +156,7 @@ export const up = async (knex: Knex): Promise<void> => {
         table.uuid('uploaded_by').references('users.id').onDelete('SET NULL');
         timestamps(table);
         table.index(['test_id', 'created_at']);
+        table.index(['created_at']);
     });
 
     await knex.schema.createTable('worklogs', (table) => {

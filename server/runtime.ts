@@ -10,6 +10,7 @@ import { createKnex, migrate, type Knex } from './db';
 import { AgendaQueue, createAgenda } from './jobs';
 import type { Logger } from './logger';
 import { createServices, type Services } from './services';
+import { uploadSettings } from './services/evidence';
 
 
 export interface Runtime {
@@ -88,6 +89,7 @@ export const createRuntime = async (config: Config, options: { name: string; log
         queue,
         redis: integrations.redis,
         storage: integrations.storage,
+        uploads: uploadSettings(config),
         jwt: { secret: resolveJwtSecret(config), ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
         login: config.login,
         version,

@@ -14,6 +14,7 @@ import { User } from '../../server/models';
 import { Role, type Actor } from '../../server/policy';
 import { createServer } from '../../server/server';
 import { createServices, type Services } from '../../server/services';
+import { uploadSettings } from '../../server/services/evidence';
 
 import { testDatabaseUrl } from './db';
 
@@ -65,6 +66,7 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
     const queue = new AgendaQueue(agenda, close);
     const services = createServices({
         knex, queue, redis, storage,
+        uploads: uploadSettings(config),
         jwt: { secret: config.jwt.secret!, ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
         login: config.login,
         version: 'test',

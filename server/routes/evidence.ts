@@ -1,0 +1,106 @@
+import type { Readable } from 'stream';
+
+import { contentDisposition } from '../../integrations/storage';
+import { actorOf } from '../plugins/services';
+import { Access } from '../policy';
+import { idParams, listQuery, pageOf } from '../schemas/common';
+import { evidence } from '../schemas/evidence';
+import type { ListQuery } from '../services/lists';
+import { edits } from '../services/test-lifecycle';
+
+import { route } from './route';
+
+
+const internals = {
+    tags: ['api', 'evidence'],
+    // Who may upload: the union of the red and blue rules; the service applies the one of the team in the form
+    uploaders: [...new Set([...edits['evidence-red'].roles, ...edits['evidence-blue'].roles])]
+};
+
+
+export const evidenceRoutes = [
+    route<{ Params: { id: string }; Payload: Readable }>({
+        method: 'POST',
+        path: '/api/v1/tests/{id}/evidence',
+        options: {
+            description: 'Upload an evidence file (multipart/form-data: the fields team=red|blue and description, then the file in "file"); streamed to object storage with its SHA-256 and sniffed type. Red evidence in red_executing by RL/RT/A, blue in blue_evaluating by BL/BT/A',
+            tags: internals.tags,
+            auth: { access: { scope: internals.uploaders } },
+            validate: { params: idParams, payload: true },
+            // Streamed, never buffered: the size limit (config.uploads.maxBytes) is counted by the service while streaming
+            payload: { output: 'stream', parse: false, allow: 'multipart/form-data', maxBytes: Number.MAX_SAFE_INTEGER, timeout: false },
+            response: { status: { 201: evidence } }
+        },
+        handler: async (request, h) => {
+
+            const type = String(request.headers['content-type'] ?? '');
+            const length = request.headers['content-length'];
+            const created = await request.services().evidence.upload(actorOf(request), request.params.id, { contentType: type, contentLength: length ? Number(length) : undefined, body: request.payload });
+            return h.response(created).code(201);
+        }
+    }),
+
+    route<{ Params: { id: string }; Query: ListQuery }>({
+        method: 'GET',
+        path: '/api/v1/tests/{id}/evidence',
+        options: {
+            description: 'List the evidence files of a test',
+            tags: internals.tags,
+            auth: { access: { scope: [...Access.any] } },
+            validate: { params: idParams, query: listQuery(['created_at', 'original_name', 'size', 'team']) },
+            response: { status: { 200: pageOf(evidence, 'EvidencePage') } }
+        },
+        handler: (request) => request.services().evidence.list(actorOf(request), request.params.id, request.query)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'GET',
+        path: '/api/v1/evidence/{id}',
+        options: {
+            description: 'Evidence metadata: name, type, size, SHA-256, team, uploader',
+            tags: internals.tags,
+            auth: { access: { scope: [...Access.any] } },
+            validate: { params: idParams },
+            response: { status: { 200: evidence } }
+        },
+        handler: (request) => request.services().evidence.get(actorOf(request), request.params.id)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'GET',
+        path: '/api/v1/evidence/{id}/download',
+        options: {
+            description: 'Download the file, streamed with its stored type as an attachment (audited)',
+            tags: internals.tags,
+            auth: { access: { scope: [...Access.any] } },
+            validate: { params: idParams },
+        },
+        handler: async (request, h) => {
+
+            const { evidence: item, stream } = await request.services().evidence.download(actorOf(request), request.params.id);
+            return h.response(stream)
+                .type(item.content_type)
+                .bytes(item.size)
+                .header('content-disposition', contentDisposition(item.original_name))
+                .header('x-content-type-options', 'nosniff')
+                .header('content-security-policy', "default-src 'none'; sandbox")
+                .header('x-checksum-sha256', item.sha256);
+        }
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'DELETE',
+        path: '/api/v1/evidence/{id}',
+        options: {
+            description: 'Delete an evidence file: the uploader, or RL/BL/A; never on a validated test',
+            tags: internals.tags,
+            auth: { access: { scope: [...Access.any] } },
+            validate: { params: idParams }
+        },
+        handler: async (request, h) => {
+
+            await request.services().evidence.remove(actorOf(request), request.params.id);
+            return h.response().code(204);
+        }
+    })
+];
