@@ -6,12 +6,14 @@ import * as Pg from 'pg';
 // Every job the worker knows, with its payload. Payloads carry ids, never entities (they would go stale).
 export interface Jobs {
     'system.prune-revocations': Record<string, never>;
+    'attack-sync': { reason: 'first-start' | 'schedule' | 'manual'; requested_by?: string | null };
 }
 
 export type JobName = keyof Jobs;
 
 
 export interface ScheduledJob {
+    id: string;
     name: string;
     state: string;
     schedule: string | null;
@@ -27,7 +29,8 @@ export interface ScheduledJob {
 
 // What services see of the queue: they enqueue, they never process.
 export interface Queue {
-    enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<void>;
+    enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<string>;
+    pending(name: JobName): Promise<string | null>;         // the id of a job of that name queued or running now
     list(): Promise<ScheduledJob[]>;
     stop(): Promise<void>;
 }
@@ -73,15 +76,29 @@ export class AgendaQueue implements Queue {
 
     constructor(private readonly agenda: Agenda, private readonly onClose: () => Promise<void>) { }
 
-    async enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<void> {
+    async enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<string> {
 
-        await this.agenda.now(name, data);
+        const job = await this.agenda.now(name, data);
+        return String(job.attrs._id);
+    }
+
+    async pending(name: JobName): Promise<string | null> {
+
+        for (const state of ['running', 'queued'] as const) {
+            const { jobs } = await this.agenda.queryJobs({ name, state, limit: 1 });
+            if (jobs[0]) {
+                return String(jobs[0]._id);
+            }
+        }
+
+        return null;
     }
 
     async list(): Promise<ScheduledJob[]> {
 
         const { jobs } = await this.agenda.queryJobs({ sort: { name: 1 }, limit: 500 } as never);
         return jobs.map((job) => ({
+            id: String(job._id),
             name: job.name,
             state: job.state,
             schedule: job.repeatInterval === undefined ? null : String(job.repeatInterval),

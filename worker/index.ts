@@ -34,9 +34,9 @@ const main = async () => {
     agenda.on('success', (job, remote?: boolean) => !remote && logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job succeeded'));
     agenda.on('fail', (err: Error | string, job, remote?: boolean) => !remote && logger.error({ job: job.attrs.name, id: String(job.attrs._id), err: String(err) }, 'job failed'));
 
-    defineJobs(agenda, services);
+    defineJobs(agenda, services, { attack: config.attack, logger });
     await agenda.start();
-    await scheduleJobs(agenda);
+    await scheduleJobs(agenda, services);
 
     const startedAt = new Date();
     const beat = () => services.system.heartbeat(workerId, startedAt).catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));

@@ -1,2 +1,3 @@
 export * from './stix';
 export * from './d3fend';
+export * from './source';

@@ -1,7 +1,11 @@
 import { apiKeyRoutes } from './api-keys';
 import { authRoutes } from './auth';
+import { dataSourceRoutes } from './data-sources';
+import { heatmapRoutes } from './heatmap';
 import { notificationRoutes } from './notifications';
 import { systemRoutes } from './system';
+import { techniqueRoutes } from './techniques';
+import { threatActorRoutes } from './threat-actors';
 import { userRoutes } from './users';
 
 
@@ -11,5 +15,9 @@ export const routes = [
     ...userRoutes,
     ...apiKeyRoutes,
     ...notificationRoutes,
-    ...systemRoutes
+    ...systemRoutes,
+    ...techniqueRoutes,
+    ...threatActorRoutes,
+    ...dataSourceRoutes,
+    ...heatmapRoutes
 ];

@@ -1,5 +1,6 @@
 import Joi from 'joi';
 
+import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { listQuery, timestamp, uuid } from '../schemas/common';
 import type { AuditFilters } from '../services/audit';
@@ -32,6 +33,17 @@ export const systemRoutes = [
             auth: { access: { scope: [...Access.admin] } }
         },
         handler: (request) => request.services().system.scheduler()
+    }),
+
+    route({
+        method: 'POST',
+        path: '/api/v1/system/sync',
+        options: {
+            description: 'Queue an ATT&CK and D3FEND sync now (answers the job id; a sync already queued or running is answered instead of a second one)',
+            tags: ['api', 'system'],
+            auth: { access: { scope: [...Access.admin] } }
+        },
+        handler: async (request, h) => h.response(await request.services().attackImport.requestSync(actorOf(request))).code(202)
     }),
 
     route<{ Query: AuditFilters }>({

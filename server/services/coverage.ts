@@ -25,6 +25,48 @@ export const coverageOf = (outcome: string | null | undefined): CoverageStatus =
 };
 
 
+// domain.md "Scores and risk": the default outcome weights, kept here only. A technique's score is the weight of its
+// latest validated outcome (null while untested). Decay and confidence come with the scores module.
+export const outcomeWeights = { prevented: 100, alerted: 90, logged: 40, not_detected: 0 } as const;
+
+
+export const scoreOf = (outcome: string | null | undefined): number | null => (outcome && outcome in outcomeWeights ? outcomeWeights[outcome as keyof typeof outcomeWeights] : null);
+
+
+export interface CoverageFigure {
+    coverage_status: CoverageStatus;
+    score: number | null;
+}
+
+
+// The sub-technique roll-up of a parent (docs/attack.md): its own result when it has been tested itself; else from
+// its active sub-techniques: untested when none is tested, covered when all are covered, not_covered when every
+// tested one is not_covered, partial otherwise. The rolled-up score is the mean over all sub-techniques, untested
+// ones counting 0, or null when none is tested.
+export const rollUp = (own: CoverageFigure, subtechniques: CoverageFigure[]): CoverageFigure => {
+
+    if (own.coverage_status !== 'untested' || !subtechniques.length) {
+        return own;
+    }
+
+    const tested = subtechniques.filter((sub) => sub.coverage_status !== 'untested');
+    if (!tested.length) {
+        return { coverage_status: 'untested', score: null };
+    }
+
+    const score = Math.round(subtechniques.reduce((sum, sub) => sum + (sub.score ?? 0), 0) / subtechniques.length);
+    if (tested.length === subtechniques.length && tested.every((sub) => sub.coverage_status === 'covered')) {
+        return { coverage_status: 'covered', score };
+    }
+
+    if (tested.every((sub) => sub.coverage_status === 'not_covered')) {
+        return { coverage_status: 'not_covered', score };
+    }
+
+    return { coverage_status: 'partial', score };
+};
+
+
 // The one place coverage is computed. Called inside the transaction that validates a test (or changes what coverage
 // depends on), it updates the stored status of each technique and emits coverage.changed where it changed.
 export class CoverageService {

@@ -4,13 +4,18 @@ import type { Redis } from '../../integrations/redis';
 import type { Queue } from '../jobs';
 
 import { AuditService } from './audit';
+import { AttackImportService } from './attack-import';
 import { ApiKeysService } from './api-keys';
 import { AuthService, type JwtSettings } from './auth';
 import { CoverageService } from './coverage';
+import { DataSourcesService } from './data-sources';
 import { EventsService } from './events';
+import { HeatmapService } from './heatmap';
 import { NotificationsService } from './notifications';
 import { MemoryAttemptCounter, PgRevocationStore, RedisAttemptCounter, RedisRevocationStore } from './stores';
 import { SystemService, type Pingable } from './system';
+import { TechniquesService } from './techniques';
+import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 
 
@@ -35,11 +40,17 @@ export const createServices = (deps: ServiceDeps) => {
     const attempts = redis ? new RedisAttemptCounter(redis) : new MemoryAttemptCounter();
     const events = new EventsService();
     const coverage = new CoverageService({ events });
+    const techniques = new TechniquesService({ knex, audit });
 
     return {
         audit,
         events,
         coverage,
+        techniques,
+        attackImport: new AttackImportService({ knex, audit, queue: deps.queue }),
+        threatActors: new ThreatActorsService({ knex, audit }),
+        dataSources: new DataSourcesService({ knex, audit }),
+        heatmap: new HeatmapService({ knex, audit, techniques }),
         auth: new AuthService({ knex, audit, revocations, attempts, jwt: deps.jwt, login: deps.login }),
         users: new UsersService({ knex, audit }),
         apiKeys: new ApiKeysService({ knex, audit }),

@@ -1,0 +1,88 @@
+import Joi from 'joi';
+
+import { actorOf } from '../plugins/services';
+import { Access } from '../policy';
+import { idParams, listQuery, searchText } from '../schemas/common';
+import * as Schemas from '../schemas/data-sources';
+import { domain, platform } from '../schemas/techniques';
+import type { DataSourceAssessment, DataSourceFilters, GapFilters } from '../services/data-sources';
+
+import { route } from './route';
+
+
+const gapQuery = Joi.object({
+    limit: Joi.number().integer().min(1).max(500).default(50),
+    offset: Joi.number().integer().min(0).max(10_000_000).default(0),
+    domain,
+    platform
+});
+
+
+export const dataSourceRoutes = [
+    route<{ Query: DataSourceFilters }>({
+        method: 'GET',
+        path: '/api/v1/data-sources',
+        options: {
+            description: 'List ATT&CK data components with the organisation\'s view (collected, quality) and how many techniques each can reveal',
+            tags: ['api', 'data-sources'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: {
+                query: listQuery(['name', 'mitre_id', 'collected', 'assessed_at'], {
+                    search: searchText,
+                    collected: Joi.boolean(),
+                    domain,
+                    include_deprecated: Joi.boolean()
+                })
+            }
+        },
+        handler: (request) => request.services().dataSources.list(request.query)
+    }),
+
+    route<{ Query: GapFilters }>({
+        method: 'GET',
+        path: '/api/v1/data-sources/blind-spots',
+        options: {
+            description: 'Active techniques that no collected data component can reveal',
+            tags: ['api', 'data-sources'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { query: gapQuery }
+        },
+        handler: (request) => request.services().dataSources.blindSpots(request.query)
+    }),
+
+    route<{ Query: GapFilters }>({
+        method: 'GET',
+        path: '/api/v1/data-sources/opportunities',
+        options: {
+            description: 'Detection-engineering opportunities: techniques with collected telemetry that are not covered, ranked',
+            tags: ['api', 'data-sources'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { query: gapQuery }
+        },
+        handler: (request) => request.services().dataSources.opportunities(request.query)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'GET',
+        path: '/api/v1/data-sources/{id}',
+        options: {
+            description: 'A data component with the techniques it can reveal',
+            tags: ['api', 'data-sources'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { params: idParams }
+        },
+        handler: (request) => request.services().dataSources.get(request.params.id)
+    }),
+
+    route<{ Params: { id: string }; Payload: DataSourceAssessment }>({
+        method: 'PATCH',
+        path: '/api/v1/data-sources/{id}',
+        options: {
+            description: 'Record the organisation\'s view of a data component: collected or not, quality 0-5 per DeTT&CT dimension, notes',
+            tags: ['api', 'data-sources'],
+            auth: { access: { scope: [...Access.admin] } },
+            validate: { params: idParams, payload: Schemas.assessment }
+        },
+        handler: (request) => request.services().dataSources.assess(actorOf(request), request.params.id, request.payload)
+    })
+];

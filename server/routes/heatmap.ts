@@ -1,0 +1,62 @@
+import Joi from 'joi';
+
+import { actorOf } from '../plugins/services';
+import { Access } from '../policy';
+import { text, uuid } from '../schemas/common';
+import { domain, platform } from '../schemas/techniques';
+import type { HeatmapFilters, LayerImport } from '../services/heatmap';
+
+import { route } from './route';
+
+
+const filters = Joi.object({
+    domain,
+    platform,
+    threat_actor_id: uuid,
+    include_subtechniques: Joi.boolean()
+});
+
+
+export const heatmapRoutes = [
+    route<{ Query: HeatmapFilters }>({
+        method: 'GET',
+        path: '/api/v1/heatmap',
+        options: {
+            description: 'The coverage matrix: tactics in ATT&CK order, each cell a technique with coverage, score, test counts and its sub-technique roll-up',
+            tags: ['api', 'heatmap'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { query: filters }
+        },
+        handler: (request) => request.services().heatmap.matrix(request.query)
+    }),
+
+    route<{ Query: HeatmapFilters }>({
+        method: 'GET',
+        path: '/api/v1/heatmap/layer',
+        options: {
+            description: 'The coverage as an ATT&CK Navigator layer (format 4.5)',
+            tags: ['api', 'heatmap'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { query: filters.keys({ include_subtechniques: Joi.forbidden() }) }
+        },
+        handler: async (request, h) => h.response(await request.services().heatmap.layer(request.query))
+            .header('content-disposition', 'attachment; filename="aegis-coverage-layer.json"')
+    }),
+
+    route<{ Payload: LayerImport }>({
+        method: 'POST',
+        path: '/api/v1/heatmap/layer',
+        options: {
+            description: 'Import an ATT&CK Navigator layer: its enabled techniques are marked for review',
+            tags: ['api', 'heatmap'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: {
+                payload: Joi.object<LayerImport, true>({
+                    layer: Joi.object().unknown(true).required(),
+                    reason: text(1000).min(1)
+                })
+            }
+        },
+        handler: (request) => request.services().heatmap.importLayer(actorOf(request), request.payload)
+    })
+];

@@ -1,0 +1,113 @@
+import Joi from 'joi';
+
+import { actorOf } from '../plugins/services';
+import { Access } from '../policy';
+import { idParams, listQuery, searchText } from '../schemas/common';
+import { mitreId } from '../schemas/techniques';
+import * as Schemas from '../schemas/threat-actors';
+import type { ThreatActorCreate, ThreatActorFilters, ThreatActorLink, ThreatActorUpdate } from '../services/threat-actors';
+
+import { route } from './route';
+
+
+export const threatActorRoutes = [
+    route<{ Query: ThreatActorFilters }>({
+        method: 'GET',
+        path: '/api/v1/threat-actors',
+        options: {
+            description: 'List threat actors (MITRE groups and the organisation\'s own), searched by name, id or alias, filtered by a technique they use',
+            tags: ['api', 'threat-actors'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: {
+                query: listQuery(['name', 'mitre_id', 'created_at', 'updated_at'], {
+                    search: searchText,
+                    technique_id: mitreId,
+                    source: Joi.string().valid('mitre', 'custom', 'misp'),
+                    tracked: Joi.boolean(),
+                    include_deprecated: Joi.boolean()
+                })
+            }
+        },
+        handler: (request) => request.services().threatActors.list(request.query)
+    }),
+
+    route<{ Payload: ThreatActorCreate }>({
+        method: 'POST',
+        path: '/api/v1/threat-actors',
+        options: {
+            description: 'Create the organisation\'s own threat actor',
+            tags: ['api', 'threat-actors'],
+            auth: { access: { scope: [...Access.leads] } },
+            validate: { payload: Schemas.threatActorCreate }
+        },
+        handler: async (request, h) => h.response(await request.services().threatActors.create(actorOf(request), request.payload)).code(201)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'GET',
+        path: '/api/v1/threat-actors/{id}',
+        options: {
+            description: 'A threat actor with the techniques it uses, its software, campaigns and ATT&CK references',
+            tags: ['api', 'threat-actors'],
+            auth: { access: { scope: [...Access.any] } },
+            validate: { params: idParams }
+        },
+        handler: (request) => request.services().threatActors.get(request.params.id)
+    }),
+
+    route<{ Params: { id: string }; Payload: ThreatActorUpdate }>({
+        method: 'PATCH',
+        path: '/api/v1/threat-actors/{id}',
+        options: {
+            description: 'Update a threat actor; on a MITRE group only tracked, country and motivations (409 otherwise: the sync owns the rest)',
+            tags: ['api', 'threat-actors'],
+            auth: { access: { scope: [...Access.leads] } },
+            validate: { params: idParams, payload: Schemas.threatActorUpdate }
+        },
+        handler: (request) => request.services().threatActors.update(actorOf(request), request.params.id, request.payload)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'DELETE',
+        path: '/api/v1/threat-actors/{id}',
+        options: {
+            description: 'Delete the organisation\'s own threat actor (a MITRE group answers 409: untrack it instead)',
+            tags: ['api', 'threat-actors'],
+            auth: { access: { scope: [...Access.leads] } },
+            validate: { params: idParams }
+        },
+        handler: async (request, h) => {
+
+            await request.services().threatActors.remove(actorOf(request), request.params.id);
+            return h.response().code(204);
+        }
+    }),
+
+    route<{ Params: { id: string; mitre_id: string }; Payload: ThreatActorLink | null }>({
+        method: 'POST',
+        path: '/api/v1/threat-actors/{id}/techniques/{mitre_id}',
+        options: {
+            description: 'Link a technique to a threat actor (a manual link, kept across syncs)',
+            tags: ['api', 'threat-actors'],
+            auth: { access: { scope: [...Access.leads] } },
+            validate: { params: Schemas.actorTechniqueParams, payload: Schemas.threatActorLink }
+        },
+        handler: async (request, h) => h.response(await request.services().threatActors.link(actorOf(request), request.params.id, request.params.mitre_id, request.payload ?? {})).code(201)
+    }),
+
+    route<{ Params: { id: string; mitre_id: string } }>({
+        method: 'DELETE',
+        path: '/api/v1/threat-actors/{id}/techniques/{mitre_id}',
+        options: {
+            description: 'Unlink a manually linked technique (links from ATT&CK answer 409)',
+            tags: ['api', 'threat-actors'],
+            auth: { access: { scope: [...Access.leads] } },
+            validate: { params: Schemas.actorTechniqueParams }
+        },
+        handler: async (request, h) => {
+
+            await request.services().threatActors.unlink(actorOf(request), request.params.id, request.params.mitre_id);
+            return h.response().code(204);
+        }
+    })
+];

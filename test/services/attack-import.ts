@@ -1,0 +1,220 @@
+import * as Fs from 'fs';
+import * as Os from 'os';
+import * as Path from 'path';
+import * as Zlib from 'zlib';
+
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+
+import { systemActor } from '../../server/policy';
+import type { AttackImportResult, ImportProgress } from '../../server/services/attack-import';
+
+import { sharedDir } from '../helpers/reference';
+import { init, type TestContext } from '../helpers/server';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, before, after } = lab;
+
+
+const internals = {
+    attack: Path.join(sharedDir, 'data', 'attack'),
+    d3fend: Path.join(sharedDir, 'data', 'd3fend'),
+
+    // Counts read from the bundle itself, independently of the parser
+    bundleCounts: (file: string) => {
+
+        const raw = Fs.readFileSync(file);
+        const bundle = JSON.parse((file.endsWith('.gz') ? Zlib.gunzipSync(raw) : raw).toString('utf8'));
+        const objects = bundle.objects as Record<string, any>[];
+        const ofType = (type: string) => objects.filter((object) => object.type === type);
+        const patterns = ofType('attack-pattern');
+        return {
+            stixIds: (type: string) => ofType(type).map((object) => object.id as string),
+            techniques: patterns.filter((object) => !object.x_mitre_is_subtechnique).length,
+            subtechniques: patterns.filter((object) => object.x_mitre_is_subtechnique).length,
+            groups: ofType('intrusion-set').length,
+            relationships: ofType('relationship').length,
+            usesGroupTechnique: ofType('relationship').filter((object) => object.relationship_type === 'uses' && object.source_ref.startsWith('intrusion-set--') && object.target_ref.startsWith('attack-pattern--') && !object.revoked && !object.x_mitre_deprecated)
+        };
+    },
+
+    countIn: async (context: TestContext, table: string, stixIds: string[]) => Number((await context.knex(table).whereIn('stix_id', stixIds).count('* as count'))[0]!.count)
+};
+
+
+describe('ATT&CK import', () => {
+
+    let context: TestContext;
+    let mini: AttackImportResult;
+
+    before(async () => {
+
+        context = await init({ redis: false });
+        mini = await context.services.attackImport.importAttack(systemActor, Path.join(internals.attack, 'attack-enterprise-mini.json'));
+    });
+
+    after(async () => {
+
+        await context.stop();
+    });
+
+    it('imports the mini bundle: every object, tactics in matrix order, parents, revoked-by, links and the detection chain', async () => {
+
+        const file = Path.join(internals.attack, 'attack-enterprise-mini.json');
+        const counts = internals.bundleCounts(file);
+        expect(mini.domain).to.equal('enterprise-attack');
+        expect(mini.bundle.techniques).to.equal(counts.techniques);
+        expect(mini.bundle.subtechniques).to.equal(counts.subtechniques);
+        expect(mini.bundle.groups).to.equal(10);
+        expect(mini.bundle.relationships).to.equal(counts.relationships);
+
+        expect(await internals.countIn(context, 'techniques', counts.stixIds('attack-pattern'))).to.equal(counts.techniques + counts.subtechniques);
+        expect(await internals.countIn(context, 'threat_actors', counts.stixIds('intrusion-set'))).to.equal(10);
+        expect(await internals.countIn(context, 'tactics', counts.stixIds('x-mitre-tactic'))).to.equal(14);
+        expect(await internals.countIn(context, 'data_components', counts.stixIds('x-mitre-data-component'))).to.equal(52);
+        expect(await internals.countIn(context, 'analytics', counts.stixIds('x-mitre-analytic'))).to.equal(235);
+        expect(await internals.countIn(context, 'detection_strategies', counts.stixIds('x-mitre-detection-strategy'))).to.equal(73);
+        expect(await internals.countIn(context, 'mitigations', counts.stixIds('course-of-action'))).to.equal(34);
+        expect(await internals.countIn(context, 'attack_campaigns', counts.stixIds('campaign'))).to.equal(11);
+
+        const tactics = await context.knex('tactics').whereIn('stix_id', counts.stixIds('x-mitre-tactic')).orderBy('matrix_order').pluck('mitre_id');
+        expect(tactics[0]).to.equal('TA0043');
+        expect(tactics[13]).to.equal('TA0040');
+
+        const sub = await context.knex('techniques').where('mitre_id', 'T1059.001').first();
+        expect(sub).to.include({ parent_id: 'T1059', is_subtechnique: true, is_custom: false, revoked: false, domain: 'enterprise-attack' });
+        expect(sub.platforms).to.include('Windows');
+
+        const revoked = await context.knex('techniques').where('mitre_id', 'T1002').first();
+        expect(revoked).to.include({ revoked: true, revoked_by_id: 'T1560' });
+        const deprecated = await context.knex('techniques').where('mitre_id', 'T1026').first();
+        expect(deprecated.deprecated).to.be.true();
+
+        const apt28 = await context.knex('threat_actors').where('mitre_id', 'G0007').first();
+        expect(apt28).to.include({ source: 'mitre', name: 'APT28' });
+        const uses = counts.usesGroupTechnique.filter((object) => object.source_ref === apt28.stix_id).length;
+        expect(Number((await context.knex('threat_actor_techniques').where({ threat_actor_id: apt28.id, source: 'mitre' }).count('* as c'))[0]!.c)).to.equal(uses);
+
+        const phases = await context.knex('technique_tactics as tt').join('tactics as ta', 'ta.id', 'tt.tactic_id').where('tt.technique_id', 'T1059').pluck('ta.mitre_id');
+        expect(phases).to.equal(['TA0002']);
+
+        const detection = await context.knex('technique_data_components').where('technique_id', 'T1059.001').count('* as c');
+        expect(Number(detection[0]!.c)).to.be.above(0);
+
+        const record = await context.knex('attack_imports').where('id', mini.import_id).first();
+        expect(record).to.include({ kind: 'attack', status: 'succeeded', domain: 'enterprise-attack' });
+        expect(record.finished_at).to.be.a.date();
+    });
+
+    it('writes nothing on a second import of the same bundle, and never touches the organisation\'s columns', async () => {
+
+        await context.knex('techniques').where('mitre_id', 'T1059').update({ impact: 4, notes: 'ours', needs_review: true, review_reason: 'check' });
+        await context.knex('data_components').where('mitre_id', 'DC0021').update({ collected: true, quality: { timeliness: 4 } });
+        const rowsBefore = await context.knex('techniques').whereNotNull('stix_id').select('mitre_id', context.knex.raw('xmin::text as xmin'), 'updated_at').orderBy('mitre_id');
+
+        const progress: ImportProgress[] = [];
+        const again = await context.services.attackImport.importAttack(systemActor, Path.join(internals.attack, 'attack-enterprise-mini.json'), { onProgress: (item) => progress.push(item) });
+        expect(again.changed).to.equal(0);
+        for (const counts of Object.values(again.written)) {
+            expect(counts).to.equal({ inserted: 0, updated: 0, deleted: 0 });
+        }
+
+        const rowsAfter = await context.knex('techniques').whereNotNull('stix_id').select('mitre_id', context.knex.raw('xmin::text as xmin'), 'updated_at').orderBy('mitre_id');
+        expect(rowsAfter).to.equal(rowsBefore);
+        expect(await context.knex('techniques').where('mitre_id', 'T1059').first('impact', 'notes', 'needs_review')).to.equal({ impact: 4, notes: 'ours', needs_review: true });
+        expect((await context.knex('data_components').where('mitre_id', 'DC0021').first('collected')).collected).to.be.true();
+
+        expect(progress[0]!.phase).to.equal('fetch');
+        expect(progress.at(-1)).to.include({ phase: 'done', percent: 100 });
+        expect(progress.some((item) => item.phase === 'write' && item.step === 'techniques')).to.be.true();
+    });
+
+    it('updates what changed, adopts placeholder rows, never touches custom techniques, and removes links the bundle no longer has', async () => {
+
+        await context.knex('techniques').where('mitre_id', 'T1059.003').update({ name: 'Edited', modified: new Date('2000-01-01') });
+        const apt29 = await context.knex('threat_actors').where('mitre_id', 'G0016').first('id');
+        const link = await context.knex('threat_actor_techniques').where({ threat_actor_id: apt29.id, source: 'mitre' }).first('technique_id');
+        await context.knex('threat_actor_techniques').where({ threat_actor_id: apt29.id, technique_id: link.technique_id }).delete();
+        const apt28 = await context.knex('threat_actors').where('mitre_id', 'G0007').first('id');
+        const stray = await context.knex('techniques').whereNotNull('stix_id').whereNotIn('mitre_id', context.knex('threat_actor_techniques').where('threat_actor_id', apt28.id).select('technique_id')).first('mitre_id');
+        await context.knex('threat_actor_techniques').insert({ threat_actor_id: apt28.id, technique_id: stray.mitre_id, source: 'mitre' });
+        await context.knex('threat_actor_techniques').insert({ threat_actor_id: apt28.id, technique_id: 'T1026', source: 'manual' }).onConflict(['threat_actor_id', 'technique_id']).ignore();
+        await context.knex('techniques').insert({ mitre_id: 'X9001', domain: 'enterprise-attack', name: 'Ours', is_custom: true }).onConflict('mitre_id').ignore();
+
+        const result = await context.services.attackImport.importAttack(systemActor, Path.join(internals.attack, 'attack-enterprise-mini.json'));
+        expect(result.written.techniques).to.equal({ inserted: 0, updated: 1, deleted: 0 });
+        expect(result.written.threat_actor_techniques!.inserted).to.equal(1);
+        expect(result.written.threat_actor_techniques!.deleted).to.be.at.least(1);
+        expect((await context.knex('techniques').where('mitre_id', 'T1059.003').first('name')).name).to.equal('Windows Command Shell');
+        expect(await context.knex('threat_actor_techniques').where({ threat_actor_id: apt28.id, technique_id: stray.mitre_id }).first()).to.not.exist();
+        expect(await context.knex('threat_actor_techniques').where({ threat_actor_id: apt28.id, technique_id: 'T1026', source: 'manual' }).first()).to.exist();
+        expect((await context.knex('techniques').where('mitre_id', 'X9001').first('name')).name).to.equal('Ours');
+    });
+
+    it('imports the full Enterprise bundle (gzipped), checked against the bundle, and re-imports it with no change', { timeout: 120_000 }, async () => {
+
+        const file = Path.join(internals.attack, 'enterprise-attack.json.gz');
+        const counts = internals.bundleCounts(file);
+        const first = await context.services.attackImport.importAttack(systemActor, file);
+        expect(first.attack_version).to.equal('18.1');
+        expect(first.bundle.techniques).to.equal(counts.techniques);
+        expect(first.bundle.subtechniques).to.equal(counts.subtechniques);
+        expect(first.bundle.groups).to.equal(counts.groups);
+        expect(first.bundle.relationships).to.equal(counts.relationships);
+        expect(await internals.countIn(context, 'techniques', counts.stixIds('attack-pattern'))).to.equal(counts.techniques + counts.subtechniques);
+        expect(await internals.countIn(context, 'threat_actors', counts.stixIds('intrusion-set'))).to.equal(counts.groups);
+
+        const groupIds = counts.stixIds('intrusion-set');
+        const links = await context.knex('threat_actor_techniques as tat').join('threat_actors as a', 'a.id', 'tat.threat_actor_id').whereIn('a.stix_id', groupIds).where('tat.source', 'mitre').count('* as c');
+        expect(Number(links[0]!.c)).to.equal(new Set(counts.usesGroupTechnique.map((object) => `${object.source_ref} ${object.target_ref}`)).size);
+
+        const second = await context.services.attackImport.importAttack(systemActor, file);
+        expect(second.changed).to.equal(0);
+        expect(second.duration_ms).to.be.below(30_000);
+    });
+
+    it('imports Mobile and ICS through the same code, merging the domains of shared objects', { timeout: 60_000 }, async () => {
+
+        const mobile = await context.services.attackImport.importAttack(systemActor, Path.join(internals.attack, 'mobile-attack.json.gz'));
+        const ics = await context.services.attackImport.importAttack(systemActor, Path.join(internals.attack, 'ics-attack.json.gz'));
+        expect(mobile.domain).to.equal('mobile-attack');
+        expect(ics.domain).to.equal('ics-attack');
+        expect(ics.bundle.techniques).to.equal(95);
+
+        const mobileCounts = internals.bundleCounts(Path.join(internals.attack, 'mobile-attack.json.gz'));
+        expect(await internals.countIn(context, 'techniques', mobileCounts.stixIds('attack-pattern'))).to.equal(mobileCounts.techniques + mobileCounts.subtechniques);
+        expect(await context.knex('techniques').where('domain', 'ics-attack').where('mitre_id', 'T0800').first('mitre_id')).to.exist();
+
+        const shared = await context.knex('software').whereRaw('domains @> ?::text[]', [['enterprise-attack', 'mobile-attack']]).count('* as c');
+        expect(Number(shared[0]!.c)).to.be.above(0);
+        expect((await context.services.attackImport.importAttack(systemActor, Path.join(internals.attack, 'mobile-attack.json.gz'))).changed).to.equal(0);
+    });
+
+    it('imports D3FEND countermeasures and mappings idempotently', async () => {
+
+        const first = await context.services.attackImport.importD3fend(systemActor, internals.d3fend);
+        expect(first.countermeasures).to.equal(249);
+        expect(first.mappings).to.equal(3009);
+        expect(Number((await context.knex('d3fend_mappings').count('* as c'))[0]!.c)).to.equal(3009);
+        const again = await context.services.attackImport.importD3fend(systemActor, Path.join(internals.d3fend, 'd3fend-attack-mappings.json'));
+        expect(again.changed).to.equal(0);
+    });
+
+    it('records a failed import and rolls back, for a missing file, a bad bundle and an unreachable URL', async () => {
+
+        await expect(context.services.attackImport.importAttack(systemActor, '/nonexistent/bundle.json')).to.reject();
+        const bad = Path.join(Os.tmpdir(), `bad-bundle-${process.pid}.json`);
+        Fs.writeFileSync(bad, '{"type": "bundle", "objects": [{"type": "attack-pattern", "id": ');
+        await expect(context.services.attackImport.importAttack(systemActor, bad)).to.reject();
+        Fs.unlinkSync(bad);
+        await expect(context.services.attackImport.importAttack(systemActor, 'http://127.0.0.1:9/enterprise-attack.json')).to.reject();
+        await expect(context.services.attackImport.importD3fend(systemActor, 'http://127.0.0.1:9/d3fend/')).to.reject();
+
+        const failed = await context.knex('attack_imports').where({ status: 'failed', source: '/nonexistent/bundle.json' }).first();
+        expect(failed.error).to.be.a.string();
+        expect(await context.services.attackImport.isEmpty()).to.be.false();
+        expect((await context.services.attackImport.recent(5)).length).to.equal(5);
+    });
+});

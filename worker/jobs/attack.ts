@@ -1,0 +1,43 @@
+import type { Agenda } from 'agenda';
+
+import type { Config } from '../../server/config';
+import type { Jobs } from '../../server/jobs';
+import type { Logger } from '../../server/logger';
+import { systemActor } from '../../server/policy';
+import type { Services } from '../../server/services';
+
+
+// attack-sync: ATT&CK from config.attack.source, then D3FEND from config.attack.d3fendSource; progress through job.touch.
+export const defineAttackJobs = (agenda: Agenda, services: Services, options: { attack: Config['attack']; logger?: Logger }) => {
+
+    agenda.define<Jobs['attack-sync']>('attack-sync', async (job) => {
+
+        let last = -1;
+        const result = await services.attackImport.importAttack(systemActor, options.attack.source, {
+            onProgress: (progress) => {
+
+                if (progress.percent !== last) {
+                    last = progress.percent;
+                    void job.touch(Math.min(progress.percent, 99)).catch(() => undefined);
+                }
+            }
+        });
+
+        options.logger?.info({ job: 'attack-sync', reason: job.attrs.data?.reason, attack_version: result.attack_version, changed: result.changed, duration_ms: result.duration_ms }, 'attack import finished');
+
+        // D3FEND is a separate import: its failure leaves the ATT&CK import in place and fails the job
+        const d3fend = await services.attackImport.importD3fend(systemActor, options.attack.d3fendSource);
+        options.logger?.info({ job: 'attack-sync', d3fend_version: d3fend.d3fend_version, changed: d3fend.changed }, 'd3fend import finished');
+        await job.touch(100);
+    }, { concurrency: 1, lockLifetime: 30 * 60_000 });
+};
+
+
+// Weekly, and once at first start when the knowledge base is empty (health answers meanwhile: the job runs in the worker).
+export const scheduleAttackJobs = async (agenda: Agenda, services: Services) => {
+
+    await agenda.every('1 week', 'attack-sync', { reason: 'schedule' }, { skipImmediate: true });
+    if (await services.attackImport.isEmpty() && !(await services.attackImport.pendingSync())) {
+        await agenda.now('attack-sync', { reason: 'first-start' });
+    }
+};
