@@ -181,6 +181,13 @@ export class EvidenceService {
                 throw err instanceof StreamTooLarge ? new PayloadTooLargeError(`The file exceeds the limit of ${uploads.maxBytes} bytes`) : err;
             }
 
+            // Nothing is recorded before the form has ended well (a field after the file, a broken closing boundary)
+            await form.finished.catch(async (err) => {
+
+                await storage.delete(key).catch(() => undefined);
+                throw err;
+            });
+
             if (hashing.bytes === 0) {
                 await storage.delete(key);
                 throw new ValidationError('The file is empty', ['file'], 'empty_file');

@@ -9,6 +9,7 @@ export interface MultipartFile {
     fields: Record<string, string>;
     filename: string;
     stream: Readable;
+    finished: Promise<void>;                            // the whole form was read and was valid
 }
 
 
@@ -33,13 +34,21 @@ export const readMultipartFile = (body: Readable, contentType: string, fileField
     const fields: Record<string, string> = {};
     let file: Readable | null = null;
     let settled = false;
+    let finish: { resolve: () => void; reject: (err: Error) => void } = { resolve: () => undefined, reject: () => undefined };
+    const finished = new Promise<void>((res, rej) => {
+
+        finish = { resolve: res, reject: rej };
+    });
+
+    finished.catch(() => undefined);                    // observed by the caller once it gets there
 
     const fail = (error: Error) => {
 
-        if (file) {
+        if (file && !file.readableEnded) {
             file.destroy(error);
         }
 
+        finish.reject(error);
         if (!settled) {
             settled = true;
             reject(error);
@@ -71,7 +80,8 @@ export const readMultipartFile = (body: Readable, contentType: string, fileField
 
         file = stream;
         settled = true;
-        resolve({ fields, filename: info.filename ?? '', stream });
+        stream.on('error', () => undefined);            // errors reach the consumer through its pipeline
+        resolve({ fields, filename: info.filename ?? '', stream, finished });
     });
 
     parser.on('partsLimit', () => fail(new ValidationError('Too many form parts', ['file'], 'invalid_multipart')));
@@ -81,8 +91,10 @@ export const readMultipartFile = (body: Readable, contentType: string, fileField
     parser.on('close', () => {
 
         if (!settled) {
-            fail(new ValidationError('The form has no file', [fileField], 'missing_file'));
+            return fail(new ValidationError('The form has no file', [fileField], 'missing_file'));
         }
+
+        finish.resolve();
     });
 
     body.on('error', (err) => fail(err));
