@@ -5,3 +5,8 @@ export { AuditLog, type AuditOutcome } from './audit-log';
 export { Notification } from './notification';
 export { RevokedToken, WorkerHeartbeat } from './system';
 export { Tactic, Technique, ThreatActor, DataComponent, AttackImport, type AttackDomainName, type CoverageStatusName, type DataQuality } from './attack';
+export { Test, type AttackResult, type DataClassification, type Priority, type RemediationStatus } from './test';
+export { TestTimelineEntry } from './test-timeline';
+export { Evidence } from './evidence';
+export { TestTemplate } from './test-template';
+export { Worklog } from './worklog';

@@ -1,12 +1,17 @@
 import { apiKeyRoutes } from './api-keys';
 import { authRoutes } from './auth';
+import { evidenceRoutes } from './evidence';
 import { dataSourceRoutes } from './data-sources';
 import { heatmapRoutes } from './heatmap';
 import { notificationRoutes } from './notifications';
 import { systemRoutes } from './system';
+import { testLifecycleRoutes } from './test-lifecycle';
+import { testTemplateRoutes } from './test-templates';
+import { testRoutes } from './tests';
 import { techniqueRoutes } from './techniques';
 import { threatActorRoutes } from './threat-actors';
 import { userRoutes } from './users';
+import { worklogRoutes } from './worklogs';
 
 
 // Every module's routes, in one explicit list.
@@ -16,6 +21,11 @@ export const routes = [
     ...apiKeyRoutes,
     ...notificationRoutes,
     ...systemRoutes,
+    ...testRoutes,
+    ...testLifecycleRoutes,
+    ...evidenceRoutes,
+    ...testTemplateRoutes,
+    ...worklogRoutes,
     ...techniqueRoutes,
     ...threatActorRoutes,
     ...dataSourceRoutes,

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 
 import type { Redis } from '../../integrations/redis';
+import type { ObjectStore } from '../../integrations/storage';
+import { defaultUploadTypes } from '../config';
 import type { Queue } from '../jobs';
 
 import { AuditService } from './audit';
@@ -11,19 +13,24 @@ import { CoverageService } from './coverage';
 import { DataSourcesService } from './data-sources';
 import { EventsService } from './events';
 import { HeatmapService } from './heatmap';
+import { EvidenceService, type UploadSettings } from './evidence';
 import { NotificationsService } from './notifications';
 import { MemoryAttemptCounter, PgRevocationStore, RedisAttemptCounter, RedisRevocationStore } from './stores';
-import { SystemService, type Pingable } from './system';
+import { SystemService } from './system';
 import { TechniquesService } from './techniques';
+import { TestTemplatesService } from './test-templates';
+import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
+import { WorklogsService } from './worklogs';
 
 
 export interface ServiceDeps {
     knex: Knex;
     queue: Queue;
     redis?: Redis | undefined;
-    storage?: Pingable | undefined;
+    storage?: ObjectStore | undefined;
+    uploads?: UploadSettings | undefined;
     jwt: JwtSettings;
     login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
     version: string;
@@ -41,6 +48,9 @@ export const createServices = (deps: ServiceDeps) => {
     const events = new EventsService();
     const coverage = new CoverageService({ events });
     const techniques = new TechniquesService({ knex, audit });
+    const notifications = new NotificationsService({ knex, audit });
+    const tests = new TestsService({ knex, audit, events, coverage, notifications });
+    const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
 
     return {
         audit,
@@ -54,7 +64,11 @@ export const createServices = (deps: ServiceDeps) => {
         auth: new AuthService({ knex, audit, revocations, attempts, jwt: deps.jwt, login: deps.login }),
         users: new UsersService({ knex, audit }),
         apiKeys: new ApiKeysService({ knex, audit }),
-        notifications: new NotificationsService({ knex, audit }),
+        notifications,
+        tests,
+        evidence: new EvidenceService({ knex, audit, tests, storage: deps.storage!, uploads }),
+        testTemplates: new TestTemplatesService({ knex, audit }),
+        worklogs: new WorklogsService({ knex, audit, tests }),
         system: new SystemService({ knex, queue: deps.queue, redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
     };
 };
