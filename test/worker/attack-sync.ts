@@ -1,0 +1,87 @@
+import * as Path from 'path';
+
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+
+import { createAgenda } from '../../server/jobs';
+import { defineAttackJobs, scheduleAttackJobs } from '../../worker/jobs/attack';
+
+import { testDatabaseUrl } from '../helpers/db';
+import { sharedDir } from '../helpers/reference';
+import { init, type TestContext } from '../helpers/server';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, before, after } = lab;
+
+
+describe('attack-sync job', () => {
+
+    let context: TestContext;
+
+    before(async () => {
+
+        context = await init({ redis: false });
+    });
+
+    after(async () => {
+
+        await context.stop();
+    });
+
+    it('POST /system/sync answers 202 with the job id, and the same job while it is queued (admin only)', async () => {
+
+        const first = await context.server.inject({ method: 'POST', url: '/api/v1/system/sync', auth: context.as('admin') });
+        expect(first.statusCode).to.equal(202);
+        const body = JSON.parse(first.payload);
+        expect(body.job_id).to.be.a.string();
+        expect(['queued', 'already_queued']).to.include(body.status);
+
+        const second = JSON.parse((await context.server.inject({ method: 'POST', url: '/api/v1/system/sync', auth: context.as('admin') })).payload);
+        expect(second).to.equal({ job_id: body.job_id, status: 'already_queued' });
+
+        const scheduler = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') })).payload);
+        expect(scheduler.items.find((job: { id: string }) => job.id === body.job_id)).to.include({ name: 'attack-sync' });
+        expect((await context.server.inject({ method: 'POST', url: '/api/v1/system/sync', auth: context.as('blue_lead') })).statusCode).to.equal(403);
+    });
+
+    it('imports ATT&CK then D3FEND from the configured sources, reporting progress, and schedules itself weekly', { timeout: 60_000 }, async () => {
+
+        const { agenda, close } = await createAgenda({ databaseUrl: await testDatabaseUrl(), name: 'attack-sync-test' });
+        const touched: number[] = [];
+        agenda.on('start', (job) => {
+
+            const touch = job.touch.bind(job);
+            job.touch = (progress?: number) => {
+
+                touched.push(progress ?? -1);
+                return touch(progress);
+            };
+        });
+
+        defineAttackJobs(agenda, context.services, {
+            attack: { source: Path.join(sharedDir, 'data', 'attack', 'attack-enterprise-mini.json'), d3fendSource: Path.join(sharedDir, 'data', 'd3fend') }
+        });
+
+        const done = new Promise<void>((resolve, reject) => {
+
+            agenda.on('success:attack-sync', () => resolve());
+            agenda.on('fail:attack-sync', (err: Error) => reject(err));
+        });
+
+        await agenda.start();
+        await context.services.attackImport.requestSync(context.actor('admin'));
+        await done;
+        await scheduleAttackJobs(agenda, context.services);
+        const { jobs } = await agenda.queryJobs({ name: 'attack-sync' });
+        await close();
+
+        expect(touched.at(-1)).to.equal(100);
+        expect(touched.some((value) => value > 0 && value < 100)).to.be.true();
+        const imports = await context.knex('attack_imports').where('status', 'succeeded').orderBy('finished_at', 'desc').limit(2).pluck('kind');
+        expect(imports).to.equal(['d3fend', 'attack']);
+        expect(jobs.some((job) => job.repeatInterval === '1 week')).to.be.true();
+        expect(await context.services.attackImport.isEmpty()).to.be.false();
+    });
+});
