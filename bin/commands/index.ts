@@ -1,6 +1,8 @@
 import type { Config } from '../../server/config';
 import type { Logger } from '../../server/logger';
 
+import { importAttack, importD3fend } from './import-attack';
+
 
 export interface CommandContext {
     config: Config;
@@ -17,4 +19,6 @@ export interface Command {
 
 // Every operator command, in one explicit list: a command is a file in this folder plus a line here.
 export const commands: Record<string, Command> = {
+    'import-attack': importAttack,
+    'import-d3fend': importD3fend,
 };

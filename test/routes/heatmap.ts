@@ -51,10 +51,10 @@ describe('Heatmap', () => {
         expect(remote).to.include({ coverage_status: 'untested', score: null });
         const rdp = remote.subtechniques.find((cell: { technique_id: string }) => cell.technique_id === 'T1021.001');
         expect(rdp).to.include({ coverage_status: 'covered', score: 90 });
-        expect(rdp.tests.validated).to.be.at.least(1);
+        expect(Number(rdp.tests.validated)).to.be.at.least(1);
         expect(remote.rollup.coverage_status).to.equal('partial');
-        expect(remote.rollup.tests.validated).to.be.at.least(1);
-        expect(body.summary.by_status.covered).to.be.at.least(1);
+        expect(Number(remote.rollup.tests.validated)).to.be.at.least(1);
+        expect(Number(body.summary.by_status.covered)).to.be.at.least(1);
         expect(test.id).to.exist();
     });
 
@@ -69,7 +69,7 @@ describe('Heatmap', () => {
             }
         }
 
-        expect(body.summary.techniques + body.summary.subtechniques).to.be.above(0);
+        expect(Number(body.summary.techniques + body.summary.subtechniques)).to.be.above(0);
         const flat = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/heatmap?include_subtechniques=false', auth: context.as('viewer') })).payload);
         expect(flat.tactics.every((tactic: { techniques: { subtechniques: unknown[] }[] }) => tactic.techniques.every((cell) => !cell.subtechniques.length))).to.be.true();
 

@@ -40,7 +40,7 @@ describe('Techniques', () => {
             expect(res.statusCode).to.equal(200);
             const body = JSON.parse(res.payload);
             expect(body).to.include({ limit: 5, offset: 0 });
-            expect(body.total).to.be.at.least(2);
+            expect(Number(body.total)).to.be.at.least(2);
             for (const item of body.items) {
                 expect(item.tactics.map((tactic: { id: string }) => tactic.id)).to.include('TA0002');
                 expect(item.platforms).to.include('Windows');
@@ -60,7 +60,7 @@ describe('Techniques', () => {
             expect(parents.items.every((item: { is_subtechnique: boolean }) => !item.is_subtechnique)).to.be.true();
             const subs = JSON.parse((await get('/api/v1/techniques?parent_id=T1059')).payload);
             expect(subs.items.every((item: { parent_id: string }) => item.parent_id === 'T1059')).to.be.true();
-            expect(subs.total).to.be.at.least(2);
+            expect(Number(subs.total)).to.be.at.least(2);
 
             const untested = JSON.parse((await get('/api/v1/techniques?coverage_status=untested&limit=3')).payload);
             expect(untested.items.every((item: { coverage_status: string }) => item.coverage_status === 'untested')).to.be.true();
@@ -74,7 +74,7 @@ describe('Techniques', () => {
 
             const byName = JSON.parse((await get('/api/v1/techniques?search=powershell&limit=100')).payload);
             expect(byName.items[0]).to.include({ mitre_id: 'T1059.001', name: 'PowerShell' });
-            expect(byName.total).to.be.above(1);
+            expect(Number(byName.total)).to.be.above(1);
 
             const wildcard = JSON.parse((await get('/api/v1/techniques?search=%25%25%25_')).payload);
             expect(wildcard.total).to.equal(0);
@@ -104,12 +104,12 @@ describe('Techniques', () => {
             expect(body.tactics).to.equal([{ id: 'TA0002', shortname: 'execution', name: 'Execution' }]);
             expect(body.subtechniques.map((sub: { mitre_id: string }) => sub.mitre_id)).to.include('T1059.001');
             expect(body.threat_actors.map((actor: { mitre_id: string }) => actor.mitre_id)).to.include(['G0046', 'G0049']);
-            expect(body.mitigations.length).to.be.above(0);
+            expect(Number(body.mitigations.length)).to.be.above(0);
             expect(body.latest_validated_tests).to.be.an.array();
 
             const sub = JSON.parse((await get('/api/v1/techniques/T1059.001')).payload);
             expect(sub.parent).to.equal({ mitre_id: 'T1059', name: 'Command and Scripting Interpreter' });
-            expect(sub.data_components.length).to.be.above(0);
+            expect(Number(sub.data_components.length)).to.be.above(0);
         });
 
         it('answers a revoked technique with its successor, and 404 / 400 for unknown and malformed ids', async () => {
@@ -130,7 +130,7 @@ describe('Techniques', () => {
             expect(res.statusCode).to.equal(200);
             const body = JSON.parse(res.payload);
             expect(body.technique_id).to.equal('T1003.001');
-            expect(body.total).to.be.above(0);
+            expect(Number(body.total)).to.be.above(0);
             const order = ['Model', 'Harden', 'Detect', 'Isolate', 'Deceive', 'Evict', 'Restore'];
             const tactics = body.tactics.map((group: { tactic: string }) => group.tactic);
             expect(tactics).to.equal(order.filter((tactic) => tactics.includes(tactic)));
@@ -139,7 +139,7 @@ describe('Techniques', () => {
             expect(psa.inferences[0].via).to.be.a.string();
 
             const parent = JSON.parse((await get('/api/v1/techniques/T1003/d3fend')).payload);
-            expect(parent.total).to.be.at.least(body.total);
+            expect(Number(parent.total)).to.be.at.least(body.total);
             expect((await get('/api/v1/techniques/T9999/d3fend')).statusCode).to.equal(404);
         });
     });

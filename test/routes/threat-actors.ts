@@ -35,10 +35,10 @@ describe('Threat actors', () => {
 
         const byAlias = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/threat-actors?search=fancy%20bear', auth: context.as('viewer') })).payload);
         expect(byAlias.items.map((item: { mitre_id: string }) => item.mitre_id)).to.include('G0007');
-        expect(byAlias.items[0].technique_count).to.be.above(10);
+        expect(Number(byAlias.items[0].technique_count)).to.be.above(10);
 
         const byTechnique = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/threat-actors?technique_id=T1059.001&source=mitre&limit=100', auth: context.as('red_tech') })).payload);
-        expect(byTechnique.total).to.be.above(1);
+        expect(Number(byTechnique.total)).to.be.above(1);
         for (const item of byTechnique.items) {
             expect(item.source).to.equal('mitre');
         }
@@ -55,9 +55,9 @@ describe('Threat actors', () => {
         const body = JSON.parse(res.payload);
         expect(body).to.include({ mitre_id: 'G0007', name: 'APT28', source: 'mitre' });
         expect(body.references).to.equal([{ source_name: 'mitre-attack', external_id: 'G0007', url: 'https://attack.mitre.org/groups/G0007' }]);
-        expect(body.techniques.length).to.be.above(10);
+        expect(Number(body.techniques.length)).to.be.above(10);
         expect(body.software.map((item: { mitre_id: string }) => item.mitre_id)).to.include('S0002');
-        expect(body.campaigns.length).to.be.above(0);
+        expect(Number(body.campaigns.length)).to.be.above(0);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/threat-actors/00000000-0000-4000-8000-000000000000', auth: context.as('viewer') })).statusCode).to.equal(404);
     });
 
