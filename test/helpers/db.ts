@@ -20,10 +20,13 @@ export const testDatabaseUrl = (): Promise<string> => {
         const admin = new Pg.Client({ connectionString: adminUrl });
         await admin.connect();
         try {
-            // Databases of earlier runs that nobody uses any more
+            // Databases of earlier runs, by the time in their name: old enough that no run can still be using them
             const { rows } = await admin.query<{ datname: string }>(`select datname from pg_database where datname like 'aegis\\_test\\_%' and datname not in (select datname from pg_stat_activity where datname is not null)`);
             for (const row of rows) {
-                await admin.query(`drop database if exists "${row.datname}"`).catch(() => undefined);
+                const created = Number(/^aegis_test_(\d+)_/.exec(row.datname)?.[1] ?? Date.now());
+                if (Date.now() - created > 6 * 3600_000) {
+                    await admin.query(`drop database if exists "${row.datname}"`).catch(() => undefined);
+                }
             }
 
             await admin.query(`create database "${name}"`);
