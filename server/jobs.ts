@@ -7,6 +7,8 @@ import * as Pg from 'pg';
 export interface Jobs {
     'system.prune-revocations': Record<string, never>;
     'attack-sync': { reason: 'first-start' | 'schedule' | 'manual'; requested_by?: string | null };
+    'evidence.sweep': Record<string, never>;
+    'test-templates.import-atomics': { dir: string };
 }
 
 export type JobName = keyof Jobs;

@@ -1,6 +1,7 @@
 import type { Config } from '../../server/config';
 import type { Logger } from '../../server/logger';
 
+import { importAtomics } from './import-atomics';
 import { importAttack, importD3fend } from './import-attack';
 
 
@@ -19,6 +20,7 @@ export interface Command {
 
 // Every operator command, in one explicit list: a command is a file in this folder plus a line here.
 export const commands: Record<string, Command> = {
+    'import-atomics': importAtomics,
     'import-attack': importAttack,
     'import-d3fend': importD3fend,
 };

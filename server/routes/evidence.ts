@@ -13,6 +13,8 @@ import { route } from './route';
 
 const internals = {
     tags: ['api', 'evidence'],
+    // A file opened in the browser anyway runs nothing
+    downloadPolicy: 'default-src \'none\'; sandbox',
     // Who may upload: the union of the red and blue rules; the service applies the one of the team in the form
     uploaders: [...new Set([...edits['evidence-red'].roles, ...edits['evidence-blue'].roles])]
 };
@@ -73,7 +75,7 @@ export const evidenceRoutes = [
             description: 'Download the file, streamed with its stored type as an attachment (audited)',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams },
+            validate: { params: idParams }
         },
         handler: async (request, h) => {
 
@@ -83,7 +85,7 @@ export const evidenceRoutes = [
                 .bytes(item.size)
                 .header('content-disposition', contentDisposition(item.original_name))
                 .header('x-content-type-options', 'nosniff')
-                .header('content-security-policy', "default-src 'none'; sandbox")
+                .header('content-security-policy', internals.downloadPolicy)
                 .header('x-checksum-sha256', item.sha256);
         }
     }),

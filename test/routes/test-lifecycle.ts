@@ -62,9 +62,9 @@ describe('Test lifecycle routes', () => {
                     }
 
                     if (res.statusCode !== 200) {
-                        const after = await Test.query(context.knex).findById(test.id);
-                        expect(after!.version, label).to.equal(1);
-                        expect(after!.state, label).to.equal(state);
+                        const stored = await Test.query(context.knex).findById(test.id);
+                        expect(stored!.version, label).to.equal(1);
+                        expect(stored!.state, label).to.equal(state);
                         expect(await TestTimelineEntry.query(context.knex).where('test_id', test.id).resultSize(), label).to.equal(0);
                     }
 

@@ -6,6 +6,7 @@ import type { Services } from '../../server/services';
 
 import { defineAttackJobs, scheduleAttackJobs } from './attack';
 import { defineSystemJobs, scheduleSystemJobs } from './system';
+import { defineTestJobs, scheduleTestJobs } from './tests';
 
 
 export interface JobOptions {
@@ -19,6 +20,7 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
 
     defineSystemJobs(agenda, services);
     defineAttackJobs(agenda, services, options);
+    defineTestJobs(agenda, services, options);
 };
 
 
@@ -26,4 +28,5 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
 
     await scheduleSystemJobs(agenda);
     await scheduleAttackJobs(agenda, services);
+    await scheduleTestJobs(agenda);
 };
