@@ -1,3 +1,4 @@
+import { attack } from './attack';
 import { foundation } from './foundation';
 
 
@@ -9,5 +10,6 @@ export interface Suite {
 
 // Every benchmark suite, in one explicit list: a suite is a file in this folder plus a line here.
 export const suites: Record<string, Suite> = {
-    foundation
+    foundation,
+    attack
 };
