@@ -30,7 +30,9 @@ export const evidenceRoutes = [
             auth: { access: { scope: internals.uploaders } },
             validate: { params: idParams, payload: true },
             // Streamed, never buffered: the size limit (config.uploads.maxBytes) is counted by the service while streaming
-            payload: { output: 'stream', parse: false, allow: 'multipart/form-data', maxBytes: Number.MAX_SAFE_INTEGER, timeout: false },
+            // octet-stream is what a body without a type is taken for: such a request reaches authorisation (403) and then the
+            // service's 415, like any other non-multipart body
+            payload: { output: 'stream', parse: false, allow: ['multipart/form-data', 'application/octet-stream'], defaultContentType: 'application/octet-stream', maxBytes: Number.MAX_SAFE_INTEGER, timeout: false },
             response: { status: { 201: evidence } }
         },
         handler: async (request, h) => {

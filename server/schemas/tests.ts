@@ -104,10 +104,10 @@ export const fromTemplate = Joi.object<FromTemplate, true>({
 export const testSortFields = ['created_at', 'updated_at', 'title', 'priority', 'state', 'technique_id', 'validated_at', 'executed_at'];
 
 export const testListQuery = listQuery(testSortFields, {
-    state: Joi.alternatives(state, Joi.array().items(state).max(6).single()),
+    state: Joi.array().items(state).max(6).single(),
     technique_id: techniqueId,
     campaign_id: uuid,
-    assigned_to: Joi.alternatives(uuid, Joi.string().valid('me')),
+    assigned_to: Joi.string().guid().allow('me'),
     platform,
     priority,
     tag,

@@ -15,7 +15,7 @@ import { ownsOrLead, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { page, type ListQuery, type Page } from './lists';
-import { readMultipartFile } from './multipart';
+import { readMultipartFile, type MultipartFile } from './multipart';
 import { edits, roleAllows } from './test-lifecycle';
 import type { TestsService } from './tests';
 
@@ -53,13 +53,24 @@ const internals = {
     // Reads until `bytes` are buffered or the stream ends; the returned stream replays them, then the rest
     peek: (stream: Readable, bytes: number): Promise<{ head: Buffer; ended: boolean; body: Readable }> => new Promise((resolve, reject) => {
 
+        // The form may have failed before anyone listened (a body cut short while the test was being loaded)
+        if (stream.errored || stream.destroyed) {
+            return reject(stream.errored ?? new ValidationError('The upload was interrupted', ['file'], 'upload_aborted'));
+        }
+
         const chunks: Buffer[] = [];
         let length = 0;
-        const done = (ended: boolean) => {
+        const detach = () => {
 
             stream.off('readable', onReadable);
             stream.off('end', onEnd);
             stream.off('error', onError);
+            stream.off('close', onClose);
+        };
+
+        const done = (ended: boolean) => {
+
+            detach();
             const head = Buffer.concat(chunks);
             const body = new PassThrough();
             body.write(head);
@@ -89,13 +100,16 @@ const internals = {
         const onEnd = () => done(true);
         const onError = (err: Error) => {
 
-            stream.off('readable', onReadable);
+            detach();
             reject(err);
         };
+
+        const onClose = () => onError(stream.errored ?? new ValidationError('The upload was interrupted', ['file'], 'upload_aborted'));
 
         stream.on('readable', onReadable);
         stream.once('end', onEnd);
         stream.once('error', onError);
+        stream.once('close', onClose);
     }),
 
     baseType: (contentType: string) => contentType.split(';')[0]!.trim().toLowerCase()
@@ -132,7 +146,11 @@ export class EvidenceService {
     // afterwards; if anything fails after the object exists, the object is deleted again.
     async upload(actor: Actor, testId: string, request: { contentType: string; contentLength?: number | undefined; body: Readable }): Promise<Evidence> {
 
-        const { uploads, storage } = this.deps;
+        const { uploads } = this.deps;
+        if (!/^multipart\/form-data\s*;/i.test(request.contentType)) {
+            request.body.resume();
+            throw new UnsupportedMediaTypeError('Evidence is uploaded as multipart/form-data');
+        }
 
         // A declared length far beyond the limit is refused before reading (the form's own overhead is small)
         if (request.contentLength !== undefined && request.contentLength > uploads.maxBytes + internals.formOverhead) {
@@ -143,68 +161,79 @@ export class EvidenceService {
         const form = await readMultipartFile(request.body, request.contentType);
         const file = form.stream;
         try {
-            const { value: fields, error } = internals.fields.validate(form.fields, { abortEarly: false });
-            if (error) {
-                throw new ValidationError(error.message, error.details.map((detail) => detail.path.join('.')), 'validation_failed');
-            }
-
-            // Refuse early what the rules refuse anyway, before a byte is stored
-            const test = await this.deps.tests.get(actor, testId);
-            this.checkUpload(actor, fields.team, test);
-
-            const originalName = sanitizeFileName(form.filename);
-            const hashing = hashingStream(uploads.maxBytes);
-            const { head, ended, body: replay } = await internals.peek(file, Math.max(sniffLength, uploads.knownSizeBytes));
-            if (ended && head.length > uploads.maxBytes) {
-                throw new PayloadTooLargeError(`The file exceeds the limit of ${uploads.maxBytes} bytes`);
-            }
-
-            if (ended && head.length === 0) {
-                throw new ValidationError('The file is empty', ['file'], 'empty_file');
-            }
-
-            const sniffed = sniffContentType(head.subarray(0, sniffLength), originalName);
-            if (!sniffed || !uploads.allowedTypes.includes(internals.baseType(sniffed.contentType))) {
-                throw new UnsupportedMediaTypeError(`This file type is not accepted${sniffed ? ` (${sniffed.name})` : ''}`);
-            }
-
-            const key = `evidence/${testId}/${Crypto.randomUUID()}`;
-            const stored = new PassThrough();
-            const [piped, put] = await Promise.allSettled([
-                pipeline(replay, hashing, stored),
-                storage.put(key, stored, { contentType: sniffed.contentType, ...(ended ? { size: head.length } : {}) })
-            ]);
-
-            if (piped.status === 'rejected' || put.status === 'rejected') {
-                await storage.delete(key).catch(() => undefined);
-                const err = piped.status === 'rejected' ? piped.reason : (put as PromiseRejectedResult).reason;
-                throw err instanceof StreamTooLarge ? new PayloadTooLargeError(`The file exceeds the limit of ${uploads.maxBytes} bytes`) : err;
-            }
-
-            // Nothing is recorded before the form has ended well (a field after the file, a broken closing boundary)
-            await form.finished.catch(async (err) => {
-
-                await storage.delete(key).catch(() => undefined);
-                throw err;
-            });
-
-            if (hashing.bytes === 0) {
-                await storage.delete(key);
-                throw new ValidationError('The file is empty', ['file'], 'empty_file');
-            }
-
-            try {
-                return await this.insert(actor, testId, fields, { key, originalName, contentType: sniffed.contentType, size: hashing.bytes, sha256: hashing.sha256 });
-            }
-            catch (err) {
-                await storage.delete(key).catch(() => undefined);
-                throw err;
-            }
+            return await this.store(actor, testId, form);
+        }
+        catch (err) {
+            // A broken form is the client's error, whatever it broke on the way
+            throw form.failure() ?? err;
         }
         finally {
             if (!file.readableEnded) {
                 file.resume();
             }
+        }
+    }
+
+    private async store(actor: Actor, testId: string, form: MultipartFile): Promise<Evidence> {
+
+        const { uploads, storage } = this.deps;
+        const file = form.stream;
+        const { value: fields, error } = internals.fields.validate(form.fields, { abortEarly: false });
+        if (error) {
+            throw new ValidationError(error.message, error.details.map((detail) => detail.path.join('.')), 'validation_failed');
+        }
+
+        // Refuse early what the rules refuse anyway, before a byte is stored
+        const test = await this.deps.tests.get(actor, testId);
+        this.checkUpload(actor, fields.team, test);
+
+        const originalName = sanitizeFileName(form.filename);
+        const hashing = hashingStream(uploads.maxBytes);
+        const { head, ended, body: replay } = await internals.peek(file, Math.max(sniffLength, uploads.knownSizeBytes));
+        if (ended && head.length > uploads.maxBytes) {
+            throw new PayloadTooLargeError(`The file exceeds the limit of ${uploads.maxBytes} bytes`);
+        }
+
+        if (ended && head.length === 0) {
+            throw new ValidationError('The file is empty', ['file'], 'empty_file');
+        }
+
+        const sniffed = sniffContentType(head.subarray(0, sniffLength), originalName);
+        if (!sniffed || !uploads.allowedTypes.includes(internals.baseType(sniffed.contentType))) {
+            throw new UnsupportedMediaTypeError(`This file type is not accepted${sniffed ? ` (${sniffed.name})` : ''}`);
+        }
+
+        const key = `evidence/${testId}/${Crypto.randomUUID()}`;
+        const stored = new PassThrough();
+        const [piped, put] = await Promise.allSettled([
+            pipeline(replay, hashing, stored),
+            storage.put(key, stored, { contentType: sniffed.contentType, ...(ended ? { size: head.length } : {}) })
+        ]);
+
+        if (piped.status === 'rejected' || put.status === 'rejected') {
+            await storage.delete(key).catch(() => undefined);
+            const err = piped.status === 'rejected' ? piped.reason : (put as PromiseRejectedResult).reason;
+            throw err instanceof StreamTooLarge ? new PayloadTooLargeError(`The file exceeds the limit of ${uploads.maxBytes} bytes`) : err;
+        }
+
+        // Nothing is recorded before the form has ended well (a field after the file, a broken closing boundary)
+        await form.finished.catch(async (err) => {
+
+            await storage.delete(key).catch(() => undefined);
+            throw err;
+        });
+
+        if (hashing.bytes === 0) {
+            await storage.delete(key);
+            throw new ValidationError('The file is empty', ['file'], 'empty_file');
+        }
+
+        try {
+            return await this.insert(actor, testId, fields, { key, originalName, contentType: sniffed.contentType, size: hashing.bytes, sha256: hashing.sha256 });
+        }
+        catch (err) {
+            await storage.delete(key).catch(() => undefined);
+            throw err;
         }
     }
 

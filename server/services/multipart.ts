@@ -10,6 +10,7 @@ export interface MultipartFile {
     filename: string;
     stream: Readable;
     finished: Promise<void>;                            // the whole form was read and was valid
+    failure: () => Error | null;                        // why the form failed, once it has (a client error)
 }
 
 
@@ -34,6 +35,7 @@ export const readMultipartFile = (body: Readable, contentType: string, fileField
     const fields: Record<string, string> = {};
     let file: Readable | null = null;
     let settled = false;
+    let failure: Error | null = null;
     let finish: { resolve: () => void; reject: (err: Error) => void } = { resolve: () => undefined, reject: () => undefined };
     const finished = new Promise<void>((res, rej) => {
 
@@ -44,6 +46,7 @@ export const readMultipartFile = (body: Readable, contentType: string, fileField
 
     const fail = (error: Error) => {
 
+        failure ??= error;
         if (file && !file.readableEnded) {
             file.destroy(error);
         }
@@ -81,7 +84,7 @@ export const readMultipartFile = (body: Readable, contentType: string, fileField
         file = stream;
         settled = true;
         stream.on('error', () => undefined);            // errors reach the consumer through its pipeline
-        resolve({ fields, filename: info.filename ?? '', stream, finished });
+        resolve({ fields, filename: info.filename ?? '', stream, finished, failure: () => failure });
     });
 
     parser.on('partsLimit', () => fail(new ValidationError('Too many form parts', ['file'], 'invalid_multipart')));

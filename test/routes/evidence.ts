@@ -290,6 +290,40 @@ for (const driver of drivers) {
         });
 
         if (driver === 'local') {
+            it('refuses malformed and non-multipart bodies, extra files and parts, and a declared length over the limit', async () => {
+
+                const test = await testRow(context.knex, { state: 'red_executing' });
+                const url = `/api/v1/tests/${test.id}/evidence`;
+                const raw = (payload: string | Buffer, headers: Record<string, string>) => context.server.inject({ method: 'POST', url, auth: context.as('red_tech'), payload, headers });
+
+                expect((await raw('plain bytes', { 'content-type': 'application/octet-stream' })).statusCode).to.equal(415);
+                expect((await context.server.inject({ method: 'POST', url, auth: context.as('red_tech') })).statusCode).to.equal(415);
+                expect((await raw('x', { 'content-type': 'text/xml' })).statusCode).to.equal(415);
+                expect((await raw('x', { 'content-type': 'multipart/form-data' })).statusCode).to.equal(400);
+                expect((await raw('--b\r\nContent-Disposition: form-data; name="team"\r\n\r\nred\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n\x89PNG', { 'content-type': 'multipart/form-data; boundary=b' })).statusCode).to.equal(400);
+                expect((await raw('garbage without any boundary', { 'content-type': 'multipart/form-data; boundary=b' })).statusCode).to.equal(400);
+
+                const two = internals.form({ team: 'red' }, { name: 'a.png', data: internals.png(100) });
+                const boundary = two.headers['content-type'].split('=')[1]!;
+                const second = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="b.png"\r\n\r\nxx\r\n--${boundary}--\r\n`);
+                expect((await raw(Buffer.concat([two.payload.subarray(0, two.payload.length - boundary.length - 6), second]), two.headers)).statusCode).to.equal(400);
+
+                const misnamed = internals.form({ team: 'red' }).payload.toString().replace(/--\r\n$/, `\r\nContent-Disposition: form-data; name="attachment"; filename="a.png"\r\n\r\nxx\r\n--${boundary}--\r\n`);
+                expect((await raw(misnamed.replace(/----aegis[0-9a-f]+/g, boundary), two.headers)).statusCode).to.equal(400);
+                expect((await raw(internals.form({ team: 'red', team2: 'x', description: 'd'.repeat(20_000) }, { name: 'a.png', data: internals.png(100) }).payload, internals.form({}).headers)).statusCode).to.equal(400);
+                const duplicate = internals.form({ team: 'red' }, { name: 'a.png', data: internals.png(100) });
+                const doubled = duplicate.payload.toString('latin1').replace('name="team"\r\n\r\nred\r\n', 'name="team"\r\n\r\nred\r\n--' + duplicate.headers['content-type'].split('=')[1] + '\r\nContent-Disposition: form-data; name="team"\r\n\r\nblue\r\n');
+                expect((await raw(Buffer.from(doubled, 'latin1'), duplicate.headers)).statusCode).to.equal(400);
+
+                const declared = await context.server.inject({ method: 'POST', url, auth: context.as('red_tech'), ...internals.form({ team: 'red' }, { name: 'a.png', data: internals.png(100) }), headers: { ...internals.form({}).headers, 'content-length': String(internals.limit * 2) } });
+                expect([400, 413]).to.include(declared.statusCode);
+                expect(await internals.keys(store, `evidence/${test.id}/`)).to.equal([]);
+
+                const sorted = await context.server.inject({ method: 'GET', url: `${url}?sort=size&order=desc`, auth: context.as('viewer') });
+                expect(json(sorted)).to.include({ total: 0, items: [] });
+                expect((await context.server.inject({ method: 'GET', url: `${url}?sort=storage_key`, auth: context.as('viewer') })).statusCode).to.equal(400);
+            });
+
             it('sweeps objects without a row once older than the grace period and reports rows whose object is missing', async () => {
 
                 const test = await testRow(context.knex, { state: 'red_executing' });
