@@ -1,5 +1,6 @@
 import { attack } from './attack';
 import { foundation } from './foundation';
+import { tests } from './tests';
 
 
 export interface Suite {
@@ -11,5 +12,6 @@ export interface Suite {
 // Every benchmark suite, in one explicit list: a suite is a file in this folder plus a line here.
 export const suites: Record<string, Suite> = {
     foundation,
-    attack
+    attack,
+    tests
 };
