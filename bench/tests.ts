@@ -249,7 +249,7 @@ export const tests: Suite = {
             const bareStarted = Date.now();
             await Promise.all(Array.from({ length: internals.uploaders }, (_, i) => pipeline(Readable.from((function* () {
 
-                for (let sent = 0; sent < internals.uploadBytes; sent += chunk.length) {
+                for (let i = 0; i < internals.uploadBytes / chunk.length; ++i) {
                     yield chunk;
                 }
             })()), Fs.createWriteStream(`${bareFile}.${i}`))));
