@@ -247,12 +247,12 @@ export const tests: Suite = {
             const bareFile = Path.join(dataDir, 'bare.bin');
             const chunk = Crypto.randomBytes(internals.mib);
             const bareStarted = Date.now();
-            await Promise.all(Array.from({ length: internals.uploaders }, (_, i) => pipeline(Readable.from((function* () {
+            await Promise.all(Array.from({ length: internals.uploaders }, (_, file) => pipeline(Readable.from((function* () {
 
                 for (let i = 0; i < internals.uploadBytes / chunk.length; ++i) {
                     yield chunk;
                 }
-            })()), Fs.createWriteStream(`${bareFile}.${i}`))));
+            })()), Fs.createWriteStream(`${bareFile}.${file}`))));
             const bareSeconds = (Date.now() - bareStarted) / 1000;
 
             const totalMb = internals.uploaders * internals.uploadBytes / internals.mib;

@@ -100,13 +100,13 @@ describe('Test template routes', () => {
         expect(await context.knex('test_templates').where({ source: 'atomic', name: 'edited locally' }).first()).to.not.exist();
 
         const list = json(await request('viewer', 'GET', '/test-templates?source=atomic&technique_id=T1059.001&limit=500&sort=name&order=asc'));
-        expect(list.total).to.be.above(5);
+        expect(Number(list.total)).to.be.above(5);
         const item = list.items[0];
         expect(item).to.include({ source: 'atomic', technique_ids: ['T1059.001'], tags: ['atomic-red-team'] });
         expect(item.source_ref).to.match(/^[0-9a-f-]{36}$/);
         expect(item.executor.name).to.be.a.string();
-        expect(json(await request('viewer', 'GET', '/test-templates?source=atomic&platform=Windows&search=powershell&limit=1')).total).to.be.above(0);
-        expect(json(await request('viewer', 'GET', '/test-templates?tag=atomic-red-team&limit=1')).total).to.be.above(0);
+        expect(Number(json(await request('viewer', 'GET', '/test-templates?source=atomic&platform=Windows&search=powershell&limit=1')).total)).to.be.above(0);
+        expect(Number(json(await request('viewer', 'GET', '/test-templates?tag=atomic-red-team&limit=1')).total)).to.be.above(0);
 
         // A team can start from them at once
         const created = json(await request('red_lead', 'POST', '/tests/from-template', { template_ids: [item.id] }));
