@@ -22,5 +22,5 @@ export interface Command {
 export const commands: Record<string, Command> = {
     'import-atomics': importAtomics,
     'import-attack': importAttack,
-    'import-d3fend': importD3fend,
+    'import-d3fend': importD3fend
 };
