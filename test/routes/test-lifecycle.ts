@@ -3,7 +3,7 @@ import { expect } from '@hapi/code';
 
 import { Test, TestTimelineEntry } from '../../server/models';
 import { roles, type Role } from '../../server/policy';
-import { decide, lifecycle, testActions, testStates, type TestAction } from '../../server/services/test-lifecycle';
+import { decide, edits, lifecycle, testActions, testStates, type TestAction } from '../../server/services/test-lifecycle';
 
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
@@ -74,6 +74,49 @@ describe('Test lifecycle routes', () => {
         }
 
         expect(checked).to.equal(testStates.length * testActions.length * roles.length);
+    });
+
+    it('applies the edit rules to every state × edit route × role: 403 for a wrong role, 409 for a wrong state, nothing written on a refusal', async () => {
+
+        const routes = {
+            update: { path: '', payload: { title: 'Edited' } },
+            red: { path: '/red', payload: { tool: 'edited' } },
+            blue: { path: '/blue', payload: { blue_notes: 'edited' } },
+            remediation: { path: '/remediation', payload: { remediation_status: 'open' } },
+            classification: { path: '/classification', payload: { data_classification: 'public' } }
+        } as const;
+
+        let checked = 0;
+        for (const [edit, route] of Object.entries(routes) as [keyof typeof routes, typeof routes[keyof typeof routes]][]) {
+            for (const state of testStates) {
+                for (const role of roles) {
+                    const test = await testRow(context.knex, { state });
+                    const res = await context.server.inject({ method: 'PATCH', url: `/api/v1/tests/${test.id}${route.path}`, auth: context.as(role), payload: route.payload });
+                    const label = `${role} ${edit} in ${state}`;
+                    const rule = edits[edit];
+                    if (!(rule.roles as readonly string[]).includes(role)) {
+                        expect(res.statusCode, label).to.equal(403);
+                    }
+                    else if (!(rule.states as readonly string[]).includes(state)) {
+                        expect(res.statusCode, label).to.equal(409);
+                        expect((res.result as { code: string }).code, label).to.equal('invalid_state_transition');
+                    }
+                    else {
+                        expect(res.statusCode, label).to.equal(200);
+                        expect((res.result as Test).version, label).to.equal(2);
+                    }
+
+                    if (res.statusCode !== 200) {
+                        expect((await Test.query(context.knex).findById(test.id))!.version, label).to.equal(1);
+                        expect(await TestTimelineEntry.query(context.knex).where('test_id', test.id).resultSize(), label).to.equal(0);
+                    }
+
+                    checked++;
+                }
+            }
+        }
+
+        expect(checked).to.equal(5 * testStates.length * roles.length);
     });
 
     it('runs a whole lifecycle through the API: timer, derived detection, notifications, events, coverage, timeline', async () => {
