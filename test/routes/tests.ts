@@ -91,6 +91,27 @@ describe('Test routes', () => {
         expect(json(res)).to.include({ code: 'technique_revoked', message: `Technique ${revoked} was revoked; use ${successor}` });
     });
 
+    it('checks references on create and update: template, technique (unknown, revoked without successor), inactive assignees', async () => {
+
+        expect(json(await request('admin', 'POST', '/tests', { title: 'x', technique_id: 'T1059.001', template_id: Crypto.randomUUID() }))).to.include({ code: 'invalid_reference', fields: ['template_id'] });
+        const template = json(await request('admin', 'POST', '/test-templates', { name: 'T', technique_ids: ['T1059.001'] }));
+        expect(json(await request('admin', 'POST', '/tests', { title: 'x', technique_id: 'T1059.001', template_id: template.id })).template_id).to.equal(template.id);
+
+        const test = await testRow(context.knex);
+        expect(json(await request('admin', 'PATCH', `/tests/${test.id}`, { technique_id: 'T9999.997' })).code).to.equal('unknown_technique');
+        const revoked = `T7${String(Crypto.randomInt(0, 1000)).padStart(3, '0')}`;
+        await technique(context.knex, revoked, { revoked: true });
+        expect(json(await request('admin', 'PATCH', `/tests/${test.id}`, { technique_id: revoked }))).to.include({ code: 'technique_revoked', message: `Technique ${revoked} was revoked` });
+
+        const gone = await context.createUser('blue_tech');
+        await context.knex('users').where('id', gone.id).update({ is_active: false });
+        expect(json(await request('admin', 'PATCH', `/tests/${test.id}`, { blue_assignee_id: gone.id })).code).to.equal('invalid_assignee');
+        expect(json(await request('admin', 'PATCH', `/tests/${test.id}`, { blue_assignee_id: context.users.admin.id, red_assignee_id: null })).blue_assignee_id).to.equal(context.users.admin.id);
+
+        const fromTemplate = json(await request('admin', 'POST', '/tests/from-template', { template_ids: [template.id], overrides: { title: 'Named', platform: null, blue_assignee_id: context.users.blue_tech.id } }));
+        expect(fromTemplate.items[0]).to.include({ title: 'Named', platform: null, blue_assignee_id: context.users.blue_tech.id });
+    });
+
     it('updates general fields in draft and rejected only, recording each changed field in the timeline', async () => {
 
         const test = await testRow(context.knex);
