@@ -112,7 +112,22 @@ const internals = {
         stream.once('close', onClose);
     }),
 
-    baseType: (contentType: string) => contentType.split(';')[0]!.trim().toLowerCase()
+    baseType: (contentType: string) => contentType.split(';')[0]!.trim().toLowerCase(),
+
+    extensionOf: (name: string) => {
+
+        const dot = name.lastIndexOf('.');
+        return dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
+    },
+
+    // Types whose name may carry any extension (notes.md, capture.out): their content is inert text
+    textTypes: new Set(['text', 'log', 'csv', 'json', 'xml']),
+
+    // Names a browser renders or a desktop runs when the downloaded file is opened, whatever it contains
+    activeExtensions: new Set([
+        'html', 'htm', 'xhtml', 'shtml', 'svg', 'svgz', 'xht', 'mht', 'mhtml', 'hta', 'js', 'mjs', 'jse', 'vbs', 'vbe', 'wsf', 'wsh',
+        'exe', 'dll', 'scr', 'com', 'pif', 'cpl', 'msi', 'msp', 'bat', 'cmd', 'lnk', 'jar', 'app', 'url', 'desktop', 'reg', 'swf'
+    ])
 };
 
 
@@ -201,6 +216,12 @@ export class EvidenceService {
         const sniffed = sniffContentType(head.subarray(0, sniffLength), originalName);
         if (!sniffed || !uploads.allowedTypes.includes(internals.baseType(sniffed.contentType))) {
             throw new UnsupportedMediaTypeError(`This file type is not accepted${sniffed ? ` (${sniffed.name})` : ''}`);
+        }
+
+        // SEC-14: the name must not promise another type than the bytes hold, nor one a desktop would run or render
+        const extension = internals.extensionOf(originalName);
+        if (internals.activeExtensions.has(extension) || (extension && !internals.textTypes.has(sniffed.name) && extension !== sniffed.extension)) {
+            throw new UnsupportedMediaTypeError(`The extension .${extension} does not match the content (${sniffed.name})`);
         }
 
         const key = `evidence/${testId}/${Crypto.randomUUID()}`;

@@ -176,6 +176,13 @@ for (const driver of drivers) {
             const html = await upload('red_tech', test.id, { team: 'red' }, { name: 'page.txt', data: Buffer.from('<html><script>alert(1)</script></html>') });
             expect(html.statusCode).to.equal(415);
 
+            // The name may not contradict the bytes, nor be one a desktop opens actively; text keeps its own extension
+            expect((await upload('red_tech', test.id, { team: 'red' }, { name: 'report.pdf', data: internals.png(100) })).statusCode).to.equal(415);
+            expect((await upload('red_tech', test.id, { team: 'red' }, { name: 'notes.html', data: Buffer.from('plain words') })).statusCode).to.equal(415);
+            expect((await upload('red_tech', test.id, { team: 'red' }, { name: 'run.exe', data: Buffer.from('plain words') })).statusCode).to.equal(415);
+            expect((await upload('red_tech', test.id, { team: 'red' }, { name: 'notes.md', data: Buffer.from('# plain words') })).statusCode).to.equal(201);
+            expect((await upload('red_tech', test.id, { team: 'red' }, { name: 'screenshot', data: internals.png(100) })).statusCode).to.equal(201);
+
             expect((await upload('red_tech', test.id, { team: 'red' }, { name: 'empty.png', data: Buffer.alloc(0) })).statusCode).to.equal(400);
             expect(json(await upload('red_tech', test.id, {}, { name: 'a.png', data: internals.png(100) }))).to.include({ fields: ['team'] });
             expect((await upload('red_tech', test.id, { team: 'purple' }, { name: 'a.png', data: internals.png(100) })).statusCode).to.equal(400);
@@ -188,8 +195,8 @@ for (const driver of drivers) {
             const payload = Buffer.concat([late.payload.subarray(0, late.payload.length - 2 - late.headers['content-type'].split('=')[1]!.length - 4), Buffer.from(`--${late.headers['content-type'].split('=')[1]}\r\nContent-Disposition: form-data; name="team"\r\n\r\nred\r\n--${late.headers['content-type'].split('=')[1]}--\r\n`)]);
             expect((await context.server.inject({ method: 'POST', url: `/api/v1/tests/${test.id}/evidence`, auth: context.as('red_tech'), payload, headers: late.headers })).statusCode).to.equal(400);
 
-            expect(await internals.keys(store, `evidence/${test.id}/`)).to.have.length(1);
-            expect(await Evidence.query(context.knex).where('test_id', test.id).resultSize()).to.equal(1);
+            expect(await internals.keys(store, `evidence/${test.id}/`)).to.have.length(3);
+            expect(await Evidence.query(context.knex).where('test_id', test.id).resultSize()).to.equal(3);
         });
 
         it('deletes: the uploader or a lead, never another technician (404), never on a validated test (409); the object goes after the commit', async () => {
