@@ -6,7 +6,7 @@ import Joi from 'joi';
 import type { Knex } from 'knex';
 
 import {
-    hashingStream, PayloadTooLargeError as StreamTooLarge, sanitizeFileName, sniffContentType, sniffLength, type ObjectStore
+    hashingStream, ObjectNotFoundError, PayloadTooLargeError as StreamTooLarge, sanitizeFileName, sniffContentType, sniffLength, type ObjectStore
 } from '../../integrations/storage';
 import type { Config } from '../config';
 import { ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
@@ -261,7 +261,12 @@ export class EvidenceService {
     async download(actor: Actor, id: string): Promise<EvidenceDownload> {
 
         const evidence = await this.get(actor, id);
-        const stream = await this.deps.storage.get(evidence.storage_key);
+        const stream = await this.deps.storage.get(evidence.storage_key).catch((err: Error) => {
+
+            // A row whose object is gone (the sweeper reports these): the file cannot be served
+            throw err instanceof ObjectNotFoundError ? new NotFoundError('Evidence file', { evidence_id: id }) : err;
+        });
+
         await this.deps.audit.record(this.deps.knex, actor, { action: 'evidence.download', entity_type: 'evidence', entity_id: id, details: { test_id: evidence.test_id, sha256: evidence.sha256 } });
         return { evidence, stream };
     }

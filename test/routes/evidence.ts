@@ -349,6 +349,9 @@ for (const driver of drivers) {
 
                 const lost = await context.knex('evidence').insert({ test_id: test.id, team: 'red', storage_key: `evidence/${test.id}/${Crypto.randomUUID()}`, original_name: 'lost.png', content_type: 'image/png', size: 1, sha256: 'x', created_at: old }).returning('id');
 
+                const missingDownload = await context.server.inject({ method: 'GET', url: `/api/v1/evidence/${lost[0].id}/download`, auth: context.as('admin') });
+                expect(missingDownload.statusCode).to.equal(404);
+
                 const result = await context.services.evidence.sweep(systemActor);
                 expect(result.deleted).to.include(orphan);
                 expect(result.deleted).to.not.include(young);
