@@ -85,6 +85,7 @@ export class Technique extends BaseModel {
 export class ThreatActor extends BaseModel {
 
     static override tableName = 'threat_actors';
+    static override jsonAttributes = ['references'];        // a JSON array: pg would otherwise write it as a SQL array
 
     id!: string;
     stix_id!: string | null;
@@ -120,6 +121,7 @@ export interface DataQuality {
 export class DataComponent extends BaseModel {
 
     static override tableName = 'data_components';
+    static override jsonAttributes = ['log_sources', 'quality'];
 
     id!: string;
     stix_id!: string;

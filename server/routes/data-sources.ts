@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, searchText } from '../schemas/common';
+import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import * as Schemas from '../schemas/data-sources';
 import { domain, platform } from '../schemas/techniques';
 import type { DataSourceAssessment, DataSourceFilters, GapFilters } from '../services/data-sources';
@@ -33,7 +33,8 @@ export const dataSourceRoutes = [
                     domain,
                     include_deprecated: Joi.boolean()
                 })
-            }
+            },
+            response: { schema: pageOf(Schemas.dataComponent, 'DataComponentPage') }
         },
         handler: (request) => request.services().dataSources.list(request.query)
     }),
@@ -45,7 +46,8 @@ export const dataSourceRoutes = [
             description: 'Active techniques that no collected data component can reveal',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: gapQuery }
+            validate: { query: gapQuery },
+            response: { schema: pageOf(Schemas.gapItem, 'BlindSpotPage') }
         },
         handler: (request) => request.services().dataSources.blindSpots(request.query)
     }),
@@ -57,7 +59,8 @@ export const dataSourceRoutes = [
             description: 'Detection-engineering opportunities: techniques with collected telemetry that are not covered, ranked',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: gapQuery }
+            validate: { query: gapQuery },
+            response: { schema: pageOf(Schemas.gapItem.keys({ rank: Joi.number().integer().required(), collected_count: Joi.number().integer().required() }), 'OpportunityPage') }
         },
         handler: (request) => request.services().dataSources.opportunities(request.query)
     }),
@@ -69,7 +72,8 @@ export const dataSourceRoutes = [
             description: 'A data component with the techniques it can reveal',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            response: { schema: Schemas.dataComponentDetail }
         },
         handler: (request) => request.services().dataSources.get(request.params.id)
     }),
@@ -81,7 +85,8 @@ export const dataSourceRoutes = [
             description: 'Record the organisation\'s view of a data component: collected or not, quality 0-5 per DeTT&CT dimension, notes',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: { params: idParams, payload: Schemas.assessment }
+            validate: { params: idParams, payload: Schemas.assessment },
+            response: { schema: Schemas.dataComponentDetail }
         },
         handler: (request) => request.services().dataSources.assess(actorOf(request), request.params.id, request.payload)
     })

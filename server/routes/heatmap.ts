@@ -3,6 +3,7 @@ import Joi from 'joi';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { text, uuid } from '../schemas/common';
+import * as Schemas from '../schemas/heatmap';
 import { domain, platform } from '../schemas/techniques';
 import type { HeatmapFilters, LayerImport } from '../services/heatmap';
 
@@ -25,7 +26,8 @@ export const heatmapRoutes = [
             description: 'The coverage matrix: tactics in ATT&CK order, each cell a technique with coverage, score, test counts and its sub-technique roll-up',
             tags: ['api', 'heatmap'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: filters }
+            validate: { query: filters },
+            response: { schema: Schemas.heatmap }
         },
         handler: (request) => request.services().heatmap.matrix(request.query)
     }),
@@ -37,7 +39,8 @@ export const heatmapRoutes = [
             description: 'The coverage as an ATT&CK Navigator layer (format 4.5)',
             tags: ['api', 'heatmap'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: filters.keys({ include_subtechniques: Joi.forbidden() }) }
+            validate: { query: filters.keys({ include_subtechniques: Joi.forbidden() }) },
+            response: { schema: Schemas.navigatorLayer }
         },
         handler: async (request, h) => h.response(await request.services().heatmap.layer(request.query))
             .header('content-disposition', 'attachment; filename="aegis-coverage-layer.json"')
@@ -55,7 +58,8 @@ export const heatmapRoutes = [
                     layer: Joi.object().unknown(true).required(),
                     reason: text(1000).min(1)
                 })
-            }
+            },
+            response: { schema: Schemas.layerImport }
         },
         handler: (request) => request.services().heatmap.importLayer(actorOf(request), request.payload)
     })

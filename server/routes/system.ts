@@ -3,6 +3,7 @@ import Joi from 'joi';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { listQuery, timestamp, uuid } from '../schemas/common';
+import { syncRequest } from '../schemas/heatmap';
 import type { AuditFilters } from '../services/audit';
 
 import { route } from './route';
@@ -41,7 +42,8 @@ export const systemRoutes = [
         options: {
             description: 'Queue an ATT&CK and D3FEND sync now (answers the job id; a sync already queued or running is answered instead of a second one)',
             tags: ['api', 'system'],
-            auth: { access: { scope: [...Access.admin] } }
+            auth: { access: { scope: [...Access.admin] } },
+            response: { status: { 202: syncRequest } }
         },
         handler: async (request, h) => h.response(await request.services().attackImport.requestSync(actorOf(request))).code(202)
     }),

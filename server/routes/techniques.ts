@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { listQuery, searchText } from '../schemas/common';
+import { listQuery, pageOf, searchText } from '../schemas/common';
 import * as Schemas from '../schemas/techniques';
 import type { TechniqueCreate, TechniqueFilters, TechniqueReview, TechniqueUpdate } from '../services/techniques';
 
@@ -30,7 +30,8 @@ export const techniqueRoutes = [
                     include_subtechniques: Joi.boolean(),
                     include_deprecated: Joi.boolean()
                 })
-            }
+            },
+            response: { schema: pageOf(Schemas.techniqueSummary, 'TechniquePage') }
         },
         handler: (request) => request.services().techniques.list(request.query)
     }),
@@ -42,7 +43,8 @@ export const techniqueRoutes = [
             description: 'Create a custom (non-MITRE) technique; the server allocates its id under the reserved prefix X (X0001)',
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: { payload: Schemas.techniqueCreate }
+            validate: { payload: Schemas.techniqueCreate },
+            response: { status: { 201: Schemas.technique } }
         },
         handler: async (request, h) => h.response(await request.services().techniques.create(actorOf(request), request.payload)).code(201)
     }),
@@ -54,7 +56,8 @@ export const techniqueRoutes = [
             description: 'A technique with its tactics, platforms, data components, mitigations, sub-techniques or parent, threat actors, coverage, score and latest validated tests',
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: Schemas.mitreParams }
+            validate: { params: Schemas.mitreParams },
+            response: { schema: Schemas.technique }
         },
         handler: (request) => request.services().techniques.get(request.params.mitre_id)
     }),
@@ -66,7 +69,8 @@ export const techniqueRoutes = [
             description: 'Update a technique: every field of a custom one; only the organisation\'s fields (impact, notes) of a MITRE one (409 otherwise)',
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: { params: Schemas.mitreParams, payload: Schemas.techniqueUpdate }
+            validate: { params: Schemas.mitreParams, payload: Schemas.techniqueUpdate },
+            response: { schema: Schemas.technique }
         },
         handler: (request) => request.services().techniques.update(actorOf(request), request.params.mitre_id, request.payload)
     }),
@@ -78,7 +82,8 @@ export const techniqueRoutes = [
             description: 'Mark a technique as needing review, with a reason, or clear the mark',
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.leads] } },
-            validate: { params: Schemas.mitreParams, payload: Schemas.techniqueReview }
+            validate: { params: Schemas.mitreParams, payload: Schemas.techniqueReview },
+            response: { schema: Schemas.technique }
         },
         handler: (request) => request.services().techniques.review(actorOf(request), request.params.mitre_id, request.payload)
     }),
@@ -90,7 +95,8 @@ export const techniqueRoutes = [
             description: 'D3FEND countermeasures mapped to the technique (and, for a parent, to its sub-techniques), grouped by D3FEND tactic',
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: Schemas.mitreParams }
+            validate: { params: Schemas.mitreParams },
+            response: { schema: Schemas.techniqueD3fend }
         },
         handler: (request) => request.services().techniques.d3fend(request.params.mitre_id)
     })

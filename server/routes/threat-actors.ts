@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, searchText } from '../schemas/common';
+import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import { mitreId } from '../schemas/techniques';
 import * as Schemas from '../schemas/threat-actors';
 import type { ThreatActorCreate, ThreatActorFilters, ThreatActorLink, ThreatActorUpdate } from '../services/threat-actors';
@@ -26,7 +26,8 @@ export const threatActorRoutes = [
                     tracked: Joi.boolean(),
                     include_deprecated: Joi.boolean()
                 })
-            }
+            },
+            response: { schema: pageOf(Schemas.threatActor, 'ThreatActorPage') }
         },
         handler: (request) => request.services().threatActors.list(request.query)
     }),
@@ -38,7 +39,8 @@ export const threatActorRoutes = [
             description: 'Create the organisation\'s own threat actor',
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.leads] } },
-            validate: { payload: Schemas.threatActorCreate }
+            validate: { payload: Schemas.threatActorCreate },
+            response: { status: { 201: Schemas.threatActorDetail } }
         },
         handler: async (request, h) => h.response(await request.services().threatActors.create(actorOf(request), request.payload)).code(201)
     }),
@@ -50,7 +52,8 @@ export const threatActorRoutes = [
             description: 'A threat actor with the techniques it uses, its software, campaigns and ATT&CK references',
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            response: { schema: Schemas.threatActorDetail }
         },
         handler: (request) => request.services().threatActors.get(request.params.id)
     }),
@@ -62,7 +65,8 @@ export const threatActorRoutes = [
             description: 'Update a threat actor; on a MITRE group only tracked, country and motivations (409 otherwise: the sync owns the rest)',
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.leads] } },
-            validate: { params: idParams, payload: Schemas.threatActorUpdate }
+            validate: { params: idParams, payload: Schemas.threatActorUpdate },
+            response: { schema: Schemas.threatActorDetail }
         },
         handler: (request) => request.services().threatActors.update(actorOf(request), request.params.id, request.payload)
     }),
@@ -90,7 +94,8 @@ export const threatActorRoutes = [
             description: 'Link a technique to a threat actor (a manual link, kept across syncs)',
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.leads] } },
-            validate: { params: Schemas.actorTechniqueParams, payload: Schemas.threatActorLink }
+            validate: { params: Schemas.actorTechniqueParams, payload: Schemas.threatActorLink },
+            response: { status: { 201: Schemas.threatActorTechnique } }
         },
         handler: async (request, h) => h.response(await request.services().threatActors.link(actorOf(request), request.params.id, request.params.mitre_id, request.payload ?? {})).code(201)
     }),

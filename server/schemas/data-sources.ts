@@ -19,3 +19,31 @@ export const assessment = Joi.object<DataSourceAssessment, true>({
     }).min(1),
     notes: text(20_000).allow(null, '')
 }).min(1);
+
+
+// Responses
+export const dataComponent = Joi.object({
+    id: Joi.string().required(),
+    mitre_id: Joi.string().allow(null),
+    name: Joi.string().required(),
+    description: Joi.string().allow(null, ''),
+    domains: Joi.array().items(Joi.string()),
+    log_sources: Joi.array().items(Joi.object().unknown(true)),
+    collected: Joi.boolean().required(),
+    quality: Joi.object().unknown(true).required(),
+    quality_score: Joi.number().allow(null).required(),
+    notes: Joi.string().allow(null, ''),
+    technique_count: Joi.number().integer()
+}).label('DataComponent');
+
+export const dataComponentDetail = dataComponent.keys({
+    data_source: Joi.object().unknown(true).allow(null).required(),
+    techniques: Joi.array().items(Joi.object({ mitre_id: Joi.string(), name: Joi.string(), coverage_status: Joi.string() }).unknown(true)).required()
+}).label('DataComponentDetail');
+
+export const gapItem = Joi.object({
+    mitre_id: Joi.string().required(),
+    name: Joi.string().required(),
+    is_subtechnique: Joi.boolean().required(),
+    coverage_status: Joi.string().required()
+}).label('TechniqueGap');

@@ -39,3 +39,60 @@ export const techniqueReview = Joi.object<TechniqueReview, true>({
     needs_review: Joi.boolean().required(),
     reason: text(1000).allow(null, '').when('needs_review', { is: true, then: text(1000).min(1).required() })
 });
+
+
+// Responses (fields not listed are allowed: models carry more than the contract names)
+const nullableText = Joi.string().allow(null, '');
+
+export const tacticRef = Joi.object({ id: Joi.string().allow(null).required(), shortname: Joi.string().required(), name: Joi.string().required() }).label('TacticRef');
+
+export const techniqueSummary = Joi.object({
+    mitre_id: Joi.string().required(),
+    name: Joi.string().required(),
+    domain: domain.required(),
+    is_subtechnique: Joi.boolean().required(),
+    parent_id: Joi.string().allow(null).required(),
+    platforms: Joi.array().items(Joi.string()).required(),
+    tactics: Joi.array().items(tacticRef).required(),
+    coverage_status: coverageStatus.required(),
+    score: Joi.number().min(0).max(100).allow(null).required(),
+    needs_review: Joi.boolean().required(),
+    impact: Joi.number().integer().allow(null).required(),
+    is_custom: Joi.boolean().required(),
+    revoked: Joi.boolean().required(),
+    deprecated: Joi.boolean().required(),
+    revoked_by_id: Joi.string().allow(null).required(),
+    latest_validated_at: Joi.date().allow(null).required(),
+    url: nullableText.required()
+}).label('TechniqueSummary');
+
+export const technique = techniqueSummary.keys({
+    description: nullableText,
+    review_reason: nullableText,
+    notes: nullableText,
+    parent: Joi.object({ mitre_id: Joi.string(), name: Joi.string() }).allow(null).required(),
+    revoked_by: Joi.object({ mitre_id: Joi.string(), name: Joi.string() }).allow(null).required(),
+    subtechniques: Joi.array().items(techniqueSummary).required(),
+    data_components: Joi.array().items(Joi.object({ id: Joi.string(), mitre_id: Joi.string().allow(null), name: Joi.string(), collected: Joi.boolean() })).required(),
+    mitigations: Joi.array().items(Joi.object({ mitre_id: Joi.string().allow(null), name: Joi.string(), description: nullableText })).required(),
+    threat_actors: Joi.array().items(Joi.object({ id: Joi.string(), mitre_id: Joi.string().allow(null), name: Joi.string(), source: Joi.string() })).required(),
+    latest_validated_tests: Joi.array().items(Joi.object({ id: Joi.string(), title: Joi.string(), detection_outcome: Joi.string().allow(null), validated_at: Joi.date().allow(null), score: Joi.number().allow(null) }).unknown(true)).required()
+}).label('Technique');
+
+export const techniqueD3fend = Joi.object({
+    technique_id: Joi.string().required(),
+    name: Joi.string().required(),
+    total: Joi.number().integer().required(),
+    tactics: Joi.array().items(Joi.object({
+        tactic: Joi.string().required(),
+        countermeasures: Joi.array().items(Joi.object({
+            d3fend_id: Joi.string().required(),
+            name: Joi.string().required(),
+            tactic: Joi.string().required(),
+            definition: nullableText,
+            parent_id: Joi.string().allow(null),
+            technique_ids: Joi.array().items(Joi.string()).required(),
+            inferences: Joi.array().items(Joi.object().unknown(true)).required()
+        })).required()
+    })).required()
+}).label('TechniqueD3fend');

@@ -30,3 +30,37 @@ export const threatActorCreate = Joi.object<ThreatActorCreate, true>({ ...fields
 export const threatActorUpdate = Joi.object<ThreatActorUpdate, true>(fields).min(1);
 
 export const threatActorLink = Joi.object<ThreatActorLink, true>({ description: text(5000).allow(null, '') }).allow(null);
+
+
+// Responses
+export const threatActor = Joi.object({
+    id: Joi.string().required(),
+    stix_id: Joi.string().allow(null),
+    mitre_id: Joi.string().allow(null),
+    source: Joi.string().valid('mitre', 'custom', 'misp').required(),
+    domains: Joi.array().items(Joi.string()),
+    name: Joi.string().required(),
+    aliases: Joi.array().items(Joi.string()).required(),
+    description: Joi.string().allow(null, ''),
+    url: Joi.string().allow(null),
+    references: Joi.array().items(Joi.object().unknown(true)),
+    country: Joi.string().allow(null),
+    motivations: Joi.array().items(Joi.string()),
+    tracked: Joi.boolean().required(),
+    revoked: Joi.boolean(),
+    deprecated: Joi.boolean(),
+    technique_count: Joi.number().integer()
+}).label('ThreatActor');
+
+export const threatActorDetail = threatActor.keys({
+    techniques: Joi.array().items(Joi.object({ mitre_id: Joi.string(), name: Joi.string(), source: Joi.string() }).unknown(true)).required(),
+    software: Joi.array().items(Joi.object().unknown(true)).required(),
+    campaigns: Joi.array().items(Joi.object().unknown(true)).required()
+}).label('ThreatActorDetail');
+
+export const threatActorTechnique = Joi.object({
+    threat_actor_id: Joi.string().required(),
+    technique_id: Joi.string().required(),
+    source: Joi.string().required(),
+    description: Joi.string().allow(null, '')
+}).label('ThreatActorTechnique');

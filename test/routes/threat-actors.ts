@@ -63,10 +63,11 @@ describe('Threat actors', () => {
 
     it('creates, updates, links, unlinks and deletes the organisation\'s own actors (leads only)', async () => {
 
-        const created = await context.server.inject({ method: 'POST', url: '/api/v1/threat-actors', auth: context.as('red_lead'), payload: { name: 'Insider X', aliases: ['IX'], country: 'FR', motivations: ['financial'] } });
+        const created = await context.server.inject({ method: 'POST', url: '/api/v1/threat-actors', auth: context.as('red_lead'), payload: { name: 'Insider X', aliases: ['IX'], country: 'FR', motivations: ['financial'], references: [{ source_name: 'internal', url: 'https://intel.example/ix' }] } });
         expect(created.statusCode).to.equal(201);
         const actor = JSON.parse(created.payload);
         expect(actor).to.include({ name: 'Insider X', source: 'custom', tracked: true, country: 'FR', created_by: context.users.red_lead.id });
+        expect(actor.references).to.equal([{ source_name: 'internal', url: 'https://intel.example/ix' }]);
 
         const updated = JSON.parse((await context.server.inject({ method: 'PATCH', url: `/api/v1/threat-actors/${actor.id}`, auth: context.as('blue_lead'), payload: { description: 'An insider', tracked: false } })).payload);
         expect(updated).to.include({ description: 'An insider', tracked: false });

@@ -1,0 +1,65 @@
+import Joi from 'joi';
+
+import { coverageStatus } from './techniques';
+
+
+const tests = Joi.object({ total: Joi.number().integer().required(), validated: Joi.number().integer().required() });
+
+const cell = Joi.object({
+    technique_id: Joi.string().required(),
+    name: Joi.string().required(),
+    coverage_status: coverageStatus.required(),
+    score: Joi.number().allow(null).required(),
+    needs_review: Joi.boolean().required(),
+    tests: tests.required()
+});
+
+
+export const heatmap = Joi.object({
+    domain: Joi.string().required(),
+    attack_version: Joi.string().allow(null).required(),
+    filters: Joi.object({ platform: Joi.string().allow(null), threat_actor_id: Joi.string().allow(null) }).required(),
+    tactics: Joi.array().items(Joi.object({
+        id: Joi.string().allow(null).required(),
+        shortname: Joi.string().required(),
+        name: Joi.string().required(),
+        order: Joi.number().integer().allow(null).required(),
+        techniques: Joi.array().items(cell.keys({
+            rollup: Joi.object({ coverage_status: coverageStatus.required(), score: Joi.number().allow(null).required(), tests: tests.required() }).required(),
+            subtechniques: Joi.array().items(cell).required()
+        })).required()
+    })).required(),
+    summary: Joi.object({ techniques: Joi.number().integer(), subtechniques: Joi.number().integer(), by_status: Joi.object().pattern(coverageStatus, Joi.number().integer()) }).required()
+}).label('Heatmap');
+
+
+export const navigatorLayer = Joi.object({
+    name: Joi.string().required(),
+    versions: Joi.object({ attack: Joi.string().required(), navigator: Joi.string().required(), layer: Joi.string().valid('4.5').required() }).required(),
+    domain: Joi.string().required(),
+    techniques: Joi.array().items(Joi.object({
+        techniqueID: Joi.string().required(),
+        tactic: Joi.string(),
+        score: Joi.number(),
+        color: Joi.string().allow(''),
+        comment: Joi.string().allow(''),
+        enabled: Joi.boolean(),
+        metadata: Joi.array().items(Joi.object({ name: Joi.string(), value: Joi.string() })),
+        showSubtechniques: Joi.boolean()
+    })).required(),
+    gradient: Joi.object({ colors: Joi.array().items(Joi.string()), minValue: Joi.number(), maxValue: Joi.number() }).required(),
+    legendItems: Joi.array().items(Joi.object({ label: Joi.string(), color: Joi.string() })).required(),
+    metadata: Joi.array().items(Joi.object({ name: Joi.string(), value: Joi.string() })).required()
+}).label('NavigatorLayer');
+
+
+export const layerImport = Joi.object({
+    layer: Joi.object({ name: Joi.string().allow(''), domain: Joi.string(), layer_version: Joi.string().allow(null), attack_version: Joi.string().allow(null) }).required(),
+    reason: Joi.string().required(),
+    marked: Joi.array().items(Joi.string()).required(),
+    unknown: Joi.array().items(Joi.string()).required(),
+    skipped_disabled: Joi.number().integer().required()
+}).label('LayerImportResult');
+
+
+export const syncRequest = Joi.object({ job_id: Joi.string().required(), status: Joi.string().valid('queued', 'already_queued').required() }).label('SyncRequest');
