@@ -71,17 +71,44 @@ describe('attack-sync job', () => {
         });
 
         await agenda.start();
-        await context.services.attackImport.requestSync(context.actor('admin'));
+        const { job_id: jobId } = await context.services.attackImport.requestSync(context.actor('admin'));
         await done;
         await scheduleAttackJobs(agenda, context.services);
         const { jobs } = await agenda.queryJobs({ name: 'attack-sync' });
         await close();
 
+        const scheduler = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') })).payload);
+        const listed = scheduler.items.find((job: { id: string }) => job.id === jobId);
+        expect(listed === undefined || listed.progress === 100).to.be.true();
         expect(touched.at(-1)).to.equal(100);
         expect(touched.some((value) => value > 0 && value < 100)).to.be.true();
         const imports = await context.knex('attack_imports').where('status', 'succeeded').orderBy('finished_at', 'desc').limit(2).pluck('kind');
         expect(imports).to.equal(['d3fend', 'attack']);
         expect(jobs.some((job) => job.repeatInterval === '1 week')).to.be.true();
         expect(await context.services.attackImport.isEmpty()).to.be.false();
+    });
+
+    it('leaves the API healthy while an import runs', { timeout: 60_000 }, async () => {
+
+        const importing = context.services.attackImport.importAttack(context.actor('admin'), Path.join(sharedDir, 'data', 'attack', 'enterprise-attack.json.gz'));
+        let finished = false;
+        void importing.finally(() => {
+
+            finished = true;
+        });
+
+        const during: number[] = [];
+        while (!finished) {
+            const res = await context.server.inject({ method: 'GET', url: '/api/v1/system/health' });
+            if (!finished) {
+                during.push(res.statusCode);
+            }
+
+            await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+
+        await importing;
+        expect(during.length).to.be.above(0);
+        expect(during.every((code) => code === 200)).to.be.true();
     });
 });
