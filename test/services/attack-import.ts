@@ -1,4 +1,6 @@
 import * as Fs from 'fs';
+import * as Http from 'http';
+import type * as Net from 'net';
 import * as Os from 'os';
 import * as Path from 'path';
 import * as Zlib from 'zlib';
@@ -6,6 +8,7 @@ import * as Zlib from 'zlib';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
+import { openSource } from '../../integrations/attack';
 import { systemActor } from '../../server/policy';
 import type { AttackImportResult, ImportProgress } from '../../server/services/attack-import';
 
@@ -216,5 +219,53 @@ describe('ATT&CK import', () => {
         expect(failed.error).to.be.a.string();
         expect(await context.services.attackImport.isEmpty()).to.be.false();
         expect((await context.services.attackImport.recent(5)).length).to.equal(5);
+    });
+
+    it('fetches a URL source streamed, gzipped or not, with no redirects and a size cap', async () => {
+
+        const mini = Fs.readFileSync(Path.join(internals.attack, 'attack-enterprise-mini.json'));
+        const server = Http.createServer((request, response) => {
+
+            if (request.url === '/bundle.json.gz') {
+                response.writeHead(200, { 'content-type': 'application/gzip' }).end(Zlib.gzipSync(mini));
+            }
+            else if (request.url === '/moved') {
+                response.writeHead(302, { location: '/bundle.json.gz' }).end();
+            }
+            else if (request.url === '/huge') {
+                response.writeHead(200, { 'content-length': String(1024 * 1024 * 1024) }).end();
+            }
+            else if (request.url === '/chunked') {
+                response.writeHead(200);
+                response.end(mini);
+            }
+            else {
+                response.writeHead(404).end();
+            }
+        });
+
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const base = `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`;
+        try {
+            const result = await context.services.attackImport.importAttack(systemActor, `${base}/bundle.json.gz`);
+            expect(result.source).to.equal(`${base}/bundle.json.gz`);
+            expect(result.changed).to.equal(0);
+            expect(result.bundle.groups).to.equal(10);
+
+            await expect(context.services.attackImport.importAttack(systemActor, `${base}/moved`)).to.reject();
+            await expect(context.services.attackImport.importAttack(systemActor, `${base}/missing.json`)).to.reject(/404/);
+            await expect(openSource(`${base}/huge`)).to.reject(/larger than/);
+
+            const capped = await openSource(`${base}/chunked`, { maxBytes: 1000 });
+            await expect((async () => {
+
+                for await (const chunk of capped) {
+                    expect(chunk).to.exist();
+                }
+            })()).to.reject(/larger than 1000 bytes/);
+        }
+        finally {
+            server.close();
+        }
     });
 });
