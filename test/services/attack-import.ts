@@ -223,11 +223,11 @@ describe('ATT&CK import', () => {
 
     it('fetches a URL source streamed, gzipped or not, with no redirects and a size cap', async () => {
 
-        const mini = Fs.readFileSync(Path.join(internals.attack, 'attack-enterprise-mini.json'));
+        const bytes = Fs.readFileSync(Path.join(internals.attack, 'attack-enterprise-mini.json'));
         const server = Http.createServer((request, response) => {
 
             if (request.url === '/bundle.json.gz') {
-                response.writeHead(200, { 'content-type': 'application/gzip' }).end(Zlib.gzipSync(mini));
+                response.writeHead(200, { 'content-type': 'application/gzip' }).end(Zlib.gzipSync(bytes));
             }
             else if (request.url === '/moved') {
                 response.writeHead(302, { location: '/bundle.json.gz' }).end();
@@ -237,7 +237,7 @@ describe('ATT&CK import', () => {
             }
             else if (request.url === '/chunked') {
                 response.writeHead(200);
-                response.end(mini);
+                response.end(bytes);
             }
             else {
                 response.writeHead(404).end();
