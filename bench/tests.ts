@@ -165,7 +165,8 @@ export const tests: Suite = {
                 { title: 'GET /tests?limit=50', path: '/tests?limit=50', token: admin, where: 'true', values: [], order: 'created_at desc, id desc' },
                 { title: 'state+technique, sort validated_at', path: '/tests?state=validated&technique_id=T1042&sort=validated_at', token: admin, where: 'state = any($1) and technique_id = $2', values: [['validated'], 'T1042'], order: 'validated_at desc, id desc' },
                 { title: 'tag+priority+platform', path: '/tests?tag=edr&priority=high&platform=Linux', token: admin, where: 'tags @> $1::text[] and priority = $2 and platform = $3', values: [['edr'], 'high', 'Linux'], order: 'created_at desc, id desc' },
-                { title: 'search=kerberoast', path: '/tests?search=kerberoast', token: admin, where: 'title ilike $1', values: ['%kerberoast%'], order: 'created_at desc, id desc' },
+                { title: 'search=kerberoast (1 in 6 match)', path: '/tests?search=kerberoast', token: admin, where: 'title ilike $1', values: ['%kerberoast%'], order: 'created_at desc, id desc' },
+                { title: 'search=#4242 (11 match, trigram)', path: '/tests?search=%234242', token: admin, where: 'title ilike $1', values: ['%#4242%'], order: 'created_at desc, id desc' },
                 { title: 'as red_tech (visibility)', path: '/tests?state=in_review', token: redTech, where: `state = any($1) and (data_classification in ('public','internal','confidential') or (data_classification = 'restricted' and (red_assignee_id = $2 or blue_assignee_id = $2)))`, values: [['in_review'], (await pool.query(`select id from users where username = 'red_tech'`)).rows[0].id], order: 'created_at desc, id desc' }
             ];
 

@@ -94,6 +94,8 @@ type Changes = Record<string, { from: unknown; to: unknown }>;
 
 
 const internals = {
+    techniqueId: /^[TX]\d{4}(\.\d{3})?$/i,
+
     generalFields: ['title', 'objective', 'description', 'technique_id', 'platform', 'priority', 'tags', 'red_assignee_id', 'blue_assignee_id', 'expected_outcome', 'expected_detection_asset_ids'] as const,
 
     comparable: (value: unknown): unknown => (value instanceof Date ? value.toISOString() : value === '' ? null : value),
@@ -178,8 +180,17 @@ export class TestsService {
             query.where('created_at', '<', filters.created_to);
         }
 
+        // The title by substring (trigram index); a technique id as such too, only when the text is one (an OR on
+        // every search would keep the planner off the trigram index)
         if (filters.search) {
-            query.where((q) => q.whereILike('title', likePattern(filters.search!)).orWhere('technique_id', filters.search!.toUpperCase()));
+            const search = filters.search;
+            query.where((q) => {
+
+                q.whereILike('title', likePattern(search));
+                if (internals.techniqueId.test(search)) {
+                    q.orWhere('technique_id', search.toUpperCase());
+                }
+            });
         }
 
         return page(query, filters, { sort: 'created_at', order: 'desc' });

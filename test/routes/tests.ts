@@ -193,6 +193,7 @@ describe('Test routes', () => {
         expect(await ids('created_to=2021-01-01T00:00:00.000Z')).to.equal([c.id]);
         expect(await ids('created_from=2021-01-01T00:00:00.000Z&sort=title')).to.equal([b.id, a.id]);
         expect(await ids('search=lsass')).to.equal([a.id]);
+        expect(await ids(`search=${techniqueId.toLowerCase()}&sort=title&order=asc`)).to.equal([a.id, b.id, c.id]);
         expect(await ids('search=100%25_')).to.equal([b.id]);
         expect(await ids('search=%25')).to.equal([b.id]);
         expect(await ids(`campaign_id=${Crypto.randomUUID()}`)).to.equal([]);
