@@ -88,6 +88,28 @@ describe('attack-sync job', () => {
         expect(await context.services.attackImport.isEmpty()).to.be.false();
     });
 
+    it('completes with the ATT&CK import when the D3FEND source fails, which attack_imports records', { timeout: 60_000 }, async () => {
+
+        const { agenda, close } = await createAgenda({ databaseUrl: await testDatabaseUrl(), name: 'attack-sync-d3fend-test' });
+        const warnings: string[] = [];
+        const logger = { info: () => undefined, warn: (data: { err: string }) => warnings.push(data.err) } as never;
+        defineAttackJobs(agenda, context.services, { attack: { source: Path.join(sharedDir, 'data', 'attack', 'attack-enterprise-mini.json'), d3fendSource: '/nonexistent/d3fend' }, logger });
+        const done = new Promise<void>((resolve, reject) => {
+
+            agenda.on('success:attack-sync', () => resolve());
+            agenda.on('fail:attack-sync', (err: Error) => reject(err));
+        });
+
+        await agenda.start();
+        await agenda.now('attack-sync', { reason: 'manual' });
+        await done;
+        await close();
+
+        expect(warnings.length).to.be.at.least(1);
+        const failed = await context.knex('attack_imports').where({ kind: 'd3fend', source: '/nonexistent/d3fend', status: 'failed' }).first('error');
+        expect(failed.error).to.be.a.string();
+    });
+
     it('leaves the API healthy while an import runs', { timeout: 60_000 }, async () => {
 
         const importing = context.services.attackImport.importAttack(context.actor('admin'), Path.join(sharedDir, 'data', 'attack', 'enterprise-attack.json.gz'));

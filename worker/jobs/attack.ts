@@ -25,9 +25,15 @@ export const defineAttackJobs = (agenda: Agenda, services: Services, options: { 
 
         options.logger?.info({ job: 'attack-sync', reason: job.attrs.data?.reason, attack_version: result.attack_version, changed: result.changed, duration_ms: result.duration_ms }, 'attack import finished');
 
-        // D3FEND is a separate import: its failure leaves the ATT&CK import in place and fails the job
-        const d3fend = await services.attackImport.importD3fend(systemActor, options.attack.d3fendSource);
-        options.logger?.info({ job: 'attack-sync', d3fend_version: d3fend.d3fend_version, changed: d3fend.changed }, 'd3fend import finished');
+        // D3FEND is a separate import: its failure (recorded in attack_imports) leaves the ATT&CK import in place
+        try {
+            const d3fend = await services.attackImport.importD3fend(systemActor, options.attack.d3fendSource);
+            options.logger?.info({ job: 'attack-sync', d3fend_version: d3fend.d3fend_version, changed: d3fend.changed }, 'd3fend import finished');
+        }
+        catch (err) {
+            options.logger?.warn({ job: 'attack-sync', err: (err as Error).message }, 'd3fend import failed');
+        }
+
         await job.touch(100);
     }, { concurrency: 1, lockLifetime: 30 * 60_000 });
 };
