@@ -268,4 +268,34 @@ describe('ATT&CK import', () => {
             server.close();
         }
     });
+
+    it('links techniques to data components by the legacy x_mitre_data_sources names of older bundles', async () => {
+
+        const ref = (type: string, id: string) => [{ source_name: 'mitre-attack', external_id: id, url: `https://attack.mitre.org/${type}/${id}` }];
+        const common = { spec_version: '2.1', created: '2020-01-01T00:00:00.000Z', modified: '2020-01-01T00:00:00.000Z', x_mitre_domains: ['enterprise-attack'] };
+        const bundle = {
+            type: 'bundle',
+            id: 'bundle--00000000-0000-4000-8000-000000000001',
+            objects: [
+                { ...common, type: 'x-mitre-data-source', id: 'x-mitre-data-source--00000000-0000-4000-8000-0000000000a1', name: 'Legacy Process', external_references: ref('datasources', 'DS9901') },
+                { ...common, type: 'x-mitre-data-component', id: 'x-mitre-data-component--00000000-0000-4000-8000-0000000000b1', name: 'Legacy Creation', x_mitre_data_source_ref: 'x-mitre-data-source--00000000-0000-4000-8000-0000000000a1', external_references: ref('datacomponents', 'DC9901') },
+                { ...common, type: 'attack-pattern', id: 'attack-pattern--00000000-0000-4000-8000-0000000000c1', name: 'Legacy Technique', x_mitre_is_subtechnique: false, x_mitre_platforms: ['Windows'], x_mitre_data_sources: ['Legacy Process: Legacy Creation'], external_references: ref('techniques', 'T8901') }
+            ]
+        };
+
+        const file = Path.join(Os.tmpdir(), `legacy-bundle-${process.pid}.json`);
+        Fs.writeFileSync(file, JSON.stringify(bundle));
+        try {
+            const result = await context.services.attackImport.importAttack(systemActor, file);
+            expect(result.attack_version).to.be.null();
+            const rows = await context.knex('technique_data_components as tdc').join('data_components as dc', 'dc.id', 'tdc.data_component_id').where('tdc.technique_id', 'T8901').select('dc.mitre_id', 'tdc.source', 'tdc.analytic_id');
+            expect(rows).to.equal([{ mitre_id: 'DC9901', source: 'legacy', analytic_id: null }]);
+            const component = await context.knex('data_components as dc').join('data_sources as ds', 'ds.id', 'dc.data_source_id').where('dc.mitre_id', 'DC9901').first('ds.mitre_id');
+            expect(component.mitre_id).to.equal('DS9901');
+            expect((await context.services.attackImport.importAttack(systemActor, file)).changed).to.equal(0);
+        }
+        finally {
+            Fs.unlinkSync(file);
+        }
+    });
 });
