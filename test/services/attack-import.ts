@@ -205,6 +205,14 @@ describe('ATT&CK import', () => {
         expect(again.changed).to.equal(0);
     });
 
+    it('serialises concurrent imports: the second finds nothing to change', async () => {
+
+        const file = Path.join(internals.attack, 'attack-enterprise-mini.json');
+        await context.knex('techniques').where('mitre_id', 'T1059.003').update({ description: 'edited' });
+        const results = await Promise.all([context.services.attackImport.importAttack(systemActor, file), context.services.attackImport.importAttack(systemActor, file)]);
+        expect(results.map((result) => result.changed).sort()).to.equal([0, 1]);
+    });
+
     it('records a failed import and rolls back, for a missing file, a bad bundle and an unreachable URL', async () => {
 
         await expect(context.services.attackImport.importAttack(systemActor, '/nonexistent/bundle.json')).to.reject();
