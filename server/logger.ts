@@ -1,7 +1,7 @@
 import Pino, { type Logger } from 'pino';
 
 
-// JSON lines, buffered (flush before exit); anything that looks like a credential is censored wherever it appears in a logged object.
+// JSON lines, written asynchronously (flushed before exit); anything that looks like a credential is censored wherever it appears in a logged object.
 export const createLogger = (options: { level: string; name: string }): Logger => Pino({
     name: options.name,
     level: options.level,
@@ -15,7 +15,7 @@ export const createLogger = (options: { level: string; name: string }): Logger =
         censor: '[redacted]'
     },
     timestamp: Pino.stdTimeFunctions.isoTime
-}, Pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+}, Pino.destination({ dest: 1, sync: false }));
 
 
 export type { Logger };
