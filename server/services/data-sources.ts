@@ -153,15 +153,15 @@ export class DataSourcesService {
     async opportunities(filters: GapFilters) {
 
         const { knex } = this.deps;
+        // Materialised: aggregated once, whatever the planner believes of the techniques it joins
         const collected = knex('technique_data_components as tdc').join('data_components as dc', 'dc.id', 'tdc.data_component_id').where('dc.collected', true)
             .groupBy('tdc.technique_id')
             .select('tdc.technique_id')
             .select(knex.raw('count(distinct dc.id)::integer as collected_count'))
             .select(knex.raw('json_agg(distinct jsonb_build_object(\'id\', dc.id, \'mitre_id\', dc.mitre_id, \'name\', dc.name)) as collected_components'))
-            .select(knex.raw(`avg((select avg(value::numeric) from jsonb_each_text(dc.quality) where key = any(?)))::float as quality`, [qualityDimensions as unknown as string[]]))
-            .as('c');
+            .select(knex.raw(`avg((select avg(value::numeric) from jsonb_each_text(dc.quality) where key = any(?)))::float as quality`, [qualityDimensions as unknown as string[]]));
 
-        const query = internals.activeTechniques(knex, filters).join(collected, 'c.technique_id', 't.mitre_id').whereIn('t.coverage_status', ['untested', 'not_covered', 'partial']);
+        const query = internals.activeTechniques(knex, filters).withMaterialized('c', collected).join('c', 'c.technique_id', 't.mitre_id').whereIn('t.coverage_status', ['untested', 'not_covered', 'partial']);
         const limit = filters.limit ?? 50;
         const offset = filters.offset ?? 0;
         const [items, [counted]] = await Promise.all([
