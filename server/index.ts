@@ -1,25 +1,13 @@
-import { loadConfig, ConfigError } from './config';
 import { createLogger } from './logger';
+import { configOrExit, onShutdown, run } from './process';
 import { createRuntime, version } from './runtime';
 import { createServer } from './server';
 
 
 // The API process: configuration → runtime (database, integrations, services) → hapi → listen. SIGTERM drains.
-const main = async () => {
+run('aegis-api', async () => {
 
-    let config;
-    try {
-        config = loadConfig();
-    }
-    catch (err) {
-        if (err instanceof ConfigError) {
-            process.stderr.write(`${err.message}\n`);
-            process.exit(78);
-        }
-
-        throw err;
-    }
-
+    const config = configOrExit();
     const logger = createLogger({ level: config.logLevel, name: 'aegis-api' });
     const runtime = await createRuntime(config, { name: 'aegis-api', logger });
 
@@ -36,31 +24,13 @@ const main = async () => {
     await server.start();
     logger.info({ uri: server.info.uri, version }, 'api listening');
 
-    let stopping = false;
-    const stop = async (signal: string) => {
+    onShutdown(logger, async (signal) => {
 
-        if (stopping) {
-            return;
-        }
-
-        stopping = true;
         logger.info({ signal }, 'api stopping');
 
         // In-flight requests get up to 10 s to finish (SEC-25); new connections are refused at once
         await server.stop({ timeout: 10_000 });
         await runtime.close();
         logger.info('api stopped');
-        await new Promise<void>((resolve) => logger.flush(() => resolve()));
-        process.exit(0);
-    };
-
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
-};
-
-
-main().catch((err) => {
-
-    process.stderr.write(`aegis-api failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
+    });
 });

@@ -1,29 +1,17 @@
 import * as Crypto from 'crypto';
 import * as Os from 'os';
 
-import { loadConfig, ConfigError } from '../server/config';
 import { createLogger } from '../server/logger';
+import { configOrExit, onShutdown, run } from '../server/process';
 import { createRuntime } from '../server/runtime';
 
 import { defineJobs, scheduleJobs } from './jobs';
 
 
 // The worker process: the same runtime and services as the API, Agenda processing the jobs, a heartbeat, a drain.
-const main = async () => {
+run('aegis-worker', async () => {
 
-    let config;
-    try {
-        config = loadConfig();
-    }
-    catch (err) {
-        if (err instanceof ConfigError) {
-            process.stderr.write(`${err.message}\n`);
-            process.exit(78);
-        }
-
-        throw err;
-    }
-
+    const config = configOrExit();
     const logger = createLogger({ level: config.logLevel, name: 'aegis-worker' });
     const workerId = `${Os.hostname()}:${process.pid}:${Crypto.randomBytes(3).toString('hex')}`;
     const runtime = await createRuntime(config, { name: `aegis-worker-${workerId}`, logger });
@@ -44,14 +32,8 @@ const main = async () => {
     const heartbeat = setInterval(beat, config.worker.heartbeatSeconds * 1000);
     logger.info({ worker_id: workerId }, 'worker started');
 
-    let stopping = false;
-    const stop = async (signal: string) => {
+    onShutdown(logger, async (signal) => {
 
-        if (stopping) {
-            return;
-        }
-
-        stopping = true;
         logger.info({ signal }, 'worker draining');
         clearInterval(heartbeat);
 
@@ -60,17 +42,5 @@ const main = async () => {
         logger.info({ result }, 'worker drained');
         await services.system.removeHeartbeat(workerId).catch(() => undefined);
         await runtime.close();
-        await new Promise<void>((resolve) => logger.flush(() => resolve()));
-        process.exit(0);
-    };
-
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
-};
-
-
-main().catch((err) => {
-
-    process.stderr.write(`aegis-worker failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
+    });
 });
