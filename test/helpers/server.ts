@@ -28,6 +28,7 @@ export interface TestContext {
     server: Hapi.Server;
     services: Services;
     knex: Knex;
+    queue: AgendaQueue;
     redis: Redis | undefined;
     config: Config;
     users: Record<Role, User>;
@@ -93,6 +94,7 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
         server,
         services,
         knex,
+        queue,
         redis,
         config,
         users,

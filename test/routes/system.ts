@@ -71,11 +71,11 @@ describe('System and audit logs', () => {
 
             await context.services.system.heartbeat('scheduler-test', new Date());
             await context.services.system.pruneRevocations({ id: null, role: 'system' });
-            await (context.services as any).system.deps.queue.enqueue('system.prune-revocations', {});
+            const id = await context.queue.enqueue('system.prune-revocations', {});
             const res = await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') });
             expect(res.statusCode).to.equal(200);
             const body = JSON.parse(res.payload);
-            const job = body.items.find((item: { name: string }) => item.name === 'system.prune-revocations');
+            const job = body.items.find((item: { id: string }) => item.id === id);
             expect(job).to.include({ name: 'system.prune-revocations', fail_count: 0 });
             expect(job.next_run_at).to.exist();
             expect(body.workers.map((worker: { worker_id: string }) => worker.worker_id)).to.include('scheduler-test');
