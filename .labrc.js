@@ -8,7 +8,7 @@ module.exports = {
     coverage: true,
     'coverage-path': '.',
     'coverage-exclude': ['node_modules', 'test', 'dist', 'bench', 'migrations', 'seeds', 'bin'],
-    threshold: 80,
+    threshold: 90,
     'default-plan-threshold': 1,
     assert: '@hapi/code',
     timeout: 60000,
