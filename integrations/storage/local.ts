@@ -135,13 +135,21 @@ export class LocalFileStore implements ObjectStore {
         const temp = Path.join(this.tempRoot, `${Crypto.randomUUID()}.part`);
         const counter = new ByteCounter(options.size);
 
+        let writer: Fs.WriteStream | undefined;
         try {
             await Fs.promises.mkdir(this.tempRoot, { recursive: true });
-            await pipeline(body, counter, Fs.createWriteStream(temp, { flags: 'wx', flush: true }));
+            writer = Fs.createWriteStream(temp, { flags: 'wx', flush: true });
+            await pipeline(body, counter, writer);
             await Fs.promises.mkdir(Path.dirname(target), { recursive: true });
             await Fs.promises.rename(temp, target);
         }
         catch (err) {
+            // The stream may still be opening its file when the body fails: let it close first, or the file
+            // would appear after the removal
+            if (writer && !writer.closed) {
+                await new Promise<void>((resolve) => writer!.once('close', () => resolve()).destroy());
+            }
+
             await Fs.promises.rm(temp, { force: true });
             throw err;
         }
