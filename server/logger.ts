@@ -1,7 +1,8 @@
 import Pino, { type Logger } from 'pino';
 
 
-// JSON lines, written asynchronously (flushed before exit); anything that looks like a credential is censored wherever it appears in a logged object.
+// JSON lines, written in batches at least every 250 ms (a write per line costs a system call per request) and
+// flushed before exit; anything that looks like a credential is censored wherever it appears in a logged object.
 export const createLogger = (options: { level: string; name: string }): Logger => Pino({
     name: options.name,
     level: options.level,
@@ -15,7 +16,7 @@ export const createLogger = (options: { level: string; name: string }): Logger =
         censor: '[redacted]'
     },
     timestamp: Pino.stdTimeFunctions.isoTime
-}, Pino.destination({ dest: 1, sync: false }));
+}, Pino.destination({ dest: 1, sync: false, minLength: 8192, periodicFlush: 250 }));
 
 
 export type { Logger };

@@ -11,6 +11,8 @@ export const createRedis = (url: string, options: { onError?: (err: Error) => vo
         commandTimeout: 500,
         connectTimeout: 1000,
         lazyConnect: false,
+        // Commands issued in the same tick (concurrent requests' revocation checks) share one write
+        enableAutoPipelining: true,
         retryStrategy: (times) => Math.min(times * 100, 1000)
     });
 
