@@ -30,6 +30,12 @@ export class User extends BaseModel {
     last_login_at!: Date | null;
     created_by!: string | null;
 
+    // What leaves the server: everything but the hash and the token version
+    static readonly publicColumns = [
+        'id', 'username', 'email', 'display_name', 'role', 'is_active', 'must_change_password', 'auth_provider',
+        'preferences', 'last_login_at', 'created_by', 'created_at', 'updated_at'
+    ];
+
     // Never serialised: the hash and the token cut-off stay inside the server.
     override $formatJson(json: Record<string, unknown>) {
 

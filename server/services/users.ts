@@ -42,7 +42,7 @@ export class UsersService {
 
     list(filters: UserFilters): Promise<Page<User>> {
 
-        const query = User.query(this.deps.knex);
+        const query = User.query(this.deps.knex).select(User.publicColumns);
         if (filters.role) {
             query.where('role', filters.role);
         }
@@ -56,7 +56,7 @@ export class UsersService {
             query.where((q) => q.where('username', 'ilike', pattern).orWhere('display_name', 'ilike', pattern).orWhere('email', 'ilike', pattern));
         }
 
-        return page(query, filters, { sort: 'username', order: 'asc' });
+        return page(query, filters, { sort: 'username', order: 'asc', plain: true });
     }
 
     async get(id: string): Promise<User> {
