@@ -28,22 +28,28 @@ export const foundation: Suite = {
                 from generate_series(1, 1000) as i`, [hash]);
             await client.end();
 
-            const aegisPort = await freePort();
             const barePort = await freePort();
-            const env = { DATABASE_URL: database.url, LOG_LEVEL: 'warn', AEGIS_DATA_DIR: Path.join(Os.tmpdir(), `aegis-bench-${process.pid}`), JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0000', REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/9' };
-            processes.push(await startProcess('server/index.js', { ...env, PORT: String(aegisPort), LOG_LEVEL: 'info' }, /api listening/));
+            const env = { DATABASE_URL: database.url, LOG_LEVEL: 'warn', AEGIS_DATA_DIR: Path.join(Os.tmpdir(), `aegis-bench-${process.pid}`), JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0000' };
             processes.push(await startProcess('bench/bare-server.js', { ...env, PORT: String(barePort) }, /bare listening/));
 
-            const login = await fetch(`http://127.0.0.1:${aegisPort}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'user-0006', password: 'Bench-password-4242' }) });
-            const session = await login.json() as { access_token: string; user: { id: string; role: string } };
-            const headers = { authorization: `Bearer ${session.access_token}` };
+            // Aegis twice: revocations in PostgreSQL (the embedded default) and in Redis; one server at a time
+            for (const [mode, extra] of [['PostgreSQL revocations', {}], ['Redis revocations', { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/9' }]] as const) {
+                const aegisPort = await freePort();
+                const aegis = await startProcess('server/index.js', { ...env, ...extra, PORT: String(aegisPort), LOG_LEVEL: 'info' }, /api listening/);
+                processes.push(aegis);
 
-            // Warm both up (connection pools, JIT) before measuring
-            await load(`http://127.0.0.1:${aegisPort}/api/v1/auth/me`, { headers, duration: 2 });
-            await load(`http://127.0.0.1:${barePort}/bare/me/${session.user.id}`, { duration: 2 });
+                const login = await fetch(`http://127.0.0.1:${aegisPort}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'user-0006', password: 'Bench-password-4242' }) });
+                const session = await login.json() as { access_token: string; user: { id: string; role: string } };
+                const headers = { authorization: `Bearer ${session.access_token}` };
 
-            printComparison('GET /api/v1/auth/me', await load(`http://127.0.0.1:${aegisPort}/api/v1/auth/me`, { headers }), await load(`http://127.0.0.1:${barePort}/bare/me/${session.user.id}`), 0.7);
-            printComparison('GET /api/v1/users?limit=50', await load(`http://127.0.0.1:${aegisPort}/api/v1/users?limit=50`, { headers }), await load(`http://127.0.0.1:${barePort}/bare/users`), 0.7);
+                // Warm both up (connection pools, JIT) before measuring
+                await load(`http://127.0.0.1:${aegisPort}/api/v1/auth/me`, { headers, duration: 2 });
+                await load(`http://127.0.0.1:${barePort}/bare/me/${session.user.id}`, { duration: 2 });
+
+                printComparison(`GET /api/v1/auth/me (${mode})`, await load(`http://127.0.0.1:${aegisPort}/api/v1/auth/me`, { headers }), await load(`http://127.0.0.1:${barePort}/bare/me/${session.user.id}`), 0.7);
+                printComparison(`GET /api/v1/users?limit=50 (${mode})`, await load(`http://127.0.0.1:${aegisPort}/api/v1/users?limit=50`, { headers }), await load(`http://127.0.0.1:${barePort}/bare/users`), 0.7);
+                await stopProcess(aegis);
+            }
         }
         finally {
             for (const child of processes) {

@@ -51,7 +51,8 @@ export interface TokenPayload {
 const internals = {
     algorithm: 'HS256' as const,
     invalidLogin: 'Invalid username or password',
-    apiKeyPattern: /^aegis_[0-9a-f]{64}$/
+    apiKeyPattern: /^aegis_[0-9a-f]{64}$/,
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 };
 
 
@@ -123,17 +124,14 @@ export class AuthService {
     async resolveToken(payload: TokenPayload): Promise<Principal | null> {
 
         const { sub, jti, exp, iat, ver } = payload;
-        if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number' || typeof ver !== 'number') {
+        if (typeof sub !== 'string' || !internals.uuid.test(sub) || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number' || typeof ver !== 'number') {
             return null;
         }
 
-        // The hottest query of the API (every request): plain SQL, no query builder
-        const [revoked, user] = await Promise.all([
-            this.deps.revocations.isRevoked(jti),
-            this.deps.knex.raw('select * from users where id = ?', [sub]).then(({ rows }: { rows: object[] }) => (rows[0] ? User.fromDatabaseJson(rows[0]) : undefined))
-        ]);
-
-        if (revoked || !user || !user.is_active || user.token_version !== ver) {
+        // The hottest lookup of the API (every request): plain SQL, no query builder
+        const row = await this.deps.revocations.userUnlessRevoked(sub, jti);
+        const user = row ? User.fromDatabaseJson(row) : null;
+        if (!user || !user.is_active || user.token_version !== ver) {
             return null;
         }
 

@@ -10,6 +10,9 @@ import { RevokedToken } from '../models';
 // keeps nothing on disk), so a revocation survives a Redis restart (SEC-03).
 export interface RevocationStore {
     isRevoked(jti: string): Promise<boolean>;
+    // The user row behind a token, or null when the token is revoked or the user is gone: the per-request lookup,
+    // in as few round trips as the store allows
+    userUnlessRevoked(userId: string, jti: string): Promise<Record<string, unknown> | null>;
     revoke(trx: Knex.Transaction, entry: { jti: string; userId: string | null; expiresAt: Date }): Promise<void>;
     // Called after the transaction that revoked commits.
     publish(entry: { jti: string; expiresAt: Date }): Promise<void>;
@@ -57,6 +60,13 @@ export class PgRevocationStore implements RevocationStore {
         return Boolean(row);
     }
 
+    // One statement answers both questions
+    async userUnlessRevoked(userId: string, jti: string): Promise<Record<string, unknown> | null> {
+
+        const { rows } = await this.knex.raw('select u.* from users u where u.id = ? and not exists (select 1 from revoked_tokens r where r.jti = ?)', [userId, jti]);
+        return rows[0] ?? null;
+    }
+
     async revoke(trx: Knex.Transaction, entry: { jti: string; userId: string | null; expiresAt: Date }): Promise<void> {
 
         await RevokedToken.query(trx).insert({ jti: entry.jti, user_id: entry.userId, expires_at: entry.expiresAt }).onConflict('jti').ignore();
@@ -98,6 +108,17 @@ export class RedisRevocationStore extends PgRevocationStore {
         catch {
             throw new UnavailableError('Authentication is temporarily unavailable');
         }
+    }
+
+    // Redis answers the revocation, PostgreSQL the user, both at once
+    override async userUnlessRevoked(userId: string, jti: string): Promise<Record<string, unknown> | null> {
+
+        const [revoked, { rows }] = await Promise.all([
+            this.isRevoked(jti),
+            this.knex.raw('select * from users where id = ?', [userId])
+        ]);
+
+        return revoked ? null : rows[0] ?? null;
     }
 
     override async publish(entry: { jti: string; expiresAt: Date }): Promise<void> {

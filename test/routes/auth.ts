@@ -375,4 +375,35 @@ describe('Auth', () => {
             expect((await User.query(context.knex).findById(user.id))!.is_active).to.be.false();
         });
     });
+
+    describe('without Redis', () => {
+
+        let pgOnly: TestContext;
+
+        before(async () => {
+
+            pgOnly = await init({ redis: false });
+        });
+
+        after(async () => {
+
+            await pgOnly.stop();
+        });
+
+        it('keeps revocations in PostgreSQL: a logged-out token stops working at once', async () => {
+
+            const user = await pgOnly.createUser('viewer');
+            const session = await login(pgOnly.server, user.username);
+            expect((await internals.me(pgOnly, { authorization: session.authorization })).statusCode).to.equal(200);
+            expect((await pgOnly.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } })).statusCode).to.equal(204);
+            expect((await internals.me(pgOnly, { authorization: session.authorization })).statusCode).to.equal(401);
+            expect(await pgOnly.knex('revoked_tokens').where({ user_id: user.id })).to.have.length(1);
+        });
+
+        it('refuses a validly signed token whose subject is not a user id', async () => {
+
+            const token = internals.sign(pgOnly, pgOnly.users.viewer, { sub: 'not-a-uuid' });
+            expect((await internals.me(pgOnly, { authorization: `Bearer ${token}` })).statusCode).to.equal(401);
+        });
+    });
 });
