@@ -36,6 +36,17 @@ export class User extends BaseModel {
         'preferences', 'last_login_at', 'created_by', 'created_at', 'updated_at'
     ];
 
+    // The public fields as a plain object: what /auth/me answers on every call, without objection's serialisation
+    static toPublic(user: User): Record<string, unknown> {
+
+        const json: Record<string, unknown> = {};
+        for (const column of User.publicColumns) {
+            json[column] = user[column as keyof User];
+        }
+
+        return json;
+    }
+
     // Never serialised: the hash and the token cut-off stay inside the server.
     override $formatJson(json: Record<string, unknown>) {
 

@@ -1,5 +1,6 @@
 import Joi from 'joi';
 
+import { User } from '../models';
 import { Access } from '../policy';
 import { actorOf } from '../plugins/services';
 import * as UserSchemas from '../schemas/users';
@@ -63,7 +64,7 @@ export const authRoutes = [
             plugins: internals.passwordChange,
             response: { schema: UserSchemas.user }
         },
-        handler: (request) => request.auth.credentials.user!
+        handler: (request) => User.toPublic(request.auth.credentials.user!)
     }),
 
     route<{ Payload: { current_password: string; new_password: string } }>({
