@@ -39,7 +39,7 @@ const internals = {
 export type Knex = KnexType;
 
 
-export const createKnex = (options: { url: string; poolMax?: number; onPoolError?: (err: Error) => void }): Knex => {
+export const createKnex = (options: { url: string; poolMax?: number; onPoolError?: (err: Error) => void; onWarning?: (message: string) => void }): Knex => {
 
     const knex = Knex({
         client: 'pg',
@@ -54,7 +54,14 @@ export const createKnex = (options: { url: string; poolMax?: number; onPoolError
                 done(null, connection);
             }
         },
-        acquireConnectionTimeout: 5000
+        acquireConnectionTimeout: 5000,
+        // knex writes its warnings (a failed connection attempt, ...) to the console unless told where they go
+        log: {
+            warn: (message: unknown) => options.onWarning?.(String(message)),
+            error: (message: unknown) => options.onWarning?.(String(message)),
+            deprecate: (method: string, alternative: string) => options.onWarning?.(`${method} is deprecated, use ${alternative}`),
+            debug: () => undefined
+        }
     });
 
     Model.knex(knex);

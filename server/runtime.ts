@@ -73,7 +73,12 @@ export const createRuntime = async (config: Config, options: { name: string; log
         }
     }
 
-    const knex = createKnex({ url, poolMax: config.database.poolMax, onPoolError: (err) => logger.warn({ err: err.message }, 'database connection lost') });
+    const knex = createKnex({
+        url,
+        poolMax: config.database.poolMax,
+        onPoolError: (err) => logger.warn({ err: err.message }, 'database connection lost'),
+        onWarning: (message) => logger.warn({ message: message.split('\n')[0] }, 'database warning')
+    });
     const integrations = await createIntegrations(config, { logger });
     const { agenda, close: closeAgenda } = await createAgenda({
         databaseUrl: url,

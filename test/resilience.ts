@@ -4,7 +4,18 @@ import * as Net from 'net';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
-import { init, login, type TestContext } from './helpers/server';
+import * as Crypto from 'crypto';
+
+import * as Jwt from '@hapi/jwt';
+import Pino from 'pino';
+
+import { createObjectStore } from '../integrations/storage';
+import { createKnex } from '../server/db';
+import type { Queue } from '../server/jobs';
+import { createServer } from '../server/server';
+import { createServices } from '../server/services';
+
+import { init, login, makeConfig, type TestContext } from './helpers/server';
 
 
 const lab = Lab.script();
@@ -112,3 +123,36 @@ describe('Resilience: Redis outage (SEC-04)', () => {
         expect(recovered).to.equal(200);
     });
 });
+
+
+describe('Resilience: PostgreSQL unreachable', () => {
+
+    it('answers a generic 503 with Retry-After to a valid token when the database cannot be reached, and no 5xx text', { timeout: 30_000 }, async () => {
+
+        const config = makeConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
+        const knex = createKnex({ url: config.database.url! });
+        const queue: Queue = { enqueue: () => Promise.resolve(''), pending: () => Promise.resolve(null), list: () => Promise.resolve([]), stop: () => Promise.resolve() };
+        const services = createServices({
+            knex, queue, storage: createObjectStore(config.storage),
+            jwt: { secret: config.jwt.secret!, ttlSeconds: 3600, issuer: config.jwt.issuer, audience: config.jwt.audience },
+            login: config.login, version: 'test', heartbeatSeconds: 10
+        });
+
+        const server = await createServer({ config, services, logger: Pino({ level: 'silent' }), version: 'test' });
+        const now = Math.floor(Date.now() / 1000);
+        const token = Jwt.token.generate({ sub: Crypto.randomUUID(), role: 'viewer', jti: Crypto.randomUUID(), iat: now, exp: now + 600, ver: 0, aud: config.jwt.audience, iss: config.jwt.issuer }, { key: config.jwt.secret!, algorithm: 'HS256' }, { iat: false });
+
+        const res = await server.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${token}` } });
+        expect(res.statusCode).to.equal(503);
+        expect(res.headers['retry-after']).to.exist();
+        expect(res.payload).to.not.include('ECONNREFUSED');
+
+        const health = await server.inject({ method: 'GET', url: '/api/v1/system/health' });
+        expect(health.statusCode).to.equal(503);
+        expect(JSON.parse(health.payload).dependencies.database.status).to.equal('down');
+
+        await server.stop();
+        await knex.destroy();
+    });
+});
+

@@ -90,11 +90,13 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
                 return principal ? { isValid: true, credentials: internals.credentials(principal) } : { isValid: false };
             }
             catch (err) {
-                if (err instanceof UnavailableError) {
-                    return { isValid: false, response: internals.unavailable(h) };
+                // @hapi/jwt would answer 401 with the error's own text: a store that cannot answer is a 503, always
+                // generic (the database or Redis being down is no reason to tell the client its token is bad)
+                if (!(err instanceof UnavailableError)) {
+                    request.log(['error', 'auth'], { err });
                 }
 
-                throw err;
+                return { isValid: false, response: internals.unavailable(h) };
             }
         };
 

@@ -29,6 +29,18 @@ export interface AttemptCounter {
 
 
 const internals = {
+    // The per-request lookups go straight to a pooled pg client: knex's runner costs as much as the query here
+    query: async (knex: Knex, text: string, values: unknown[]): Promise<Record<string, unknown>[]> => {
+
+        const client = await knex.client.acquireConnection() as { query: (text: string, values: unknown[]) => Promise<{ rows: Record<string, unknown>[] }> };
+        try {
+            return (await client.query(text, values)).rows;
+        }
+        finally {
+            await knex.client.releaseConnection(client);
+        }
+    },
+
     loadedKey: 'aegis:revocations:loaded',
     revokedKey: (jti: string) => `aegis:revoked:${jti}`,
     attemptsKey: (key: string) => `aegis:attempts:${key}`,
@@ -63,7 +75,7 @@ export class PgRevocationStore implements RevocationStore {
     // One statement answers both questions
     async userUnlessRevoked(userId: string, jti: string): Promise<Record<string, unknown> | null> {
 
-        const { rows } = await this.knex.raw('select u.* from users u where u.id = ? and not exists (select 1 from revoked_tokens r where r.jti = ?)', [userId, jti]);
+        const rows = await internals.query(this.knex, 'select u.* from users u where u.id = $1 and not exists (select 1 from revoked_tokens r where r.jti = $2)', [userId, jti]);
         return rows[0] ?? null;
     }
 
@@ -113,9 +125,9 @@ export class RedisRevocationStore extends PgRevocationStore {
     // Redis answers the revocation, PostgreSQL the user, both at once
     override async userUnlessRevoked(userId: string, jti: string): Promise<Record<string, unknown> | null> {
 
-        const [revoked, { rows }] = await Promise.all([
+        const [revoked, rows] = await Promise.all([
             this.isRevoked(jti),
-            this.knex.raw('select * from users where id = ?', [userId])
+            internals.query(this.knex, 'select * from users where id = $1', [userId])
         ]);
 
         return revoked ? null : rows[0] ?? null;
