@@ -8,9 +8,8 @@ export type AttackDomainName = 'enterprise-attack' | 'mobile-attack' | 'ics-atta
 export type CoverageStatusName = 'untested' | 'not_covered' | 'partial' | 'covered';
 
 
-export class Tactic extends BaseModel {
-
-    static override tableName = 'tactics';
+// The columns every imported STIX object has (the migration's stix() helper)
+abstract class StixObject extends BaseModel {
 
     id!: string;
     stix_id!: string;
@@ -20,10 +19,17 @@ export class Tactic extends BaseModel {
     name!: string;
     description!: string | null;
     url!: string | null;
-    shortname!: string;
-    matrix_order!: number | null;
     revoked!: boolean;
     deprecated!: boolean;
+}
+
+
+export class Tactic extends StixObject {
+
+    static override tableName = 'tactics';
+
+    shortname!: string;
+    matrix_order!: number | null;
 }
 
 
@@ -118,23 +124,13 @@ export interface DataQuality {
 
 
 // An ATT&CK data component, with the organisation's view of it (collected, quality, notes).
-export class DataComponent extends BaseModel {
+export class DataComponent extends StixObject {
 
     static override tableName = 'data_components';
     static override jsonAttributes = ['log_sources', 'quality'];
 
-    id!: string;
-    stix_id!: string;
-    mitre_id!: string | null;
-    domain!: AttackDomainName;
-    domains!: AttackDomainName[];
-    name!: string;
-    description!: string | null;
-    url!: string | null;
     data_source_id!: string | null;
     log_sources!: { name: string; channel: string | null }[];
-    revoked!: boolean;
-    deprecated!: boolean;
     collected!: boolean;
     quality!: DataQuality;
     notes!: string | null;
