@@ -109,6 +109,22 @@ export const load = async (url: string, options: { headers?: Record<string, stri
 };
 
 
+// Loads the subject and the baseline in alternation, `rounds` times each, and prints the medians: on a small shared
+// machine one run of either can be off by 20%, and a drift in the machine hits both alike.
+export const compare = async (title: string, subject: () => Promise<LoadResult>, baseline: () => Promise<LoadResult>, options: { rounds?: number; target?: number } = {}) => {
+
+    const median = (results: LoadResult[]): LoadResult => [...results].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)[Math.floor(results.length / 2)]!;
+    const subjects: LoadResult[] = [];
+    const baselines: LoadResult[] = [];
+    for (let round = 0; round < (options.rounds ?? 3); ++round) {
+        subjects.push(await subject());
+        baselines.push(await baseline());
+    }
+
+    printComparison(`${title} (median of ${subjects.length} alternating runs)`, median(subjects), median(baselines), options.target);
+};
+
+
 export const printComparison = (title: string, subject: LoadResult, baseline: LoadResult, target?: number) => {
 
     const ratio = subject.requestsPerSecond / baseline.requestsPerSecond;

@@ -17,7 +17,16 @@ export interface Page<T> {
 }
 
 
+// The column that carries the total beside each row of a page
+export const totalColumn = '__total';
+
+
 // The list envelope of conventions.md. `sort` has already been checked against the route's allowlist by joi.
+//
+// One round trip: the total rides along with the page as an uncorrelated scalar subquery (PostgreSQL evaluates it
+// once, as an InitPlan), counted over the filtered query the way objection's resultSize() counts it. Only a page past
+// the end has no row to carry it, and costs a second query.
+//
 // `plain` answers the rows as PostgreSQL returns them, without model instances: for hot lists whose query selects
 // exactly the public columns (hydrating and serialising models costs more than the query itself).
 export const page = async <M extends Model>(query: QueryBuilder<M, M[]>, list: ListQuery, defaults: { sort: string; order: 'asc' | 'desc'; plain?: boolean }): Promise<Page<M>> => {
@@ -28,13 +37,34 @@ export const page = async <M extends Model>(query: QueryBuilder<M, M[]>, list: L
     const order = list.order ?? defaults.order;
     const tableName = (query.modelClass() as typeof Model).tableName;
 
-    const items = query.clone().orderBy(`${tableName}.${sort}`, order).orderBy(`${tableName}.id`, order).limit(limit).offset(offset);
-    const [rows, total] = await Promise.all([
-        defaults.plain ? items.toKnexQuery() as unknown as Promise<M[]> : items,
-        query.clone().resultSize()
-    ]);
+    const filtered = query.clone().clear(/^(orderBy|limit|offset)$/).toKnexQuery();
+    const total = query.knex().count('*').from(filtered.as('counted'));
 
-    return { items: rows, total, limit, offset };
+    const items = query.clone().orderBy(`${tableName}.${sort}`, order).orderBy(`${tableName}.id`, order).limit(limit).offset(offset);
+    if (!items.has('select')) {
+        items.select(`${tableName}.*`);
+    }
+
+    items.select(total.as(totalColumn));
+    const rows = await (defaults.plain ? items.toKnexQuery() as unknown as Promise<M[]> : items);
+    return await pageOfRows(rows, { limit, offset }, () => query.clone().resultSize());
+};
+
+
+// The envelope around rows that carry the total in `totalColumn`; `count` answers it when no row came back.
+export const pageOfRows = async <T extends object>(rows: T[], window: { limit: number; offset: number }, count: () => Promise<number>): Promise<Page<T>> => {
+
+    let total = 0;
+    for (const row of rows as (T & { [totalColumn]?: string | number })[]) {
+        total = Number(row[totalColumn]);
+        delete row[totalColumn];
+    }
+
+    if (!rows.length && window.offset > 0) {
+        total = await count();
+    }
+
+    return { items: rows, total, limit: window.limit, offset: window.offset };
 };
 
 

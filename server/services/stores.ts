@@ -4,6 +4,8 @@ import type { Redis } from '../../integrations/redis';
 import { UnavailableError } from '../errors';
 import { RevokedToken } from '../models';
 
+import { runStatement, type Statement } from './sql';
+
 
 // Revoked JWT ids. PostgreSQL is the durable record in every configuration; with Redis configured, Redis answers
 // the per-request check and is refilled from PostgreSQL whenever it comes back empty (a restart of a Redis that
@@ -28,21 +30,21 @@ export interface AttemptCounter {
 }
 
 
+// The per-request lookups of the token's user: one statement answers the user and, without Redis, the revocation too
+export const userLookup = {
+    unlessRevoked: (userId: string, jti: string): Statement => ({ text: 'select u.* from users u where u.id = $1 and not exists (select 1 from revoked_tokens r where r.jti = $2)', values: [userId, jti] }),
+    byId: (userId: string): Statement => ({ text: 'select u.* from users u where u.id = $1', values: [userId] })
+};
+
+
+// Where the Redis store keeps revocations: a marker that the set was loaded from PostgreSQL, and one key per jti
+export const revocationKeys = {
+    loaded: 'aegis:revocations:loaded',
+    revoked: (jti: string) => `aegis:revoked:${jti}`
+};
+
+
 const internals = {
-    // The per-request lookups go straight to a pooled pg client: knex's runner costs as much as the query here
-    query: async (knex: Knex, text: string, values: unknown[]): Promise<Record<string, unknown>[]> => {
-
-        const client = await knex.client.acquireConnection() as { query: (text: string, values: unknown[]) => Promise<{ rows: Record<string, unknown>[] }> };
-        try {
-            return (await client.query(text, values)).rows;
-        }
-        finally {
-            await knex.client.releaseConnection(client);
-        }
-    },
-
-    loadedKey: 'aegis:revocations:loaded',
-    revokedKey: (jti: string) => `aegis:revoked:${jti}`,
     attemptsKey: (key: string) => `aegis:attempts:${key}`,
 
     exec: async (multi: ReturnType<Redis['multi']>): Promise<[Error | null, unknown][]> => {
@@ -75,7 +77,7 @@ export class PgRevocationStore implements RevocationStore {
     // One statement answers both questions
     async userUnlessRevoked(userId: string, jti: string): Promise<Record<string, unknown> | null> {
 
-        const rows = await internals.query(this.knex, 'select u.* from users u where u.id = $1 and not exists (select 1 from revoked_tokens r where r.jti = $2)', [userId, jti]);
+        const rows = await runStatement(this.knex, userLookup.unlessRevoked(userId, jti));
         return rows[0] ?? null;
     }
 
@@ -102,17 +104,17 @@ export class RedisRevocationStore extends PgRevocationStore {
         // A reconnect may follow a restart or a lost write: rebuild the set from PostgreSQL on the next check.
         redis.on('ready', () => {
 
-            redis.del(internals.loadedKey).catch(() => undefined);
+            redis.del(revocationKeys.loaded).catch(() => undefined);
         });
     }
 
     override async isRevoked(jti: string): Promise<boolean> {
 
         try {
-            const [loaded, revoked] = await this.redis.mget(internals.loadedKey, internals.revokedKey(jti));
+            const [loaded, revoked] = await this.redis.mget(revocationKeys.loaded, revocationKeys.revoked(jti));
             if (!loaded) {
                 await this.reload();
-                return Boolean(await this.redis.exists(internals.revokedKey(jti)));
+                return Boolean(await this.redis.exists(revocationKeys.revoked(jti)));
             }
 
             return Boolean(revoked);
@@ -127,7 +129,7 @@ export class RedisRevocationStore extends PgRevocationStore {
 
         const [revoked, rows] = await Promise.all([
             this.isRevoked(jti),
-            internals.query(this.knex, 'select * from users where id = $1', [userId])
+            runStatement(this.knex, userLookup.byId(userId))
         ]);
 
         return revoked ? null : rows[0] ?? null;
@@ -137,7 +139,7 @@ export class RedisRevocationStore extends PgRevocationStore {
 
         const ttl = Math.ceil((entry.expiresAt.getTime() - Date.now()) / 1000);
         if (ttl > 0) {
-            await this.redis.set(internals.revokedKey(entry.jti), '1', 'EX', ttl).catch(() => this.redis.del(internals.loadedKey).catch(() => undefined));
+            await this.redis.set(revocationKeys.revoked(entry.jti), '1', 'EX', ttl).catch(() => this.redis.del(revocationKeys.loaded).catch(() => undefined));
         }
     }
 
@@ -152,10 +154,10 @@ export class RedisRevocationStore extends PgRevocationStore {
         const rows = await RevokedToken.query(this.knex).select('jti', 'expires_at').where('expires_at', '>', new Date(now));
         const pipeline = this.redis.pipeline();
         for (const row of rows) {
-            pipeline.set(internals.revokedKey(row.jti), '1', 'PX', Math.max(1, row.expires_at.getTime() - now));
+            pipeline.set(revocationKeys.revoked(row.jti), '1', 'PX', Math.max(1, row.expires_at.getTime() - now));
         }
 
-        pipeline.set(internals.loadedKey, String(now));
+        pipeline.set(revocationKeys.loaded, String(now));
         const results = await pipeline.exec();
         const failed = results?.find(([err]) => err);
         if (failed) {

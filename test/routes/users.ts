@@ -46,6 +46,27 @@ describe('Users', () => {
 
             const next = await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}&sort=username&order=desc&offset=1&limit=1`, auth: context.as('admin') });
             expect(JSON.parse(next.payload).items[0].username).to.equal(`amy-${tag}`);
+            expect(JSON.parse(next.payload).total).to.equal(2);
+        });
+
+        it('answers the total beside an empty page past the end, and never leaks the helper column', async () => {
+
+            const tag = Crypto.randomBytes(3).toString('hex');
+            await context.createUser('viewer', { username: `pat-${tag}` });
+            await context.createUser('viewer', { username: `sam-${tag}` });
+
+            const past = await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}&offset=5`, auth: context.as('admin') });
+            expect(JSON.parse(past.payload)).to.equal({ items: [], total: 2, limit: 50, offset: 5 });
+
+            const all = JSON.parse((await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}`, auth: context.as('admin') })).payload);
+            expect(all.total).to.equal(2);
+            expect(Object.keys(all.items[0])).to.not.include('__total');
+
+            // A list of model instances (the audit log) drops it too
+            const audit = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/audit-logs?limit=2', auth: context.as('admin') })).payload);
+            expect(audit.items.length).to.equal(2);
+            expect(audit.total > 1).to.be.true();
+            expect(Object.keys(audit.items[0])).to.not.include('__total');
         });
 
         it('treats LIKE wildcards in search as literal characters', async () => {
