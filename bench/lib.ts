@@ -116,7 +116,7 @@ export const compare = async (title: string, subject: () => Promise<LoadResult>,
     const median = (results: LoadResult[]): LoadResult => [...results].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)[Math.floor(results.length / 2)]!;
     const subjects: LoadResult[] = [];
     const baselines: LoadResult[] = [];
-    for (let round = 0; round < (options.rounds ?? 3); ++round) {
+    for (let i = 0; i < (options.rounds ?? 3); ++i) {
         subjects.push(await subject());
         baselines.push(await baseline());
     }
