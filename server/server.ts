@@ -51,8 +51,8 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
             validate: {
                 failAction: internals.failAction,
                 options: { abortEarly: false, errors: { wrap: { label: false } } },
-                // A route that declares no query or payload accepts none (unknown fields answer 400)
-                query: Joi.object({}),
+                // A route that declares no payload accepts none (unknown fields answer 400); likewise for the query,
+                // checked in plugins/hardening.ts
                 payload: Joi.object({}).allow(null)
             },
             payload: { maxBytes: 1024 * 1024, allow: 'application/json', protoAction: 'error' },

@@ -1,6 +1,5 @@
 import * as Boom from '@hapi/boom';
 import type * as Hapi from '@hapi/hapi';
-import * as Jwt from '@hapi/jwt';
 
 import { UnavailableError } from '../errors';
 import type { User } from '../models';
@@ -9,6 +8,8 @@ import type { User } from '../models';
 type AegisUser = User;
 import { Role } from '../policy';
 import type { Principal, TokenPayload } from '../services/auth';
+
+import { jwtScheme, type JwtSchemeOptions } from './jwt';
 
 
 declare module '@hapi/hapi' {
@@ -59,8 +60,6 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
     dependencies: ['aegis/services'],
     register: async (server, options) => {
 
-        await server.register(Jwt);
-
         // Authorization: Bearer aegis_<hex>. Anything else is left to the JWT strategies ("missing"); like
         // @hapi/jwt, one "missing" error is made once, not a new Error with its stack trace on every request.
         const missing = Boom.unauthorized(null, 'Bearer');
@@ -83,15 +82,15 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
         }));
 
         const { secret, ttlSeconds, issuer, audience } = server.services().auth.jwtSettings;
-        const validate = async (artifacts: { decoded: { payload: TokenPayload } }, request: Hapi.Request, h: Hapi.ResponseToolkit) => {
+        const validate = async (payload: Record<string, unknown>, request: Hapi.Request, h: Hapi.ResponseToolkit) => {
 
             try {
-                const principal = await request.services().auth.resolveToken(artifacts.decoded.payload);
+                const principal = await request.services().auth.resolveToken(payload as unknown as TokenPayload);
                 return principal ? { isValid: true, credentials: internals.credentials(principal) } : { isValid: false };
             }
             catch (err) {
-                // @hapi/jwt would answer 401 with the error's own text: a store that cannot answer is a 503, always
-                // generic (the database or Redis being down is no reason to tell the client its token is bad)
+                // A store that cannot answer is a 503, always generic (the database or Redis being down is no reason
+                // to tell the client its token is bad, nor to show it the error's text)
                 if (!(err instanceof UnavailableError)) {
                     request.log(['error', 'auth'], { err });
                 }
@@ -100,30 +99,26 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
             }
         };
 
-        const jwt = {
-            keys: { key: secret, algorithms: ['HS256'] },
-            verify: { aud: audience, iss: issuer, sub: false, nbf: true, exp: true, maxAgeSec: ttlSeconds, timeSkewSec: 30 },
-            validate
-        };
-
         // Cookie-authenticated changes must come from an allowed origin with a body no form can send (SEC-19).
         // Checked while authenticating, so that a refused request gets its 403 before its body is even parsed.
-        const validateCookie = (artifacts: { decoded: { payload: TokenPayload } }, request: Hapi.Request, h: Hapi.ResponseToolkit) => {
+        const validateCookie = (payload: Record<string, unknown>, request: Hapi.Request, h: Hapi.ResponseToolkit) => {
 
             if (!internals.safeMethods.has(request.method)) {
                 const origin = String(request.headers.origin ?? '');
                 if (!options.allowedOrigins.includes(origin) || internals.simpleTypes.test(String(request.headers['content-type'] ?? ''))) {
                     const error = Boom.forbidden('Cross-site request refused');
-                    return { isValid: false, response: h.response({ ...error.output.payload, code: 'csrf_rejected', request_id: request.info.id }).code(403) };
+                    return Promise.resolve({ isValid: false, response: h.response({ ...error.output.payload, code: 'csrf_rejected', request_id: request.info.id }).code(403) });
                 }
             }
 
-            return validate(artifacts, request, h);
+            return validate(payload, request, h);
         };
 
+        const jwt = { key: secret, verify: { aud: audience, iss: issuer, maxAgeSec: ttlSeconds, timeSkewSec: 30 } };
+        server.auth.scheme('jwt', jwtScheme);
         server.auth.strategy('api-key', 'api-key');
-        server.auth.strategy('jwt-bearer', 'jwt', jwt);
-        server.auth.strategy('jwt-cookie', 'jwt', { ...jwt, validate: validateCookie, cookieName: options.cookieName });
+        server.auth.strategy('jwt-bearer', 'jwt', { ...jwt, source: { header: true }, validate } satisfies JwtSchemeOptions);
+        server.auth.strategy('jwt-cookie', 'jwt', { ...jwt, source: { cookie: options.cookieName }, validate: validateCookie } satisfies JwtSchemeOptions);
 
         // Order matters: an API key or a Bearer token wins over the cookie (domain.md). A route that forgets to
         // declare its roles is closed to everyone: no role carries this scope.

@@ -227,6 +227,14 @@ describe('Auth', () => {
             expect(res.statusCode).to.equal(401);
         });
 
+        it('answers 400 to a query on a route that takes none, naming the fields', async () => {
+
+            const { authorization } = await login(context.server, (await context.createUser('viewer')).username);
+            const res = await context.server.inject({ method: 'GET', url: '/api/v1/auth/me?verbose=1&__proto__=x', headers: { authorization } });
+            expect(res.statusCode).to.equal(400);
+            expect(res.result).to.include({ code: 'validation_failed', fields: ['verbose', '__proto__'], message: '"verbose" is not allowed; "__proto__" is not allowed' });
+        });
+
         it('prefers the Bearer token over the cookie', async () => {
 
             const red = await login(context.server, (await context.createUser('red_tech')).username);

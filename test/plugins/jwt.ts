@@ -1,0 +1,130 @@
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+import * as Hapi from '@hapi/hapi';
+import * as Jwt from '@hapi/jwt';
+
+import { jwtScheme, VerifiedTokens, type JwtSchemeOptions } from '../../server/plugins/jwt';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it } = lab;
+
+
+type Validate = JwtSchemeOptions['validate'];
+
+
+const internals: { key: string; server: (validate?: Validate) => Promise<Hapi.Server>; token: (claims?: Record<string, unknown>, key?: string) => string } = {
+    key: 'jwt-scheme-test-key-jwt-scheme-test-key-0000',
+
+    // The scheme on a server of its own, without skew, so that a token can expire while the test waits
+    server: async (validate: Validate = async (payload) => ({ isValid: true, credentials: { user: { id: payload.sub } } as unknown as Hapi.AuthCredentials })) => {
+
+        const server = Hapi.server();
+        server.auth.scheme('jwt', jwtScheme);
+        const settings = { key: internals.key, verify: { aud: 'aud', iss: 'iss', maxAgeSec: 3600, timeSkewSec: 0 }, validate };
+        server.auth.strategy('bearer', 'jwt', { ...settings, source: { header: true } } satisfies JwtSchemeOptions);
+        server.auth.strategy('cookie', 'jwt', { ...settings, source: { cookie: 'token' } } satisfies JwtSchemeOptions);
+        server.state('token', { encoding: 'none', strictHeader: true, ignoreErrors: true });
+        server.route({ method: 'GET', path: '/', options: { auth: { strategies: ['bearer', 'cookie'] } }, handler: (request) => request.auth.credentials.user! });
+        await server.initialize();
+        return server;
+    },
+
+    token: (claims: Record<string, unknown> = {}, key = internals.key) => {
+
+        const now = Math.floor(Date.now() / 1000);
+        return Jwt.token.generate({ sub: 'u1', aud: 'aud', iss: 'iss', jti: 'j1', iat: now, exp: now + 60, ...claims }, { key, algorithm: 'HS256' }, { iat: false });
+    }
+};
+
+
+describe('The jwt auth scheme', () => {
+
+    it('accepts a token from the header or the cookie, and again from its memory of verified tokens', async () => {
+
+        const server = await internals.server();
+        const token = internals.token();
+        for (const headers of [{ authorization: `Bearer ${token}` }, { authorization: `bearer  ${token}` }, { cookie: `token=${token}` }, { authorization: `Bearer ${token}` }]) {
+            const res = await server.inject({ url: '/', headers });
+            expect(res.statusCode, JSON.stringify(headers)).to.equal(200);
+            expect(JSON.parse(res.payload)).to.equal({ id: 'u1' });
+        }
+    });
+
+    it('checks the claims of a remembered token on every request: it expires on time', async () => {
+
+        const server = await internals.server();
+        const token = internals.token({ exp: Math.floor(Date.now() / 1000) + 1 });
+        expect((await server.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })).statusCode).to.equal(200);
+
+        await new Promise((resolve) => setTimeout(resolve, 2100));
+        const res = await server.inject({ url: '/', headers: { authorization: `Bearer ${token}` } });
+        expect(res.statusCode).to.equal(401);
+        expect(JSON.parse(res.payload).message).to.equal('Token expired');
+    });
+
+    it('never remembers a token that failed, and refuses other keys, algorithms and claims', async () => {
+
+        const server = await internals.server();
+        const forged = internals.token({}, 'another-key-another-key-another-key-00000');
+        for (let i = 0; i < 2; ++i) {
+            const res = await server.inject({ url: '/', headers: { authorization: `Bearer ${forged}` } });
+            expect(res.statusCode).to.equal(401);
+            expect(JSON.parse(res.payload).message).to.equal('Invalid token signature');
+        }
+
+        const hs512 = Jwt.token.generate({ sub: 'u1', aud: 'aud', iss: 'iss', jti: 'j1', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, { key: internals.key, algorithm: 'HS512' }, { iat: false });
+        const cases: [string, string][] = [
+            [hs512, 'Unsupported algorithm'],
+            [internals.token({ aud: 'other' }), 'Token audience is not allowed'],
+            [internals.token({ iss: 'other' }), 'Token payload iss value not allowed'],
+            [internals.token({ nbf: Math.floor(Date.now() / 1000) + 600 }), 'Token not yet active'],
+            [internals.token({ iat: Math.floor(Date.now() / 1000) - 7200, exp: Math.floor(Date.now() / 1000) + 60 }), 'Token maximum age exceeded'],
+            ['not-a-token', 'Invalid token structure']
+        ];
+
+        for (const [token, message] of cases) {
+            const res = await server.inject({ url: '/', headers: { authorization: `Bearer ${token}` } });
+            expect(res.statusCode, message).to.equal(401);
+            expect(JSON.parse(res.payload).message).to.equal(message);
+        }
+    });
+
+    it('answers 401 to a malformed header and leaves a missing one to the next strategy', async () => {
+
+        const server = await internals.server();
+        const bad = await server.inject({ url: '/', headers: { authorization: `Bearer ${internals.token()} extra` } });
+        expect(bad.statusCode).to.equal(401);
+        expect(JSON.parse(bad.payload).message).to.equal('Bad HTTP authentication header format');
+
+        for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: 'Bearer ' }]) {
+            const res = await server.inject({ url: '/', headers });
+            expect(res.statusCode).to.equal(401);
+            expect(JSON.parse(res.payload).message).to.equal('Missing authentication');
+        }
+    });
+
+    it('answers what validate decides: refused credentials or a response of its own', async () => {
+
+        const refused = await internals.server(async () => ({ isValid: false }));
+        expect((await refused.inject({ url: '/', headers: { authorization: `Bearer ${internals.token()}` } })).statusCode).to.equal(401);
+
+        const unavailable = await internals.server(async (_payload, _request, h) => ({ isValid: false, response: h.response({ message: 'later' }).code(503) }));
+        const res = await unavailable.inject({ url: '/', headers: { authorization: `Bearer ${internals.token()}` } });
+        expect(res.statusCode).to.equal(503);
+        expect(JSON.parse(res.payload)).to.equal({ message: 'later' });
+    });
+
+    it('remembers a bounded number of tokens, forgetting the oldest first', () => {
+
+        const tokens = new VerifiedTokens(2);
+        const artifacts = (sub: string) => Jwt.token.decode(internals.token({ sub }));
+        tokens.set('a', artifacts('a'));
+        tokens.set('b', artifacts('b'));
+        tokens.set('c', artifacts('c'));
+        expect(tokens.get('a')).to.be.undefined();
+        expect(tokens.get('b')!.decoded.payload.sub).to.equal('b');
+        expect(tokens.get('c')!.decoded.payload.sub).to.equal('c');
+    });
+});
