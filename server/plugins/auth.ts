@@ -58,7 +58,7 @@ const internals = {
 export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
     name: 'aegis/auth',
     dependencies: ['aegis/services'],
-    register: async (server, options) => {
+    register: (server, options) => {
 
         // Authorization: Bearer aegis_<hex>. Anything else is left to the JWT strategies ("missing"); like
         // @hapi/jwt, one "missing" error is made once, not a new Error with its stack trace on every request.

@@ -18,7 +18,7 @@ const internals: { key: string; server: (validate?: Validate) => Promise<Hapi.Se
     key: 'jwt-scheme-test-key-jwt-scheme-test-key-0000',
 
     // The scheme on a server of its own, without skew, so that a token can expire while the test waits
-    server: async (validate: Validate = async (payload) => ({ isValid: true, credentials: { user: { id: payload.sub } } as unknown as Hapi.AuthCredentials })) => {
+    server: async (validate: Validate = (payload) => Promise.resolve({ isValid: true, credentials: { user: { id: payload.sub } } as unknown as Hapi.AuthCredentials })) => {
 
         const server = Hapi.server();
         server.auth.scheme('jwt', jwtScheme);
@@ -107,10 +107,10 @@ describe('The jwt auth scheme', () => {
 
     it('answers what validate decides: refused credentials or a response of its own', async () => {
 
-        const refused = await internals.server(async () => ({ isValid: false }));
+        const refused = await internals.server(() => Promise.resolve({ isValid: false }));
         expect((await refused.inject({ url: '/', headers: { authorization: `Bearer ${internals.token()}` } })).statusCode).to.equal(401);
 
-        const unavailable = await internals.server(async (_payload, _request, h) => ({ isValid: false, response: h.response({ message: 'later' }).code(503) }));
+        const unavailable = await internals.server((_payload, _request, h) => Promise.resolve({ isValid: false, response: h.response({ message: 'later' }).code(503) }));
         const res = await unavailable.inject({ url: '/', headers: { authorization: `Bearer ${internals.token()}` } });
         expect(res.statusCode).to.equal(503);
         expect(JSON.parse(res.payload)).to.equal({ message: 'later' });
