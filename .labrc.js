@@ -7,7 +7,7 @@ module.exports = {
     sourcemaps: true,
     coverage: true,
     'coverage-path': '.',
-    'coverage-exclude': ['node_modules', 'test', 'dist', 'bench', 'migrations', 'seeds', 'bin'],
+    'coverage-exclude': ['node_modules', 'test', 'dist', 'bench', 'migrations', 'bin'],
     threshold: 90,
     'default-plan-threshold': 1,
     assert: '@hapi/code',

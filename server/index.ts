@@ -1,21 +1,20 @@
+import { runSeeds } from '../seeds';
+
 import { createLogger } from './logger';
 import { configOrExit, onShutdown, run } from './process';
 import { createRuntime, version } from './runtime';
 import { createServer } from './server';
 
 
-// The API process: configuration → runtime (database, integrations, services) → hapi → listen. SIGTERM drains.
+// The API process: configuration → runtime (database, integrations, services, migrated) → seeds → hapi → listen.
+// SIGTERM drains.
 run('aegis-api', async () => {
 
     const config = configOrExit();
     const logger = createLogger({ level: config.logLevel, name: 'aegis-api' });
     const runtime = await createRuntime(config, { name: 'aegis-api', logger });
 
-    const bootstrap = await runtime.services.users.bootstrapAdmin(config.admin.password);
-    if (bootstrap.created) {
-        // The one time a password is printed: the generated first-start password, which must be changed at first login
-        logger.warn(bootstrap.password ? `First start: created user "admin" with the temporary password ${bootstrap.password} (it must be changed at first login)` : 'First start: created user "admin" with AEGIS_ADMIN_PASSWORD (it must be changed at first login)');
-    }
+    await runSeeds({ services: runtime.services, config, logger });
 
     // A process that only enqueues must still start agenda, or no NOTIFY reaches the worker (style.md)
     await runtime.agenda.start();

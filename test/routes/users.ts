@@ -4,6 +4,7 @@ import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
 import { AuditLog, User } from '../../server/models';
+import { usersList } from '../../server/services/users';
 
 import { init, login, password, type TestContext } from '../helpers/server';
 
@@ -47,6 +48,17 @@ describe('Users', () => {
             const next = await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}&sort=username&order=desc&offset=1&limit=1`, auth: context.as('admin') });
             expect(JSON.parse(next.payload).items[0].username).to.equal(`amy-${tag}`);
             expect(JSON.parse(next.payload).total).to.equal(2);
+
+            const active = await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}&is_active=true&sort=created_at`, auth: context.as('admin') });
+            expect(JSON.parse(active.payload).total).to.equal(2);
+            const inactive = await context.server.inject({ method: 'GET', url: `/api/v1/users?search=${tag}&is_active=false`, auth: context.as('admin') });
+            expect(JSON.parse(inactive.payload)).to.equal({ items: [], total: 0, limit: 50, offset: 0 });
+        });
+
+        it('builds its SQL from the sort allowlist only, even when called without the route\'s validation', () => {
+
+            expect(() => usersList({ sort: 'password_hash' })).to.throw('Cannot sort by password_hash');
+            expect(usersList({ sort: 'role', order: 'desc', limit: 5, offset: 10 }).page).to.include({ values: [5, 10] });
         });
 
         it('answers the total beside an empty page past the end, and never leaks the helper column', async () => {
