@@ -23,7 +23,7 @@ describe('npm start on the embedded default', () => {
         Fs.rmSync(dataDir, { recursive: true, force: true });
     });
 
-    it('starts embedded PostgreSQL, the API and the worker with no DATABASE_URL, serves health, and stops cleanly', { timeout: 120_000 }, async () => {
+    it('starts embedded PostgreSQL, the API and the worker with no DATABASE_URL, serves health, stops on Ctrl-C and starts again on the same data', { timeout: 240_000 }, async () => {
 
         const port = await new Promise<number>((resolve) => {
 
@@ -34,30 +34,40 @@ describe('npm start on the embedded default', () => {
             });
         });
 
-        const start = spawnEntry('bin/start.js', { AEGIS_DATA_DIR: dataDir, PORT: String(port), WORKER_HEARTBEAT_SECONDS: '1' });
-        let health: { status: number; body: any } = { status: 0, body: null };
-        const deadline = Date.now() + 90_000;
-        while (Date.now() < deadline) {
-            try {
-                const res = await fetch(`http://127.0.0.1:${port}/api/v1/system/health`);
-                health = { status: res.status, body: await res.json() };
-                if (health.status === 200 && health.body.dependencies.worker.status === 'ok') {
-                    break;
+        const started = async () => {
+
+            const start = spawnEntry('bin/start.js', { AEGIS_DATA_DIR: dataDir, PORT: String(port), WORKER_HEARTBEAT_SECONDS: '1' });
+            let health: { status: number; body: any } = { status: 0, body: null };
+            const deadline = Date.now() + 90_000;
+            while (Date.now() < deadline) {
+                try {
+                    const res = await fetch(`http://127.0.0.1:${port}/api/v1/system/health`);
+                    health = { status: res.status, body: await res.json() };
+                    if (health.status === 200 && health.body.dependencies.worker.status === 'ok') {
+                        break;
+                    }
                 }
+                catch { }
+
+                await new Promise((resolve) => setTimeout(resolve, 250));
             }
-            catch { }
 
-            await new Promise((resolve) => setTimeout(resolve, 250));
-        }
+            return { start, health };
+        };
 
-        expect(health.status).to.equal(200);
-        expect(health.body.dependencies.database.status).to.equal('ok');
-        expect(health.body.dependencies.object_storage.status).to.equal('ok');
-        expect(health.body.dependencies.redis.status).to.equal('not_configured');
-        expect(health.body.dependencies.worker.status).to.equal('ok');
-        expect(Fs.existsSync(Path.join(dataDir, 'jwt-secret'))).to.be.true();
+        const { start, health } = await started();
+        expect(start.lines().some((line) => /First start: created user "admin"/.test(line.msg ?? ''))).to.be.true();
 
-        start.child.kill('SIGTERM');
+        // Ctrl-C: everything drains and stops, nothing keeps the port
+        start.child.kill('SIGINT');
         expect(await start.exit()).to.equal(0);
+        await expect(fetch(`http://127.0.0.1:${port}/api/v1/system/health`)).to.reject();
+
+        // The same data directory starts again, with what the first run wrote (the first admin) and no second admin
+        const again = await started();
+        expect(again.health.status).to.equal(200);
+        expect(again.start.lines().some((line) => /First start/.test(line.msg ?? ''))).to.be.false();
+        again.start.child.kill('SIGTERM');
+        expect(await again.start.exit()).to.equal(0);
     });
 });
