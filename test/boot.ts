@@ -56,6 +56,12 @@ describe('npm start on the embedded default', () => {
         };
 
         const { start, health } = await started();
+        expect(health.status).to.equal(200);
+        expect(health.body.dependencies.database.status).to.equal('ok');
+        expect(health.body.dependencies.object_storage.status).to.equal('ok');
+        expect(health.body.dependencies.redis.status).to.equal('not_configured');
+        expect(health.body.dependencies.worker.status).to.equal('ok');
+        expect(Fs.existsSync(Path.join(dataDir, 'jwt-secret'))).to.be.true();
         expect(start.lines().some((line) => /First start: created user "admin"/.test(line.msg ?? ''))).to.be.true();
 
         // Ctrl-C: everything drains and stops, nothing keeps the port
