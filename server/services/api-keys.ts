@@ -38,7 +38,7 @@ export class ApiKeysService {
         const raw = `aegis_${Crypto.randomBytes(32).toString('hex')}`;
         return await ApiKey.transaction(this.deps.knex, async (trx) => {
 
-            const key = await ApiKey.query(trx).insertAndFetch({
+            const key = await ApiKey.insertReturning(trx, {
                 user_id: actor.id!,
                 name: input.name,
                 scope: input.scope,

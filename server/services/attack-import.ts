@@ -219,7 +219,7 @@ export class AttackImportService {
 
         const started = Date.now();
         const progress = (update: Omit<ImportProgress, 'percent'> & { percent: number }) => options.onProgress?.(update);
-        const record = await AttackImport.query(this.deps.knex).insertAndFetch({
+        const record = await AttackImport.insertReturning(this.deps.knex, {
             kind: 'attack', source: options.source ?? source, status: 'running', started_at: new Date(), created_by: actor.id
         });
 
@@ -287,7 +287,7 @@ export class AttackImportService {
     async importD3fend(actor: Actor, source: string): Promise<D3fendImportResult> {
 
         const started = Date.now();
-        const record = await AttackImport.query(this.deps.knex).insertAndFetch({ kind: 'd3fend', source, status: 'running', started_at: new Date(), created_by: actor.id });
+        const record = await AttackImport.insertReturning(this.deps.knex, { kind: 'd3fend', source, status: 'running', started_at: new Date(), created_by: actor.id });
         try {
             const data = await internals.loadD3fend(source);
             const written = await this.deps.knex.transaction(async (trx) => {

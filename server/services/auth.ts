@@ -99,7 +99,7 @@ export class AuthService {
         await this.deps.attempts.reset(userKey);
         const session = await User.transaction(this.deps.knex, async (trx) => {
 
-            const updated = await user.$query(trx).patchAndFetch({ last_login_at: new Date() });
+            const updated = await user.$patchReturning(trx, { last_login_at: new Date() });
             await this.deps.audit.record(trx, { ...actor, id: user.id, role: user.role }, { action: 'auth.login', entity_type: 'user', entity_id: user.id });
             return this.issue(updated);
         });
@@ -191,7 +191,7 @@ export class AuthService {
 
         return await User.transaction(this.deps.knex, async (trx) => {
 
-            const updated = await user.$query(trx).patchAndFetch({ password_hash: passwordHash, must_change_password: false, token_version: user.token_version + 1 });
+            const updated = await user.$patchReturning(trx, { password_hash: passwordHash, must_change_password: false, token_version: user.token_version + 1 });
             await this.deps.audit.record(trx, actor, { action: 'auth.change_password', entity_type: 'user', entity_id: user.id });
             return this.issue(updated);
         });

@@ -362,7 +362,7 @@ export class EvidenceService {
             const test = await this.deps.tests.lock(trx, actor, testId);
             this.checkUpload(actor, fields.team, test);
 
-            const evidence = await Evidence.query(trx).insertAndFetch({
+            const evidence = await Evidence.insertReturning(trx, {
                 test_id: testId,
                 team: fields.team,
                 storage_key: object.key,

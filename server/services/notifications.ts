@@ -56,7 +56,7 @@ export class NotificationsService {
                 throw new NotFoundError('Notification');
             }
 
-            const updated = await notification.$query(trx).patchAndFetch({ read_at: read ? notification.read_at ?? new Date() : null });
+            const updated = await notification.$patchReturning(trx, { read_at: read ? notification.read_at ?? new Date() : null });
             await this.deps.audit.record(trx, actor, { action: 'notification.read', entity_type: 'notification', entity_id: id, details: { read } });
             return updated;
         });

@@ -133,7 +133,7 @@ export class TestTemplatesService {
                 throw new ValidationError('A template needs at least one technique', ['technique_ids']);
             }
 
-            const template = await TestTemplate.query(trx).insertAndFetch({ ...row, source: sourceTestId ? 'test' : 'manual', source_test_id: sourceTestId ?? null, created_by: actor.id } as Partial<TestTemplate>);
+            const template = await TestTemplate.insertReturning(trx, { ...row, source: sourceTestId ? 'test' : 'manual', source_test_id: sourceTestId ?? null, created_by: actor.id } as Partial<TestTemplate>);
             await this.deps.audit.record(trx, actor, { action: 'test_template.create', entity_type: 'test_template', entity_id: template.id, details: { source_test_id: sourceTestId ?? null } });
             return template;
         });
@@ -148,7 +148,7 @@ export class TestTemplatesService {
                 throw new NotFoundError('Test template');
             }
 
-            const updated = await template.$query(trx).patchAndFetch(input as Partial<TestTemplate>);
+            const updated = await template.$patchReturning(trx, input as Partial<TestTemplate>);
             await this.deps.audit.record(trx, actor, { action: 'test_template.update', entity_type: 'test_template', entity_id: id, details: { fields: Object.keys(input) } });
             return updated;
         });

@@ -243,7 +243,7 @@ export class TestsService {
             await this.checkTechniques(trx, [row.technique_id!]);
             await this.checkAssignees(trx, row);
 
-            const test = await Test.query(trx).insertAndFetch({ ...row, created_by: actor.id } as Partial<Test>);
+            const test = await Test.insertReturning(trx, { ...row, created_by: actor.id } as Partial<Test>);
             await this.record(trx, actor, test, 'create', { changes: internals.diff({}, row) });
             return test;
         });
@@ -290,7 +290,7 @@ export class TestsService {
 
             const items: Test[] = [];
             for (const row of rows) {
-                const test = await Test.query(trx).insertAndFetch({ ...row, created_by: actor.id });
+                const test = await Test.insertReturning(trx, { ...row, created_by: actor.id });
                 await this.record(trx, actor, test, 'create', { changes: internals.diff({}, row as Record<string, unknown>), details: { template_id: row.template_id } });
                 items.push(test);
             }
@@ -388,7 +388,7 @@ export class TestsService {
                 patch.rejected_at = now;
             }
 
-            const updated = await test.$query(trx).patchAndFetch(patch);
+            const updated = await test.$patchReturning(trx, patch);
             await this.record(trx, actor, updated, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } });
 
             const events: DomainEvent[] = [];
@@ -460,7 +460,7 @@ export class TestsService {
                 return test;
             }
 
-            const updated = await test.$query(trx).patchAndFetch({ ...changes, version: test.version + 1 } as Partial<Test>);
+            const updated = await test.$patchReturning(trx, { ...changes, version: test.version + 1 } as Partial<Test>);
             if (diff.detections) {
                 diff.detections = { from: test.detections, to: updated.detections };
             }

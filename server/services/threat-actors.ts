@@ -101,7 +101,7 @@ export class ThreatActorsService {
 
         const created = await ThreatActor.transaction(this.deps.knex, async (trx) => {
 
-            const row = await ThreatActor.query(trx).insertAndFetch({
+            const row = await ThreatActor.insertReturning(trx, {
                 source: 'custom',
                 name: input.name,
                 aliases: input.aliases ?? [],

@@ -107,7 +107,7 @@ export class UsersService {
 
         return await User.transaction(this.deps.knex, async (trx) => {
 
-            const user = await User.query(trx).insertAndFetch({
+            const user = await User.insertReturning(trx, {
                 username: input.username,
                 email: input.email ?? null,
                 display_name: input.display_name ?? null,
@@ -138,7 +138,7 @@ export class UsersService {
 
             // A new role or a deactivation ends every session of the user at once (SEC-03)
             const ends = input.role !== undefined && input.role !== user.role || input.is_active === false && user.is_active;
-            const updated = await user.$query(trx).patchAndFetch({ ...input, ...(ends ? { token_version: user.token_version + 1 } : {}) });
+            const updated = await user.$patchReturning(trx, { ...input, ...(ends ? { token_version: user.token_version + 1 } : {}) });
 
             await this.deps.audit.record(trx, actor, { action: 'user.update', entity_type: 'user', entity_id: user.id, details: { changes: input } });
             return updated;
@@ -162,7 +162,7 @@ export class UsersService {
                 await this.assertAnotherAdmin(trx, user.id);
             }
 
-            const updated = await user.$query(trx).patchAndFetch({ is_active: false, token_version: user.token_version + 1 });
+            const updated = await user.$patchReturning(trx, { is_active: false, token_version: user.token_version + 1 });
             await this.deps.audit.record(trx, actor, { action: 'user.deactivate', entity_type: 'user', entity_id: user.id });
             return updated;
         });
@@ -179,7 +179,7 @@ export class UsersService {
                 ...(preferences.notifications ? { notifications: { ...user.preferences.notifications, ...preferences.notifications } } : {})
             };
 
-            const updated = await user.$query(trx).patchAndFetch({ preferences: merged });
+            const updated = await user.$patchReturning(trx, { preferences: merged });
             await this.deps.audit.record(trx, actor, { action: 'user.preferences', entity_type: 'user', entity_id: user.id });
             return updated;
         });
@@ -198,7 +198,7 @@ export class UsersService {
             }
 
             const chosen = password ?? Crypto.randomBytes(18).toString('base64url');
-            const user = await User.query(trx).insertAndFetch({
+            const user = await User.insertReturning(trx, {
                 username: 'admin',
                 role: Role.admin,
                 password_hash: await hashPassword(chosen),

@@ -84,7 +84,7 @@ export class WorklogsService {
 
         return await Worklog.transaction(this.deps.knex, async (trx) => {
 
-            const worklog = await Worklog.query(trx).insertAndFetch({ ...input, note: input.note || null, user_id: actor.id! });
+            const worklog = await Worklog.insertReturning(trx, { ...input, note: input.note || null, user_id: actor.id! });
             await this.deps.audit.record(trx, actor, { action: 'worklog.create', entity_type: 'worklog', entity_id: worklog.id, details: { test_id: input.test_id ?? null, minutes: input.minutes } });
             return worklog;
         });
@@ -99,7 +99,7 @@ export class WorklogsService {
                 throw new NotFoundError('Worklog');
             }
 
-            const updated = await worklog.$query(trx).patchAndFetch({ ...input, ...(input.note === '' ? { note: null } : {}) });
+            const updated = await worklog.$patchReturning(trx, { ...input, ...(input.note === '' ? { note: null } : {}) });
             await this.deps.audit.record(trx, actor, { action: 'worklog.update', entity_type: 'worklog', entity_id: id, details: { fields: Object.keys(input) } });
             return updated;
         });
