@@ -11,18 +11,18 @@ export class ApiKey extends BaseModel {
 
     static override tableName = 'api_keys';
 
-    id!: string;
-    user_id!: string;
-    name!: string;
-    scope!: ApiKeyScope;
-    prefix!: string;
-    key_hash!: string;
-    expires_at!: Date | null;
-    last_used_at!: Date | null;
-    revoked_at!: Date | null;
-    created_by!: string | null;
+    declare id: string;
+    declare user_id: string;
+    declare name: string;
+    declare scope: ApiKeyScope;
+    declare prefix: string;
+    declare key_hash: string;
+    declare expires_at: Date | null;
+    declare last_used_at: Date | null;
+    declare revoked_at: Date | null;
+    declare created_by: string | null;
 
-    user?: User;
+    declare user?: User;
 
     static override relationMappings = () => ({
         user: { relation: BaseModel.BelongsToOneRelation as typeof Model.BelongsToOneRelation, modelClass: User, join: { from: 'api_keys.user_id', to: 'users.id' } }

@@ -11,16 +11,16 @@ export type CoverageStatusName = 'untested' | 'not_covered' | 'partial' | 'cover
 // The columns every imported STIX object has (the migration's stix() helper)
 abstract class StixObject extends BaseModel {
 
-    id!: string;
-    stix_id!: string;
-    mitre_id!: string | null;
-    domain!: AttackDomainName;
-    domains!: AttackDomainName[];
-    name!: string;
-    description!: string | null;
-    url!: string | null;
-    revoked!: boolean;
-    deprecated!: boolean;
+    declare id: string;
+    declare stix_id: string;
+    declare mitre_id: string | null;
+    declare domain: AttackDomainName;
+    declare domains: AttackDomainName[];
+    declare name: string;
+    declare description: string | null;
+    declare url: string | null;
+    declare revoked: boolean;
+    declare deprecated: boolean;
 }
 
 
@@ -28,8 +28,8 @@ export class Tactic extends StixObject {
 
     static override tableName = 'tactics';
 
-    shortname!: string;
-    matrix_order!: number | null;
+    declare shortname: string;
+    declare matrix_order: number | null;
 }
 
 
@@ -39,36 +39,36 @@ export class Technique extends BaseModel {
     static override tableName = 'techniques';
     static override idColumn = 'mitre_id';
 
-    mitre_id!: string;
-    stix_id!: string | null;
-    domain!: AttackDomainName;
-    domains!: AttackDomainName[];
-    name!: string;
-    description!: string | null;
-    url!: string | null;
-    version!: string | null;
-    is_subtechnique!: boolean;
-    parent_id!: string | null;
-    platforms!: string[];
-    detection!: string | null;
-    legacy_data_sources!: string[];
-    is_custom!: boolean;
-    revoked!: boolean;
-    deprecated!: boolean;
-    revoked_by_id!: string | null;
-    modified!: Date | null;
-    attack_version!: string | null;
-    impact!: number | null;
-    needs_review!: boolean;
-    review_reason!: string | null;
-    review_requested_at!: Date | null;
-    review_requested_by!: string | null;
-    notes!: string | null;
-    coverage_status!: CoverageStatusName;
-    latest_validated_test_id!: string | null;
-    latest_validated_at!: Date | null;
-    coverage_updated_at!: Date | null;
-    created_by!: string | null;
+    declare mitre_id: string;
+    declare stix_id: string | null;
+    declare domain: AttackDomainName;
+    declare domains: AttackDomainName[];
+    declare name: string;
+    declare description: string | null;
+    declare url: string | null;
+    declare version: string | null;
+    declare is_subtechnique: boolean;
+    declare parent_id: string | null;
+    declare platforms: string[];
+    declare detection: string | null;
+    declare legacy_data_sources: string[];
+    declare is_custom: boolean;
+    declare revoked: boolean;
+    declare deprecated: boolean;
+    declare revoked_by_id: string | null;
+    declare modified: Date | null;
+    declare attack_version: string | null;
+    declare impact: number | null;
+    declare needs_review: boolean;
+    declare review_reason: string | null;
+    declare review_requested_at: Date | null;
+    declare review_requested_by: string | null;
+    declare notes: string | null;
+    declare coverage_status: CoverageStatusName;
+    declare latest_validated_test_id: string | null;
+    declare latest_validated_at: Date | null;
+    declare coverage_updated_at: Date | null;
+    declare created_by: string | null;
 
     static override relationMappings = () => ({
         tactics: {
@@ -93,24 +93,24 @@ export class ThreatActor extends BaseModel {
     static override tableName = 'threat_actors';
     static override jsonAttributes = ['references'];        // a JSON array: pg would otherwise write it as a SQL array
 
-    id!: string;
-    stix_id!: string | null;
-    mitre_id!: string | null;
-    source!: 'mitre' | 'custom' | 'misp';
-    domains!: AttackDomainName[];
-    name!: string;
-    aliases!: string[];
-    description!: string | null;
-    url!: string | null;
-    references!: { source_name: string; external_id?: string | null; url?: string | null; description?: string | null }[];
-    country!: string | null;
-    motivations!: string[];
-    tracked!: boolean;
-    revoked!: boolean;
-    deprecated!: boolean;
-    modified!: Date | null;
-    attack_version!: string | null;
-    created_by!: string | null;
+    declare id: string;
+    declare stix_id: string | null;
+    declare mitre_id: string | null;
+    declare source: 'mitre' | 'custom' | 'misp';
+    declare domains: AttackDomainName[];
+    declare name: string;
+    declare aliases: string[];
+    declare description: string | null;
+    declare url: string | null;
+    declare references: { source_name: string; external_id?: string | null; url?: string | null; description?: string | null }[];
+    declare country: string | null;
+    declare motivations: string[];
+    declare tracked: boolean;
+    declare revoked: boolean;
+    declare deprecated: boolean;
+    declare modified: Date | null;
+    declare attack_version: string | null;
+    declare created_by: string | null;
 }
 
 
@@ -129,13 +129,13 @@ export class DataComponent extends StixObject {
     static override tableName = 'data_components';
     static override jsonAttributes = ['log_sources', 'quality'];
 
-    data_source_id!: string | null;
-    log_sources!: { name: string; channel: string | null }[];
-    collected!: boolean;
-    quality!: DataQuality;
-    notes!: string | null;
-    assessed_by!: string | null;
-    assessed_at!: Date | null;
+    declare data_source_id: string | null;
+    declare log_sources: { name: string; channel: string | null }[];
+    declare collected: boolean;
+    declare quality: DataQuality;
+    declare notes: string | null;
+    declare assessed_by: string | null;
+    declare assessed_at: Date | null;
 }
 
 
@@ -143,15 +143,15 @@ export class AttackImport extends BaseModel {
 
     static override tableName = 'attack_imports';
 
-    id!: string;
-    kind!: 'attack' | 'd3fend';
-    domain!: string | null;
-    source!: string;
-    attack_version!: string | null;
-    status!: 'running' | 'succeeded' | 'failed';
-    counts!: Record<string, unknown>;
-    error!: string | null;
-    started_at!: Date;
-    finished_at!: Date | null;
-    created_by!: string | null;
+    declare id: string;
+    declare kind: 'attack' | 'd3fend';
+    declare domain: string | null;
+    declare source: string;
+    declare attack_version: string | null;
+    declare status: 'running' | 'succeeded' | 'failed';
+    declare counts: Record<string, unknown>;
+    declare error: string | null;
+    declare started_at: Date;
+    declare finished_at: Date | null;
+    declare created_by: string | null;
 }

@@ -8,15 +8,15 @@ export class AuditLog extends BaseModel {
 
     static override tableName = 'audit_logs';
 
-    id!: string;
-    actor_id!: string | null;
-    actor_role!: string | null;
-    action!: string;
-    entity_type!: string | null;
-    entity_id!: string | null;
-    outcome!: AuditOutcome;
-    ip!: string | null;
-    user_agent!: string | null;
-    request_id!: string | null;
-    details!: Record<string, unknown>;
+    declare id: string;
+    declare actor_id: string | null;
+    declare actor_role: string | null;
+    declare action: string;
+    declare entity_type: string | null;
+    declare entity_id: string | null;
+    declare outcome: AuditOutcome;
+    declare ip: string | null;
+    declare user_agent: string | null;
+    declare request_id: string | null;
+    declare details: Record<string, unknown>;
 }

@@ -5,16 +5,16 @@ export class Evidence extends BaseModel {
 
     static override tableName = 'evidence';
 
-    id!: string;
-    test_id!: string;
-    team!: 'red' | 'blue';
-    storage_key!: string;
-    original_name!: string;
-    content_type!: string;
-    size!: number;
-    sha256!: string;
-    description!: string | null;
-    uploaded_by!: string | null;
+    declare id: string;
+    declare test_id: string;
+    declare team: 'red' | 'blue';
+    declare storage_key: string;
+    declare original_name: string;
+    declare content_type: string;
+    declare size: number;
+    declare sha256: string;
+    declare description: string | null;
+    declare uploaded_by: string | null;
 
     // bigint arrives as a string from pg; sizes stay far below 2^53
     override $parseDatabaseJson(json: Record<string, unknown>) {

@@ -5,12 +5,12 @@ export class Notification extends BaseModel {
 
     static override tableName = 'notifications';
 
-    id!: string;
-    user_id!: string;
-    type!: string;
-    title!: string;
-    body!: string | null;
-    entity_type!: string | null;
-    entity_id!: string | null;
-    read_at!: Date | null;
+    declare id: string;
+    declare user_id: string;
+    declare type: string;
+    declare title: string;
+    declare body: string | null;
+    declare entity_type: string | null;
+    declare entity_id: string | null;
+    declare read_at: Date | null;
 }

@@ -6,9 +6,9 @@ export class RevokedToken extends BaseModel {
     static override tableName = 'revoked_tokens';
     static override idColumn = 'jti';
 
-    jti!: string;
-    user_id!: string | null;
-    expires_at!: Date;
+    declare jti: string;
+    declare user_id: string | null;
+    declare expires_at: Date;
 }
 
 
@@ -17,10 +17,10 @@ export class WorkerHeartbeat extends BaseModel {
     static override tableName = 'worker_heartbeats';
     static override idColumn = 'worker_id';
 
-    worker_id!: string;
-    hostname!: string;
-    pid!: number;
-    started_at!: Date;
-    beat_at!: Date;
+    declare worker_id: string;
+    declare hostname: string;
+    declare pid: number;
+    declare started_at: Date;
+    declare beat_at: Date;
 }
 

@@ -6,26 +6,26 @@ export class TestTemplate extends BaseModel {
 
     static override tableName = 'test_templates';
 
-    id!: string;
-    name!: string;
-    description!: string | null;
-    objective!: string | null;
-    procedure!: string | null;
-    expected_outcome!: string | null;
-    expected_detection!: string | null;
-    technique_ids!: string[];
-    platforms!: string[];
-    tags!: string[];
-    priority!: Priority;
-    tool!: string | null;
-    command!: string | null;
-    cleanup_command!: string | null;
-    executor!: Record<string, unknown> | null;
-    input_arguments!: Record<string, unknown>;
-    source!: 'manual' | 'test' | 'atomic';
-    source_ref!: string | null;
-    source_test_id!: string | null;
-    created_by!: string | null;
+    declare id: string;
+    declare name: string;
+    declare description: string | null;
+    declare objective: string | null;
+    declare procedure: string | null;
+    declare expected_outcome: string | null;
+    declare expected_detection: string | null;
+    declare technique_ids: string[];
+    declare platforms: string[];
+    declare tags: string[];
+    declare priority: Priority;
+    declare tool: string | null;
+    declare command: string | null;
+    declare cleanup_command: string | null;
+    declare executor: Record<string, unknown> | null;
+    declare input_arguments: Record<string, unknown>;
+    declare source: 'manual' | 'test' | 'atomic';
+    declare source_ref: string | null;
+    declare source_test_id: string | null;
+    declare created_by: string | null;
 
     static override get jsonAttributes() {
 

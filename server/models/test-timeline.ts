@@ -5,15 +5,15 @@ export class TestTimelineEntry extends BaseModel {
 
     static override tableName = 'test_timeline';
 
-    id!: string;
-    test_id!: string;
-    actor_id!: string | null;
-    actor_role!: string | null;
-    action!: string;
-    from_state!: string | null;
-    to_state!: string | null;
-    changes!: Record<string, unknown>;
-    comment!: string | null;
+    declare id: string;
+    declare test_id: string;
+    declare actor_id: string | null;
+    declare actor_role: string | null;
+    declare action: string;
+    declare from_state: string | null;
+    declare to_state: string | null;
+    declare changes: Record<string, unknown>;
+    declare comment: string | null;
 
     static override get jsonAttributes() {
 

@@ -20,60 +20,60 @@ export class Test extends BaseModel {
 
     static override tableName = 'tests';
 
-    id!: string;
-    title!: string;
-    objective!: string | null;
-    description!: string | null;
-    technique_id!: string;
-    platform!: string | null;
-    priority!: Priority;
-    tags!: string[];
-    red_assignee_id!: string | null;
-    blue_assignee_id!: string | null;
-    data_classification!: DataClassification;
-    template_id!: string | null;
-    retest_of_id!: string | null;
-    expected_outcome!: string | null;
-    expected_detection_asset_ids!: string[];
-    state!: TestState;
+    declare id: string;
+    declare title: string;
+    declare objective: string | null;
+    declare description: string | null;
+    declare technique_id: string;
+    declare platform: string | null;
+    declare priority: Priority;
+    declare tags: string[];
+    declare red_assignee_id: string | null;
+    declare blue_assignee_id: string | null;
+    declare data_classification: DataClassification;
+    declare template_id: string | null;
+    declare retest_of_id: string | null;
+    declare expected_outcome: string | null;
+    declare expected_detection_asset_ids: string[];
+    declare state: TestState;
 
-    procedure!: string | null;
-    tool!: string | null;
-    command!: string | null;
-    target_host!: string | null;
-    executed_at!: Date | null;
-    attack_result!: AttackResult | null;
-    red_notes!: string | null;
+    declare procedure: string | null;
+    declare tool: string | null;
+    declare command: string | null;
+    declare target_host: string | null;
+    declare executed_at: Date | null;
+    declare attack_result: AttackResult | null;
+    declare red_notes: string | null;
 
-    detections!: Detection[];
-    blue_notes!: string | null;
-    detection_outcome!: DetectionOutcome | null;
-    detected_at!: Date | null;
+    declare detections: Detection[];
+    declare blue_notes: string | null;
+    declare detection_outcome: DetectionOutcome | null;
+    declare detected_at: Date | null;
 
-    red_approved!: boolean | null;
-    red_validated_by!: string | null;
-    red_validated_at!: Date | null;
-    red_validation_comment!: string | null;
-    blue_approved!: boolean | null;
-    blue_validated_by!: string | null;
-    blue_validated_at!: Date | null;
-    blue_validation_comment!: string | null;
-    validated_at!: Date | null;
-    rejected_at!: Date | null;
+    declare red_approved: boolean | null;
+    declare red_validated_by: string | null;
+    declare red_validated_at: Date | null;
+    declare red_validation_comment: string | null;
+    declare blue_approved: boolean | null;
+    declare blue_validated_by: string | null;
+    declare blue_validated_at: Date | null;
+    declare blue_validation_comment: string | null;
+    declare validated_at: Date | null;
+    declare rejected_at: Date | null;
 
-    red_seconds!: number;
-    blue_seconds!: number;
-    timer_started_at!: Date | null;
-    timer_paused!: boolean;
+    declare red_seconds: number;
+    declare blue_seconds: number;
+    declare timer_started_at: Date | null;
+    declare timer_paused: boolean;
 
-    remediation_status!: RemediationStatus;
-    remediation_notes!: string | null;
-    remediation_owner_id!: string | null;
-    remediation_due!: string | null;
-    jira_issue_key!: string | null;
+    declare remediation_status: RemediationStatus;
+    declare remediation_notes: string | null;
+    declare remediation_owner_id: string | null;
+    declare remediation_due: string | null;
+    declare jira_issue_key: string | null;
 
-    version!: number;
-    created_by!: string | null;
+    declare version: number;
+    declare created_by: string | null;
 
     static override get jsonAttributes() {
 

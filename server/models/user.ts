@@ -16,19 +16,19 @@ export class User extends BaseModel {
 
     static override tableName = 'users';
 
-    id!: string;
-    username!: string;
-    email!: string | null;
-    display_name!: string | null;
-    role!: Role;
-    is_active!: boolean;
-    must_change_password!: boolean;
-    password_hash!: string | null;
-    auth_provider!: 'local' | 'saml';
-    token_version!: number;
-    preferences!: Preferences;
-    last_login_at!: Date | null;
-    created_by!: string | null;
+    declare id: string;
+    declare username: string;
+    declare email: string | null;
+    declare display_name: string | null;
+    declare role: Role;
+    declare is_active: boolean;
+    declare must_change_password: boolean;
+    declare password_hash: string | null;
+    declare auth_provider: 'local' | 'saml';
+    declare token_version: number;
+    declare preferences: Preferences;
+    declare last_login_at: Date | null;
+    declare created_by: string | null;
 
     // What leaves the server: everything but the hash and the token version
     static readonly publicColumns = [

@@ -6,13 +6,13 @@ export class Worklog extends BaseModel {
 
     static override tableName = 'worklogs';
 
-    id!: string;
-    user_id!: string;
-    test_id!: string | null;
-    campaign_id!: string | null;
-    minutes!: number;
-    date!: string;
-    note!: string | null;
+    declare id: string;
+    declare user_id: string;
+    declare test_id: string | null;
+    declare campaign_id: string | null;
+    declare minutes: number;
+    declare date: string;
+    declare note: string | null;
 
     override $parseDatabaseJson(json: Record<string, unknown>) {
 
