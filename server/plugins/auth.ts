@@ -60,7 +60,7 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
     dependencies: ['aegis/services'],
     register: (server, options) => {
 
-        // Authorization: Bearer aegis_<hex>. Anything else is left to the JWT strategies ("missing"); like
+        // Authorization: Bearer aegis_<hex>. Anything else is left to the other strategies ("missing"); like
         // @hapi/jwt, one "missing" error is made once, not a new Error with its stack trace on every request.
         const missing = Boom.unauthorized(null, 'Bearer');
         server.auth.scheme('api-key', () => ({
@@ -120,9 +120,10 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
         server.auth.strategy('jwt-bearer', 'jwt', { ...jwt, source: { header: true }, validate } satisfies JwtSchemeOptions);
         server.auth.strategy('jwt-cookie', 'jwt', { ...jwt, source: { cookie: options.cookieName }, validate: validateCookie } satisfies JwtSchemeOptions);
 
-        // Order matters: an API key or a Bearer token wins over the cookie (domain.md). A route that forgets to
-        // declare its roles is closed to everyone: no role carries this scope.
-        server.auth.default({ strategies: ['api-key', 'jwt-bearer', 'jwt-cookie'], access: { scope: ['deny-by-default'] } });
+        // Order matters: an API key or a Bearer token wins over the cookie (domain.md). The two header strategies
+        // never both claim a request (an `aegis_` token is an API key), so the JWT, the common case, is tried first.
+        // A route that forgets to declare its roles is closed to everyone: no role carries this scope.
+        server.auth.default({ strategies: ['jwt-bearer', 'api-key', 'jwt-cookie'], access: { scope: ['deny-by-default'] } });
 
         server.ext('onPostAuth', (request, h) => {
 

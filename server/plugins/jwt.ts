@@ -88,7 +88,8 @@ export const jwtScheme: Hapi.ServerAuthScheme<JwtSchemeOptions> = (server, optio
             throw internals.unauthorized('Bad HTTP authentication header format');
         }
 
-        if (!parts[1]) {
+        // Empty, or an API key (`aegis_…`): not a JWT, left to the next strategy
+        if (!parts[1] || parts[1].startsWith('aegis_')) {
             throw missing;
         }
 

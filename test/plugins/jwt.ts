@@ -98,7 +98,7 @@ describe('The jwt auth scheme', () => {
         expect(bad.statusCode).to.equal(401);
         expect(JSON.parse(bad.payload).message).to.equal('Bad HTTP authentication header format');
 
-        for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: 'Bearer ' }]) {
+        for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: 'Bearer ' }, { authorization: 'Bearer aegis_0123abcd' }]) {
             const res = await server.inject({ url: '/', headers });
             expect(res.statusCode).to.equal(401);
             expect(JSON.parse(res.payload).message).to.equal('Missing authentication');
