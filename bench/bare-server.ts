@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import * as Pg from 'pg';
 
 import { User } from '../server/models';
+import { pageOfRows } from '../server/services/lists';
 import { revocationKeys, userLookup } from '../server/services/stores';
 import { usersList } from '../server/services/users';
 
@@ -46,13 +47,7 @@ const main = async () => {
 
             await lookup(request.params as { id: string; jti: string });
             const statement = usersList({ limit: 50 });
-            const rows = await query(statement.page);
-            const total = Number(rows[0]?.__total ?? 0);
-            for (const row of rows) {
-                delete row.__total;
-            }
-
-            return { items: rows, total, ...statement.window };
+            return await pageOfRows(await query(statement.page), statement.window, async () => Number((await query(statement.count))[0]!.count));
         }
     });
 

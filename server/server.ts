@@ -33,7 +33,20 @@ const internals = {
         throw Object.assign(Boom.badRequest(message), { code: 'validation_failed', fields });
     },
 
-    origin: (url: string | undefined) => (url ? new URL(url).origin : undefined)
+    origin: (url: string | undefined) => (url ? new URL(url).origin : undefined),
+
+    // The query of a route that declares none: empty, or a joi ValidationError naming each field, as joi's
+    // `Joi.object({})` would answer, without running joi on every request (a tenth of a cheap request's cost)
+    noQuery: (query: string | object | Buffer): Promise<unknown> => {
+
+        const fields = Object.keys(query);
+        if (fields.length) {
+            const details = fields.map((field) => ({ message: `"${field}" is not allowed`, path: [field], type: 'object.unknown', context: { key: field, label: field } }));
+            return Promise.reject(new Joi.ValidationError(details.map((detail) => detail.message).join('. '), details, query));
+        }
+
+        return Promise.resolve(query);
+    }
 };
 
 
@@ -51,8 +64,8 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
             validate: {
                 failAction: internals.failAction,
                 options: { abortEarly: false, errors: { wrap: { label: false } } },
-                // A route that declares no payload accepts none (unknown fields answer 400); likewise for the query,
-                // checked in plugins/hardening.ts
+                // A route that declares no query or payload accepts none (unknown fields answer 400)
+                query: internals.noQuery,
                 payload: Joi.object({}).allow(null)
             },
             payload: { maxBytes: 1024 * 1024, allow: 'application/json', protoAction: 'error' },

@@ -7,7 +7,7 @@ import type { User } from '../models';
 
 type AegisUser = User;
 import { Role } from '../policy';
-import type { Principal, TokenPayload } from '../services/auth';
+import { apiKeyPrefix, type Principal, type TokenPayload } from '../services/auth';
 
 import { jwtScheme, type JwtSchemeOptions } from './jwt';
 
@@ -36,6 +36,7 @@ export interface AuthPluginOptions {
 
 const internals = {
     safeMethods: new Set(['get', 'head', 'options']),
+    apiKeyHeader: new RegExp(`^Bearer\\s+(${apiKeyPrefix}\\S*)$`, 'i'),
     // Bodies a browser form can send cross-site without a preflight; multipart stays possible only on the upload
     // routes that allow it (hapi answers 415 elsewhere)
     simpleTypes: /^\s*(application\/x-www-form-urlencoded|text\/plain)/i,
@@ -66,8 +67,7 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
         server.auth.scheme('api-key', () => ({
             authenticate: async (request, h) => {
 
-                const header = String(request.headers.authorization ?? '');
-                const match = /^Bearer\s+(aegis_\S*)$/i.exec(header);
+                const match = internals.apiKeyHeader.exec(String(request.headers.authorization ?? ''));
                 if (!match) {
                     throw missing;
                 }

@@ -2,6 +2,8 @@ import * as Boom from '@hapi/boom';
 import type * as Hapi from '@hapi/hapi';
 import * as Jwt from '@hapi/jwt';
 
+import { apiKeyPrefix } from '../services/auth';
+
 
 // The `jwt` auth scheme: @hapi/jwt's token functions (decode, signature, claims) behind a scheme of our own, for one
 // reason: @hapi/jwt's scheme decodes the token and recomputes its HMAC on every request, which was a tenth of the
@@ -88,8 +90,8 @@ export const jwtScheme: Hapi.ServerAuthScheme<JwtSchemeOptions> = (server, optio
             throw internals.unauthorized('Bad HTTP authentication header format');
         }
 
-        // Empty, or an API key (`aegis_…`): not a JWT, left to the next strategy
-        if (!parts[1] || parts[1].startsWith('aegis_')) {
+        // Empty, or an API key: not a JWT, left to the next strategy
+        if (!parts[1] || parts[1].startsWith(apiKeyPrefix)) {
             throw missing;
         }
 

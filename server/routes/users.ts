@@ -5,7 +5,7 @@ import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
-import type { UserCreate, UserFilters, UserUpdate } from '../services/users';
+import { userSortFields, type UserCreate, type UserFilters, type UserUpdate } from '../services/users';
 
 import { route } from './route';
 
@@ -19,7 +19,7 @@ export const userRoutes = [
             tags: ['api', 'users'],
             auth: { access: { scope: [...Access.admin] } },
             validate: {
-                query: listQuery(['username', 'role', 'created_at', 'last_login_at'], {
+                query: listQuery(userSortFields, {
                     role: UserSchemas.role,
                     is_active: Joi.boolean(),
                     search: searchText

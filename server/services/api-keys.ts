@@ -7,7 +7,7 @@ import { ApiKey, type ApiKeyScope } from '../models';
 import { ownsOrAdmin, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
-import { hashApiKey } from './auth';
+import { apiKeyPrefix, hashApiKey } from './auth';
 import { page, type ListQuery, type Page } from './lists';
 
 
@@ -35,7 +35,7 @@ export class ApiKeysService {
     // 256 random bits; only the SHA-256 of the key is stored, the key itself is answered once.
     async create(actor: Actor, input: ApiKeyCreate): Promise<ApiKey & { key: string }> {
 
-        const raw = `aegis_${Crypto.randomBytes(32).toString('hex')}`;
+        const raw = `${apiKeyPrefix}${Crypto.randomBytes(32).toString('hex')}`;
         return await ApiKey.transaction(this.deps.knex, async (trx) => {
 
             const key = await ApiKey.insertReturning(trx, {

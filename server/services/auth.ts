@@ -48,10 +48,14 @@ export interface TokenPayload {
 }
 
 
+// What every API key starts with: the auth strategies tell an API key from a JWT by it
+export const apiKeyPrefix = 'aegis_';
+
+
 const internals = {
     algorithm: 'HS256' as const,
     invalidLogin: 'Invalid username or password',
-    apiKeyPattern: /^aegis_[0-9a-f]{64}$/,
+    apiKeyPattern: new RegExp(`^${apiKeyPrefix}[0-9a-f]{64}$`),
     uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 };
 

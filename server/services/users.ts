@@ -37,10 +37,13 @@ export interface UserFilters extends ListQuery {
 }
 
 
+// What GET /users may sort by: the route's joi allowlist, and all that can reach the SQL
+export const userSortFields = ['username', 'role', 'created_at', 'last_login_at'];
+
+
 const internals = {
     columns: User.publicColumns.map((column) => `"${column}"`).join(', '),
-    // The sort fields the route allows (joi checked them); anything else cannot reach the SQL
-    sortable: new Map(['username', 'role', 'created_at', 'last_login_at'].map((field) => [field, `"${field}"`]))
+    sortable: new Map(userSortFields.map((field) => [field, `"${field}"`]))
 };
 
 
