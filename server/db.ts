@@ -4,6 +4,8 @@ import * as Pg from 'pg';
 
 import { migrations } from '../migrations';
 
+import { LockKey } from './locks';
+
 
 // PostgreSQL returns bigint (count(*), sums) as strings by default; every count Aegis reads fits in a JS number.
 Pg.types.setTypeParser(Pg.types.builtins.INT8, (value) => Number(value));
@@ -11,9 +13,6 @@ Pg.types.setTypeParser(Pg.types.builtins.NUMERIC, (value) => Number(value));
 
 
 const internals = {
-    // An arbitrary, fixed key: every Aegis process that migrates takes this advisory lock first.
-    migrationLockKey: 736_421_901,
-
     // Agenda's tables, created under the same lock: its own "create if not exists" races when two processes start
     // at once. The SQL comes from the backend itself, so it follows the installed version.
     ensureJobSchema: async (client: Pg.Client) => {
@@ -83,13 +82,13 @@ export const migrate = async (url: string): Promise<string[]> => {
     await lock.connect();
     const knex = Knex({ client: 'pg', connection: url, pool: { min: 0, max: 2 } });
     try {
-        await lock.query('select pg_advisory_lock($1)', [internals.migrationLockKey]);
+        await lock.query('select pg_advisory_lock($1)', [LockKey.migrations]);
         const [, applied] = await knex.migrate.latest({ migrationSource }) as [number, string[]];
         await internals.ensureJobSchema(lock);
         return applied;
     }
     finally {
-        await lock.query('select pg_advisory_unlock($1)', [internals.migrationLockKey]).catch(() => undefined);
+        await lock.query('select pg_advisory_unlock($1)', [LockKey.migrations]).catch(() => undefined);
         await lock.end();
         await knex.destroy();
     }

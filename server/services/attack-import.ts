@@ -8,6 +8,7 @@ import {
     type AttackBundle, type AttackDomain, type AttackObjectRecord, type AttackRecord, type D3fendData
 } from '../../integrations/attack';
 import type { Queue } from '../jobs';
+import { LockKey } from '../locks';
 import { AttackImport } from '../models';
 import type { Actor } from '../policy';
 
@@ -100,9 +101,6 @@ export const d3fendTactics = ['Model', 'Harden', 'Detect', 'Isolate', 'Deceive',
 
 const internals = {
     batchSize: 1000,
-
-    // Imports (worker, CLI) write one at a time: the second waits for the first to commit, then finds nothing to change
-    lockKey: 736_421_903,
 
     stix: [
         { name: 'stix_id', type: 'text' }, { name: 'mitre_id', type: 'text' }, { name: 'domain', type: 'text' }, { name: 'domains', type: 'text[]' },
@@ -234,7 +232,8 @@ export class AttackImportService {
             const objects = bundle.counts.objects;
             const written = await this.deps.knex.transaction(async (trx) => {
 
-                await trx.raw('select pg_advisory_xact_lock(?)', [internals.lockKey]);
+                // Imports (worker, CLI) write one at a time: the second waits for the first to commit, then finds nothing to change
+                await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.attackImport]);
                 const counts = await this.writeBundle(trx, bundle, (step, index, total) => progress({ phase: 'write', objects, step, percent: 40 + Math.round(index / total * 59) }));
                 await this.deps.audit.record(trx, actor, {
                     action: 'attack.import', entity_type: 'attack_import', entity_id: record.id,
@@ -292,7 +291,7 @@ export class AttackImportService {
             const data = await internals.loadD3fend(source);
             const written = await this.deps.knex.transaction(async (trx) => {
 
-                await trx.raw('select pg_advisory_xact_lock(?)', [internals.lockKey]);
+                await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.attackImport]);
                 const counts = await this.writeD3fend(trx, data);
                 await this.deps.audit.record(trx, actor, { action: 'd3fend.import', entity_type: 'attack_import', entity_id: record.id, details: { source, changed: internals.changed(counts) } });
                 return counts;

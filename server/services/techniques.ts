@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { LockKey } from '../locks';
 import { Technique, type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
@@ -80,8 +81,6 @@ const internals = {
         'techniques.coverage_status', 'techniques.needs_review', 'techniques.impact', 'techniques.is_custom', 'techniques.revoked', 'techniques.deprecated',
         'techniques.revoked_by_id', 'techniques.latest_validated_at', 'techniques.url'
     ],
-
-    lockKey: 736_421_902,
 
     summary(row: Record<string, any>): TechniqueSummary {
 
@@ -204,7 +203,7 @@ export class TechniquesService {
         const mitreId = await Technique.transaction(this.deps.knex, async (trx) => {
 
             // One allocator at a time: the next X-number is read and used under the lock
-            await trx.raw('select pg_advisory_xact_lock(?)', [internals.lockKey]);
+            await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.customTechniqueId]);
             const row = await trx('techniques').where('is_custom', true).whereRaw('mitre_id ~ ?', [`^${customPrefix}[0-9]+$`])
                 .max({ last: trx.raw('substring(mitre_id from 2)::integer') }).first();
             const next = `${customPrefix}${String((row?.last ?? 0) + 1).padStart(4, '0')}`;

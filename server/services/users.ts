@@ -3,6 +3,7 @@ import * as Crypto from 'crypto';
 import type { Knex } from 'knex';
 
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { LockKey } from '../locks';
 import { User, type Preferences } from '../models';
 import { Role, systemActor, type Actor } from '../policy';
 
@@ -194,7 +195,7 @@ export class UsersService {
         return await User.transaction(this.deps.knex, async (trx) => {
 
             // Several API instances may start at once; only one of them creates the admin
-            await trx.raw('select pg_advisory_xact_lock(?)', [736_421_902]);
+            await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.firstAdmin]);
             const existing = await User.query(trx).resultSize();
             if (existing > 0) {
                 return { created: false };

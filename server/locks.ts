@@ -1,0 +1,10 @@
+// Every PostgreSQL advisory lock key Aegis takes, declared once: two features that shared a key by accident would
+// wait on each other (the first admin and custom technique ids once did). Add a key here, never a literal elsewhere.
+export const LockKey = {
+    migrations: 736_421_901,
+    firstAdmin: 736_421_902,
+    attackImport: 736_421_903,
+    customTechniqueId: 736_421_904
+} as const;
+
+export type LockKey = typeof LockKey[keyof typeof LockKey];
