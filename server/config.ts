@@ -44,7 +44,7 @@ export interface Config {
 }
 
 export const defaultAttackSource = 'https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json';
-export const defaultD3fendSource = 'https://d3fend.mitre.org/api/ontology/inference/d3fend-full-mappings.json';
+export const defaultD3fendSource = 'https://d3fend.mitre.org/ontologies/d3fend.ttl';
 
 export const defaultUploadTypes = [
     'image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain', 'text/csv',

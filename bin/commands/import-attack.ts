@@ -59,14 +59,14 @@ export const importAttack: Command = {
 };
 
 
-// `npm run aegis -- import-d3fend <dir>`: D3FEND countermeasures and their ATT&CK mappings
+// `npm run aegis -- import-d3fend <file|dir|url>`: D3FEND countermeasures and their ATT&CK mappings, from the ontology
 export const importD3fend: Command = {
-    description: 'Import D3FEND countermeasures and ATT&CK mappings from <dir> (d3fend-techniques.json, d3fend-attack-mappings.json)',
+    description: 'Import D3FEND countermeasures and ATT&CK mappings from the D3FEND ontology (<.ttl or .ttl.gz file, a folder holding one, or URL>)',
     run: async ({ config, logger, args }) => {
 
         const source = args.find((arg) => !arg.startsWith('--'));
         if (!source) {
-            process.stderr.write('Usage: npm run aegis -- import-d3fend <directory>\n');
+            process.stderr.write('Usage: npm run aegis -- import-d3fend <d3fend.ttl(.gz) file, folder or URL>\n');
             return 64;
         }
 

@@ -1,4 +1,6 @@
-import * as Path from 'path';
+import { pipeline } from 'stream/promises';
+
+import { StreamParser, type Quad } from 'n3';
 
 import { openBundleStream, type BundleInput } from './stix';
 
@@ -19,7 +21,7 @@ export interface D3fendArtifactRelation {
 export interface D3fendCountermeasure {
     d3fend_id: string;
     name: string;
-    iri_local: string | null;
+    iri_local: string;
     tactic: string;
     parent_d3fend_id: string | null;
     level: number;
@@ -32,10 +34,10 @@ export interface D3fendCountermeasure {
 // ATT&CK technique accesses a Process (or a subclass of it).
 export interface D3fendInference {
     via: string;
-    defensive_relation: string | null;
-    defensive_artifact: string | null;
-    offensive_relation: string | null;
-    offensive_artifact: string | null;
+    defensive_relation: string;
+    defensive_artifact: string;
+    offensive_relation: string;
+    offensive_artifact: string;
 }
 
 export interface D3fendMapping {
@@ -44,224 +46,363 @@ export interface D3fendMapping {
     d3fend_tactic: string;
     attack_id: string;
     attack_name: string | null;
-    attack_status: string | null;
     inferences: D3fendInference[];
 }
 
-export interface D3fendTechniques {
+export interface D3fendData {
     d3fend_version: string | null;
     tactics: D3fendTactic[];
     countermeasures: D3fendCountermeasure[];
+    mappings: D3fendMapping[];
+    triples: number;
     warnings: string[];
 }
 
-export interface D3fendMappings {
-    d3fend_version: string | null;
-    attack_version: string | null;
-    mappings: D3fendMapping[];
-    warnings: string[];
+
+// What the parse keeps of one named class (or individual): its named superclasses, its restrictions (blank nodes)
+// and the few annotations the records need. Everything else of the ontology (kb-articles, references) is dropped as
+// it streams past.
+interface Resource {
+    parents: string[];
+    restrictions: string[];
+    label?: string;
+    definition?: string;
+    d3fendId?: string;
+    attackId?: string;
+    synonyms: string[];
+    enables: string[];
+    displayOrder?: number;
+    isTactic: boolean;
 }
 
-export interface D3fendData extends D3fendTechniques {
-    attack_version: string | null;
-    mappings: D3fendMapping[];
+interface Restriction {
+    property?: string;
+    value?: string;
 }
-
-
-type Json = Readonly<Record<string, unknown>>;
 
 
 const internals = {
-    techniquesFile: 'd3fend-techniques.json',
-    mappingsFile: 'd3fend-attack-mappings.json',
+    d3f: 'http://d3fend.mitre.org/ontologies/d3fend.owl#',
+    rdfType: 'http://www.w3.org/1999/02/22-rdf-syntax-ns#type',
+    rdfsLabel: 'http://www.w3.org/2000/01/rdf-schema#label',
+    subClassOf: 'http://www.w3.org/2000/01/rdf-schema#subClassOf',
+    onProperty: 'http://www.w3.org/2002/07/owl#onProperty',
+    someValuesFrom: 'http://www.w3.org/2002/07/owl#someValuesFrom',
+    versionInfo: 'http://www.w3.org/2002/07/owl#versionInfo',
+    versionIri: 'http://www.w3.org/2002/07/owl#versionIRI',
 
-    // The D3FEND files are small (under 1 MB): read whole, but refuse anything that is clearly not them.
-    maxBytes: 64 * 1024 * 1024,
+    local(iri: string): string {
 
-    async read(input: BundleInput, what: string): Promise<Json> {
-
-        const chunks: Buffer[] = [];
-        let length = 0;
-        for await (const chunk of await openBundleStream(input)) {
-            const buffer = chunk as Buffer;
-            length += buffer.length;
-            if (length > internals.maxBytes) {
-                throw new Error(`${what} is larger than ${internals.maxBytes} bytes`);
-            }
-
-            chunks.push(buffer);
-        }
-
-        const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-            throw new Error(`${what} is not a JSON object`);
-        }
-
-        return value as Json;
+        return iri.startsWith(internals.d3f) ? iri.slice(internals.d3f.length) : iri.replace(/^.*[#/]/, '');
     },
 
-    list(value: unknown, path: string): Json[] {
-
-        if (!Array.isArray(value)) {
-            throw new Error(`${path} is not an array`);
-        }
-
-        return value.map((item, index) => {
-
-            if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-                throw new Error(`${path}[${index}] is not an object`);
-            }
-
-            return item as Json;
-        });
-    },
-
-    required(object: Json, key: string, path: string): string {
-
-        const value = object[key];
-        if (typeof value !== 'string' || value === '') {
-            throw new Error(`${path}.${key} is missing`);
-        }
-
-        return value;
-    },
-
-    optional(value: unknown): string | null {
-
-        return typeof value === 'string' && value !== '' ? value : null;
-    },
-
-    inference(via: string): D3fendInference {
-
-        const [defensive = '', offensive = ''] = via.split(' <- ');
-        const [defensiveRelation, defensiveArtifact] = defensive.split(' ');
-        const [offensiveRelation, offensiveArtifact] = offensive.split(' ');
-        return {
-            via,
-            defensive_relation: internals.optional(defensiveRelation),
-            defensive_artifact: internals.optional(defensiveArtifact),
-            offensive_relation: internals.optional(offensiveRelation),
-            offensive_artifact: internals.optional(offensiveArtifact)
-        };
-    }
+    compare: (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 };
 
 
-export const parseD3fendTechniques = async (input: BundleInput): Promise<D3fendTechniques> => {
+class Ontology {
 
-    const document = await internals.read(input, 'd3fend techniques');
-    const warnings: string[] = [];
+    resources = new Map<string, Resource>();
+    restrictions = new Map<string, Restriction>();
+    versionInfo: string | null = null;
+    versionIri: string | null = null;
+    triples = 0;
+    private ancestorSets = new Map<string, Set<string>>();
 
-    const tactics = internals.list(document.tactics, 'tactics').map((tactic, index): D3fendTactic => ({
-        id: internals.required(tactic, 'id', `tactics[${index}]`),
-        name: internals.required(tactic, 'name', `tactics[${index}]`),
-        definition: internals.optional(tactic.definition),
-        display_order: typeof tactic.display_order === 'number' ? tactic.display_order : index
-    }));
+    add(quad: Quad): void {
 
-    tactics.sort((a, b) => a.display_order - b.display_order);
+        this.triples++;
+        const subject = quad.subject.value;
+        const predicate = quad.predicate.value;
+        const object = quad.object;
 
-    const countermeasures = internals.list(document.techniques, 'techniques').map((technique, index): D3fendCountermeasure => {
+        if (predicate === internals.onProperty || predicate === internals.someValuesFrom) {
+            if (quad.subject.termType === 'BlankNode' && object.termType === 'NamedNode') {
+                const restriction = this.restrictions.get(subject) ?? {};
+                restriction[predicate === internals.onProperty ? 'property' : 'value'] = object.value;
+                this.restrictions.set(subject, restriction);
+            }
 
-        const path = `techniques[${index}]`;
-        return {
-            d3fend_id: internals.required(technique, 'id', path),
-            name: internals.required(technique, 'name', path),
-            iri_local: internals.optional(technique.iri_local),
-            tactic: internals.required(technique, 'tactic', path),
-            parent_d3fend_id: internals.optional(technique.parent_id),
-            level: typeof technique.level === 'number' ? technique.level : 0,
-            definition: internals.optional(technique.definition),
-            synonyms: Array.isArray(technique.synonyms) ? technique.synonyms.filter((synonym): synonym is string => typeof synonym === 'string') : [],
-            artifact_relations: (Array.isArray(technique.artifact_relations) ? internals.list(technique.artifact_relations, `${path}.artifact_relations`) : []).map((relation, at) => ({
-                relation: internals.required(relation, 'relation', `${path}.artifact_relations[${at}]`),
-                artifact: internals.required(relation, 'artifact', `${path}.artifact_relations[${at}]`),
-                artifact_label: internals.optional(relation.artifact_label)
-            }))
-        };
-    });
-
-    const ids = new Set(countermeasures.map((countermeasure) => countermeasure.d3fend_id));
-    const tacticIds = new Set(tactics.map((tactic) => tactic.id));
-    for (const countermeasure of countermeasures) {
-        if (countermeasure.parent_d3fend_id && !ids.has(countermeasure.parent_d3fend_id)) {
-            warnings.push(`${countermeasure.d3fend_id} has parent ${countermeasure.parent_d3fend_id}, which is not in the file`);
+            return;
         }
 
-        if (!tacticIds.has(countermeasure.tactic)) {
-            warnings.push(`${countermeasure.d3fend_id} has tactic ${countermeasure.tactic}, which is not in the file`);
+        if (predicate === internals.versionInfo) {
+            this.versionInfo = object.value;
+            return;
+        }
+
+        if (predicate === internals.versionIri) {
+            this.versionIri = object.value;
+            return;
+        }
+
+        if (quad.subject.termType !== 'NamedNode') {
+            return;
+        }
+
+        switch (predicate) {
+            case internals.subClassOf:
+                if (object.termType === 'NamedNode') {
+                    this.resource(subject).parents.push(object.value);
+                }
+                else if (object.termType === 'BlankNode') {
+                    this.resource(subject).restrictions.push(object.value);
+                }
+
+                return;
+            case internals.rdfType:
+                if (object.value === `${internals.d3f}DefensiveTactic`) {
+                    this.resource(subject).isTactic = true;
+                }
+
+                return;
+            case internals.rdfsLabel:
+                this.resource(subject).label ??= object.value;
+                return;
+            case `${internals.d3f}definition`:
+                this.resource(subject).definition ??= object.value;
+                return;
+            case `${internals.d3f}d3fend-id`:
+                this.resource(subject).d3fendId = object.value;
+                return;
+            case `${internals.d3f}attack-id`:
+                this.resource(subject).attackId = object.value;
+                return;
+            case `${internals.d3f}synonym`:
+                this.resource(subject).synonyms.push(object.value);
+                return;
+            case `${internals.d3f}enables`:
+                this.resource(subject).enables.push(object.value);
+                return;
+            case `${internals.d3f}display-order`:
+                this.resource(subject).displayOrder = Number(object.value);
+                return;
         }
     }
 
-    return { d3fend_version: internals.optional(document.d3fend_version), tactics, countermeasures, warnings };
-};
+    // Every named superclass, transitively (a cycle in the data ends the walk, it does not hang it)
+    ancestors(iri: string): Set<string> {
 
-
-// One record per (D3FEND technique, ATT&CK technique) pair, holding every inference path that links them.
-export const parseD3fendMappings = async (input: BundleInput): Promise<D3fendMappings> => {
-
-    const document = await internals.read(input, 'd3fend mappings');
-    const mappings: D3fendMapping[] = [];
-    const warnings: string[] = [];
-
-    for (const [index, entry] of internals.list(document.mappings, 'mappings').entries()) {
-        const path = `mappings[${index}]`;
-        const attackId = internals.required(entry, 'attack_id', path);
-        for (const [at, defense] of internals.list(entry.d3fend, `${path}.d3fend`).entries()) {
-            const via = Array.isArray(defense.via) ? defense.via.filter((item): item is string => typeof item === 'string') : [];
-            const inferences = via.map(internals.inference);
-            for (const inference of inferences) {
-                if (!inference.defensive_artifact || !inference.offensive_artifact) {
-                    warnings.push(`${path}.d3fend[${at}]: cannot read the inference path "${inference.via}"`);
+        let found = this.ancestorSets.get(iri);
+        if (!found) {
+            found = new Set<string>();
+            const stack = [iri];
+            while (stack.length) {
+                for (const parent of this.resources.get(stack.pop()!)?.parents ?? []) {
+                    if (!found.has(parent)) {
+                        found.add(parent);
+                        stack.push(parent);
+                    }
                 }
             }
 
-            mappings.push({
-                d3fend_id: internals.required(defense, 'id', `${path}.d3fend[${at}]`),
-                d3fend_name: internals.required(defense, 'name', `${path}.d3fend[${at}]`),
-                d3fend_tactic: internals.required(defense, 'tactic', `${path}.d3fend[${at}]`),
-                attack_id: attackId,
-                attack_name: internals.optional(entry.attack_name),
-                attack_status: internals.optional(entry.attack_status_in_attack_18_1),
-                inferences
-            });
+            this.ancestorSets.set(iri, found);
+        }
+
+        return found;
+    }
+
+    // The direct `owl:onProperty P; owl:someValuesFrom C` restrictions of a class, C being a named class
+    directRestrictions(iri: string): { property: string; value: string }[] {
+
+        const found: { property: string; value: string }[] = [];
+        for (const id of this.resources.get(iri)?.restrictions ?? []) {
+            const restriction = this.restrictions.get(id);
+            if (restriction?.property && restriction.value) {
+                found.push({ property: restriction.property, value: restriction.value });
+            }
+        }
+
+        return found;
+    }
+
+    resource(iri: string): Resource {
+
+        let resource = this.resources.get(iri);
+        if (!resource) {
+            resource = { parents: [], restrictions: [], synonyms: [], enables: [], isTactic: false };
+            this.resources.set(iri, resource);
+        }
+
+        return resource;
+    }
+}
+
+
+const derive = (ontology: Ontology): D3fendData => {
+
+    const warnings: string[] = [];
+    const { d3f } = internals;
+    const enables = `${d3f}enables`;
+
+    const tacticIris = [...ontology.resources].filter(([, resource]) => resource.isTactic).map(([iri]) => iri);
+    const tactics = tacticIris.map((iri, index): D3fendTactic => {
+
+        const resource = ontology.resources.get(iri)!;
+        return { id: internals.local(iri), name: resource.label ?? internals.local(iri), definition: resource.definition ?? null, display_order: resource.displayOrder ?? index };
+    }).sort((a, b) => a.display_order - b.display_order || internals.compare(a.id, b.id));
+
+    // A countermeasure is a class with a d3fend-id under DefensiveTechnique (the D3A- ids under other roots are the
+    // analytic methods they use)
+    const techniques = new Map([...ontology.resources]
+        .filter(([iri, resource]) => resource.d3fendId && ontology.ancestors(iri).has(`${d3f}DefensiveTechnique`))
+        .map(([iri, resource]) => [iri, resource]));
+
+    const depths = new Map<string, number>();
+    const depth = (iri: string, seen = new Set<string>()): number => {
+
+        const known = depths.get(iri);
+        if (known !== undefined) {
+            return known;
+        }
+
+        seen.add(iri);
+        const parents = techniques.get(iri)!.parents.filter((parent) => techniques.has(parent) && !seen.has(parent));
+        const value = parents.length ? 1 + Math.max(...parents.map((parent) => depth(parent, seen))) : 0;
+        depths.set(iri, value);
+        return value;
+    };
+
+    // The tactic a technique enables, on the class or its nearest ancestor (as an annotation or a restriction)
+    const tactic = (iri: string): string | null => {
+
+        let frontier = [iri];
+        const seen = new Set(frontier);
+        while (frontier.length) {
+            for (const at of frontier) {
+                const found = [...ontology.resources.get(at)?.enables ?? [], ...ontology.directRestrictions(at).filter((restriction) => restriction.property === enables).map((restriction) => restriction.value)];
+                if (found.length) {
+                    return internals.local(found.sort(internals.compare)[0]!);
+                }
+            }
+
+            frontier = frontier.flatMap((at) => ontology.resources.get(at)?.parents ?? []).filter((parent) => !seen.has(parent) && seen.add(parent));
+        }
+
+        return null;
+    };
+
+    const countermeasures: D3fendCountermeasure[] = [];
+    const byIri = new Map<string, D3fendCountermeasure>();
+    for (const [iri, resource] of techniques) {
+        const enabled = tactic(iri);
+        if (!enabled) {
+            warnings.push(`${resource.d3fendId} (${internals.local(iri)}) enables no tactic: left out`);
+            continue;
+        }
+
+        // With several technique superclasses (a reasoned ontology repeats the inherited ones), the deepest is the parent
+        const parents = resource.parents.filter((parent) => techniques.has(parent)).sort((a, b) => depth(b) - depth(a) || internals.compare(a, b));
+        const countermeasure: D3fendCountermeasure = {
+            d3fend_id: resource.d3fendId!,
+            name: resource.label ?? internals.local(iri),
+            iri_local: internals.local(iri),
+            tactic: enabled,
+            parent_d3fend_id: parents.length ? techniques.get(parents[0]!)!.d3fendId! : null,
+            level: depth(iri),
+            definition: resource.definition ?? null,
+            synonyms: [...new Set(resource.synonyms)].sort(internals.compare),
+            artifact_relations: ontology.directRestrictions(iri)
+                .filter((restriction) => restriction.property !== enables)
+                .map((restriction) => ({ relation: internals.local(restriction.property), artifact: internals.local(restriction.value), artifact_label: ontology.resources.get(restriction.value)?.label ?? null }))
+                .sort((a, b) => internals.compare(a.relation, b.relation) || internals.compare(a.artifact, b.artifact))
+        };
+
+        countermeasures.push(countermeasure);
+        byIri.set(iri, countermeasure);
+    }
+
+    countermeasures.sort((a, b) => internals.compare(a.d3fend_id, b.d3fend_id));
+
+    // The inference D3FEND documents (../shared/data/README.md): a countermeasure acting on a digital artifact A maps to
+    // an ATT&CK technique whose own restriction names A or a subclass of A. Each ATT&CK restriction is indexed under
+    // its artifact and every ancestor of it, so that a countermeasure's artifact finds it in one lookup.
+    const offensive = new Map<string, { iri: string; relation: string; artifact: string }[]>();
+    for (const [iri, resource] of ontology.resources) {
+        if (!resource.attackId) {
+            continue;
+        }
+
+        for (const restriction of ontology.directRestrictions(iri)) {
+            for (const artifact of [restriction.value, ...ontology.ancestors(restriction.value)]) {
+                const list = offensive.get(artifact) ?? [];
+                list.push({ iri, relation: internals.local(restriction.property), artifact: internals.local(restriction.value) });
+                offensive.set(artifact, list);
+            }
         }
     }
 
-    return {
-        d3fend_version: internals.optional(document.d3fend_version),
-        attack_version: internals.optional(document.attack_version_in_ontology),
-        mappings,
-        warnings
-    };
+    const digitalArtifact = `${d3f}DigitalArtifact`;
+    const pairs = new Map<string, D3fendMapping>();
+    for (const [iri, countermeasure] of byIri) {
+        for (const restriction of ontology.directRestrictions(iri)) {
+            if (restriction.property === enables || (restriction.value !== digitalArtifact && !ontology.ancestors(restriction.value).has(digitalArtifact))) {
+                continue;
+            }
+
+            for (const target of offensive.get(restriction.value) ?? []) {
+                const attack = ontology.resources.get(target.iri)!;
+                const key = `${countermeasure.d3fend_id}\u0000${attack.attackId}`;
+                let mapping = pairs.get(key);
+                if (!mapping) {
+                    mapping = {
+                        d3fend_id: countermeasure.d3fend_id, d3fend_name: countermeasure.name, d3fend_tactic: countermeasure.tactic,
+                        attack_id: attack.attackId!, attack_name: attack.label ?? null, inferences: []
+                    };
+                    pairs.set(key, mapping);
+                }
+
+                const relation = internals.local(restriction.property);
+                const artifact = internals.local(restriction.value);
+                const via = `${relation} ${artifact} <- ${target.relation} ${target.artifact}`;
+                if (!mapping.inferences.some((inference) => inference.via === via)) {
+                    mapping.inferences.push({ via, defensive_relation: relation, defensive_artifact: artifact, offensive_relation: target.relation, offensive_artifact: target.artifact });
+                }
+            }
+        }
+    }
+
+    const order = (inference: D3fendInference) => [inference.defensive_relation, inference.defensive_artifact, inference.offensive_artifact, inference.offensive_relation];
+    const mappings = [...pairs.values()].sort((a, b) => internals.compare(a.attack_id, b.attack_id) || internals.compare(a.d3fend_id, b.d3fend_id));
+    for (const mapping of mappings) {
+        mapping.inferences.sort((a, b) => {
+
+            const [left, right] = [order(a), order(b)];
+            return left.reduce((result, value, index) => result || internals.compare(value, right[index]!), 0);
+        });
+    }
+
+    const versionFromIri = ontology.versionIri ? /\/(\d+\.\d+[^/]*)\/[^/]*$/.exec(ontology.versionIri)?.[1] ?? null : null;
+    return { d3fend_version: ontology.versionInfo ?? versionFromIri, tactics, countermeasures, mappings, triples: ontology.triples, warnings };
 };
 
 
-// Reads d3fend-techniques.json and d3fend-attack-mappings.json from one folder (../shared/data/d3fend/).
-export const loadD3fend = async (directory: string): Promise<D3fendData> => {
+// Streams the D3FEND ontology in Turtle (MITRE's d3fend.ttl, or the d3fend-protege.ttl source; gzipped or not) and
+// derives the countermeasures, the tactics and the ATT&CK mappings from it. Only the triples the records need are
+// kept: the 2.5 MB ontology parses in about half a second.
+export const parseD3fendOntology = async (input: BundleInput): Promise<D3fendData> => {
 
-    const [techniques, mappings] = await Promise.all([
-        parseD3fendTechniques(Path.join(directory, internals.techniquesFile)),
-        parseD3fendMappings(Path.join(directory, internals.mappingsFile))
-    ]);
+    const ontology = new Ontology();
+    const parser = new StreamParser({ format: 'text/turtle' });
+    const flowing = pipeline(await openBundleStream(input), parser);
+    flowing.catch(() => null);
 
-    const ids = new Set(techniques.countermeasures.map((countermeasure) => countermeasure.d3fend_id));
-    const unknown = new Set(mappings.mappings.filter((mapping) => !ids.has(mapping.d3fend_id)).map((mapping) => mapping.d3fend_id));
-    return {
-        ...techniques,
-        attack_version: mappings.attack_version,
-        mappings: mappings.mappings,
-        warnings: [
-            ...techniques.warnings,
-            ...mappings.warnings,
-            ...[...unknown].map((id) => `mappings refer to ${id}, which is not among the countermeasures`)
-        ]
-    };
+    for await (const quad of parser as AsyncIterable<Quad>) {
+        ontology.add(quad);
+    }
+
+    await flowing;
+    const data = derive(ontology);
+    if (!data.countermeasures.length) {
+        throw new Error(`it has no D3FEND technique (${ontology.triples} triples, none a class under d3f:DefensiveTechnique with a d3f:d3fend-id)`);
+    }
+
+    return data;
 };
 
 
 // Countermeasures grouped under their tactic, in the tactics' display order (Model, Harden, Detect, …).
-export const countermeasuresByTactic = (data: D3fendTechniques): Map<string, D3fendCountermeasure[]> => {
+export const countermeasuresByTactic = (data: Pick<D3fendData, 'tactics' | 'countermeasures'>): Map<string, D3fendCountermeasure[]> => {
 
     const groups = new Map<string, D3fendCountermeasure[]>(data.tactics.map((tactic) => [tactic.id, []]));
     for (const countermeasure of data.countermeasures) {

@@ -749,6 +749,10 @@ export const parseAttackBundle = async (input: BundleInput, options: ParseAttack
     }
 
     await flowing;
+    if (!collector.counts.objects) {
+        throw new Error('it has no STIX objects (a bundle is {"type": "bundle", "objects": [...]})');
+    }
+
     options.onProgress?.({ objects: collector.counts.objects });
     return collector.finish(options);
 };

@@ -4,7 +4,7 @@ import * as Path from 'path';
 import type { Knex } from 'knex';
 
 import {
-    detectionLinks, isUrl, loadD3fend, openSource, parseAttackBundle, parseD3fendMappings, parseD3fendTechniques,
+    detectionLinks, displaySource, isUrl, openSource, parseAttackBundle, parseD3fendOntology, SourceError, toSourceError,
     type AttackBundle, type AttackDomain, type AttackObjectRecord, type AttackRecord, type D3fendData
 } from '../../integrations/attack';
 import type { Queue } from '../jobs';
@@ -157,21 +157,27 @@ const internals = {
 
     changed: (written: Record<string, WriteCounts>) => Object.values(written).reduce((sum, counts) => sum + counts.inserted + counts.updated + counts.deleted, 0),
 
+    // The D3FEND ontology in Turtle: MITRE's d3fend.ttl (a URL), a local .ttl or .ttl.gz, or a folder holding one
+    ontologyFiles: ['d3fend.ttl', 'd3fend.ttl.gz', 'd3fend-protege.ttl', 'd3fend-protege.ttl.gz'],
+
     async loadD3fend(source: string): Promise<D3fendData> {
 
-        if (!isUrl(source)) {
-            const directory = (await Fs.promises.stat(source)).isDirectory() ? source : Path.dirname(source);
-            return await loadD3fend(directory);
+        let file = source;
+        if (!isUrl(source) && (await Fs.promises.stat(source).catch(() => null))?.isDirectory()) {
+            const names = new Set(await Fs.promises.readdir(source));
+            const name = internals.ontologyFiles.find((candidate) => names.has(candidate));
+            if (!name) {
+                throw new SourceError(source, `is a folder without the D3FEND ontology (${internals.ontologyFiles.join(', ')})`);
+            }
+
+            file = Path.join(source, name);
         }
 
-        const base = source.endsWith('/') ? source : source.replace(/[^/]*$/, '');
-        const maxBytes = 64 * 1024 * 1024;
-        const [techniques, mappings] = await Promise.all([
-            parseD3fendTechniques(await openSource(new URL('d3fend-techniques.json', base).toString(), { maxBytes })),
-            parseD3fendMappings(await openSource(new URL('d3fend-attack-mappings.json', base).toString(), { maxBytes }))
-        ]);
+        const input = await openSource(file, { maxBytes: 64 * 1024 * 1024 });
+        return await parseD3fendOntology(input).catch((err: unknown) => {
 
-        return { ...techniques, attack_version: mappings.attack_version, mappings: mappings.mappings, warnings: [...techniques.warnings, ...mappings.warnings] };
+            throw toSourceError(err, file, { otherwise: 'is not the D3FEND ontology in Turtle' });
+        });
     }
 };
 
@@ -216,9 +222,10 @@ export class AttackImportService {
     async importAttack(actor: Actor, source: string, options: ImportOptions = {}): Promise<AttackImportResult> {
 
         const started = Date.now();
+        const shown = displaySource(options.source ?? source);
         const progress = (update: Omit<ImportProgress, 'percent'> & { percent: number }) => options.onProgress?.(update);
         const record = await AttackImport.insertReturning(this.deps.knex, {
-            kind: 'attack', source: options.source ?? source, status: 'running', started_at: new Date(), created_by: actor.id
+            kind: 'attack', source: shown, status: 'running', started_at: new Date(), created_by: actor.id
         });
 
         try {
@@ -227,6 +234,9 @@ export class AttackImportService {
             const bundle = await parseAttackBundle(input, {
                 progressInterval: 2000,
                 onProgress: ({ objects }) => progress({ phase: 'parse', objects, step: null, percent: Math.min(39, Math.round(objects / 25_000 * 40)) })
+            }).catch((err: unknown) => {
+
+                throw toSourceError(err, source, { otherwise: 'is not a STIX 2.1 bundle' });
             });
 
             const objects = bundle.counts.objects;
@@ -237,7 +247,7 @@ export class AttackImportService {
                 const counts = await this.writeBundle(trx, bundle, (step, index, total) => progress({ phase: 'write', objects, step, percent: 40 + Math.round(index / total * 59) }));
                 await this.deps.audit.record(trx, actor, {
                     action: 'attack.import', entity_type: 'attack_import', entity_id: record.id,
-                    details: { domain: bundle.domain, attack_version: bundle.attack_version, source: options.source ?? source, changed: internals.changed(counts) }
+                    details: { domain: bundle.domain, attack_version: bundle.attack_version, source: shown, changed: internals.changed(counts) }
                 });
                 return counts;
             });
@@ -246,7 +256,7 @@ export class AttackImportService {
                 import_id: record.id,
                 domain: bundle.domain,
                 attack_version: bundle.attack_version,
-                source: options.source ?? source,
+                source: shown,
                 bundle: {
                     objects,
                     techniques: bundle.techniques.filter((technique) => !technique.is_subtechnique).length,
@@ -282,24 +292,26 @@ export class AttackImportService {
         }
     }
 
-    // D3FEND: a folder (or a file in it, or a base URL) holding d3fend-techniques.json and d3fend-attack-mappings.json.
+    // D3FEND: the ontology in Turtle (a URL, a .ttl or .ttl.gz file, or a folder holding one), with its ATT&CK mappings
+    // derived by D3FEND's inference rule (integrations/attack/d3fend.ts).
     async importD3fend(actor: Actor, source: string): Promise<D3fendImportResult> {
 
         const started = Date.now();
-        const record = await AttackImport.insertReturning(this.deps.knex, { kind: 'd3fend', source, status: 'running', started_at: new Date(), created_by: actor.id });
+        const shown = displaySource(source);
+        const record = await AttackImport.insertReturning(this.deps.knex, { kind: 'd3fend', source: shown, status: 'running', started_at: new Date(), created_by: actor.id });
         try {
             const data = await internals.loadD3fend(source);
             const written = await this.deps.knex.transaction(async (trx) => {
 
                 await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.attackImport]);
                 const counts = await this.writeD3fend(trx, data);
-                await this.deps.audit.record(trx, actor, { action: 'd3fend.import', entity_type: 'attack_import', entity_id: record.id, details: { source, changed: internals.changed(counts) } });
+                await this.deps.audit.record(trx, actor, { action: 'd3fend.import', entity_type: 'attack_import', entity_id: record.id, details: { source: shown, changed: internals.changed(counts) } });
                 return counts;
             });
 
             const result: D3fendImportResult = {
                 import_id: record.id,
-                source,
+                source: shown,
                 d3fend_version: data.d3fend_version,
                 countermeasures: data.countermeasures.length,
                 mappings: data.mappings.length,
@@ -309,7 +321,7 @@ export class AttackImportService {
             };
 
             await this.analyze(Object.keys(written).filter((table) => internals.changed({ [table]: written[table]! })));
-            await record.$query(this.deps.knex).patch({ status: 'succeeded', attack_version: data.attack_version, finished_at: new Date(), counts: { ...result } });
+            await record.$query(this.deps.knex).patch({ status: 'succeeded', finished_at: new Date(), counts: { ...result, warnings: data.warnings.slice(0, 50) } });
             return result;
         }
         catch (err) {

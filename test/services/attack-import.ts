@@ -1,6 +1,6 @@
 import * as Fs from 'fs';
 import * as Http from 'http';
-import type * as Net from 'net';
+import * as Net from 'net';
 import * as Os from 'os';
 import * as Path from 'path';
 import * as Zlib from 'zlib';
@@ -8,7 +8,7 @@ import * as Zlib from 'zlib';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
-import { openSource } from '../../integrations/attack';
+import { openSource, SourceError } from '../../integrations/attack';
 import { systemActor } from '../../server/policy';
 import type { AttackImportResult, ImportProgress } from '../../server/services/attack-import';
 
@@ -19,6 +19,17 @@ import { init, type TestContext } from '../helpers/server';
 const lab = Lab.script();
 export { lab };
 const { describe, it, before, after } = lab;
+
+
+// A loopback port nothing listens on: it was free a moment ago
+const closedPort = () => new Promise<number>((resolve) => {
+
+    const server = Net.createServer().listen(0, '127.0.0.1', () => {
+
+        const { port } = server.address() as Net.AddressInfo;
+        server.close(() => resolve(port));
+    });
+});
 
 
 const internals = {
@@ -199,14 +210,59 @@ describe('ATT&CK import', () => {
         expect((await context.services.attackImport.importAttack(systemActor, Path.join(internals.attack, 'mobile-attack.json.gz'))).changed).to.equal(0);
     });
 
-    it('imports D3FEND countermeasures and mappings idempotently', async () => {
+    it('imports D3FEND from the published ontology (Turtle), with the counts of the data README, idempotently', async () => {
 
-        const first = await context.services.attackImport.importD3fend(systemActor, internals.d3fend);
-        expect(first.countermeasures).to.equal(249);
-        expect(first.mappings).to.equal(3009);
+        const ontology = Path.join(internals.d3fend, 'd3fend-protege.ttl.gz');
+        const first = await context.services.attackImport.importD3fend(systemActor, ontology);
+        expect(first).to.include({ source: ontology, d3fend_version: null, countermeasures: 249, mappings: 3009 });
+
+        expect(Number((await context.knex('d3fend_countermeasures').count('* as c'))[0]!.c)).to.equal(249);
         expect(Number((await context.knex('d3fend_mappings').count('* as c'))[0]!.c)).to.equal(3009);
-        const again = await context.services.attackImport.importD3fend(systemActor, Path.join(internals.d3fend, 'd3fend-attack-mappings.json'));
-        expect(again.changed).to.equal(0);
+        expect(Number((await context.knex('d3fend_mappings').countDistinct('technique_id as c'))[0]!.c)).to.equal(307);
+        expect(Number((await context.knex('d3fend_mappings').countDistinct('d3fend_id as c'))[0]!.c)).to.equal(140);
+        const byTactic = await context.knex('d3fend_mappings as m').join('d3fend_countermeasures as c', 'c.d3fend_id', 'm.d3fend_id').groupBy('c.tactic').select('c.tactic').count('* as c');
+        expect(Object.fromEntries(byTactic.map((row: any) => [row.tactic, Number(row.c)]))).to.equal({
+            Detect: 1_069, Isolate: 893, Harden: 293, Restore: 242, Evict: 220, Model: 168, Deceive: 124
+        });
+
+        const paths = await context.knex('d3fend_mappings').sum({ n: context.knex.raw('jsonb_array_length(inferences)') });
+        expect(Number(paths[0]!.n)).to.equal(3313);
+
+        // The folder that holds the ontology reads the same file: nothing changes
+        const again = await context.services.attackImport.importD3fend(systemActor, internals.d3fend);
+        expect(again).to.include({ source: internals.d3fend, countermeasures: 249, mappings: 3009, changed: 0 });
+    });
+
+    it('reads the D3FEND ontology from a URL, and explains a source that is not the ontology', async () => {
+
+        const bytes = Fs.readFileSync(Path.join(internals.d3fend, 'd3fend-protege.ttl.gz'));
+        const server = Http.createServer((request, response) => {
+
+            if (request.url === '/ontologies/d3fend.ttl') {
+                response.writeHead(200, { 'content-type': 'text/turtle' }).end(Zlib.gunzipSync(bytes));
+            }
+            else {
+                response.writeHead(200, { 'content-type': 'application/json' }).end('{"@graph": []}');
+            }
+        });
+
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const base = `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`;
+        try {
+            const result = await context.services.attackImport.importD3fend(systemActor, `${base}/ontologies/d3fend.ttl`);
+            expect(result).to.include({ countermeasures: 249, mappings: 3009, changed: 0 });
+
+            await expect(context.services.attackImport.importD3fend(systemActor, `${base}/d3fend-full-mappings.json`))
+                .to.reject(`${base}/d3fend-full-mappings.json: is not the D3FEND ontology in Turtle (Unexpected graph on line 1.)`);
+        }
+        finally {
+            server.close();
+        }
+
+        await expect(context.services.attackImport.importD3fend(systemActor, Path.join(sharedDir, 'data', 'attack')))
+            .to.reject(`${Path.join(sharedDir, 'data', 'attack')}: is a folder without the D3FEND ontology (d3fend.ttl, d3fend.ttl.gz, d3fend-protege.ttl, d3fend-protege.ttl.gz)`);
+        const failed = await context.knex('attack_imports').where({ kind: 'd3fend', status: 'failed', source: `${base}/d3fend-full-mappings.json` }).first('error');
+        expect(failed.error).to.equal(`${base}/d3fend-full-mappings.json: is not the D3FEND ontology in Turtle (Unexpected graph on line 1.)`);
     });
 
     it('serialises concurrent imports: the second finds nothing to change', async () => {
@@ -217,20 +273,35 @@ describe('ATT&CK import', () => {
         expect(results.map((result) => result.changed).sort()).to.equal([0, 1]);
     });
 
-    it('records a failed import and rolls back, for a missing file, a bad bundle and an unreachable URL', async () => {
+    it('records a failed import and rolls back, saying why: a missing file, a bad bundle, a closed port, a folder', async () => {
 
-        await expect(context.services.attackImport.importAttack(systemActor, '/nonexistent/bundle.json')).to.reject();
+        await expect(context.services.attackImport.importAttack(systemActor, '/nonexistent/bundle.json')).to.reject(SourceError, '/nonexistent/bundle.json: file not found');
         const bad = Path.join(Os.tmpdir(), `bad-bundle-${process.pid}.json`);
         Fs.writeFileSync(bad, '{"type": "bundle", "objects": [{"type": "attack-pattern", "id": ');
-        await expect(context.services.attackImport.importAttack(systemActor, bad)).to.reject();
+        await expect(context.services.attackImport.importAttack(systemActor, bad)).to.reject(SourceError, new RegExp(`^${bad}: is not a STIX 2\\.1 bundle \\(.+\\)$`));
+        Fs.writeFileSync(bad, '{"type": "bundle", "objects": []}');
+        await expect(context.services.attackImport.importAttack(systemActor, bad)).to.reject(`${bad}: is not a STIX 2.1 bundle (it has no STIX objects (a bundle is {"type": "bundle", "objects": [...]}))`);
         Fs.unlinkSync(bad);
-        await expect(context.services.attackImport.importAttack(systemActor, 'http://127.0.0.1:9/enterprise-attack.json')).to.reject();
-        await expect(context.services.attackImport.importD3fend(systemActor, 'http://127.0.0.1:9/d3fend/')).to.reject();
+        await expect(context.services.attackImport.importAttack(systemActor, internals.attack)).to.reject(`${internals.attack}: is a folder, not a file`);
 
-        const failed = await context.knex('attack_imports').where({ status: 'failed', source: '/nonexistent/bundle.json' }).first();
-        expect(failed.error).to.be.a.string();
+        // Credentials and the query string never reach the message, the import row or the log
+        const port = await closedPort();
+        const error = await expect(context.services.attackImport.importAttack(systemActor, `http://aegis:s3cret@127.0.0.1:${port}/enterprise-attack.json?token=abc`)).to.reject(SourceError);
+        expect(error.message).to.equal(`http://127.0.0.1:${port}/enterprise-attack.json: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)`);
+        expect(error).to.include({ source: `http://127.0.0.1:${port}/enterprise-attack.json`, reason: `could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)` });
+        await expect(context.services.attackImport.importD3fend(systemActor, `http://127.0.0.1:${port}/ontologies/d3fend.ttl`))
+            .to.reject(`http://127.0.0.1:${port}/ontologies/d3fend.ttl: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)`);
+
+        const failed = await context.knex('attack_imports').where({ status: 'failed' }).orderBy('started_at', 'desc').limit(6).select('kind', 'source', 'error');
+        expect(failed.reverse()).to.equal([
+            { kind: 'attack', source: '/nonexistent/bundle.json', error: '/nonexistent/bundle.json: file not found' },
+            { kind: 'attack', source: bad, error: failed[1]!.error },
+            { kind: 'attack', source: bad, error: `${bad}: is not a STIX 2.1 bundle (it has no STIX objects (a bundle is {"type": "bundle", "objects": [...]}))` },
+            { kind: 'attack', source: internals.attack, error: `${internals.attack}: is a folder, not a file` },
+            { kind: 'attack', source: `http://127.0.0.1:${port}/enterprise-attack.json`, error: error.message },
+            { kind: 'd3fend', source: `http://127.0.0.1:${port}/ontologies/d3fend.ttl`, error: `http://127.0.0.1:${port}/ontologies/d3fend.ttl: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)` }
+        ]);
         expect(await context.services.attackImport.isEmpty()).to.be.false();
-        expect((await context.services.attackImport.recent(5)).length).to.equal(5);
     });
 
     it('fetches a URL source streamed, gzipped or not, with no redirects and a size cap', async () => {
@@ -246,6 +317,17 @@ describe('ATT&CK import', () => {
             }
             else if (request.url === '/huge') {
                 response.writeHead(200, { 'content-length': String(1024 * 1024 * 1024) }).end();
+            }
+            else if (request.url === '/private.json.gz?signature=abc') {
+                const expected = `Basic ${Buffer.from('aegis:s3cr@t').toString('base64')}`;
+                response.writeHead(request.headers.authorization === expected ? 200 : 401).end(request.headers.authorization === expected ? Zlib.gzipSync(bytes) : undefined);
+            }
+            else if (request.url === '/stall') {
+                response.writeHead(200);
+                response.write('{"type": "bundle"');
+            }
+            else if (request.url === '/silent') {
+                return;
             }
             else if (request.url === '/chunked') {
                 response.writeHead(200);
@@ -264,9 +346,22 @@ describe('ATT&CK import', () => {
             expect(result.changed).to.equal(0);
             expect(result.bundle.groups).to.equal(10);
 
-            await expect(context.services.attackImport.importAttack(systemActor, `${base}/moved`)).to.reject();
-            await expect(context.services.attackImport.importAttack(systemActor, `${base}/missing.json`)).to.reject(/404/);
-            await expect(openSource(`${base}/huge`)).to.reject(/larger than/);
+            // A private mirror: the credentials go in an Authorization header, and are never recorded or shown
+            const mirrored = await context.services.attackImport.importAttack(systemActor, `${base.replace('//', '//aegis:s3cr%40t@')}/private.json.gz?signature=abc`);
+            expect(mirrored).to.include({ source: `${base}/private.json.gz`, changed: 0 });
+            await expect(context.services.attackImport.importAttack(systemActor, `${base.replace('//', '//aegis:wrong@')}/private.json.gz?signature=abc`)).to.reject(`${base}/private.json.gz: answered HTTP 401 Unauthorized`);
+
+            await expect(context.services.attackImport.importAttack(systemActor, `${base}/moved`)).to.reject(`${base}/moved: answered with a redirect, which is not followed: use the final URL`);
+            await expect(context.services.attackImport.importAttack(systemActor, `${base}/missing.json`)).to.reject(`${base}/missing.json: answered HTTP 404 Not Found`);
+            await expect(openSource(`${base}/huge`)).to.reject(`${base}/huge: is larger than 268435456 bytes`);
+            await expect(openSource(`${base}/silent`, { timeoutMs: 200 })).to.reject(`${base}/silent: no complete answer within 200 ms (timeout)`);
+            const stalled = await openSource(`${base}/stall`, { timeoutMs: 300 });
+            await expect((async () => {
+
+                for await (const chunk of stalled) {
+                    expect(chunk).to.exist();
+                }
+            })()).to.reject(SourceError, `${base}/stall: no complete answer within 300 ms (timeout)`);
 
             const capped = await openSource(`${base}/chunked`, { maxBytes: 1000 });
             await expect((async () => {
@@ -278,6 +373,7 @@ describe('ATT&CK import', () => {
         }
         finally {
             server.close();
+            server.closeAllConnections();
         }
     });
 
