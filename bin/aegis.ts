@@ -15,7 +15,7 @@ const main = async () => {
     }
 
     const config = loadConfig();
-    const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', name: 'aegis-cli' });
+    const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', name: 'aegis-cli', format: config.logFormat });
     const code = await command.run({ config, logger, args });
     process.exit(code);
 };

@@ -2,6 +2,7 @@ import * as ChildProcess from 'child_process';
 import * as Path from 'path';
 
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../integrations/embedded-postgres';
+import { defaultLogFormat } from '../server/config';
 
 
 // `npm start`: the API and the worker as two child processes, on an embedded PostgreSQL unless DATABASE_URL is set.
@@ -60,7 +61,10 @@ const internals = {
 
 const main = async (): Promise<void> => {
 
+    // The log format is decided once, here, for both children, by this process's stdout: both then log alike whatever
+    // their own stdout is
     const env = { ...process.env };
+    env.LOG_FORMAT ||= defaultLogFormat(env.NODE_ENV, Boolean(process.stdout.isTTY));
     const children = new Map<string, ChildProcess.ChildProcess>();
     let stopping: Promise<void> | undefined;
 

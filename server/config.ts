@@ -2,6 +2,8 @@ import * as Path from 'path';
 
 import Joi from 'joi';
 
+import type { LogFormat } from './logger';
+
 
 export interface S3Config {
     driver: 's3';
@@ -27,6 +29,7 @@ export interface Config {
     publicUrl: string | undefined;
     dataDir: string;
     logLevel: string;
+    logFormat: LogFormat;
     validateResponses: boolean;
     database: { url: string | undefined; poolMax: number };
     redis: { url: string | undefined };
@@ -61,6 +64,7 @@ const internals = {
         AEGIS_PUBLIC_URL: Joi.string().uri({ scheme: ['http', 'https'] }),
         AEGIS_DATA_DIR: Joi.string().default('./.data'),
         LOG_LEVEL: Joi.string().valid('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent').default('info'),
+        LOG_FORMAT: Joi.string().valid('json', 'pretty'),
         VALIDATE_RESPONSES: Joi.boolean().truthy('1').falsy('0'),
         DATABASE_URL: Joi.string().uri({ scheme: ['postgres', 'postgresql'] }),
         DATABASE_POOL_MAX: Joi.number().integer().min(2).max(200).default(10),
@@ -110,8 +114,14 @@ export class ConfigError extends Error {
 }
 
 
+// Readable lines for a person at a terminal in development; JSON lines for everything else (a pipe, a file, a log
+// collector) and always under test and production, unless LOG_FORMAT says otherwise. bin/start.ts decides once for
+// both of its children.
+export const defaultLogFormat = (nodeEnv: string | undefined, stdoutIsTTY: boolean): LogFormat => (stdoutIsTTY && (nodeEnv || 'development') === 'development' ? 'pretty' : 'json');
+
+
 // Reads only the variables the schema knows; a bad value names the variable and the rule, never the value.
-export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Readonly<Config> => {
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdoutIsTTY?: boolean } = {}): Readonly<Config> => {
 
     const known = Object.keys(internals.schema.describe().keys ?? {});
     const input: Record<string, string> = {};
@@ -142,6 +152,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Readonly<Confi
         publicUrl: v.AEGIS_PUBLIC_URL,
         dataDir,
         logLevel: v.LOG_LEVEL,
+        logFormat: v.LOG_FORMAT ?? defaultLogFormat(v.NODE_ENV, options.stdoutIsTTY ?? Boolean(process.stdout.isTTY)),
         validateResponses: v.VALIDATE_RESPONSES ?? v.NODE_ENV === 'test',
         database: { url: v.DATABASE_URL, poolMax: v.DATABASE_POOL_MAX },
         redis: { url: v.REDIS_URL },

@@ -11,7 +11,7 @@ import { createServer } from './server';
 run('aegis-api', async () => {
 
     const config = configOrExit();
-    const logger = createLogger({ level: config.logLevel, name: 'aegis-api' });
+    const logger = createLogger({ level: config.logLevel, name: 'aegis-api', format: config.logFormat });
     const runtime = await createRuntime(config, { name: 'aegis-api', logger });
 
     await runSeeds({ services: runtime.services, config, logger });

@@ -5,23 +5,19 @@ import { createLogger } from '../server/logger';
 import { configOrExit, onShutdown, run } from '../server/process';
 import { createRuntime } from '../server/runtime';
 
-import { defineJobs, scheduleJobs } from './jobs';
+import { defineJobs, logJobEvents, scheduleJobs } from './jobs';
 
 
 // The worker process: the same runtime and services as the API, Agenda processing the jobs, a heartbeat, a drain.
 run('aegis-worker', async () => {
 
     const config = configOrExit();
-    const logger = createLogger({ level: config.logLevel, name: 'aegis-worker' });
+    const logger = createLogger({ level: config.logLevel, name: 'aegis-worker', format: config.logFormat });
     const workerId = `${Os.hostname()}:${process.pid}:${Crypto.randomBytes(3).toString('hex')}`;
     const runtime = await createRuntime(config, { name: `aegis-worker-${workerId}`, logger });
     const { agenda, services } = runtime;
 
-    // Agenda re-emits other processes' events (remote = true, a notification instead of a job): log only our own
-    agenda.on('start', (job, remote?: boolean) => !remote && logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job started'));
-    agenda.on('success', (job, remote?: boolean) => !remote && logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job succeeded'));
-    agenda.on('fail', (err: Error | string, job, remote?: boolean) => !remote && logger.error({ job: job.attrs.name, id: String(job.attrs._id), err: String(err) }, 'job failed'));
-
+    logJobEvents(agenda, logger);
     defineJobs(agenda, services, { attack: config.attack, logger });
     await agenda.start();
     await scheduleJobs(agenda, services);

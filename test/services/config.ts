@@ -1,7 +1,8 @@
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
-import { ConfigError, defaultUploadTypes, loadConfig } from '../../server/config';
+import { ConfigError, defaultLogFormat, defaultUploadTypes, loadConfig } from '../../server/config';
+import { createLogger } from '../../server/logger';
 import { checkPasswordPolicy } from '../../server/services/passwords';
 
 
@@ -51,6 +52,48 @@ describe('Configuration', () => {
             expect(message).to.not.include(secret);
             expect(message).to.not.include('mysql');
         }
+    });
+});
+
+
+describe('Log format', () => {
+
+    it('prints readable lines to a terminal in development, JSON everywhere else, and LOG_FORMAT decides when set', () => {
+
+        expect(loadConfig({}, { stdoutIsTTY: true }).logFormat).to.equal('pretty');
+        expect(loadConfig({ NODE_ENV: 'development' }, { stdoutIsTTY: true }).logFormat).to.equal('pretty');
+        expect(loadConfig({}, { stdoutIsTTY: false }).logFormat).to.equal('json');
+        expect(loadConfig({ NODE_ENV: 'production' }, { stdoutIsTTY: true }).logFormat).to.equal('json');
+        expect(loadConfig({ NODE_ENV: 'test' }, { stdoutIsTTY: true }).logFormat).to.equal('json');
+        expect(loadConfig({ LOG_FORMAT: 'json' }, { stdoutIsTTY: true }).logFormat).to.equal('json');
+        expect(loadConfig({ NODE_ENV: 'production', LOG_FORMAT: 'pretty' }, { stdoutIsTTY: false }).logFormat).to.equal('pretty');
+        expect(() => loadConfig({ LOG_FORMAT: 'colour' })).to.throw(ConfigError, 'Invalid configuration:\n  LOG_FORMAT: must be one of [json, pretty]');
+
+        // bin/start.ts makes the same choice for its two children from its own stdout
+        expect([defaultLogFormat(undefined, true), defaultLogFormat('', true), defaultLogFormat('development', false), defaultLogFormat('production', true)]).to.equal(['pretty', 'pretty', 'json', 'json']);
+    });
+
+    it('writes a readable line per entry in the pretty format, still redacting credentials', () => {
+
+        const written: string[] = [];
+        const logger = createLogger({ level: 'info', name: 'aegis-worker', format: 'pretty', destination: { write: (line: string) => written.push(line) } });
+        logger.error({ job: 'attack-sync', password: 'hunter2-hunter2' }, 'attack-sync failed: ATT&CK import failed: /data/enterprise-attack.json: file not found.');
+        logger.debug('below the level');
+
+        expect(written.length).to.equal(1);
+        expect(written[0]).to.match(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] ERROR \(aegis-worker\): attack-sync failed: ATT&CK import failed: \/data\/enterprise-attack\.json: file not found\.\n {4}job: "attack-sync"\n {4}password: "\[redacted\]"\n$/);
+        expect(() => JSON.parse(written[0]!)).to.throw();
+    });
+
+    it('writes one JSON object per line in the json format', () => {
+
+        const written: string[] = [];
+        const logger = createLogger({ level: 'info', name: 'aegis-api', format: 'json', destination: { write: (line: string) => written.push(line) } });
+        logger.info({ token: 'abc' }, 'api listening');
+
+        const line = JSON.parse(written[0]!);
+        expect(line).to.include({ level: 30, name: 'aegis-api', token: '[redacted]', msg: 'api listening' });
+        expect(new Date(line.time).toISOString()).to.equal(line.time);
     });
 });
 

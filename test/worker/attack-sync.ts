@@ -1,9 +1,13 @@
+import * as Net from 'net';
 import * as Path from 'path';
 
 import * as Lab from '@hapi/lab';
+import type { Agenda } from 'agenda';
 import { expect } from '@hapi/code';
 
 import { createAgenda } from '../../server/jobs';
+import { createLogger } from '../../server/logger';
+import { logJobEvents } from '../../worker/jobs';
 import { defineAttackJobs, scheduleAttackJobs } from '../../worker/jobs/attack';
 
 import { testDatabaseUrl } from '../helpers/db';
@@ -14,6 +18,24 @@ import { init, type TestContext } from '../helpers/server';
 const lab = Lab.script();
 export { lab };
 const { describe, it, before, after } = lab;
+
+
+const internals = {
+    // The worker's own logger (JSON lines), written to an array
+    logger: () => {
+
+        const lines: Record<string, any>[] = [];
+        const logger = createLogger({ level: 'info', name: 'aegis-worker', format: 'json', destination: { write: (line: string) => lines.push(JSON.parse(line)) } });
+        return { logger, lines: () => lines };
+    },
+
+    // How one job ended, null for a success or the error's message: agenda emits both for every job it runs, ours among them
+    finished: (agenda: Agenda, id: unknown) => new Promise<string | null>((resolve) => {
+
+        agenda.on('success', (job) => String(job.attrs._id) === String(id) && resolve(null));
+        agenda.on('fail', (err: Error, job) => String(job.attrs._id) === String(id) && resolve(err.message));
+    })
+};
 
 
 describe('attack-sync job', () => {
@@ -88,26 +110,64 @@ describe('attack-sync job', () => {
         expect(await context.services.attackImport.isEmpty()).to.be.false();
     });
 
-    it('completes with the ATT&CK import when the D3FEND source fails, which attack_imports records', { timeout: 60_000 }, async () => {
+    it('completes with the ATT&CK import when the D3FEND source fails, which attack_imports records and the log explains', { timeout: 60_000 }, async () => {
 
         const { agenda, close } = await createAgenda({ databaseUrl: await testDatabaseUrl(), name: 'attack-sync-d3fend-test' });
-        const warnings: string[] = [];
-        const logger = { info: () => undefined, warn: (data: { err: string }) => warnings.push(data.err) } as never;
-        defineAttackJobs(agenda, context.services, { attack: { source: Path.join(sharedDir, 'data', 'attack', 'attack-enterprise-mini.json'), d3fendSource: '/nonexistent/d3fend' }, logger });
-        const done = new Promise<void>((resolve, reject) => {
-
-            agenda.on('success:attack-sync', () => resolve());
-            agenda.on('fail:attack-sync', (err: Error) => reject(err));
-        });
-
+        const log = internals.logger();
+        defineAttackJobs(agenda, context.services, { attack: { source: Path.join(sharedDir, 'data', 'attack', 'attack-enterprise-mini.json'), d3fendSource: '/nonexistent/d3fend' }, logger: log.logger });
+        const job = await agenda.create('attack-sync', { reason: 'manual' }).save();
+        const done = internals.finished(agenda, job.attrs._id);
         await agenda.start();
-        await agenda.now('attack-sync', { reason: 'manual' });
-        await done;
+        expect(await done).to.be.null();
         await close();
 
-        expect(warnings.length).to.be.at.least(1);
+        const warning = log.lines().find((line) => line.level === 40);
+        expect(warning).to.include({
+            name: 'aegis-worker', job: 'attack-sync',
+            msg: 'D3FEND import failed: /nonexistent/d3fend: file not found. Set D3FEND_SOURCE to a URL this machine can reach, or to a local copy of the D3FEND ontology (d3fend.ttl or .ttl.gz): see the README, "Air-gapped installs".'
+        });
         const failed = await context.knex('attack_imports').where({ kind: 'd3fend', source: '/nonexistent/d3fend', status: 'failed' }).first('error');
-        expect(failed.error).to.be.a.string();
+        expect(failed.error).to.equal('/nonexistent/d3fend: file not found');
+    });
+
+    // The review's first start without internet: the log said `"err":"TypeError: fetch failed"` and nothing else.
+    it('a sync whose source cannot be reached says what failed, from where and what to do, in the log and in GET /system/scheduler', { timeout: 60_000 }, async () => {
+
+        const port = await new Promise<number>((resolve) => {
+
+            const server = Net.createServer().listen(0, '127.0.0.1', () => {
+
+                const address = server.address() as Net.AddressInfo;
+                server.close(() => resolve(address.port));
+            });
+        });
+
+        const remedy = 'Set ATTACK_SOURCE to a URL this machine can reach, or to a local copy of the ATT&CK Enterprise bundle (.json or .json.gz): see the README, "Air-gapped installs".';
+        const cases = [
+            { source: `http://127.0.0.1:${port}/enterprise-attack.json`, reason: `ATT&CK import failed: http://127.0.0.1:${port}/enterprise-attack.json: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED). ${remedy}` },
+            { source: '/nonexistent/enterprise-attack.json.gz', reason: `ATT&CK import failed: /nonexistent/enterprise-attack.json.gz: file not found. ${remedy}` }
+        ];
+
+        for (const { source, reason } of cases) {
+            const { agenda, close } = await createAgenda({ databaseUrl: await testDatabaseUrl(), name: 'attack-sync-offline-test' });
+            const log = internals.logger();
+            logJobEvents(agenda, log.logger);
+            defineAttackJobs(agenda, context.services, { attack: { source, d3fendSource: '/nonexistent/d3fend' }, logger: log.logger });
+            const job = await agenda.create('attack-sync', { reason: 'first-start' }).save();
+            const id = String(job.attrs._id);
+            const done = internals.finished(agenda, job.attrs._id);
+            await agenda.start();
+            expect(await done).to.equal(reason);
+            await close();
+
+            expect(log.lines().filter((line) => line.id === id).map(({ level, name, job: jobName, msg }) => ({ level, name, job: jobName, msg }))).to.equal([
+                { level: 30, name: 'aegis-worker', job: 'attack-sync', msg: 'job started' },
+                { level: 50, name: 'aegis-worker', job: 'attack-sync', msg: `attack-sync failed: ${reason}` }
+            ]);
+
+            const scheduler = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') })).payload);
+            expect(scheduler.items.find((item: { id: string }) => item.id === id)).to.include({ name: 'attack-sync', state: 'failed', fail_reason: reason, fail_count: 1 });
+        }
     });
 
     it('leaves the API healthy while an import runs', { timeout: 60_000 }, async () => {

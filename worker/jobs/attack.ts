@@ -1,10 +1,26 @@
 import type { Agenda } from 'agenda';
 
+import { SourceError } from '../../integrations/attack';
 import type { Config } from '../../server/config';
 import type { Jobs } from '../../server/jobs';
 import type { Logger } from '../../server/logger';
 import { systemActor } from '../../server/policy';
 import type { Services } from '../../server/services';
+
+
+const internals = {
+    remedies: {
+        attack: 'Set ATTACK_SOURCE to a URL this machine can reach, or to a local copy of the ATT&CK Enterprise bundle (.json or .json.gz): see the README, "Air-gapped installs".',
+        d3fend: 'Set D3FEND_SOURCE to a URL this machine can reach, or to a local copy of the D3FEND ontology (d3fend.ttl or .ttl.gz): see the README, "Air-gapped installs".'
+    },
+
+    // A source that failed says what failed, from where, and what to do; this message is the job's fail_reason in
+    // GET /system/scheduler and the worker's log line. Any other error (the database) is left as it is.
+    explain(err: unknown, what: string, remedy: string): unknown {
+
+        return err instanceof SourceError ? new Error(`${what} failed: ${err.message}. ${remedy}`, { cause: err }) : err;
+    }
+};
 
 
 // attack-sync: ATT&CK from config.attack.source, then D3FEND from config.attack.d3fendSource; progress through job.touch.
@@ -21,6 +37,9 @@ export const defineAttackJobs = (agenda: Agenda, services: Services, options: { 
                     void job.touch(Math.min(progress.percent, 99)).catch(() => undefined);
                 }
             }
+        }).catch((err: unknown) => {
+
+            throw internals.explain(err, 'ATT&CK import', internals.remedies.attack);
         });
 
         options.logger?.info({ job: 'attack-sync', reason: job.attrs.data?.reason, attack_version: result.attack_version, changed: result.changed, duration_ms: result.duration_ms }, 'attack import finished');
@@ -31,7 +50,7 @@ export const defineAttackJobs = (agenda: Agenda, services: Services, options: { 
             options.logger?.info({ job: 'attack-sync', d3fend_version: d3fend.d3fend_version, changed: d3fend.changed }, 'd3fend import finished');
         }
         catch (err) {
-            options.logger?.warn({ job: 'attack-sync', err: (err as Error).message }, 'd3fend import failed');
+            options.logger?.warn({ job: 'attack-sync' }, (internals.explain(err, 'D3FEND import', internals.remedies.d3fend) as Error).message);
         }
 
         await job.touch(100);

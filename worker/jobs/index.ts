@@ -24,6 +24,16 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
 };
 
 
+// What the worker says of its own jobs (agenda re-emits other processes' events with remote = true: not ours). A
+// failure's reason is the message itself, so that a terminal shows what failed and what to do in one line.
+export const logJobEvents = (agenda: Agenda, logger: Logger) => {
+
+    agenda.on('start', (job, remote?: boolean) => !remote && logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job started'));
+    agenda.on('success', (job, remote?: boolean) => !remote && logger.info({ job: job.attrs.name, id: String(job.attrs._id) }, 'job succeeded'));
+    agenda.on('fail', (err: Error | string, job, remote?: boolean) => !remote && logger.error({ job: job.attrs.name, id: String(job.attrs._id) }, `${job.attrs.name} failed: ${err instanceof Error ? err.message : err}`));
+};
+
+
 export const scheduleJobs = async (agenda: Agenda, services: Services) => {
 
     await scheduleSystemJobs(agenda);
