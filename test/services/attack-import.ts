@@ -286,19 +286,20 @@ describe('ATT&CK import', () => {
 
         // Credentials and the query string never reach the message, the import row or the log
         const port = await closedPort();
-        const error = await expect(context.services.attackImport.importAttack(systemActor, `http://aegis:s3cret@127.0.0.1:${port}/enterprise-attack.json?token=abc`)).to.reject(SourceError);
-        expect(error.message).to.equal(`http://127.0.0.1:${port}/enterprise-attack.json: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)`);
-        expect(error).to.include({ source: `http://127.0.0.1:${port}/enterprise-attack.json`, reason: `could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)` });
+        const refused = await expect(context.services.attackImport.importAttack(systemActor, `http://aegis:s3cret@127.0.0.1:${port}/enterprise-attack.json?token=abc`)).to.reject(SourceError);
+        expect(refused.message).to.equal(`http://127.0.0.1:${port}/enterprise-attack.json: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)`);
+        expect(refused).to.include({ source: `http://127.0.0.1:${port}/enterprise-attack.json`, reason: `could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)` });
         await expect(context.services.attackImport.importD3fend(systemActor, `http://127.0.0.1:${port}/ontologies/d3fend.ttl`))
             .to.reject(`http://127.0.0.1:${port}/ontologies/d3fend.ttl: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)`);
 
-        const failed = await context.knex('attack_imports').where({ status: 'failed' }).orderBy('started_at', 'desc').limit(6).select('kind', 'source', 'error');
-        expect(failed.reverse()).to.equal([
+        const failed = (await context.services.attackImport.recent(6)).map(({ kind, source, status, error }) => ({ kind, source, error, status }));
+        expect(failed.every((row) => row.status === 'failed')).to.be.true();
+        expect(failed.reverse().map(({ status, ...row }) => row)).to.equal([
             { kind: 'attack', source: '/nonexistent/bundle.json', error: '/nonexistent/bundle.json: file not found' },
             { kind: 'attack', source: bad, error: failed[1]!.error },
             { kind: 'attack', source: bad, error: `${bad}: is not a STIX 2.1 bundle (it has no STIX objects (a bundle is {"type": "bundle", "objects": [...]}))` },
             { kind: 'attack', source: internals.attack, error: `${internals.attack}: is a folder, not a file` },
-            { kind: 'attack', source: `http://127.0.0.1:${port}/enterprise-attack.json`, error: error.message },
+            { kind: 'attack', source: `http://127.0.0.1:${port}/enterprise-attack.json`, error: refused.message },
             { kind: 'd3fend', source: `http://127.0.0.1:${port}/ontologies/d3fend.ttl`, error: `http://127.0.0.1:${port}/ontologies/d3fend.ttl: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)` }
         ]);
         expect(await context.services.attackImport.isEmpty()).to.be.false();
