@@ -25,18 +25,20 @@ describe('npm start on the embedded default', () => {
 
     it('starts embedded PostgreSQL, the API and the worker with no DATABASE_URL, serves health, stops on Ctrl-C and starts again on the same data', { timeout: 240_000 }, async () => {
 
-        const port = await new Promise<number>((resolve) => {
+        // Two loopback ports that were free, both held at once so that they differ: the API's, and one nothing listens on
+        const listen = () => new Promise<Net.Server>((resolve) => {
 
-            const server = Net.createServer().listen(0, '127.0.0.1', () => {
-
-                const address = server.address() as Net.AddressInfo;
-                server.close(() => resolve(address.port));
-            });
+            const server = Net.createServer().listen(0, '127.0.0.1', () => resolve(server));
         });
 
+        const servers = [await listen(), await listen()];
+        const [port, closed] = servers.map((server) => (server.address() as Net.AddressInfo).port);
+        await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+
+        const offline = `http://127.0.0.1:${closed}/enterprise-attack.json`;
         const started = async () => {
 
-            const start = spawnEntry('bin/start.js', { AEGIS_DATA_DIR: dataDir, PORT: String(port), WORKER_HEARTBEAT_SECONDS: '1' });
+            const start = spawnEntry('bin/start.js', { AEGIS_DATA_DIR: dataDir, PORT: String(port), WORKER_HEARTBEAT_SECONDS: '1', ATTACK_SOURCE: offline });
             let health: { status: number; body: any } = { status: 0, body: null };
             const deadline = Date.now() + 90_000;
             while (Date.now() < deadline) {
@@ -63,6 +65,14 @@ describe('npm start on the embedded default', () => {
         expect(health.body.dependencies.worker.status).to.equal('ok');
         expect(Fs.existsSync(Path.join(dataDir, 'jwt-secret'))).to.be.true();
         expect(start.lines().some((line) => /First start: created user "admin"/.test(line.msg ?? ''))).to.be.true();
+
+        // A first start without internet says what failed, from where and what to do, as a JSON line: the output is a
+        // pipe, so npm start chose JSON for both children
+        const failed = await start.waitFor((line) => line.job === 'attack-sync' && line.level === 50);
+        expect(failed).to.include({
+            name: 'aegis-worker',
+            msg: `attack-sync failed: ATT&CK import failed: ${offline}: could not be reached: connection refused by 127.0.0.1:${closed} (ECONNREFUSED). Set ATTACK_SOURCE to a URL this machine can reach, or to a local copy of the ATT&CK Enterprise bundle (.json or .json.gz): see the README, "Air-gapped installs".`
+        });
 
         // Ctrl-C: everything drains and stops, nothing keeps the port
         start.child.kill('SIGINT');
