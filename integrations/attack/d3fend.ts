@@ -263,14 +263,17 @@ const derive = (ontology: Ontology): D3fendData => {
         return value;
     };
 
-    // The tactic a technique enables, on the class or its nearest ancestor (as an annotation or a restriction)
+    // The tactic a technique enables, on the class or its nearest ancestor (as an annotation or a restriction). Only a
+    // tactic counts: DefensiveTechnique itself `enables some DefensiveTactic`, which names no tactic.
+    const tacticSet = new Set(tacticIris);
     const tactic = (iri: string): string | null => {
 
         let frontier = [iri];
         const seen = new Set(frontier);
         while (frontier.length) {
             for (const at of frontier) {
-                const found = [...ontology.resources.get(at)?.enables ?? [], ...ontology.directRestrictions(at).filter((restriction) => restriction.property === enables).map((restriction) => restriction.value)];
+                const found = [...ontology.resources.get(at)?.enables ?? [], ...ontology.directRestrictions(at).filter((restriction) => restriction.property === enables).map((restriction) => restriction.value)]
+                    .filter((value) => tacticSet.has(value));
                 if (found.length) {
                     return internals.local(found.sort(internals.compare)[0]!);
                 }

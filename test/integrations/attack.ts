@@ -775,6 +775,7 @@ describe('D3FEND', () => {
             @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
             <http://d3fend.mitre.org/ontologies/d3fend.owl> a owl:Ontology ; owl:versionInfo "9.9.9" .
             :Detect a :DefensiveTactic ; rdfs:label "Detect" ; :display-order 1 .
+            :DefensiveTechnique rdfs:subClassOf [ a owl:Restriction ; owl:onProperty :enables ; owl:someValuesFrom :DefensiveTactic ] .
             :DigitalArtifact a owl:Class .
             :File rdfs:subClassOf :DigitalArtifact ; rdfs:label "File" .
             :Script rdfs:subClassOf :File ; rdfs:label "Script" .
