@@ -9,7 +9,7 @@ type AegisUser = User;
 import { Role } from '../policy';
 import { apiKeyPrefix, type Principal, type TokenPayload } from '../services/auth';
 
-import { jwtScheme, type JwtSchemeOptions } from './jwt';
+import { jwtScheme, refusedToken, type JwtSchemeOptions } from './jwt';
 
 
 declare module '@hapi/hapi' {
@@ -74,7 +74,7 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
 
                 const principal = await request.services().auth.resolveApiKey(match[1]!);
                 if (!principal) {
-                    return h.unauthenticated(Boom.unauthorized('Invalid credentials', 'Bearer'));
+                    return h.unauthenticated(refusedToken('token_invalid'));
                 }
 
                 return h.authenticated({ credentials: internals.credentials(principal) });
@@ -86,7 +86,7 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
 
             try {
                 const principal = await request.services().auth.resolveToken(payload as unknown as TokenPayload);
-                return principal ? { isValid: true, credentials: internals.credentials(principal) } : { isValid: false };
+                return typeof principal === 'string' ? { isValid: false, code: principal } : { isValid: true, credentials: internals.credentials(principal) };
             }
             catch (err) {
                 // A store that cannot answer is a 503, always generic (the database or Redis being down is no reason

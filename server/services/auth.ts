@@ -48,6 +48,10 @@ export interface TokenPayload {
 }
 
 
+// Why a presented token or key was refused: the only reason a client is told (the 401's `code`)
+export type TokenFailure = 'token_expired' | 'token_revoked' | 'token_invalid';
+
+
 // What every API key starts with: the auth strategies tell an API key from a JWT by it
 export const apiKeyPrefix = 'aegis_';
 
@@ -124,19 +128,20 @@ export class AuthService {
         return { access_token: token, token_type: 'bearer', expires_at: new Date(exp * 1000).toISOString(), user };
     }
 
-    // Called after @hapi/jwt has checked the signature, algorithm, aud, iss, exp and age.
-    async resolveToken(payload: TokenPayload): Promise<Principal | null> {
+    // Called after the jwt scheme has checked the signature, algorithm, aud, iss, iat, exp and age. A token that was
+    // ours but whose session ended (logout, no such user any more, deactivation, a new token_version) is revoked.
+    async resolveToken(payload: TokenPayload): Promise<Principal | TokenFailure> {
 
         const { sub, jti, exp, iat, ver } = payload;
         if (typeof sub !== 'string' || !internals.uuid.test(sub) || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number' || typeof ver !== 'number') {
-            return null;
+            return 'token_invalid';
         }
 
         // The hottest lookup of the API (every request): plain SQL, no query builder
         const row = await this.deps.revocations.userUnlessRevoked(sub, jti);
         const user = row ? User.fromDatabaseJson(row) : null;
         if (!user || !user.is_active || user.token_version !== ver) {
-            return null;
+            return 'token_revoked';
         }
 
         return { user, role: user.role, scope: [user.role], token: { jti, exp } };

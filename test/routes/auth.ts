@@ -5,6 +5,7 @@ import { expect } from '@hapi/code';
 import * as Jwt from '@hapi/jwt';
 
 import { AuditLog, User } from '../../server/models';
+import type { TokenFailure } from '../../server/services/auth';
 
 import { init, login, origin, password, type TestContext } from '../helpers/server';
 
@@ -30,7 +31,17 @@ const internals = {
         return Jwt.token.generate(payload, { key: key ?? context.config.jwt.secret!, algorithm }, { iat: false });
     },
 
-    me: (context: TestContext, headers: Record<string, string>) => context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers })
+    me: (context: TestContext, headers: Record<string, string>) => context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers }),
+
+    // A refused token: the generic body with its one code, and no reason in the body or the challenge
+    refused: (res: { statusCode: number; headers: Record<string, unknown>; payload: string }, code: TokenFailure, label: string = code) => {
+
+        expect(res.statusCode, label).to.equal(401);
+        const { request_id: requestId, ...body } = JSON.parse(res.payload);
+        expect(requestId).to.be.a.string();
+        expect(body, label).to.equal({ statusCode: 401, error: 'Unauthorized', message: 'Missing, invalid or expired credentials', code });
+        expect(res.headers['www-authenticate'], label).to.equal('Bearer error="invalid_token"');
+    }
 };
 
 
@@ -187,36 +198,59 @@ describe('Auth', () => {
 
     describe('tokens', () => {
 
-        it('accepts a well-formed token and rejects every forged or incomplete one with a generic 401', async () => {
+        it('accepts a well-formed token and rejects every forged or incomplete one with a generic 401 and one code', async () => {
 
             const user = context.users.viewer;
             const good = internals.sign(context, user);
             expect((await internals.me(context, { authorization: `Bearer ${good}` })).statusCode).to.equal(200);
 
             const now = Math.floor(Date.now() / 1000);
+            const ttl = context.config.jwt.ttlSeconds;
             const [header, body] = good.split('.');
-            const forged = [
-                `${internals.b64({ alg: 'none', typ: 'JWT' })}.${body}.`,
-                internals.sign(context, user, {}, 'another-secret-another-secret-another-secret'),
-                internals.sign(context, user, {}, context.config.jwt.secret, 'HS512'),
-                internals.sign(context, user, { exp: undefined }),
-                internals.sign(context, user, { jti: undefined }),
-                internals.sign(context, user, { ver: undefined }),
-                internals.sign(context, user, { iat: now - 7200, exp: now + 600 }),
-                internals.sign(context, user, { iat: now - 4000, exp: now - 400 }),
-                internals.sign(context, user, { aud: 'someone-else' }),
-                internals.sign(context, user, { iss: 'someone-else' }),
-                internals.sign(context, user, { sub: Crypto.randomUUID() }),
-                internals.sign(context, user, { ver: user.token_version + 1 }),
-                `${internals.b64({ alg: 'HS256', typ: 'JWT', jku: 'https://attacker.example/keys' })}.${body}.${good.split('.')[2]}`,
-                `${header}.${internals.b64({ sub: user.id, role: 'admin' })}.${good.split('.')[2]}`,
-                'not-a-token'
+            const forged: [string, TokenFailure][] = [
+                [`${internals.b64({ alg: 'none', typ: 'JWT' })}.${body}.`, 'token_invalid'],
+                [internals.sign(context, user, {}, 'another-secret-another-secret-another-secret'), 'token_invalid'],
+                [internals.sign(context, user, {}, context.config.jwt.secret, 'HS512'), 'token_invalid'],
+                [internals.sign(context, user, { exp: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { iat: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { jti: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { ver: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { iat: now - 7200, exp: now + 600 }), 'token_invalid'],
+                [internals.sign(context, user, { iat: now - 4000, exp: now - 400 }), 'token_expired'],
+                [internals.sign(context, user, { iat: now - ttl - 60, exp: now - 60 }), 'token_expired'],
+                [internals.sign(context, user, { aud: 'someone-else' }), 'token_invalid'],
+                [internals.sign(context, user, { iss: 'someone-else' }), 'token_invalid'],
+                [internals.sign(context, user, { nbf: now + 600 }), 'token_invalid'],
+                [internals.sign(context, user, { sub: Crypto.randomUUID() }), 'token_revoked'],
+                [internals.sign(context, user, { ver: user.token_version + 1 }), 'token_revoked'],
+                [`${internals.b64({ alg: 'HS256', typ: 'JWT', jku: 'https://attacker.example/keys' })}.${body}.${good.split('.')[2]}`, 'token_invalid'],
+                [`${header}.${internals.b64({ sub: user.id, role: 'admin' })}.${good.split('.')[2]}`, 'token_invalid'],
+                ['not-a-token', 'token_invalid'],
+                [`${good} extra`, 'token_invalid']
             ];
 
-            for (const token of forged) {
-                const res = await internals.me(context, { authorization: `Bearer ${token}` });
-                expect(res.statusCode, token).to.equal(401);
-                expect((res.result as any).message).to.equal('Missing, invalid or expired credentials');
+            for (const [token, code] of forged) {
+                internals.refused(await internals.me(context, { authorization: `Bearer ${token}` }), code, `${code} ${token}`);
+                if (!token.includes(' ')) {
+                    internals.refused(await internals.me(context, { cookie: `aegis_token=${token}` }), code, `${code} cookie ${token}`);
+                }
+            }
+        });
+
+        it('refuses a token issued in the future, or one that lives longer than the configured TTL (token_invalid)', async () => {
+
+            const user = context.users.viewer;
+            const now = Math.floor(Date.now() / 1000);
+            const ttl = context.config.jwt.ttlSeconds;
+            for (const claims of [{ iat: now + 300, exp: now + 600 }, { iat: now + 86_400, exp: now + 86_400 + 60 }, { iat: now - 10, exp: now + ttl + 60 }, { iat: now, exp: now + ttl + 1 }]) {
+                const token = internals.sign(context, user, claims);
+                internals.refused(await internals.me(context, { authorization: `Bearer ${token}` }), 'token_invalid', JSON.stringify(claims));
+            }
+
+            // Within the 30 s skew and exactly the TTL are fine
+            for (const claims of [{ iat: now + 20, exp: now + 20 + ttl }, { iat: now, exp: now + ttl }]) {
+                const token = internals.sign(context, user, claims);
+                expect((await internals.me(context, { authorization: `Bearer ${token}` })).statusCode, JSON.stringify(claims)).to.equal(200);
             }
         });
 
@@ -253,7 +287,7 @@ describe('Auth', () => {
             const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } });
             expect(res.statusCode).to.equal(204);
             expect(res.headers['set-cookie']![0]).to.include('aegis_token=;');
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
 
             const audit = await AuditLog.query(context.knex).where({ action: 'auth.logout', actor_id: user.id });
             expect(audit.length).to.equal(1);
@@ -265,7 +299,7 @@ describe('Auth', () => {
             const session = await login(context.server, (await context.createUser('red_lead')).username);
             await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } });
             await context.redis!.flushdb();
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
         });
 
         it('answers 401 without credentials', async () => {
@@ -345,7 +379,7 @@ describe('Auth', () => {
             expect(fresh.user.must_change_password).to.be.false();
 
             // The old token is gone, the new one works everywhere, and so does the new password
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
             const keys = await context.server.inject({ method: 'GET', url: '/api/v1/api-keys', headers: { authorization: `Bearer ${fresh.access_token}` } });
             expect(keys.statusCode).to.equal(200);
             await login(context.server, user.username, 'A-much-better-one-42');
@@ -372,14 +406,14 @@ describe('Auth', () => {
 
             const demote = await context.server.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, headers: { authorization: admin.authorization }, payload: { role: 'viewer' } });
             expect(demote.statusCode).to.equal(200);
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
 
             const again = await login(context.server, user.username);
             expect((await internals.me(context, { authorization: again.authorization })).result).to.include({ role: 'viewer' });
 
             const deactivate = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${user.id}`, headers: { authorization: admin.authorization } });
             expect(deactivate.statusCode).to.equal(200);
-            expect((await internals.me(context, { authorization: again.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: again.authorization }), 'token_revoked');
             expect((await User.query(context.knex).findById(user.id))!.is_active).to.be.false();
         });
     });
@@ -404,14 +438,14 @@ describe('Auth', () => {
             const session = await login(pgOnly.server, user.username);
             expect((await internals.me(pgOnly, { authorization: session.authorization })).statusCode).to.equal(200);
             expect((await pgOnly.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } })).statusCode).to.equal(204);
-            expect((await internals.me(pgOnly, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(pgOnly, { authorization: session.authorization }), 'token_revoked');
             expect(await pgOnly.knex('revoked_tokens').where({ user_id: user.id })).to.have.length(1);
         });
 
         it('refuses a validly signed token whose subject is not a user id', async () => {
 
             const token = internals.sign(pgOnly, pgOnly.users.viewer, { sub: 'not-a-uuid' });
-            expect((await internals.me(pgOnly, { authorization: `Bearer ${token}` })).statusCode).to.equal(401);
+            internals.refused(await internals.me(pgOnly, { authorization: `Bearer ${token}` }), 'token_invalid');
         });
     });
 });
