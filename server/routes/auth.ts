@@ -2,6 +2,7 @@ import Joi from 'joi';
 
 import { User } from '../models';
 import { Access } from '../policy';
+import { refuseCrossSite } from '../plugins/auth';
 import { actorOf } from '../plugins/services';
 import * as UserSchemas from '../schemas/users';
 
@@ -23,6 +24,7 @@ export const authRoutes = [
             description: 'Log in with a username and password (form-encoded or JSON); sets the aegis_token cookie',
             tags: ['api', 'auth'],
             auth: false,
+            ext: { onPreAuth: { method: refuseCrossSite } },
             payload: { allow: ['application/json', 'application/x-www-form-urlencoded'] },
             validate: {
                 payload: Joi.object({

@@ -3,11 +3,13 @@ import * as Crypto from 'crypto';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 import * as Jwt from '@hapi/jwt';
+import Pino from 'pino';
 
 import { AuditLog, User } from '../../server/models';
 import type { TokenFailure } from '../../server/services/auth';
 
-import { init, login, origin, password, type TestContext } from '../helpers/server';
+import { createServer } from '../../server/server';
+import { init, login, makeConfig, origin, password, type TestContext } from '../helpers/server';
 
 
 const lab = Lab.script();
@@ -341,6 +343,41 @@ describe('Auth', () => {
             // Bearer requests are not CSRF-able and need no Origin
             const bearer = await context.server.inject({ method: 'PATCH', url, headers: { authorization: session.authorization }, payload: { theme: 'light' } });
             expect(bearer.statusCode).to.equal(200);
+        });
+        it('refuses a cross-site login (login CSRF) before setting any cookie, and lets scripts and allowed origins log in', async () => {
+
+            const user = await context.createUser('viewer');
+            const form = `username=${user.username}&password=${encodeURIComponent(password)}`;
+            const post = (headers: Record<string, string>) => context.server.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: form });
+
+            const refused: Record<string, string>[] = [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example', 'sec-fetch-site': 'same-origin' }];
+            for (const headers of refused) {
+                const res = await post(headers);
+                expect(res.statusCode, JSON.stringify(headers)).to.equal(403);
+                const { request_id: requestId, ...body } = JSON.parse(res.payload);
+                expect(requestId).to.be.a.string();
+                expect(body).to.equal({ statusCode: 403, error: 'Forbidden', message: 'Cross-site request refused', code: 'csrf_rejected' });
+                expect(res.headers['set-cookie']).to.not.exist();
+            }
+
+            expect(await AuditLog.query(context.knex).where({ action: 'auth.login', actor_id: user.id })).to.have.length(0);
+
+            const allowed: Record<string, string>[] = [{ origin }, {}, { 'sec-fetch-site': 'same-origin' }];
+            for (const headers of allowed) {
+                const res = await post(headers);
+                expect(res.statusCode, JSON.stringify(headers)).to.equal(200);
+                expect(res.headers['set-cookie']![0]!).to.startWith('aegis_token=');
+            }
+        });
+
+        it('sets a Secure cookie by default in production', async () => {
+
+            const server = await createServer({ config: makeConfig({ NODE_ENV: 'production' }), services: context.services, logger: Pino({ level: 'silent' }), version: 'test' });
+            const user = await context.createUser('viewer');
+            const res = await server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password } });
+            expect(res.statusCode).to.equal(200);
+            expect(res.headers['set-cookie']![0]).to.include('; Secure');
+            expect((await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password } })).headers['set-cookie']![0]).to.not.include('Secure');
         });
     });
 
