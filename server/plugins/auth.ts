@@ -12,6 +12,7 @@ import { Role } from '../policy';
 import { apiKeyPrefix, type Principal, type TokenPayload } from '../services/auth';
 
 import { jwtScheme, refusedToken, type JwtSchemeOptions } from './jwt';
+import { actorOf } from './services';
 
 
 declare module '@hapi/hapi' {
@@ -32,6 +33,9 @@ declare module '@hapi/hapi' {
         aegis?: {
             // The routes a user with a temporary password may still call (conventions.md)
             allowDuringPasswordChange?: boolean;
+            // Credential management (API keys, the password): a login (JWT) only, never an API key, so that a key
+            // can neither mint a stronger key nor outlive its own revocation through another
+            interactiveOnly?: boolean;
         };
     }
 }
@@ -163,7 +167,7 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
                     throw missing;
                 }
 
-                const principal = await request.services().auth.resolveApiKey(match[1]!);
+                const principal = await request.services().auth.resolveApiKey(match[1]!, actorOf(request));
                 if (!principal) {
                     return h.unauthenticated(refusedToken('token_invalid'));
                 }
@@ -223,8 +227,13 @@ export const authPlugin: Hapi.Plugin<AuthPluginOptions> = {
                 return h.continue;
             }
 
+            const aegis = request.route.settings.plugins?.aegis;
+            if (credentials.app?.apiKey && aegis?.interactiveOnly) {
+                throw Object.assign(Boom.forbidden('This needs an interactive login, not an API key'), { code: 'interactive_session_required' });
+            }
+
             // Temporary password: only me, change-password and logout (SEC-13)
-            if (credentials.user.must_change_password && !request.route.settings.plugins?.aegis?.allowDuringPasswordChange) {
+            if (credentials.user.must_change_password && !aegis?.allowDuringPasswordChange) {
                 throw Object.assign(Boom.forbidden('You must change your password first'), { code: 'password_change_required' });
             }
 

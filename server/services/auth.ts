@@ -60,11 +60,16 @@ const internals = {
     algorithm: 'HS256' as const,
     invalidLogin: 'Invalid username or password',
     apiKeyPattern: new RegExp(`^${apiKeyPrefix}[0-9a-f]{64}$`),
-    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    keyUseInterval: 60_000,
+    keyUseRemembered: 10_000
 };
 
 
 export class AuthService {
+
+    // When this process last stamped each key's last_used_at
+    private readonly keyUse = new Map<string, number>();
 
     constructor(private readonly deps: {
         knex: Knex;
@@ -73,6 +78,7 @@ export class AuthService {
         attempts: AttemptCounter;
         jwt: JwtSettings;
         login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
+        apiKeys: { maxLifetimeDays: number };
     }) { }
 
     get jwtSettings(): JwtSettings {
@@ -147,23 +153,30 @@ export class AuthService {
         return { user, role: user.role, scope: [user.role], token: { jti, exp } };
     }
 
-    async resolveApiKey(raw: string): Promise<Principal | null> {
+    // A key that is unknown, revoked, expired (by its expires_at, or older than the maximum lifetime now configured)
+    // or whose owner is inactive is refused alike, and the attempt is audited like a failed login (never the key).
+    async resolveApiKey(raw: string, actor: Actor): Promise<Principal | null> {
 
-        if (!internals.apiKeyPattern.test(raw)) {
+        const key = internals.apiKeyPattern.test(raw) ?
+            await ApiKey.query(this.deps.knex).withGraphJoined('user').where('api_keys.key_hash', hashApiKey(raw)).first() :
+            undefined;
+
+        const now = Date.now();
+        const reason = !key ? 'unknown' :
+            key.revoked_at ? 'revoked' :
+                key.expires_at.getTime() <= now || key.created_at.getTime() <= now - this.deps.apiKeys.maxLifetimeDays * 86_400_000 ? 'expired' :
+                    !key.user?.is_active ? 'inactive_owner' : null;
+
+        if (reason) {
+            await this.deps.audit.record(this.deps.knex, { ...actor, id: key?.user_id ?? null, role: key?.user?.role ?? actor.role }, {
+                action: 'auth.api_key', entity_type: 'api_key', entity_id: key?.id, outcome: 'failure', details: { reason, ...(key ? { prefix: key.prefix } : {}) }
+            });
+
             return null;
         }
 
-        const key = await ApiKey.query(this.deps.knex)
-            .withGraphJoined('user')
-            .where('api_keys.key_hash', hashApiKey(raw))
-            .whereNull('api_keys.revoked_at')
-            .first();
-
-        if (!key?.user?.is_active || key.expires_at && key.expires_at.getTime() <= Date.now()) {
-            return null;
-        }
-
-        return { user: key.user, role: key.user.role, scope: [key.user.role], apiKey: { id: key.id, scope: key.scope } };
+        await this.stampUse(key!, now);
+        return { user: key!.user!, role: key!.user!.role, scope: [key!.user!.role], apiKey: { id: key!.id, scope: key!.scope } };
     }
 
     async logout(actor: Actor, token: { jti: string; exp: number } | undefined): Promise<void> {
@@ -204,6 +217,28 @@ export class AuthService {
             await this.deps.audit.record(trx, actor, { action: 'auth.change_password', entity_type: 'user', entity_id: user.id });
             return this.issue(updated);
         });
+    }
+
+    // last_used_at, written at most once a minute per key and never per request: skipped while the row or this
+    // process's memo says it was stamped within the minute, and conditional, so that several instances write it once.
+    private async stampUse(key: ApiKey, now: number): Promise<void> {
+
+        const stamped = Math.max(key.last_used_at?.getTime() ?? 0, this.keyUse.get(key.id) ?? 0);
+        if (stamped > now - internals.keyUseInterval) {
+            return;
+        }
+
+        if (this.keyUse.size >= internals.keyUseRemembered) {
+            for (const [id, at] of this.keyUse) {
+                if (at <= now - internals.keyUseInterval) {
+                    this.keyUse.delete(id);
+                }
+            }
+        }
+
+        this.keyUse.set(key.id, now);
+        await this.deps.knex.raw(`update api_keys set last_used_at = now() where id = ? and (last_used_at is null or last_used_at < now() - interval '1 minute')`, [key.id])
+            .catch(() => this.keyUse.delete(key.id));           // a usage stamp never fails the request
     }
 
     private async throttle(key: string, limit: number): Promise<void> {

@@ -33,6 +33,8 @@ export interface ServiceDeps {
     uploads?: UploadSettings | undefined;
     jwt: JwtSettings;
     login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
+    // API_KEY_MAX_LIFETIME_DAYS (365 when not given)
+    apiKeys?: { maxLifetimeDays: number } | undefined;
     version: string;
     heartbeatSeconds: number;
 }
@@ -50,6 +52,7 @@ export const createServices = (deps: ServiceDeps) => {
     const techniques = new TechniquesService({ knex, audit });
     const notifications = new NotificationsService({ knex, audit });
     const tests = new TestsService({ knex, audit, events, coverage, notifications });
+    const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
 
     return {
@@ -61,9 +64,9 @@ export const createServices = (deps: ServiceDeps) => {
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),
-        auth: new AuthService({ knex, audit, revocations, attempts, jwt: deps.jwt, login: deps.login }),
+        auth: new AuthService({ knex, audit, revocations, attempts, jwt: deps.jwt, login: deps.login, apiKeys }),
         users: new UsersService({ knex, audit }),
-        apiKeys: new ApiKeysService({ knex, audit }),
+        apiKeys: new ApiKeysService({ knex, audit, maxLifetimeDays: apiKeys.maxLifetimeDays }),
         notifications,
         tests,
         evidence: new EvidenceService({ knex, audit, tests, storage: deps.storage!, uploads }),
