@@ -3,13 +3,13 @@ import * as Crypto from 'crypto';
 import * as Jwt from '@hapi/jwt';
 import type { Knex } from 'knex';
 
-import { RateLimitedError, UnauthorizedError, ValidationError } from '../errors';
+import { UnauthorizedError, ValidationError } from '../errors';
 import { ApiKey, User, type ApiKeyScope } from '../models';
 import type { Actor, Role } from '../policy';
 
 import type { AuditService } from './audit';
 import { checkPasswordPolicy, dummyHash, hashPassword, verifyPassword } from './passwords';
-import type { AttemptCounter, RevocationStore } from './stores';
+import type { LoginThrottle, RevocationStore } from './stores';
 
 
 export interface JwtSettings {
@@ -62,6 +62,7 @@ const internals = {
     apiKeyPattern: new RegExp(`^${apiKeyPrefix}[0-9a-f]{64}$`),
     uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     keyUseInterval: 60_000,
+    address: (actor: Actor) => actor.ip ?? 'unknown',
     keyUseRemembered: 10_000
 };
 
@@ -75,9 +76,8 @@ export class AuthService {
         knex: Knex;
         audit: AuditService;
         revocations: RevocationStore;
-        attempts: AttemptCounter;
+        throttle: LoginThrottle;
         jwt: JwtSettings;
-        login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
         apiKeys: { maxLifetimeDays: number };
     }) { }
 
@@ -86,23 +86,19 @@ export class AuthService {
         return this.deps.jwt;
     }
 
+    // The attempt is counted before the password is checked (SEC-10): concurrent wrong passwords cannot all pass a
+    // check made before any of them was counted. A right password takes its own attempt back.
     async login(actor: Actor, username: string, password: string): Promise<Session> {
 
-        const userKey = `user:${username.toLowerCase()}`;
-        const ipKey = `ip:${actor.ip ?? 'unknown'}`;
-        await this.throttle(userKey, this.deps.login.maxFailuresPerUser);
-        await this.throttle(ipKey, this.deps.login.maxFailuresPerIp);
+        const account = username.toLowerCase();
+        const address = internals.address(actor);
+        await this.deps.throttle.consume(account, address);
 
         const user = await User.query(this.deps.knex).whereRaw('lower(username) = lower(?)', [username]).first();
 
         // The same work and the same answer for an unknown user, a wrong password, an SSO-only or inactive user
         const valid = await verifyPassword(user?.password_hash ?? await dummyHash, password);
         if (!user || !valid || !user.is_active || !user.password_hash) {
-            await Promise.all([
-                this.deps.attempts.increment(userKey, this.deps.login.windowSeconds),
-                this.deps.attempts.increment(ipKey, this.deps.login.windowSeconds)
-            ]);
-
             await this.deps.audit.record(this.deps.knex, { ...actor, id: user?.id ?? null, role: user?.role ?? actor.role }, {
                 action: 'auth.login', entity_type: 'user', entity_id: user?.id, outcome: 'failure', details: { username: username.slice(0, 128) }
             });
@@ -110,7 +106,7 @@ export class AuthService {
             throw new UnauthorizedError(internals.invalidLogin, 'invalid_credentials');
         }
 
-        await this.deps.attempts.reset(userKey);
+        await this.deps.throttle.succeeded(account, address);
         const session = await User.transaction(this.deps.knex, async (trx) => {
 
             const updated = await user.$patchReturning(trx, { last_login_at: new Date() });
@@ -195,14 +191,20 @@ export class AuthService {
         }
     }
 
-    // Every earlier token of the user stops working (token_version); the caller gets a fresh session.
+    // Every earlier token of the user stops working (token_version); the caller gets a fresh session. The current
+    // password is guessed no faster here than at the login: both count against the same throttle.
     async changePassword(actor: Actor, input: { current_password: string; new_password: string }): Promise<Session> {
 
         const user = await User.query(this.deps.knex).findById(actor.id!).throwIfNotFound();
+        const account = user.username.toLowerCase();
+        const address = internals.address(actor);
+        await this.deps.throttle.consume(account, address);
         if (!user.password_hash || !await verifyPassword(user.password_hash, input.current_password)) {
             await this.deps.audit.record(this.deps.knex, actor, { action: 'auth.change_password', entity_type: 'user', entity_id: user.id, outcome: 'failure' });
             throw new ValidationError('The current password is wrong', ['current_password'], 'invalid_current_password');
         }
+
+        await this.deps.throttle.succeeded(account, address);
 
         if (input.new_password === input.current_password) {
             throw new ValidationError('The new password must differ from the current one', ['new_password'], 'password_reused');
@@ -239,14 +241,6 @@ export class AuthService {
         this.keyUse.set(key.id, now);
         await this.deps.knex.raw(`update api_keys set last_used_at = now() where id = ? and (last_used_at is null or last_used_at < now() - interval '1 minute')`, [key.id])
             .catch(() => this.keyUse.delete(key.id));           // a usage stamp never fails the request
-    }
-
-    private async throttle(key: string, limit: number): Promise<void> {
-
-        const { count, retryAfterSeconds } = await this.deps.attempts.count(key);
-        if (count >= limit) {
-            throw new RateLimitedError(Math.max(1, retryAfterSeconds));
-        }
     }
 }
 

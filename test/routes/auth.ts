@@ -2,6 +2,7 @@ import * as Crypto from 'crypto';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
+import type * as Hapi from '@hapi/hapi';
 import * as Jwt from '@hapi/jwt';
 import Pino from 'pino';
 
@@ -34,6 +35,48 @@ const internals = {
     },
 
     me: (context: TestContext, headers: Record<string, string>) => context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers }),
+
+    // A network of its own per test, so that no other test's attempts count against it
+    network: () => `10.${Crypto.randomInt(100, 250)}.${Crypto.randomInt(0, 250)}`,
+
+    // 100 wrong passwords at once for one account, from the addresses given; the statuses counted
+    storm: async (context: TestContext, username: string, address: (i: number) => string) => {
+
+        const results = await Promise.all(Array.from({ length: 100 }, (_, i) => context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password: 'Wrong-password-1234' }, remoteAddress: address(i) })));
+        const counts: Record<number, number> = {};
+        for (const res of results) {
+            counts[res.statusCode] = (counts[res.statusCode] ?? 0) + 1;
+        }
+
+        return counts;
+    },
+
+    // Counted before the password is checked: never more wrong passwords checked than the limits allow
+    throttlesConcurrentAttempts: async (context: TestContext) => {
+
+        const { maxFailuresPerPair, maxFailuresPerUser, windowSeconds } = context.config.login;
+
+        // One address: the pair's limit, below the account's, so the account still works from anywhere else
+        const user = await context.createUser('viewer');
+        const network = internals.network();
+        expect(await internals.storm(context, user.username, () => `${network}.1`)).to.equal({ 401: maxFailuresPerPair, 429: 100 - maxFailuresPerPair });
+        const blocked = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: `${network}.1` });
+        expect(blocked.statusCode).to.equal(429);
+        expect(Number(blocked.headers['retry-after'])).to.be.within(1, windowSeconds);
+        const elsewhere = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: `${network}.2` });
+        expect(elsewhere.statusCode).to.equal(200);
+
+        // A hundred addresses: the account's limit
+        const target = await context.createUser('viewer');
+        expect(await internals.storm(context, target.username, (i) => `${network}.${i + 100}`)).to.equal({ 401: maxFailuresPerUser, 429: 100 - maxFailuresPerUser });
+        const locked = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: target.username, password }, remoteAddress: `${network}.3` });
+        expect(locked.statusCode).to.equal(429);
+        const { request_id: requestId, ...body } = JSON.parse(locked.payload);
+        expect(body).to.equal({ statusCode: 429, error: 'Too Many Requests', message: 'Too many attempts, try again later', code: 'rate_limited' });
+
+        const failures = await AuditLog.query(context.knex).where({ action: 'auth.login', outcome: 'failure', entity_id: target.id });
+        expect(failures).to.have.length(maxFailuresPerUser);
+    },
 
     // A refused token: the generic body with its one code, and no reason in the body or the challenge
     refused: (res: { statusCode: number; headers: Record<string, unknown>; payload: string }, code: TokenFailure, label: string = code) => {
@@ -166,7 +209,7 @@ describe('Auth', () => {
             expect((blocked.result as any).code).to.equal('rate_limited');
 
             // No permanent lockout: the window passes (here: an admin clears it by waiting it out in Redis)
-            await context.redis!.del(`aegis:attempts:user:${user.username.toLowerCase()}`);
+            await context.redis!.del(`aegis:login:user:${user.username.toLowerCase()}`);
             const again = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.7.99.1' });
             expect(again.statusCode).to.equal(200);
         });
@@ -182,6 +225,40 @@ describe('Auth', () => {
             expect(blocked.statusCode).to.equal(429);
             const other = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.6.0.2' });
             expect(other.statusCode).to.equal(200);
+        });
+
+        it('counts attempts before checking the password: 100 parallel wrong passwords get at most the limit of 401s (Redis)', async () => {
+
+            await internals.throttlesConcurrentAttempts(context);
+        });
+
+        it('takes the client address from X-Forwarded-For only as TRUST_PROXY allows', async () => {
+
+            const network = internals.network();
+            const attempt = async (server: Hapi.Server, peer: string, forwarded?: string) => {
+
+                const username = `nobody-${Crypto.randomBytes(4).toString('hex')}`;
+                const res = await server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password: 'Wrong-password-1234' }, remoteAddress: peer, headers: forwarded ? { 'x-forwarded-for': forwarded } : {} });
+                expect(res.statusCode).to.equal(401);
+                return (await AuditLog.query(context.knex).where({ action: 'auth.login' }).whereRaw(`details->>'username' = ?`, [username]).first())!.ip;
+            };
+
+            const proxied = (trust: string) => createServer({ config: makeConfig({ TRUST_PROXY: trust }), services: context.services, logger: Pino({ level: 'silent' }), version: 'test' });
+            const listed = await proxied(`${network}.0/24, 192.0.2.1`);
+            const one = await proxied('true');
+
+            // Off (the default): the socket's address, whatever the header says
+            expect(await attempt(context.server, `${network}.9`, '203.0.113.7')).to.equal(`${network}.9`);
+
+            // A list: from the right, past the trusted proxies, to the first address that is not one
+            expect(await attempt(listed, `${network}.9`, `198.51.100.1, 203.0.113.7, 192.0.2.1`)).to.equal('203.0.113.7');
+            expect(await attempt(listed, `${network}.9`, `203.0.113.8`)).to.equal('203.0.113.8');
+            expect(await attempt(listed, '198.51.100.2', '203.0.113.9')).to.equal('198.51.100.2');
+            expect(await attempt(listed, `${network}.9`, 'garbage, 192.0.2.1')).to.equal('192.0.2.1');
+            expect(await attempt(listed, `${network}.9`)).to.equal(`${network}.9`);
+
+            // true: one proxy, the right-most entry
+            expect(await attempt(one, '198.51.100.3', '203.0.113.10, 203.0.113.11')).to.equal('203.0.113.11');
         });
 
         it('answers 400 to a missing field, an unknown field and a wrong type, and 415 to XML', async () => {
@@ -422,6 +499,28 @@ describe('Auth', () => {
             await login(context.server, user.username, 'A-much-better-one-42');
         });
 
+        it('throttles wrong current passwords with the login throttle (25 wrong answers reach 429)', async () => {
+
+            const user = await context.createUser('red_tech');
+            const address = `${internals.network()}.1`;
+            const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: address });
+            const authorization = `Bearer ${(res.result as { access_token: string }).access_token}`;
+
+            const statuses: number[] = [];
+            for (let i = 0; i < 25; ++i) {
+                const change = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization }, payload: { current_password: `Not-the-password-${i}`, new_password: 'A-much-better-one-42' }, remoteAddress: address });
+                statuses.push(change.statusCode);
+            }
+
+            const pair = context.config.login.maxFailuresPerPair;
+            expect(statuses).to.equal([...Array(pair).fill(400), ...Array(25 - pair).fill(429)]);
+
+            // One throttle: the login from that address is refused too, even with the right password
+            expect((await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: address })).statusCode).to.equal(429);
+            const right = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization }, payload: { current_password: password, new_password: 'A-much-better-one-42' }, remoteAddress: address });
+            expect(right.statusCode).to.equal(429);
+        });
+
         it('refuses passwords that are short, common, or contain the username', async () => {
 
             const user = await context.createUser('viewer');
@@ -477,6 +576,12 @@ describe('Auth', () => {
             expect((await pgOnly.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } })).statusCode).to.equal(204);
             internals.refused(await internals.me(pgOnly, { authorization: session.authorization }), 'token_revoked');
             expect(await pgOnly.knex('revoked_tokens').where({ user_id: user.id })).to.have.length(1);
+        });
+
+        it('counts attempts before checking the password in PostgreSQL: 100 parallel wrong passwords get at most the limit of 401s', async () => {
+
+            await internals.throttlesConcurrentAttempts(pgOnly);
+            expect((await pgOnly.knex('login_attempts').where('key', 'like', 'aegis:login:%')).length).to.be.above(0);
         });
 
         it('refuses a validly signed token whose subject is not a user id', async () => {
