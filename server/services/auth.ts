@@ -61,8 +61,10 @@ const internals = {
     invalidLogin: 'Invalid username or password',
     apiKeyPattern: new RegExp(`^${apiKeyPrefix}[0-9a-f]{64}$`),
     uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
-    keyUseInterval: 60_000,
+    // The throttle's client address
     address: (actor: Actor) => actor.ip ?? 'unknown',
+    // last_used_at: at most once a minute per key; how many keys a process remembers stamping
+    keyUseInterval: 60_000,
     keyUseRemembered: 10_000
 };
 
@@ -158,12 +160,8 @@ export class AuthService {
             undefined;
 
         const now = Date.now();
-        const reason = !key ? 'unknown' :
-            key.revoked_at ? 'revoked' :
-                key.expires_at.getTime() <= now || key.created_at.getTime() <= now - this.deps.apiKeys.maxLifetimeDays * 86_400_000 ? 'expired' :
-                    !key.user?.is_active ? 'inactive_owner' : null;
-
-        if (reason) {
+        const reason = this.keyRefusal(key, now);
+        if (!key || reason) {
             await this.deps.audit.record(this.deps.knex, { ...actor, id: key?.user_id ?? null, role: key?.user?.role ?? actor.role }, {
                 action: 'auth.api_key', entity_type: 'api_key', entity_id: key?.id, outcome: 'failure', details: { reason, ...(key ? { prefix: key.prefix } : {}) }
             });
@@ -171,8 +169,9 @@ export class AuthService {
             return null;
         }
 
-        await this.stampUse(key!, now);
-        return { user: key!.user!, role: key!.user!.role, scope: [key!.user!.role], apiKey: { id: key!.id, scope: key!.scope } };
+        const user = key.user!;
+        await this.stampUse(key, now);
+        return { user, role: user.role, scope: [user.role], apiKey: { id: key.id, scope: key.scope } };
     }
 
     async logout(actor: Actor, token: { jti: string; exp: number } | undefined): Promise<void> {
@@ -219,6 +218,23 @@ export class AuthService {
             await this.deps.audit.record(trx, actor, { action: 'auth.change_password', entity_type: 'user', entity_id: user.id });
             return this.issue(updated);
         });
+    }
+
+    private keyRefusal(key: ApiKey | undefined, now: number): 'unknown' | 'revoked' | 'expired' | 'inactive_owner' | null {
+
+        if (!key) {
+            return 'unknown';
+        }
+
+        if (key.revoked_at) {
+            return 'revoked';
+        }
+
+        if (key.expires_at.getTime() <= now || key.created_at.getTime() <= now - this.deps.apiKeys.maxLifetimeDays * 86_400_000) {
+            return 'expired';
+        }
+
+        return key.user?.is_active ? null : 'inactive_owner';
     }
 
     // last_used_at, written at most once a minute per key and never per request: skipped while the row or this
