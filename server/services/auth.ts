@@ -61,7 +61,9 @@ const internals = {
     invalidLogin: 'Invalid username or password',
     apiKeyPattern: new RegExp(`^${apiKeyPrefix}[0-9a-f]{64}$`),
     uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
-    // The throttle's client address
+    // The throttle's keys: the account as typed at the login, lower-cased (bounded: lower-casing may lengthen it), and
+    // the client's address
+    account: (username: string) => username.toLowerCase().slice(0, 128),
     address: (actor: Actor) => actor.ip ?? 'unknown',
     // last_used_at: at most once a minute per key; how many keys a process remembers stamping
     keyUseInterval: 60_000,
@@ -92,7 +94,7 @@ export class AuthService {
     // check made before any of them was counted. A right password takes its own attempt back.
     async login(actor: Actor, username: string, password: string): Promise<Session> {
 
-        const account = username.toLowerCase();
+        const account = internals.account(username);
         const address = internals.address(actor);
         await this.deps.throttle.consume(account, address);
 
@@ -195,7 +197,7 @@ export class AuthService {
     async changePassword(actor: Actor, input: { current_password: string; new_password: string }): Promise<Session> {
 
         const user = await User.query(this.deps.knex).findById(actor.id!).throwIfNotFound();
-        const account = user.username.toLowerCase();
+        const account = internals.account(user.username);
         const address = internals.address(actor);
         await this.deps.throttle.consume(account, address);
         if (!user.password_hash || !await verifyPassword(user.password_hash, input.current_password)) {
