@@ -3,6 +3,8 @@ import type { Knex } from 'knex';
 import * as Foundation from './20261128000001_foundation';
 import * as Attack from './20261128000002_attack';
 import * as Tests from './20261128000003_tests';
+import * as ApiKeyLifetime from './20261206000100_api_key_lifetime';
+import * as LoginAttempts from './20261206000101_login_attempts';
 
 
 export interface Migration {
@@ -16,5 +18,7 @@ export interface Migration {
 export const migrations: Migration[] = [
     Foundation,
     Attack,
-    Tests
+    Tests,
+    ApiKeyLifetime,
+    LoginAttempts
 ];

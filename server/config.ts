@@ -1,3 +1,4 @@
+import * as Net from 'net';
 import * as Path from 'path';
 
 import Joi from 'joi';
@@ -40,7 +41,10 @@ export interface Config {
     admin: { password: string | undefined };
     storage: S3Config | LocalStorageConfig;
     uploads: { maxBytes: number; allowedTypes: string[] };
-    login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
+    login: { maxFailuresPerUser: number; maxFailuresPerIp: number; maxFailuresPerPair: number; windowSeconds: number };
+    // false: the socket's address is the client's; true: one proxy, any peer; a list: the proxies' addresses and ranges
+    trustProxy: boolean | string[];
+    apiKeys: { maxLifetimeDays: number };
     attack: { source: string; d3fendSource: string };
     chromiumPath: string;
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
@@ -89,7 +93,21 @@ const internals = {
         UPLOAD_ALLOWED_TYPES: Joi.string(),
         LOGIN_MAX_FAILURES_PER_USER: Joi.number().integer().min(1).max(100).default(10),
         LOGIN_MAX_FAILURES_PER_IP: Joi.number().integer().min(1).default(50),
+        LOGIN_MAX_FAILURES_PER_PAIR: Joi.number().integer().min(1).max(Joi.ref('LOGIN_MAX_FAILURES_PER_USER')),
         LOGIN_WINDOW_SECONDS: Joi.number().integer().min(60).max(3600).default(900),
+        TRUST_PROXY: Joi.alternatives(
+            Joi.boolean().truthy('1', 'on').falsy('0', 'off'),
+            Joi.string().custom((value: string) => {
+
+                const proxies = value.split(',').map((item) => item.trim()).filter(Boolean);
+                if (!proxies.length || !proxies.every((proxy) => internals.isAddressOrRange(proxy))) {
+                    throw new Error('not an address or range');
+                }
+
+                return proxies;
+            })
+        ).default(false),
+        API_KEY_MAX_LIFETIME_DAYS: Joi.number().integer().min(1).max(3650).default(365),
         ATTACK_SOURCE: Joi.string().default(defaultAttackSource),
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
         CHROMIUM_PATH: Joi.string().default('/usr/bin/chromium'),
@@ -98,6 +116,18 @@ const internals = {
     }),
 
     list: (value: string): string[] => value.split(',').map((item) => item.trim()).filter(Boolean),
+
+    // 10.0.0.1, ::1, 10.0.0.0/8, fd00::/8
+    isAddressOrRange: (value: string): boolean => {
+
+        const [address, prefix, extra] = value.split('/');
+        const family = Net.isIP(address!);
+        if (!family || extra !== undefined) {
+            return false;
+        }
+
+        return prefix === undefined || /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+    },
 
     // joi's message starts with the variable's name; what follows is the rule (the value never appears in it)
     rule: (detail: Joi.ValidationErrorItem): string => detail.message.replace(/^"?[A-Z0-9_]+"?\s*/, '') || detail.type
@@ -158,12 +188,20 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
         redis: { url: v.REDIS_URL },
         mongodbUrl: v.MONGODB_URL,
         jwt: { secret: v.JWT_SECRET, ttlSeconds: v.JWT_TTL_SECONDS, issuer: v.JWT_ISSUER, audience: v.JWT_AUDIENCE },
-        cookie: { secure: v.COOKIE_SECURE ?? (v.AEGIS_PUBLIC_URL?.startsWith('https:') ?? false) },
+        cookie: { secure: v.COOKIE_SECURE ?? (v.NODE_ENV === 'production' || (v.AEGIS_PUBLIC_URL?.startsWith('https:') ?? false)) },
         cors: { origins: internals.list(v.CORS_ORIGINS) },
         admin: { password: v.AEGIS_ADMIN_PASSWORD },
         storage,
         uploads: { maxBytes: v.UPLOAD_MAX_BYTES, allowedTypes: v.UPLOAD_ALLOWED_TYPES ? internals.list(v.UPLOAD_ALLOWED_TYPES) : defaultUploadTypes },
-        login: { maxFailuresPerUser: v.LOGIN_MAX_FAILURES_PER_USER, maxFailuresPerIp: v.LOGIN_MAX_FAILURES_PER_IP, windowSeconds: v.LOGIN_WINDOW_SECONDS },
+        login: {
+            maxFailuresPerUser: v.LOGIN_MAX_FAILURES_PER_USER,
+            maxFailuresPerIp: v.LOGIN_MAX_FAILURES_PER_IP,
+            // Below the account's limit by default, so that one address alone cannot lock an account for everyone
+            maxFailuresPerPair: v.LOGIN_MAX_FAILURES_PER_PAIR ?? Math.ceil(v.LOGIN_MAX_FAILURES_PER_USER / 2),
+            windowSeconds: v.LOGIN_WINDOW_SECONDS
+        },
+        trustProxy: v.TRUST_PROXY,
+        apiKeys: { maxLifetimeDays: v.API_KEY_MAX_LIFETIME_DAYS },
         attack: { source: v.ATTACK_SOURCE, d3fendSource: v.D3FEND_SOURCE },
         chromiumPath: v.CHROMIUM_PATH,
         worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS }

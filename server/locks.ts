@@ -4,7 +4,9 @@ export const LockKey = {
     migrations: 736_421_901,
     firstAdmin: 736_421_902,
     attackImport: 736_421_903,
-    customTechniqueId: 736_421_904
+    customTechniqueId: 736_421_904,
+    // Held by every change that can leave fewer active admins (a demotion, a deactivation)
+    activeAdmins: 736_421_908
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

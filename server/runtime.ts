@@ -97,6 +97,7 @@ export const createRuntime = async (config: Config, options: { name: string; log
         uploads: uploadSettings(config),
         jwt: { secret: resolveJwtSecret(config), ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
         login: config.login,
+        apiKeys: config.apiKeys,
         version,
         heartbeatSeconds: config.worker.heartbeatSeconds
     });

@@ -16,7 +16,7 @@ import type { Services } from './services';
 
 
 export interface ServerOptions {
-    config: Pick<Config, 'host' | 'port' | 'publicUrl' | 'cookie' | 'cors' | 'jwt' | 'uploads' | 'validateResponses'>;
+    config: Pick<Config, 'host' | 'port' | 'publicUrl' | 'cookie' | 'cors' | 'jwt' | 'uploads' | 'validateResponses' | 'trustProxy'>;
     services: Services;
     logger: Logger;
     version: string;
@@ -103,7 +103,7 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
         { plugin: servicesPlugin, options: { services: options.services } },
         { plugin: errorsPlugin, options: {} },
         { plugin: hardeningPlugin },
-        { plugin: authPlugin, options: { cookieName, allowedOrigins } },
+        { plugin: authPlugin, options: { cookieName, allowedOrigins, trustProxy: config.trustProxy } },
         { plugin: openapiPlugin, options: { version: options.version } }
     ]);
 

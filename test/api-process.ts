@@ -63,7 +63,7 @@ describe('The API process', () => {
         await admin.end();
 
         const port = await internals.freePort();
-        const env = { DATABASE_URL: base.toString(), PORT: String(port), AEGIS_DATA_DIR: Path.join(Os.tmpdir(), `aegis-api-test-${process.pid}`), AEGIS_ADMIN_PASSWORD: 'First-start-password-42' };
+        const env = { DATABASE_URL: base.toString(), PORT: String(port), AEGIS_DATA_DIR: Path.join(Os.tmpdir(), `aegis-api-test-${process.pid}`), AEGIS_ADMIN_PASSWORD: 'First-start-password-42', LOGIN_MAX_FAILURES_PER_PAIR: '10' };
         const api = spawnEntry('server/index.js', env);
         await api.waitFor((line) => line.msg === 'api listening');
         expect(api.lines().some((line) => /created user "admin" with AEGIS_ADMIN_PASSWORD/.test(line.msg))).to.be.true();
@@ -74,7 +74,7 @@ describe('The API process', () => {
         expect(JSON.parse(login.body).user.must_change_password).to.be.true();
         expect(JSON.stringify(api.lines())).to.not.include(JSON.parse(login.body).access_token);
 
-        // Requests in flight when the signal arrives still get their answer
+        // Requests in flight when the signal arrives still get their answer (all 401: the throttle allows 10 from here)
         const inflight = Array.from({ length: 8 }, () => internals.request(port, { method: 'POST', path: '/api/v1/auth/login', body: JSON.stringify({ username: 'admin', password: 'Wrong-password-000' }) }));
         await new Promise((resolve) => setTimeout(resolve, 50));
         api.child.kill('SIGTERM');

@@ -17,7 +17,7 @@ export class ApiKey extends BaseModel {
     declare scope: ApiKeyScope;
     declare prefix: string;
     declare key_hash: string;
-    declare expires_at: Date | null;
+    declare expires_at: Date;
     declare last_used_at: Date | null;
     declare revoked_at: Date | null;
     declare created_by: string | null;

@@ -2,7 +2,7 @@ import * as Boom from '@hapi/boom';
 import type * as Hapi from '@hapi/hapi';
 import * as Jwt from '@hapi/jwt';
 
-import { apiKeyPrefix } from '../services/auth';
+import { apiKeyPrefix, type TokenFailure } from '../services/auth';
 
 
 // The `jwt` auth scheme: @hapi/jwt's token functions (decode, signature, claims) behind a scheme of our own, for one
@@ -11,13 +11,14 @@ import { apiKeyPrefix } from '../services/auth';
 // nothing unsigned can get in) and its claims (exp, maximum age, nbf, aud, iss) are checked again on every request;
 // revocation and the user's state stay the validate function's business, per request. Only HS256 with the one
 // configured key is accepted (SEC-02): `alg: none`, other algorithms and header tricks fail the signature check.
+// Every refusal is the same 401 with one stable `code` (TokenFailure); the library's reason is never shown.
 
 export interface JwtSchemeOptions {
     // Where the token is read: the Authorization header (Bearer) or a cookie
     source: { header: true } | { cookie: string };
     key: string;
     verify: { aud: string; iss: string; maxAgeSec: number; timeSkewSec: number };
-    validate: (payload: Record<string, unknown>, request: Hapi.Request, h: Hapi.ResponseToolkit) => Promise<{ isValid: boolean; credentials?: Hapi.AuthCredentials; response?: Hapi.ResponseObject }>;
+    validate: (payload: Record<string, unknown>, request: Hapi.Request, h: Hapi.ResponseToolkit) => Promise<{ isValid: boolean; credentials?: Hapi.AuthCredentials; response?: Hapi.ResponseObject; code?: TokenFailure }>;
 }
 
 
@@ -29,7 +30,19 @@ const internals = {
     // How many verified tokens a strategy remembers (a few MB at most); the oldest is forgotten first
     remembered: 10_000,
 
-    unauthorized: (message: string | null = null) => Boom.unauthorized(message, 'Bearer')
+    // Without a scheme Boom adds no `attributes` to the payload and no reason to the header; with a message it is
+    // not "missing", so hapi answers it instead of trying the next strategy
+    challenge: 'Bearer error="invalid_token"',
+    message: 'Missing, invalid or expired credentials'
+};
+
+
+// A presented token or API key that is refused: the generic 401 with its code (RFC 6750's error in the header)
+export const refusedToken = (code: TokenFailure): Boom.Boom & { code: TokenFailure } => {
+
+    const error = Boom.unauthorized(internals.message);
+    error.output.headers['WWW-Authenticate'] = internals.challenge;
+    return Object.assign(error, { code });
 };
 
 
@@ -67,7 +80,19 @@ export const jwtScheme: Hapi.ServerAuthScheme<JwtSchemeOptions> = (server, optio
     const secret = { key: settings.key, algorithm: 'HS256' as const };
     const claims = { ...settings.verify, sub: false as const };                   // exp and nbf are checked unless set to false
     const verified = new VerifiedTokens(internals.remembered);
-    const missing = internals.unauthorized();
+    const missing = Boom.unauthorized(null, 'Bearer');
+    const skewMs = settings.verify.timeSkewSec * 1000;
+    const maxAgeSec = settings.verify.maxAgeSec;
+
+    // What @hapi/jwt does not check: a token issued in the future, or one whose lifetime exceeds the configured TTL
+    const plausible = ({ iat, exp }: Record<string, unknown>): boolean => typeof iat === 'number' && typeof exp === 'number' && iat * 1000 <= Date.now() + skewMs && exp - iat <= maxAgeSec;
+
+    // The claims failed: expired if its time is up (by exp or by age), otherwise invalid
+    const failure = ({ iat, exp }: Record<string, unknown>): TokenFailure => {
+
+        const now = Date.now();
+        return (exp as number) * 1000 + skewMs <= now || now - (iat as number) * 1000 > maxAgeSec * 1000 + skewMs ? 'token_expired' : 'token_invalid';
+    };
 
     const read = (request: Hapi.Request): string => {
 
@@ -87,7 +112,7 @@ export const jwtScheme: Hapi.ServerAuthScheme<JwtSchemeOptions> = (server, optio
         }
 
         if (parts.length !== 2) {
-            throw internals.unauthorized('Bad HTTP authentication header format');
+            throw refusedToken('token_invalid');
         }
 
         // Empty, or an API key: not a JWT, left to the next strategy
@@ -119,20 +144,31 @@ export const jwtScheme: Hapi.ServerAuthScheme<JwtSchemeOptions> = (server, optio
             let artifacts: Verified;
             try {
                 artifacts = check(token);
-                Jwt.token.verifyPayload(artifacts, claims);
             }
-            catch (err) {
-                verified.delete(token);
-                return h.unauthenticated(internals.unauthorized((err as Error).message));
+            catch {
+                return h.unauthenticated(refusedToken('token_invalid'));
             }
 
-            const { isValid, credentials, response } = await settings.validate(artifacts.decoded.payload as Record<string, unknown>, request, h);
+            const payload = artifacts.decoded.payload as Record<string, unknown>;
+            if (!plausible(payload)) {
+                return h.unauthenticated(refusedToken('token_invalid'));
+            }
+
+            try {
+                Jwt.token.verifyPayload(artifacts, claims);
+            }
+            catch {
+                verified.delete(token);
+                return h.unauthenticated(refusedToken(failure(payload)));
+            }
+
+            const { isValid, credentials, response, code } = await settings.validate(payload, request, h);
             if (response) {
                 return response.takeover();
             }
 
             if (!isValid) {
-                return h.unauthenticated(internals.unauthorized('Invalid credentials'));
+                return h.unauthenticated(refusedToken(code ?? 'token_invalid'));
             }
 
             return h.authenticated({ credentials: credentials!, artifacts: { token } });

@@ -31,7 +31,7 @@ export const actorOf = (request: Hapi.Request<any>): Actor => {
     return {
         id: user?.id ?? null,
         role: user?.role ?? 'viewer',
-        ip: request.info.remoteAddress,
+        ip: request.app.clientAddress ?? request.info.remoteAddress,
         userAgent: request.headers['user-agent'],
         requestId: request.info.id
     };

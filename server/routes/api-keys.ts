@@ -15,7 +15,7 @@ const internals = {
         name: Joi.string().required(),
         scope: Joi.string().valid('read', 'write', 'admin').required(),
         prefix: Joi.string().required(),
-        expires_at: Joi.date().allow(null),
+        expires_at: Joi.date().required(),
         last_used_at: Joi.date().allow(null),
         revoked_at: Joi.date().allow(null),
         created_by: Joi.string().allow(null),
@@ -39,18 +39,19 @@ export const apiKeyRoutes = [
         handler: (request) => request.services().apiKeys.list(actorOf(request), request.query)
     }),
 
-    route<{ Payload: { name: string; scope: ApiKeyScope; expires_at?: Date | null } }>({
+    route<{ Payload: { name: string; scope: ApiKeyScope; expires_at?: Date } }>({
         method: 'POST',
         path: '/api/v1/api-keys',
         options: {
-            description: 'Create an API key; the key is answered once, in `key`, and only its hash is kept',
+            description: 'Create an API key (interactive sessions only, not with an API key); the key is answered once, in `key`, and only its hash is kept. It expires at `expires_at`, at most API_KEY_MAX_LIFETIME_DAYS from now (the default)',
             tags: ['api', 'api-keys'],
             auth: { access: { scope: [...Access.any] } },
+            plugins: { aegis: { interactiveOnly: true } },
             validate: {
                 payload: Joi.object({
                     name: text(100).min(1).required(),
                     scope: Joi.string().valid('read', 'write', 'admin').required(),
-                    expires_at: Joi.date().iso().greater('now').allow(null)
+                    expires_at: Joi.date().iso().greater('now')
                 })
             },
             response: { status: { 201: internals.apiKey } }
@@ -62,9 +63,10 @@ export const apiKeyRoutes = [
         method: 'DELETE',
         path: '/api/v1/api-keys/{id}',
         options: {
-            description: 'Revoke an API key (own, or any as admin)',
+            description: 'Revoke an API key (own, or any as admin; interactive sessions only, not with an API key)',
             tags: ['api', 'api-keys'],
             auth: { access: { scope: [...Access.any] } },
+            plugins: { aegis: { interactiveOnly: true } },
             validate: { params: idParams }
         },
         handler: async (request, h) => {

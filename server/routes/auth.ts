@@ -2,6 +2,7 @@ import Joi from 'joi';
 
 import { User } from '../models';
 import { Access } from '../policy';
+import { refuseCrossSite } from '../plugins/auth';
 import { actorOf } from '../plugins/services';
 import * as UserSchemas from '../schemas/users';
 
@@ -11,7 +12,8 @@ import { route } from './route';
 export const cookieName = 'aegis_token';
 
 const internals = {
-    passwordChange: { aegis: { allowDuringPasswordChange: true } }
+    passwordChange: { aegis: { allowDuringPasswordChange: true } },
+    credentialChange: { aegis: { allowDuringPasswordChange: true, interactiveOnly: true } }
 };
 
 
@@ -23,6 +25,7 @@ export const authRoutes = [
             description: 'Log in with a username and password (form-encoded or JSON); sets the aegis_token cookie',
             tags: ['api', 'auth'],
             auth: false,
+            ext: { onPreAuth: { method: refuseCrossSite } },
             payload: { allow: ['application/json', 'application/x-www-form-urlencoded'] },
             validate: {
                 payload: Joi.object({
@@ -71,10 +74,10 @@ export const authRoutes = [
         method: 'POST',
         path: '/api/v1/auth/change-password',
         options: {
-            description: 'Change the own password (required while must_change_password is true); answers a fresh session',
+            description: 'Change the own password (required while must_change_password is true; interactive sessions only, not with an API key); answers a fresh session',
             tags: ['api', 'auth'],
             auth: { access: { scope: [...Access.any] } },
-            plugins: internals.passwordChange,
+            plugins: internals.credentialChange,
             validate: {
                 payload: Joi.object({
                     current_password: UserSchemas.password.required(),

@@ -2,7 +2,7 @@ import * as Crypto from 'crypto';
 
 import type { Knex } from 'knex';
 
-import { NotFoundError } from '../errors';
+import { NotFoundError, ValidationError } from '../errors';
 import { ApiKey, type ApiKeyScope } from '../models';
 import { ownsOrAdmin, type Actor } from '../policy';
 
@@ -14,13 +14,13 @@ import { page, type ListQuery, type Page } from './lists';
 export interface ApiKeyCreate {
     name: string;
     scope: ApiKeyScope;
-    expires_at?: Date | null;
+    expires_at?: Date;
 }
 
 
 export class ApiKeysService {
 
-    constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; maxLifetimeDays: number }) { }
 
     list(actor: Actor, list: ListQuery & { include_revoked?: boolean }): Promise<Page<ApiKey>> {
 
@@ -32,8 +32,14 @@ export class ApiKeysService {
         return page(query, list, { sort: 'created_at', order: 'desc' });
     }
 
-    // 256 random bits; only the SHA-256 of the key is stored, the key itself is answered once.
+    // 256 random bits; only the SHA-256 of the key is stored, the key itself is answered once. Every key expires: at
+    // the time asked for, at most the maximum lifetime from now, which is also the default.
     async create(actor: Actor, input: ApiKeyCreate): Promise<ApiKey & { key: string }> {
+
+        const latest = new Date(Date.now() + this.deps.maxLifetimeDays * 86_400_000);
+        if (input.expires_at && input.expires_at > latest) {
+            throw new ValidationError(`An API key lives at most ${this.deps.maxLifetimeDays} days`, ['expires_at'], 'lifetime_exceeded');
+        }
 
         const raw = `${apiKeyPrefix}${Crypto.randomBytes(32).toString('hex')}`;
         return await ApiKey.transaction(this.deps.knex, async (trx) => {
@@ -44,11 +50,11 @@ export class ApiKeysService {
                 scope: input.scope,
                 prefix: raw.slice(0, 14),
                 key_hash: hashApiKey(raw),
-                expires_at: input.expires_at ?? null,
+                expires_at: input.expires_at ?? latest,
                 created_by: actor.id
             });
 
-            await this.deps.audit.record(trx, actor, { action: 'api_key.create', entity_type: 'api_key', entity_id: key.id, details: { name: key.name, scope: key.scope } });
+            await this.deps.audit.record(trx, actor, { action: 'api_key.create', entity_type: 'api_key', entity_id: key.id, details: { name: key.name, scope: key.scope, expires_at: key.expires_at } });
             return Object.assign(key, { key: raw });
         });
     }

@@ -15,7 +15,7 @@ import { EventsService } from './events';
 import { HeatmapService } from './heatmap';
 import { EvidenceService, type UploadSettings } from './evidence';
 import { NotificationsService } from './notifications';
-import { MemoryAttemptCounter, PgRevocationStore, RedisAttemptCounter, RedisRevocationStore } from './stores';
+import { PgRevocationStore, RateLimiterLoginThrottle, RedisRevocationStore, type LoginLimits } from './stores';
 import { SystemService } from './system';
 import { TechniquesService } from './techniques';
 import { TestTemplatesService } from './test-templates';
@@ -32,7 +32,9 @@ export interface ServiceDeps {
     storage?: ObjectStore | undefined;
     uploads?: UploadSettings | undefined;
     jwt: JwtSettings;
-    login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
+    login: LoginLimits;
+    // API_KEY_MAX_LIFETIME_DAYS (365 when not given)
+    apiKeys?: { maxLifetimeDays: number } | undefined;
     version: string;
     heartbeatSeconds: number;
 }
@@ -44,12 +46,13 @@ export const createServices = (deps: ServiceDeps) => {
     const { knex, redis } = deps;
     const audit = new AuditService({ knex });
     const revocations = redis ? new RedisRevocationStore(knex, redis) : new PgRevocationStore(knex);
-    const attempts = redis ? new RedisAttemptCounter(redis) : new MemoryAttemptCounter();
+    const throttle = new RateLimiterLoginThrottle(redis ? { redis } : { knex }, deps.login);
     const events = new EventsService();
     const coverage = new CoverageService({ events });
     const techniques = new TechniquesService({ knex, audit });
     const notifications = new NotificationsService({ knex, audit });
     const tests = new TestsService({ knex, audit, events, coverage, notifications });
+    const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
 
     return {
@@ -61,9 +64,9 @@ export const createServices = (deps: ServiceDeps) => {
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),
-        auth: new AuthService({ knex, audit, revocations, attempts, jwt: deps.jwt, login: deps.login }),
+        auth: new AuthService({ knex, audit, revocations, throttle, jwt: deps.jwt, apiKeys }),
         users: new UsersService({ knex, audit }),
-        apiKeys: new ApiKeysService({ knex, audit }),
+        apiKeys: new ApiKeysService({ knex, audit, maxLifetimeDays: apiKeys.maxLifetimeDays }),
         notifications,
         tests,
         evidence: new EvidenceService({ knex, audit, tests, storage: deps.storage!, uploads }),

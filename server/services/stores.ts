@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
+import { RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 
 import type { Redis } from '../../integrations/redis';
-import { UnavailableError } from '../errors';
+import { RateLimitedError, UnavailableError } from '../errors';
 import { RevokedToken } from '../models';
 
 import { runStatement, type Statement } from './sql';
@@ -22,11 +23,21 @@ export interface RevocationStore {
 }
 
 
-// Failed-login counters per key in fixed windows.
-export interface AttemptCounter {
-    count(key: string): Promise<{ count: number; retryAfterSeconds: number }>;
-    increment(key: string, windowSeconds: number): Promise<number>;
-    reset(key: string): Promise<void>;
+// Password attempts (logins and password changes), counted before the password is checked.
+export interface LoginThrottle {
+    // Counts the attempt for the account+address pair, then for the account and the address; throws
+    // RateLimitedError when one of them is over its limit, UnavailableError when the store cannot answer.
+    consume(account: string, address: string): Promise<void>;
+    // The password was right: the attempt was no failure
+    succeeded(account: string, address: string): Promise<void>;
+}
+
+
+export interface LoginLimits {
+    maxFailuresPerUser: number;
+    maxFailuresPerIp: number;
+    maxFailuresPerPair: number;
+    windowSeconds: number;
 }
 
 
@@ -41,26 +52,6 @@ export const userLookup = {
 export const revocationKeys = {
     loaded: 'aegis:revocations:loaded',
     revoked: (jti: string) => `aegis:revoked:${jti}`
-};
-
-
-const internals = {
-    attemptsKey: (key: string) => `aegis:attempts:${key}`,
-
-    exec: async (multi: ReturnType<Redis['multi']>): Promise<[Error | null, unknown][]> => {
-
-        try {
-            const results = await multi.exec();
-            if (!results || results.some(([err]) => err)) {
-                throw new Error('redis transaction failed');
-            }
-
-            return results;
-        }
-        catch {
-            throw new UnavailableError('Authentication is temporarily unavailable');
-        }
-    }
 };
 
 
@@ -167,76 +158,58 @@ export class RedisRevocationStore extends PgRevocationStore {
 }
 
 
-export class MemoryAttemptCounter implements AttemptCounter {
+// rate-limiter-flexible's atomic counters in fixed windows: Redis (INCR in a script) when configured, PostgreSQL
+// (INSERT … ON CONFLICT DO UPDATE … RETURNING, the login_attempts table of a migration) otherwise, so that every API
+// instance shares the counts and concurrent attempts cannot all pass a check made before they are counted.
+export class RateLimiterLoginThrottle implements LoginThrottle {
 
-    private readonly counters = new Map<string, { count: number; resetAt: number }>();
+    private readonly pair: RateLimiterAbstract;
+    private readonly account: RateLimiterAbstract;
+    private readonly address: RateLimiterAbstract;
 
-    count(key: string): Promise<{ count: number; retryAfterSeconds: number }> {
+    constructor(store: { redis: Redis } | { knex: Knex }, limits: LoginLimits) {
 
-        const entry = this.live(key);
-        return Promise.resolve({ count: entry?.count ?? 0, retryAfterSeconds: entry ? Math.ceil((entry.resetAt - Date.now()) / 1000) : 0 });
+        const limiter = (name: string, points: number, sweeps = false): RateLimiterAbstract => {
+
+            const options = { keyPrefix: `aegis:login:${name}`, points, duration: limits.windowSeconds };
+            return 'redis' in store ?
+                new RateLimiterRedis({ ...options, storeClient: store.redis }) :
+                new RateLimiterPostgres({ ...options, storeClient: store.knex, storeType: 'knex', tableName: 'login_attempts', tableCreated: true, clearExpiredByTimeout: sweeps });
+        };
+
+        // One of the three sweeps the shared table of expired windows (every 5 minutes, unref'd)
+        this.pair = limiter('pair', limits.maxFailuresPerPair, true);
+        this.account = limiter('user', limits.maxFailuresPerUser);
+        this.address = limiter('ip', limits.maxFailuresPerIp);
     }
 
-    increment(key: string, windowSeconds: number): Promise<number> {
+    async consume(account: string, address: string): Promise<void> {
 
-        const entry = this.live(key) ?? { count: 0, resetAt: Date.now() + windowSeconds * 1000 };
-        entry.count++;
-        this.counters.set(key, entry);
-        if (this.counters.size > 100_000) {
-            this.sweep();
+        // The pair first: an address over its limit for this account adds nothing to the account's count, so that one
+        // address alone cannot lock the account for everyone else
+        await this.run([this.pair.consume(pairKey(account, address))]);
+        await this.run([this.account.consume(account), this.address.consume(address)]);
+    }
+
+    async succeeded(account: string, address: string): Promise<void> {
+
+        await Promise.all([this.pair.delete(pairKey(account, address)), this.account.reward(account), this.address.reward(address)]).catch(() => undefined);
+    }
+
+    private async run(attempts: Promise<unknown>[]): Promise<void> {
+
+        const refused = (await Promise.allSettled(attempts)).filter((result) => result.status === 'rejected').map((result) => result.reason as unknown);
+        if (refused.some((reason) => !(reason instanceof RateLimiterRes))) {
+            throw new UnavailableError('Authentication is temporarily unavailable');
         }
 
-        return Promise.resolve(entry.count);
-    }
-
-    reset(key: string): Promise<void> {
-
-        this.counters.delete(key);
-        return Promise.resolve();
-    }
-
-    private live(key: string) {
-
-        const entry = this.counters.get(key);
-        if (entry && entry.resetAt <= Date.now()) {
-            this.counters.delete(key);
-            return undefined;
-        }
-
-        return entry;
-    }
-
-    private sweep() {
-
-        const now = Date.now();
-        for (const [key, entry] of this.counters) {
-            if (entry.resetAt <= now) {
-                this.counters.delete(key);
-            }
+        if (refused.length) {
+            const wait = Math.max(...refused.map((reason) => (reason as RateLimiterRes).msBeforeNext));
+            throw new RateLimitedError(Math.max(1, Math.ceil(wait / 1000)));
         }
     }
 }
 
 
-export class RedisAttemptCounter implements AttemptCounter {
-
-    constructor(private readonly redis: Redis) { }
-
-    async count(key: string): Promise<{ count: number; retryAfterSeconds: number }> {
-
-        const [count, ttl] = await internals.exec(this.redis.multi().get(internals.attemptsKey(key)).ttl(internals.attemptsKey(key)));
-        return { count: Number(count?.[1] ?? 0), retryAfterSeconds: Math.max(0, Number(ttl?.[1] ?? 0)) };
-    }
-
-    async increment(key: string, windowSeconds: number): Promise<number> {
-
-        const [incr] = await internals.exec(this.redis.multi().incr(internals.attemptsKey(key)).expire(internals.attemptsKey(key), windowSeconds, 'NX'));
-        return Number(incr?.[1] ?? 0);
-    }
-
-    async reset(key: string): Promise<void> {
-
-        await this.redis.del(internals.attemptsKey(key));
-    }
-}
-
+// Where the throttle keeps an account+address pair (both parts are bounded: usernames ≤ 128, addresses ≤ 45)
+export const pairKey = (account: string, address: string): string => `${address}/${account}`;

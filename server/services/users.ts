@@ -214,8 +214,11 @@ export class UsersService {
         });
     }
 
+    // Two admins deactivating (or demoting) each other at once would each still see the other active: the changes that
+    // can remove an admin take one lock over the set of active admins, then count those committed so far.
     private async assertAnotherAdmin(trx: Knex.Transaction, exceptId: string): Promise<void> {
 
+        await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.activeAdmins]);
         const others = await User.query(trx).where({ role: Role.admin, is_active: true }).whereNot('id', exceptId).resultSize();
         if (others === 0) {
             throw new ConflictError('The last active admin cannot lose the admin role', 'last_admin');

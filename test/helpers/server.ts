@@ -70,6 +70,7 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
         uploads: uploadSettings(config),
         jwt: { secret: config.jwt.secret!, ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
         login: config.login,
+        apiKeys: config.apiKeys,
         version: 'test',
         heartbeatSeconds: config.worker.heartbeatSeconds
     });

@@ -2,11 +2,15 @@ import * as Crypto from 'crypto';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
+import type * as Hapi from '@hapi/hapi';
 import * as Jwt from '@hapi/jwt';
+import Pino from 'pino';
 
 import { AuditLog, User } from '../../server/models';
+import type { TokenFailure } from '../../server/services/auth';
 
-import { init, login, origin, password, type TestContext } from '../helpers/server';
+import { createServer } from '../../server/server';
+import { init, login, makeConfig, origin, password, type TestContext } from '../helpers/server';
 
 
 const lab = Lab.script();
@@ -30,7 +34,59 @@ const internals = {
         return Jwt.token.generate(payload, { key: key ?? context.config.jwt.secret!, algorithm }, { iat: false });
     },
 
-    me: (context: TestContext, headers: Record<string, string>) => context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers })
+    me: (context: TestContext, headers: Record<string, string>) => context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers }),
+
+    // A network of its own per test, so that no other test's attempts count against it
+    network: () => `10.${Crypto.randomInt(100, 250)}.${Crypto.randomInt(0, 250)}`,
+
+    // 100 wrong passwords at once for one account, from the addresses given; the statuses counted
+    storm: async (context: TestContext, username: string, address: (i: number) => string) => {
+
+        const results = await Promise.all(Array.from({ length: 100 }, (_, i) => context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password: 'Wrong-password-1234' }, remoteAddress: address(i) })));
+        const counts: Record<number, number> = {};
+        for (const res of results) {
+            counts[res.statusCode] = (counts[res.statusCode] ?? 0) + 1;
+        }
+
+        return counts;
+    },
+
+    // Counted before the password is checked: never more wrong passwords checked than the limits allow
+    throttlesConcurrentAttempts: async (context: TestContext) => {
+
+        const { maxFailuresPerPair, maxFailuresPerUser, windowSeconds } = context.config.login;
+
+        // One address: the pair's limit, below the account's, so the account still works from anywhere else
+        const user = await context.createUser('viewer');
+        const network = internals.network();
+        expect(await internals.storm(context, user.username, () => `${network}.1`)).to.equal({ 401: maxFailuresPerPair, 429: 100 - maxFailuresPerPair });
+        const blocked = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: `${network}.1` });
+        expect(blocked.statusCode).to.equal(429);
+        expect(Number(blocked.headers['retry-after'])).to.be.within(1, windowSeconds);
+        const elsewhere = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: `${network}.2` });
+        expect(elsewhere.statusCode).to.equal(200);
+
+        // A hundred addresses: the account's limit
+        const target = await context.createUser('viewer');
+        expect(await internals.storm(context, target.username, (i) => `${network}.${i + 100}`)).to.equal({ 401: maxFailuresPerUser, 429: 100 - maxFailuresPerUser });
+        const locked = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: target.username, password }, remoteAddress: `${network}.3` });
+        expect(locked.statusCode).to.equal(429);
+        const { request_id: requestId, ...body } = JSON.parse(locked.payload);
+        expect(body).to.equal({ statusCode: 429, error: 'Too Many Requests', message: 'Too many attempts, try again later', code: 'rate_limited' });
+
+        const failures = await AuditLog.query(context.knex).where({ action: 'auth.login', outcome: 'failure', entity_id: target.id });
+        expect(failures).to.have.length(maxFailuresPerUser);
+    },
+
+    // A refused token: the generic body with its one code, and no reason in the body or the challenge
+    refused: (res: { statusCode: number; headers: Record<string, unknown>; payload: string }, code: TokenFailure, label: string = code) => {
+
+        expect(res.statusCode, label).to.equal(401);
+        const { request_id: requestId, ...body } = JSON.parse(res.payload);
+        expect(requestId).to.be.a.string();
+        expect(body, label).to.equal({ statusCode: 401, error: 'Unauthorized', message: 'Missing, invalid or expired credentials', code });
+        expect(res.headers['www-authenticate'], label).to.equal('Bearer error="invalid_token"');
+    }
 };
 
 
@@ -153,7 +209,7 @@ describe('Auth', () => {
             expect((blocked.result as any).code).to.equal('rate_limited');
 
             // No permanent lockout: the window passes (here: an admin clears it by waiting it out in Redis)
-            await context.redis!.del(`aegis:attempts:user:${user.username.toLowerCase()}`);
+            await context.redis!.del(`aegis:login:user:${user.username.toLowerCase()}`);
             const again = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.7.99.1' });
             expect(again.statusCode).to.equal(200);
         });
@@ -169,6 +225,40 @@ describe('Auth', () => {
             expect(blocked.statusCode).to.equal(429);
             const other = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: '10.6.0.2' });
             expect(other.statusCode).to.equal(200);
+        });
+
+        it('counts attempts before checking the password: 100 parallel wrong passwords get at most the limit of 401s (Redis)', async () => {
+
+            await internals.throttlesConcurrentAttempts(context);
+        });
+
+        it('takes the client address from X-Forwarded-For only as TRUST_PROXY allows', async () => {
+
+            const network = internals.network();
+            const attempt = async (server: Hapi.Server, peer: string, forwarded?: string) => {
+
+                const username = `nobody-${Crypto.randomBytes(4).toString('hex')}`;
+                const res = await server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password: 'Wrong-password-1234' }, remoteAddress: peer, headers: forwarded ? { 'x-forwarded-for': forwarded } : {} });
+                expect(res.statusCode).to.equal(401);
+                return (await AuditLog.query(context.knex).where({ action: 'auth.login' }).whereRaw(`details->>'username' = ?`, [username]).first())!.ip;
+            };
+
+            const proxied = (trust: string) => createServer({ config: makeConfig({ TRUST_PROXY: trust }), services: context.services, logger: Pino({ level: 'silent' }), version: 'test' });
+            const listed = await proxied(`${network}.0/24, 192.0.2.1`);
+            const one = await proxied('true');
+
+            // Off (the default): the socket's address, whatever the header says
+            expect(await attempt(context.server, `${network}.9`, '203.0.113.7')).to.equal(`${network}.9`);
+
+            // A list: from the right, past the trusted proxies, to the first address that is not one
+            expect(await attempt(listed, `${network}.9`, `198.51.100.1, 203.0.113.7, 192.0.2.1`)).to.equal('203.0.113.7');
+            expect(await attempt(listed, `${network}.9`, `203.0.113.8`)).to.equal('203.0.113.8');
+            expect(await attempt(listed, '198.51.100.2', '203.0.113.9')).to.equal('198.51.100.2');
+            expect(await attempt(listed, `${network}.9`, 'garbage, 192.0.2.1')).to.equal('192.0.2.1');
+            expect(await attempt(listed, `${network}.9`)).to.equal(`${network}.9`);
+
+            // true: one proxy, the right-most entry
+            expect(await attempt(one, '198.51.100.3', '203.0.113.10, 203.0.113.11')).to.equal('203.0.113.11');
         });
 
         it('answers 400 to a missing field, an unknown field and a wrong type, and 415 to XML', async () => {
@@ -187,36 +277,59 @@ describe('Auth', () => {
 
     describe('tokens', () => {
 
-        it('accepts a well-formed token and rejects every forged or incomplete one with a generic 401', async () => {
+        it('accepts a well-formed token and rejects every forged or incomplete one with a generic 401 and one code', async () => {
 
             const user = context.users.viewer;
             const good = internals.sign(context, user);
             expect((await internals.me(context, { authorization: `Bearer ${good}` })).statusCode).to.equal(200);
 
             const now = Math.floor(Date.now() / 1000);
+            const ttl = context.config.jwt.ttlSeconds;
             const [header, body] = good.split('.');
-            const forged = [
-                `${internals.b64({ alg: 'none', typ: 'JWT' })}.${body}.`,
-                internals.sign(context, user, {}, 'another-secret-another-secret-another-secret'),
-                internals.sign(context, user, {}, context.config.jwt.secret, 'HS512'),
-                internals.sign(context, user, { exp: undefined }),
-                internals.sign(context, user, { jti: undefined }),
-                internals.sign(context, user, { ver: undefined }),
-                internals.sign(context, user, { iat: now - 7200, exp: now + 600 }),
-                internals.sign(context, user, { iat: now - 4000, exp: now - 400 }),
-                internals.sign(context, user, { aud: 'someone-else' }),
-                internals.sign(context, user, { iss: 'someone-else' }),
-                internals.sign(context, user, { sub: Crypto.randomUUID() }),
-                internals.sign(context, user, { ver: user.token_version + 1 }),
-                `${internals.b64({ alg: 'HS256', typ: 'JWT', jku: 'https://attacker.example/keys' })}.${body}.${good.split('.')[2]}`,
-                `${header}.${internals.b64({ sub: user.id, role: 'admin' })}.${good.split('.')[2]}`,
-                'not-a-token'
+            const forged: [string, TokenFailure][] = [
+                [`${internals.b64({ alg: 'none', typ: 'JWT' })}.${body}.`, 'token_invalid'],
+                [internals.sign(context, user, {}, 'another-secret-another-secret-another-secret'), 'token_invalid'],
+                [internals.sign(context, user, {}, context.config.jwt.secret, 'HS512'), 'token_invalid'],
+                [internals.sign(context, user, { exp: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { iat: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { jti: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { ver: undefined }), 'token_invalid'],
+                [internals.sign(context, user, { iat: now - 7200, exp: now + 600 }), 'token_invalid'],
+                [internals.sign(context, user, { iat: now - 4000, exp: now - 400 }), 'token_expired'],
+                [internals.sign(context, user, { iat: now - ttl - 60, exp: now - 60 }), 'token_expired'],
+                [internals.sign(context, user, { aud: 'someone-else' }), 'token_invalid'],
+                [internals.sign(context, user, { iss: 'someone-else' }), 'token_invalid'],
+                [internals.sign(context, user, { nbf: now + 600 }), 'token_invalid'],
+                [internals.sign(context, user, { sub: Crypto.randomUUID() }), 'token_revoked'],
+                [internals.sign(context, user, { ver: user.token_version + 1 }), 'token_revoked'],
+                [`${internals.b64({ alg: 'HS256', typ: 'JWT', jku: 'https://attacker.example/keys' })}.${body}.${good.split('.')[2]}`, 'token_invalid'],
+                [`${header}.${internals.b64({ sub: user.id, role: 'admin' })}.${good.split('.')[2]}`, 'token_invalid'],
+                ['not-a-token', 'token_invalid'],
+                [`${good} extra`, 'token_invalid']
             ];
 
-            for (const token of forged) {
-                const res = await internals.me(context, { authorization: `Bearer ${token}` });
-                expect(res.statusCode, token).to.equal(401);
-                expect((res.result as any).message).to.equal('Missing, invalid or expired credentials');
+            for (const [token, code] of forged) {
+                internals.refused(await internals.me(context, { authorization: `Bearer ${token}` }), code, `${code} ${token}`);
+                if (!token.includes(' ')) {
+                    internals.refused(await internals.me(context, { cookie: `aegis_token=${token}` }), code, `${code} cookie ${token}`);
+                }
+            }
+        });
+
+        it('refuses a token issued in the future, or one that lives longer than the configured TTL (token_invalid)', async () => {
+
+            const user = context.users.viewer;
+            const now = Math.floor(Date.now() / 1000);
+            const ttl = context.config.jwt.ttlSeconds;
+            for (const claims of [{ iat: now + 300, exp: now + 600 }, { iat: now + 86_400, exp: now + 86_400 + 60 }, { iat: now - 10, exp: now + ttl + 60 }, { iat: now, exp: now + ttl + 1 }]) {
+                const token = internals.sign(context, user, claims);
+                internals.refused(await internals.me(context, { authorization: `Bearer ${token}` }), 'token_invalid', JSON.stringify(claims));
+            }
+
+            // Within the 30 s skew and exactly the TTL are fine
+            for (const claims of [{ iat: now + 20, exp: now + 20 + ttl }, { iat: now, exp: now + ttl }]) {
+                const token = internals.sign(context, user, claims);
+                expect((await internals.me(context, { authorization: `Bearer ${token}` })).statusCode, JSON.stringify(claims)).to.equal(200);
             }
         });
 
@@ -253,7 +366,7 @@ describe('Auth', () => {
             const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } });
             expect(res.statusCode).to.equal(204);
             expect(res.headers['set-cookie']![0]).to.include('aegis_token=;');
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
 
             const audit = await AuditLog.query(context.knex).where({ action: 'auth.logout', actor_id: user.id });
             expect(audit.length).to.equal(1);
@@ -265,7 +378,7 @@ describe('Auth', () => {
             const session = await login(context.server, (await context.createUser('red_lead')).username);
             await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } });
             await context.redis!.flushdb();
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
         });
 
         it('answers 401 without credentials', async () => {
@@ -308,6 +421,41 @@ describe('Auth', () => {
             const bearer = await context.server.inject({ method: 'PATCH', url, headers: { authorization: session.authorization }, payload: { theme: 'light' } });
             expect(bearer.statusCode).to.equal(200);
         });
+        it('refuses a cross-site login (login CSRF) before setting any cookie, and lets scripts and allowed origins log in', async () => {
+
+            const user = await context.createUser('viewer');
+            const form = `username=${user.username}&password=${encodeURIComponent(password)}`;
+            const post = (headers: Record<string, string>) => context.server.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: form });
+
+            const refused: Record<string, string>[] = [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example', 'sec-fetch-site': 'same-origin' }];
+            for (const headers of refused) {
+                const res = await post(headers);
+                expect(res.statusCode, JSON.stringify(headers)).to.equal(403);
+                const { request_id: requestId, ...body } = JSON.parse(res.payload);
+                expect(requestId).to.be.a.string();
+                expect(body).to.equal({ statusCode: 403, error: 'Forbidden', message: 'Cross-site request refused', code: 'csrf_rejected' });
+                expect(res.headers['set-cookie']).to.not.exist();
+            }
+
+            expect(await AuditLog.query(context.knex).where({ action: 'auth.login', actor_id: user.id })).to.have.length(0);
+
+            const allowed: Record<string, string>[] = [{ origin }, {}, { 'sec-fetch-site': 'same-origin' }];
+            for (const headers of allowed) {
+                const res = await post(headers);
+                expect(res.statusCode, JSON.stringify(headers)).to.equal(200);
+                expect(res.headers['set-cookie']![0]!).to.startWith('aegis_token=');
+            }
+        });
+
+        it('sets a Secure cookie by default in production', async () => {
+
+            const server = await createServer({ config: makeConfig({ NODE_ENV: 'production' }), services: context.services, logger: Pino({ level: 'silent' }), version: 'test' });
+            const user = await context.createUser('viewer');
+            const res = await server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password } });
+            expect(res.statusCode).to.equal(200);
+            expect(res.headers['set-cookie']![0]).to.include('; Secure');
+            expect((await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password } })).headers['set-cookie']![0]).to.not.include('Secure');
+        });
     });
 
     describe('POST /auth/change-password and must_change_password', () => {
@@ -345,10 +493,32 @@ describe('Auth', () => {
             expect(fresh.user.must_change_password).to.be.false();
 
             // The old token is gone, the new one works everywhere, and so does the new password
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
             const keys = await context.server.inject({ method: 'GET', url: '/api/v1/api-keys', headers: { authorization: `Bearer ${fresh.access_token}` } });
             expect(keys.statusCode).to.equal(200);
             await login(context.server, user.username, 'A-much-better-one-42');
+        });
+
+        it('throttles wrong current passwords with the login throttle (25 wrong answers reach 429)', async () => {
+
+            const user = await context.createUser('red_tech');
+            const address = `${internals.network()}.1`;
+            const res = await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: address });
+            const authorization = `Bearer ${(res.result as { access_token: string }).access_token}`;
+
+            const statuses: number[] = [];
+            for (let i = 0; i < 25; ++i) {
+                const change = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization }, payload: { current_password: `Not-the-password-${i}`, new_password: 'A-much-better-one-42' }, remoteAddress: address });
+                statuses.push(change.statusCode);
+            }
+
+            const pair = context.config.login.maxFailuresPerPair;
+            expect(statuses).to.equal([...Array(pair).fill(400), ...Array(25 - pair).fill(429)]);
+
+            // One throttle: the login from that address is refused too, even with the right password
+            expect((await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: address })).statusCode).to.equal(429);
+            const right = await context.server.inject({ method: 'POST', url: '/api/v1/auth/change-password', headers: { authorization }, payload: { current_password: password, new_password: 'A-much-better-one-42' }, remoteAddress: address });
+            expect(right.statusCode).to.equal(429);
         });
 
         it('refuses passwords that are short, common, or contain the username', async () => {
@@ -372,14 +542,14 @@ describe('Auth', () => {
 
             const demote = await context.server.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, headers: { authorization: admin.authorization }, payload: { role: 'viewer' } });
             expect(demote.statusCode).to.equal(200);
-            expect((await internals.me(context, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: session.authorization }), 'token_revoked');
 
             const again = await login(context.server, user.username);
             expect((await internals.me(context, { authorization: again.authorization })).result).to.include({ role: 'viewer' });
 
             const deactivate = await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${user.id}`, headers: { authorization: admin.authorization } });
             expect(deactivate.statusCode).to.equal(200);
-            expect((await internals.me(context, { authorization: again.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(context, { authorization: again.authorization }), 'token_revoked');
             expect((await User.query(context.knex).findById(user.id))!.is_active).to.be.false();
         });
     });
@@ -404,14 +574,20 @@ describe('Auth', () => {
             const session = await login(pgOnly.server, user.username);
             expect((await internals.me(pgOnly, { authorization: session.authorization })).statusCode).to.equal(200);
             expect((await pgOnly.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: session.authorization } })).statusCode).to.equal(204);
-            expect((await internals.me(pgOnly, { authorization: session.authorization })).statusCode).to.equal(401);
+            internals.refused(await internals.me(pgOnly, { authorization: session.authorization }), 'token_revoked');
             expect(await pgOnly.knex('revoked_tokens').where({ user_id: user.id })).to.have.length(1);
+        });
+
+        it('counts attempts before checking the password in PostgreSQL: 100 parallel wrong passwords get at most the limit of 401s', async () => {
+
+            await internals.throttlesConcurrentAttempts(pgOnly);
+            expect((await pgOnly.knex('login_attempts').where('key', 'like', 'aegis:login:%')).length).to.be.above(0);
         });
 
         it('refuses a validly signed token whose subject is not a user id', async () => {
 
             const token = internals.sign(pgOnly, pgOnly.users.viewer, { sub: 'not-a-uuid' });
-            expect((await internals.me(pgOnly, { authorization: `Bearer ${token}` })).statusCode).to.equal(401);
+            internals.refused(await internals.me(pgOnly, { authorization: `Bearer ${token}` }), 'token_invalid');
         });
     });
 });

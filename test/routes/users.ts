@@ -198,6 +198,35 @@ describe('Users', () => {
             expect(JSON.parse(deactivate.payload).is_active).to.be.false();
             expect((await context.server.inject({ method: 'DELETE', url: `/api/v1/users/${Crypto.randomUUID()}`, auth: context.as('admin') })).statusCode).to.equal(404);
         });
+
+        it('never leaves no active admin when two admins remove each other at once', async () => {
+
+            const active = await User.query(context.knex).where({ role: 'admin', is_active: true });
+            await User.query(context.knex).whereIn('id', active.map((admin) => admin.id)).patch({ is_active: false });
+            try {
+                const as = (user: User) => ({ strategy: 'jwt-bearer', credentials: { user, scope: ['admin'], app: {} } });
+                for (let i = 0; i < 6; ++i) {
+                    const a = await context.createUser('admin');
+                    const b = await context.createUser('admin');
+
+                    // Deactivation against deactivation, then deactivation against demotion
+                    const results = await Promise.all([
+                        context.server.inject({ method: 'DELETE', url: `/api/v1/users/${b.id}`, auth: as(a) }),
+                        i % 2 ?
+                            context.server.inject({ method: 'PATCH', url: `/api/v1/users/${a.id}`, auth: as(b), payload: { role: 'viewer' } }) :
+                            context.server.inject({ method: 'DELETE', url: `/api/v1/users/${a.id}`, auth: as(b) })
+                    ]);
+
+                    expect(results.map((res) => res.statusCode).sort(), `round ${i}`).to.equal([200, 409]);
+                    expect(JSON.parse(results.find((res) => res.statusCode === 409)!.payload).code).to.equal('last_admin');
+                    expect(await User.query(context.knex).where({ role: 'admin', is_active: true }).resultSize(), `round ${i}`).to.equal(1);
+                    await User.query(context.knex).whereIn('id', [a.id, b.id]).patch({ is_active: false });
+                }
+            }
+            finally {
+                await User.query(context.knex).whereIn('id', active.map((admin) => admin.id)).patch({ is_active: true });
+            }
+        });
     });
 
     describe('GET /users/me and PATCH /users/me/preferences', () => {

@@ -23,7 +23,31 @@ describe('Configuration', () => {
         expect(config.jwt.ttlSeconds).to.equal(3600);
         expect(config.uploads).to.equal({ maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes });
         expect(config.cookie.secure).to.be.false();
+        expect(config.login).to.equal({ maxFailuresPerUser: 10, maxFailuresPerIp: 50, maxFailuresPerPair: 5, windowSeconds: 900 });
+        expect(config.trustProxy).to.be.false();
+        expect(config.apiKeys).to.equal({ maxLifetimeDays: 365 });
         expect(Object.isFrozen(config)).to.be.true();
+    });
+
+    it('makes the cookie Secure by default in production, unless COOKIE_SECURE says otherwise', () => {
+
+        expect(loadConfig({ NODE_ENV: 'production' }).cookie.secure).to.be.true();
+        expect(loadConfig({ NODE_ENV: 'production', COOKIE_SECURE: 'false' }).cookie.secure).to.be.false();
+        expect(loadConfig({ NODE_ENV: 'development', AEGIS_PUBLIC_URL: 'http://aegis.local' }).cookie.secure).to.be.false();
+    });
+
+    it('reads the login throttle, the proxy trust and the API-key lifetime', () => {
+
+        expect(loadConfig({ LOGIN_MAX_FAILURES_PER_USER: '3' }).login.maxFailuresPerPair).to.equal(2);
+        expect(loadConfig({ LOGIN_MAX_FAILURES_PER_PAIR: '7' }).login.maxFailuresPerPair).to.equal(7);
+        expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).to.be.true();
+        expect(loadConfig({ TRUST_PROXY: 'off' }).trustProxy).to.be.false();
+        expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, ::1,192.168.1.5' }).trustProxy).to.equal(['10.0.0.0/8', '::1', '192.168.1.5']);
+        expect(loadConfig({ API_KEY_MAX_LIFETIME_DAYS: '30' }).apiKeys.maxLifetimeDays).to.equal(30);
+
+        for (const [name, value] of [['TRUST_PROXY', 'yes'], ['TRUST_PROXY', '10.0.0.0/33'], ['TRUST_PROXY', '10.0.0.1/8/1'], ['LOGIN_MAX_FAILURES_PER_PAIR', '11'], ['API_KEY_MAX_LIFETIME_DAYS', '0']] as const) {
+            expect(() => loadConfig({ [name]: value }), `${name}=${value}`).to.throw(ConfigError, new RegExp(name));
+        }
     });
 
     it('configures S3, TLS cookies and lists from the environment', () => {
