@@ -372,7 +372,9 @@ export class AttackImportService {
             ])
         }, techniques.map((technique) => ({
             ...internals.base(technique, domain, version),
-            is_subtechnique: technique.is_subtechnique,
+            // A sub-technique whose parent is not in the bundle (the parser warns) stands alone: a flag without a parent
+            // would be a row the database refuses
+            is_subtechnique: Boolean(technique.parent_mitre_id && inBundle.has(technique.parent_mitre_id)),
             parent_id: technique.parent_mitre_id && inBundle.has(technique.parent_mitre_id) ? technique.parent_mitre_id : null,
             platforms: technique.platforms,
             detection: technique.detection,

@@ -102,7 +102,7 @@ export class CoverageService {
                 latest_validated_test_id: test?.id ?? null,
                 latest_validated_at: test?.validated_at ?? null,
                 coverage_updated_at: trx.fn.now(),
-                ...(test ? { needs_review: false, review_reason: null } : {})
+                ...(test ? { needs_review: false, review_reason: null, review_requested_at: null, review_requested_by: null } : {})
             });
 
             if (status !== technique.coverage_status) {

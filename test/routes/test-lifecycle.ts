@@ -209,7 +209,7 @@ describe('Test lifecycle routes', () => {
     it('refuses a detection timed before the execution, and an execution moved after a kept detection (400 naming the field, nothing written)', async () => {
 
         const patch = (role: Role, id: string, side: 'red' | 'blue', payload: object) => context.server.inject({ method: 'PATCH', url: `/api/v1/tests/${id}/${side}`, auth: context.as(role), payload });
-        const blue = await testRow(context.knex, { state: 'blue_evaluating', executed_at: new Date('2026-11-28T10:00:00.000Z'), detections: [], detection_outcome: null } as Partial<Test>);
+        const blue = await testRow(context.knex, { state: 'blue_evaluating', executed_at: new Date('2026-11-28T10:00:00.000Z'), detections: [], detection_outcome: null, detected_at: null } as Partial<Test>);
         const early = await patch('blue_tech', blue.id, 'blue', { detections: [{ tool: 'SIEM', outcome: 'logged', detected_at: '2026-11-28T10:05:00.000Z' }, { tool: 'EDR', outcome: 'alerted', detected_at: '2026-11-28T09:59:59.000Z' }] });
         expect(early.statusCode).to.equal(400);
         expect(early.result).to.include({ code: 'detected_before_executed', fields: ['detections.1.detected_at'] });
