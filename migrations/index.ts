@@ -4,6 +4,7 @@ import * as Foundation from './20261128000001_foundation';
 import * as Attack from './20261128000002_attack';
 import * as Tests from './20261128000003_tests';
 import * as Integrity from './20261206000300_integrity';
+import * as CoverageRollup from './20261206000301_coverage_rollup';
 
 
 export interface Migration {
@@ -18,5 +19,6 @@ export const migrations: Migration[] = [
     Foundation,
     Attack,
     Tests,
-    Integrity
+    Integrity,
+    CoverageRollup
 ];

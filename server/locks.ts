@@ -4,7 +4,8 @@ export const LockKey = {
     migrations: 736_421_901,
     firstAdmin: 736_421_902,
     attackImport: 736_421_903,
-    customTechniqueId: 736_421_904
+    customTechniqueId: 736_421_904,
+    coverage: 736_421_905
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -47,7 +47,7 @@ export const createServices = (deps: ServiceDeps) => {
     const attempts = redis ? new RedisAttemptCounter(redis) : new MemoryAttemptCounter();
     const events = new EventsService();
     const coverage = new CoverageService({ events });
-    const techniques = new TechniquesService({ knex, audit });
+    const techniques = new TechniquesService({ knex, audit, coverage });
     const notifications = new NotificationsService({ knex, audit });
     const tests = new TestsService({ knex, audit, events, coverage, notifications });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
@@ -57,7 +57,7 @@ export const createServices = (deps: ServiceDeps) => {
         events,
         coverage,
         techniques,
-        attackImport: new AttackImportService({ knex, audit, queue: deps.queue }),
+        attackImport: new AttackImportService({ knex, audit, coverage, queue: deps.queue }),
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),
