@@ -39,6 +39,7 @@ export interface Config {
     uploads: { maxBytes: number; allowedTypes: string[] };
     login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
     attack: { source: string; d3fendSource: string };
+    coverage: { stalenessDays: number };
     chromiumPath: string;
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
 }
@@ -88,6 +89,7 @@ const internals = {
         LOGIN_WINDOW_SECONDS: Joi.number().integer().min(60).max(3600).default(900),
         ATTACK_SOURCE: Joi.string().default(defaultAttackSource),
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
+        COVERAGE_STALENESS_DAYS: Joi.number().integer().min(1).max(3650).default(180),
         CHROMIUM_PATH: Joi.string().default('/usr/bin/chromium'),
         WORKER_HEARTBEAT_SECONDS: Joi.number().integer().min(1).max(300).default(10),
         WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000)
@@ -154,6 +156,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Readonly<Confi
         uploads: { maxBytes: v.UPLOAD_MAX_BYTES, allowedTypes: v.UPLOAD_ALLOWED_TYPES ? internals.list(v.UPLOAD_ALLOWED_TYPES) : defaultUploadTypes },
         login: { maxFailuresPerUser: v.LOGIN_MAX_FAILURES_PER_USER, maxFailuresPerIp: v.LOGIN_MAX_FAILURES_PER_IP, windowSeconds: v.LOGIN_WINDOW_SECONDS },
         attack: { source: v.ATTACK_SOURCE, d3fendSource: v.D3FEND_SOURCE },
+        coverage: { stalenessDays: v.COVERAGE_STALENESS_DAYS },
         chromiumPath: v.CHROMIUM_PATH,
         worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS }
     };

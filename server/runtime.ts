@@ -98,7 +98,8 @@ export const createRuntime = async (config: Config, options: { name: string; log
         jwt: { secret: resolveJwtSecret(config), ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
         login: config.login,
         version,
-        heartbeatSeconds: config.worker.heartbeatSeconds
+        heartbeatSeconds: config.worker.heartbeatSeconds,
+        coverage: config.coverage
     });
 
     return {

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { LockKey } from '../locks';
 import type { Actor } from '../policy';
 
+import type { AuditService } from './audit';
 import type { DomainEvent, EventsService } from './events';
 
 
@@ -32,6 +33,11 @@ export const outcomeWeights = { prevented: 100, alerted: 90, logged: 40, not_det
 
 
 export const scoreOf = (outcome: string | null | undefined): number | null => (outcome && outcome in outcomeWeights ? outcomeWeights[outcome as keyof typeof outcomeWeights] : null);
+
+
+export interface CoverageSettings {
+    stalenessDays: number;              // COVERAGE_STALENESS_DAYS: a latest validation older than this needs review
+}
 
 
 export interface CoverageFigure {
@@ -95,7 +101,7 @@ const internals = {
 // every route reads (coverage_status, score), rolled up for parents. Runs inside the transaction of the change.
 export class CoverageService {
 
-    constructor(private readonly deps: { events: EventsService }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; events: EventsService; settings: CoverageSettings }) { }
 
     // After a validation (or a change of what coverage depends on) on these techniques: their own figures from their
     // tests, then the stored figure of each and of their parents.
@@ -156,6 +162,34 @@ export class CoverageService {
 
         await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.coverage]);
         return await this.store(trx, actor, techniqueIds ?? null);
+    }
+
+    // The daily staleness rule (domain.md): an active technique whose latest validation is older than the staleness
+    // period needs review, asked by the system (review_requested_by null) with the date in the reason. A technique
+    // already flagged keeps its own reason. Answers the techniques it flagged.
+    async markStale(actor: Actor, now = new Date()): Promise<string[]> {
+
+        const days = this.deps.settings.stalenessDays;
+        const cutoff = new Date(now.getTime() - days * 86_400_000);
+        return await this.deps.knex.transaction(async (trx) => {
+
+            const rows: { mitre_id: string }[] = await trx('techniques')
+                .where('needs_review', false).where('revoked', false).where('deprecated', false).where('latest_validated_at', '<', cutoff)
+                .update({
+                    needs_review: true,
+                    review_reason: trx.raw(`'Latest validation on ' || to_char(latest_validated_at at time zone 'UTC', 'YYYY-MM-DD') || ' is older than the staleness period of ' || ?::integer || ' days'`, [days]),
+                    review_requested_at: now,
+                    review_requested_by: null,
+                    updated_at: trx.fn.now()
+                }, ['mitre_id']);
+
+            const ids = rows.map((row) => row.mitre_id).sort();
+            if (ids.length) {
+                await this.deps.audit.record(trx, actor, { action: 'technique.review_stale', entity_type: 'technique', details: { staleness_days: days, count: ids.length, technique_ids: ids.slice(0, 1000) } });
+            }
+
+            return ids;
+        });
     }
 
     // rollUp over the stored own figures; writes and announces only the figures that changed

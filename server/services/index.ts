@@ -9,7 +9,7 @@ import { AuditService } from './audit';
 import { AttackImportService } from './attack-import';
 import { ApiKeysService } from './api-keys';
 import { AuthService, type JwtSettings } from './auth';
-import { CoverageService } from './coverage';
+import { CoverageService, type CoverageSettings } from './coverage';
 import { DataSourcesService } from './data-sources';
 import { EventsService } from './events';
 import { HeatmapService } from './heatmap';
@@ -35,6 +35,7 @@ export interface ServiceDeps {
     login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
     version: string;
     heartbeatSeconds: number;
+    coverage?: CoverageSettings | undefined;        // unset: the defaults of config.ts
 }
 
 
@@ -46,7 +47,7 @@ export const createServices = (deps: ServiceDeps) => {
     const revocations = redis ? new RedisRevocationStore(knex, redis) : new PgRevocationStore(knex);
     const attempts = redis ? new RedisAttemptCounter(redis) : new MemoryAttemptCounter();
     const events = new EventsService();
-    const coverage = new CoverageService({ events });
+    const coverage = new CoverageService({ knex, audit, events, settings: deps.coverage ?? { stalenessDays: 180 } });
     const techniques = new TechniquesService({ knex, audit, coverage });
     const notifications = new NotificationsService({ knex, audit });
     const tests = new TestsService({ knex, audit, events, coverage, notifications });

@@ -71,7 +71,8 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
         jwt: { secret: config.jwt.secret!, ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
         login: config.login,
         version: 'test',
-        heartbeatSeconds: config.worker.heartbeatSeconds
+        heartbeatSeconds: config.worker.heartbeatSeconds,
+        coverage: config.coverage
     });
 
     const server = await createServer({ config, services, logger, version: 'test' });

@@ -107,4 +107,23 @@ describe('Coverage across routes', () => {
         expect((await request('admin', 'PATCH', `/techniques/${third}`, { parent_id: null })).statusCode).to.equal(200);
         expect(json(await request('viewer', 'GET', `/techniques/${parent}`))).to.include(covered);
     });
+
+    it('keeps needs_review when a not_applicable test is validated, and clears every review field on a newer result', async () => {
+
+        const id = json(await request('admin', 'POST', '/techniques', { name: 'Review probe' })).mitre_id as string;
+        await validate(id, 'alerted');
+        expect((await request('blue_lead', 'PATCH', `/techniques/${id}/review`, { needs_review: true, reason: 'New EDR policy' })).statusCode).to.equal(200);
+        const review = () => context.knex('techniques').where('mitre_id', id).first('coverage_status', 'needs_review', 'review_reason', 'review_requested_by');
+        const requested = { coverage_status: 'covered', needs_review: true, review_reason: 'New EDR policy', review_requested_by: context.users.blue_lead.id };
+        expect(await review()).to.equal(requested);
+
+        // No evidence either way: the older alerted result stays the latest, and the review stays asked for
+        await validate(id, 'not_applicable');
+        expect(await review()).to.equal(requested);
+        expect(json(await request('viewer', 'GET', `/techniques/${id}`))).to.include({ needs_review: true, review_reason: 'New EDR policy' });
+
+        await validate(id, 'logged');
+        expect(await review()).to.equal({ coverage_status: 'partial', needs_review: false, review_reason: null, review_requested_by: null });
+        expect((await context.knex('techniques').where('mitre_id', id).first('review_requested_at')).review_requested_at).to.be.null();
+    });
 });
