@@ -5,7 +5,8 @@ export const LockKey = {
     firstAdmin: 736_421_902,
     attackImport: 736_421_903,
     customTechniqueId: 736_421_904,
-    coverage: 736_421_905
+    coverage: 736_421_905,
+    customDataComponentId: 736_421_906
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

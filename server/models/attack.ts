@@ -139,6 +139,8 @@ export class DataComponent extends StixObject {
     declare notes: string | null;
     declare assessed_by: string | null;
     declare assessed_at: Date | null;
+    declare is_custom: boolean;                 // the organisation's own (stix_id null, mitre_id XDC0001...)
+    declare created_by: string | null;
 }
 
 

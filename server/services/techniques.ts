@@ -8,6 +8,7 @@ import type { Actor } from '../policy';
 import { d3fendTactics } from './attack-import';
 import type { AuditService } from './audit';
 import { scoreOf, type CoverageService } from './coverage';
+import { nextCustomId } from './custom-ids';
 import { likePattern, type ListQuery, type Page } from './lists';
 
 
@@ -199,11 +200,7 @@ export class TechniquesService {
 
         const mitreId = await Technique.transaction(this.deps.knex, async (trx) => {
 
-            // One allocator at a time: the next X-number is read and used under the lock
-            await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.customTechniqueId]);
-            const row = await trx('techniques').where('is_custom', true).whereRaw('mitre_id ~ ?', [`^${customPrefix}[0-9]+$`])
-                .max({ last: trx.raw('substring(mitre_id from 2)::integer') }).first();
-            const next = `${customPrefix}${String((row?.last ?? 0) + 1).padStart(4, '0')}`;
+            const next = await nextCustomId(trx, { table: 'techniques', prefix: customPrefix, lock: LockKey.customTechniqueId });
             const parent = input.parent_id ? await this.parentOf(trx, input.parent_id) : null;
 
             await trx('techniques').insert({

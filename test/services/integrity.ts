@@ -86,10 +86,15 @@ describe('Database integrity', () => {
         expect(await knex('techniques').where('mitre_id', parent).update({ needs_review: true, review_reason: 'why', review_requested_at: new Date() })).to.equal(1);
         await refused(() => knex('techniques').where('mitre_id', parent).update({ needs_review: false }), 'techniques_review_check');
 
-        await refused(() => knex('techniques').where('mitre_id', parent).update({ latest_validated_test_id: Crypto.randomUUID(), latest_validated_at: new Date() }), 'techniques_latest_validated_test_id_foreign');
+        // The own figure follows the latest validated test, which exists; the figure's score follows its status
+        const covered = { own_coverage_status: 'covered', own_score: 90, coverage_status: 'covered', score: 90 };
+        await refused(() => knex('techniques').where('mitre_id', parent).update({ ...covered, latest_validated_test_id: Crypto.randomUUID(), latest_validated_at: new Date() }), 'techniques_latest_validated_test_id_foreign');
         const test = await testRow(knex, { technique_id: parent, state: 'validated' });
-        await refused(() => knex('techniques').where('mitre_id', parent).update({ latest_validated_test_id: test.id }), 'techniques_latest_validated_check');
-        expect(await knex('techniques').where('mitre_id', parent).update({ latest_validated_test_id: test.id, latest_validated_at: test.validated_at })).to.equal(1);
+        await refused(() => knex('techniques').where('mitre_id', parent).update({ ...covered, latest_validated_test_id: test.id }), 'techniques_latest_validated_check');
+        await refused(() => knex('techniques').where('mitre_id', parent).update({ latest_validated_test_id: test.id, latest_validated_at: test.validated_at }), 'techniques_own_coverage_check');
+        await refused(() => knex('techniques').where('mitre_id', parent).update({ coverage_status: 'partial' }), 'techniques_own_coverage_check');
+        await refused(() => knex('techniques').where('mitre_id', parent).update({ ...covered, own_score: 101, latest_validated_test_id: test.id, latest_validated_at: test.validated_at }), 'techniques_own_score_check');
+        expect(await knex('techniques').where('mitre_id', parent).update({ ...covered, latest_validated_test_id: test.id, latest_validated_at: test.validated_at })).to.equal(1);
         await refused(() => knex('tests').where('id', test.id).delete(), 'techniques_latest_validated_test_id_foreign');
     });
 
@@ -98,5 +103,16 @@ describe('Database integrity', () => {
         await refused(() => knex('test_templates').insert({ name: 'Dangling', source: 'test', source_test_id: Crypto.randomUUID() }), 'test_templates_source_test_id_foreign');
         await refused(() => knex('users').insert({ username: `nopass-${Crypto.randomBytes(3).toString('hex')}`, role: 'viewer' }), 'users_local_password_check');
         await refused(() => knex('users').insert({ username: `nopass-${Crypto.randomBytes(3).toString('hex')}`, role: 'viewer', auth_provider: 'local', password_hash: null }), 'users_local_password_check');
+    });
+
+    it('tells custom data components from imported ones: no STIX id and an XDC id, or a STIX id and no XDC id', async () => {
+
+        const component = (row: object) => knex('data_components').insert({ domain: 'enterprise-attack', name: 'Telemetry', ...row });
+        await refused(() => component({ is_custom: true, mitre_id: 'XDC0001', stix_id: `x-mitre-data-component--${Crypto.randomUUID()}` }), 'data_components_custom_check');
+        await refused(() => component({ is_custom: true, mitre_id: 'DC0001' }), 'data_components_custom_check');
+        await refused(() => component({ is_custom: false, mitre_id: 'DC0001' }), 'data_components_custom_check');
+        await refused(() => component({ is_custom: false, mitre_id: 'XDC0002', stix_id: `x-mitre-data-component--${Crypto.randomUUID()}` }), 'data_components_custom_check');
+        await component({ is_custom: true, mitre_id: 'XDC9001' });
+        await refused(() => component({ is_custom: true, mitre_id: 'XDC9001' }), 'data_components_custom_id_unique');
     });
 });
