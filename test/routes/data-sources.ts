@@ -177,7 +177,7 @@ describe('Data sources', () => {
 
     it('refuses bad custom components with a 400 naming the field, and non-admins with a 403, writing nothing', async () => {
 
-        const before = await context.knex('data_components').where('is_custom', true).count('* as count').first();
+        const customCount = await context.knex('data_components').where('is_custom', true).count('* as count').first();
         for (const [payload, fields] of [
             [{}, ['name']], [{ name: '' }, ['name']], [{ name: 'x', domain: 'pre-attack' }, ['domain']], [{ name: 'x', technique_ids: ['nope'] }, ['technique_ids.0']],
             [{ name: 'x', technique_ids: ['T9999.999'] }, ['technique_ids']], [{ name: 'x', log_sources: [{ channel: 'y' }] }, ['log_sources.0.name']],
@@ -192,7 +192,7 @@ describe('Data sources', () => {
             expect((await context.server.inject({ method: method!, url: url!, auth: context.as('blue_lead'), payload: method === 'POST' ? { name: 'x' } : undefined })).statusCode).to.equal(403);
         }
 
-        expect(await context.knex('data_components').where('is_custom', true).count('* as count').first()).to.equal(before);
+        expect(await context.knex('data_components').where('is_custom', true).count('* as count').first()).to.equal(customCount);
         expect((await context.server.inject({ method: 'DELETE', url: '/api/v1/data-sources/not-a-uuid', auth: context.as('admin') })).statusCode).to.equal(400);
     });
 });
