@@ -119,7 +119,7 @@ export class CoverageService {
         // that validations of sub-techniques of one parent serialise
         const parents = await trx('techniques').whereIn('mitre_id', ids).whereNotNull('parent_id').distinct().pluck('parent_id') as string[];
         const scope = [...new Set([...ids, ...parents])].sort();
-        await trx('techniques').whereIn('mitre_id', scope).orderBy('mitre_id').forUpdate().select('mitre_id');
+        const locked: { mitre_id: string; latest_validated_test_id: string | null }[] = await trx('techniques').whereIn('mitre_id', scope).orderBy('mitre_id').forUpdate().select('mitre_id', 'latest_validated_test_id');
 
         // Latest validated test per technique whose outcome counts (not_applicable is no evidence either way)
         const latest = await trx('tests')
@@ -131,8 +131,8 @@ export class CoverageService {
             .orderBy([{ column: 'technique_id' }, { column: 'validated_at', order: 'desc' }, { column: 'id', order: 'desc' }]);
 
         const byTechnique = new Map((latest as { technique_id: string; id: string; detection_outcome: string; validated_at: Date }[]).map((row) => [row.technique_id, row]));
-        const current = await trx('techniques').whereIn('mitre_id', ids).select('mitre_id', 'latest_validated_test_id');
-        for (const technique of current as { mitre_id: string; latest_validated_test_id: string | null }[]) {
+        const wanted = new Set(ids);
+        for (const technique of locked.filter((row) => wanted.has(row.mitre_id))) {
             const test = byTechnique.get(technique.mitre_id);
             if ((test?.id ?? null) === technique.latest_validated_test_id) {
                 continue;
@@ -156,12 +156,12 @@ export class CoverageService {
         await this.store(trx, actor, scope);
     }
 
-    // The stored figure of every technique (or of these) from the own figures already stored: after an import, which
-    // may add, move, revoke or deprecate sub-techniques. Answers how many figures changed.
-    async refresh(trx: Knex.Transaction, actor: Actor, techniqueIds?: string[]): Promise<number> {
+    // The stored figure of every technique from the own figures already stored: after an import, which may add, move,
+    // revoke or deprecate sub-techniques. Answers how many statuses changed.
+    async refresh(trx: Knex.Transaction, actor: Actor): Promise<number> {
 
         await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.coverage]);
-        return await this.store(trx, actor, techniqueIds ?? null);
+        return await this.store(trx, actor, null);
     }
 
     // The daily staleness rule (domain.md): an active technique whose latest validation is older than the staleness
