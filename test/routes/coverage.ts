@@ -129,21 +129,26 @@ describe('Coverage across routes', () => {
 
     it('recomputes the roll-up of parents after an import that brings sub-techniques back', { timeout: 60_000 }, async () => {
 
-        // T1021's sub-techniques other than RDP deprecated by hand: validating RDP covers the parent on its own
+        // T1021's sub-techniques other than RDP deprecated by hand (the bundle has T1021.002; a full import run by another
+        // script may have brought more): validating RDP covers the parent on its own
         const others = await context.knex('techniques').where('parent_id', 'T1021').whereNot('mitre_id', 'T1021.001').where('deprecated', false).pluck('mitre_id');
-        expect(others.length).to.be.above(0);
+        expect(others).to.include('T1021.002');
         await context.knex('techniques').whereIn('mitre_id', others).update({ deprecated: true });
         await validate('T1021.001', 'alerted');
         expect(await context.knex('techniques').where('mitre_id', 'T1021').first('coverage_status', 'score')).to.equal({ coverage_status: 'covered', score: 90 });
 
-        // The sync restores them: untested members again, in the import's transaction
+        // The sync restores T1021.002: an untested member again, in the import's transaction
         const result = await context.services.attackImport.importAttack(systemActor, Path.join(sharedDir, 'data', 'attack', 'attack-enterprise-mini.json'));
-        expect(result.written.techniques!.updated).to.equal(others.length);
-        const score = Math.round(90 / (others.length + 1));
+        expect(await context.knex('techniques').where('mitre_id', 'T1021.002').first('deprecated')).to.equal({ deprecated: false });
+        const score = 45;
         expect(await context.knex('techniques').where('mitre_id', 'T1021').first('coverage_status', 'score')).to.equal({ coverage_status: 'partial', score });
         const event = await context.knex('domain_events').where({ type: 'coverage.changed', entity_id: 'T1021' }).orderBy('created_at', 'desc').first('payload', 'actor_id');
         expect(event).to.equal({ payload: { technique_id: 'T1021', from: 'covered', to: 'partial', score, own_coverage_status: 'untested', test_id: null }, actor_id: null });
         const audit = await context.knex('audit_logs').where({ action: 'attack.import', entity_id: result.import_id }).first('details');
         expect(audit.details).to.include({ coverage_changed: 1 });
+
+        // What this script deprecated by hand, back as it was for the scripts that share the database
+        await context.knex('techniques').whereIn('mitre_id', others).update({ deprecated: false });
+        await context.knex.transaction((trx) => context.services.coverage.refresh(trx, systemActor));
     });
 });
