@@ -16,17 +16,33 @@ export { lab };
 const { describe, it } = lab;
 
 
-describe('Migrations', () => {
+const internals = {
+    // An empty database of its own, and how to drop it
+    database: async (tag: string) => {
 
-    it('run once when several processes start at the same time, and roll back completely', { timeout: 60_000 }, async () => {
-
-        const name = `aegis_test_${Date.now()}_mig${Crypto.randomBytes(2).toString('hex')}`;
+        const name = `aegis_test_${Date.now()}_${tag}${Crypto.randomBytes(2).toString('hex')}`;
         const admin = new Pg.Client({ connectionString: adminUrl });
         await admin.connect();
         await admin.query(`create database "${name}"`);
         const url = new URL(adminUrl);
         url.pathname = `/${name}`;
+        return {
+            url,
+            drop: async () => {
 
+                await admin.query(`drop database if exists "${name}" with (force)`);
+                await admin.end();
+            }
+        };
+    }
+};
+
+
+describe('Migrations', () => {
+
+    it('run once when several processes start at the same time, and roll back completely', { timeout: 60_000 }, async () => {
+
+        const { url, drop } = await internals.database('mig');
         try {
             const results = await Promise.all([migrate(url.toString()), migrate(url.toString()), migrate(url.toString())]);
             const applied = results.flat();
@@ -48,19 +64,13 @@ describe('Migrations', () => {
             await after.end();
         }
         finally {
-            await admin.query(`drop database if exists "${name}" with (force)`);
-            await admin.end();
+            await drop();
         }
     });
 
     it('stores the sub-technique roll-up of the techniques an earlier version left with their own status only', { timeout: 60_000 }, async () => {
 
-        const name = `aegis_test_${Date.now()}_rollup${Crypto.randomBytes(2).toString('hex')}`;
-        const admin = new Pg.Client({ connectionString: adminUrl });
-        await admin.connect();
-        await admin.query(`create database "${name}"`);
-        const url = new URL(adminUrl);
-        url.pathname = `/${name}`;
+        const { url, drop } = await internals.database('rollup');
         const knex = Knex({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 2 } });
         const upTo = (last: string) => ({
             getMigrations: () => Promise.resolve(migrations.slice(0, migrations.findIndex((migration) => migration.name === last) + 1)),
@@ -99,8 +109,7 @@ describe('Migrations', () => {
         }
         finally {
             await knex.destroy();
-            await admin.query(`drop database if exists "${name}" with (force)`);
-            await admin.end();
+            await drop();
         }
     });
 });
