@@ -82,8 +82,9 @@ export const attack: Suite = {
 
             // 100,000 validated tests over the active techniques, then coverage for all of them
             const knex = createKnex({ url: database.url, poolMax: 10 });
-            await knex.raw(`insert into tests (title, technique_id, state, detection_outcome, validated_at)
-                select 'bench ' || g, t.mitre_id, 'validated', (array['prevented','alerted','logged','not_detected'])[1 + g % 4], now() - (g || ' minutes')::interval
+            await knex.raw(`insert into tests (title, technique_id, state, detection_outcome, validated_at, red_approved, red_validated_at, blue_approved, blue_validated_at)
+                select 'bench ' || g, t.mitre_id, 'validated', (array['prevented','alerted','logged','not_detected'])[1 + g % 4], now() - (g || ' minutes')::interval,
+                    true, now() - (g || ' minutes')::interval, true, now() - (g || ' minutes')::interval
                 from generate_series(1, 100000) g
                 join lateral (select mitre_id from techniques where not revoked and not deprecated order by mitre_id offset (g % 691) limit 1) t on true`);
             const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: database.url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0123', LOG_LEVEL: 'silent', AEGIS_DATA_DIR: `/tmp/aegis-bench-${process.pid}` });

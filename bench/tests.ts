@@ -136,7 +136,8 @@ export const tests: Suite = {
 
             const seeded = Date.now();
             await pool.query(`
-                insert into tests (title, technique_id, state, priority, platform, tags, data_classification, created_at, red_assignee_id, detection_outcome, validated_at)
+                insert into tests (title, technique_id, state, priority, platform, tags, data_classification, created_at, red_assignee_id, detection_outcome, validated_at,
+                    red_approved, red_validated_at, blue_approved, blue_validated_at, rejected_at)
                 select
                     (array['LSASS dump','Kerberoasting','PowerShell cradle','Scheduled task','DNS tunnel','Pass the hash'])[1 + i % 6] || ' #' || i,
                     'T' || lpad((1000 + i % $2::int)::text, 4, '0'),
@@ -148,7 +149,12 @@ export const tests: Suite = {
                     now() - (i || ' minutes')::interval,
                     case when i % 5 = 0 then (select id from users where username = 'red_tech') end,
                     case when (i / 7) % 6 = 4 then 'alerted' end,
-                    case when (i / 7) % 6 = 4 then now() - (i || ' minutes')::interval end
+                    case when (i / 7) % 6 = 4 then now() - (i || ' minutes')::interval end,
+                    case when (i / 7) % 6 in (4, 5) then true end,
+                    case when (i / 7) % 6 in (4, 5) then now() - (i || ' minutes')::interval end,
+                    case (i / 7) % 6 when 4 then true when 5 then false end,
+                    case when (i / 7) % 6 in (4, 5) then now() - (i || ' minutes')::interval end,
+                    case when (i / 7) % 6 = 5 then now() - (i || ' minutes')::interval end
                 from generate_series(1, $1::int) as i`, [internals.tests, internals.techniques]);
             await pool.query('analyze');
             process.stdout.write(`seeded ${internals.tests} tests in ${Date.now() - seeded} ms\n`);
@@ -213,7 +219,7 @@ export const tests: Suite = {
                 while (Date.now() < bareUntil) {
                     const { rows } = await pool.query(`insert into tests (title, technique_id) values ($1, $2) returning id`, [`Bare ${client}`, `T${1000 + client}`]);
                     const id = rows[0].id;
-                    for (const set of [`state = 'red_executing', timer_started_at = now()`, `executed_at = now(), attack_result = 'succeeded'`, `state = 'blue_evaluating'`, `detections = '[{"tool":"EDR","outcome":"alerted"}]', detection_outcome = 'alerted'`, `state = 'in_review'`, `red_approved = true`, `blue_approved = true, state = 'validated', validated_at = now()`]) {
+                    for (const set of [`state = 'red_executing', timer_started_at = now()`, `executed_at = now(), attack_result = 'succeeded'`, `state = 'blue_evaluating'`, `detections = '[{"tool":"EDR","outcome":"alerted"}]', detection_outcome = 'alerted'`, `state = 'in_review', timer_started_at = null`, `red_approved = true, red_validated_at = now()`, `blue_approved = true, blue_validated_at = now(), state = 'validated', validated_at = now()`]) {
                         await pool.query(`update tests set ${set}, version = version + 1 where id = $1`, [id]);
                     }
 

@@ -46,6 +46,7 @@ export interface Config {
     trustProxy: boolean | string[];
     apiKeys: { maxLifetimeDays: number };
     attack: { source: string; d3fendSource: string };
+    coverage: { stalenessDays: number };
     chromiumPath: string;
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
 }
@@ -110,6 +111,7 @@ const internals = {
         API_KEY_MAX_LIFETIME_DAYS: Joi.number().integer().min(1).max(3650).default(365),
         ATTACK_SOURCE: Joi.string().default(defaultAttackSource),
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
+        COVERAGE_STALENESS_DAYS: Joi.number().integer().min(1).max(3650).default(180),
         CHROMIUM_PATH: Joi.string().default('/usr/bin/chromium'),
         WORKER_HEARTBEAT_SECONDS: Joi.number().integer().min(1).max(300).default(10),
         WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000)
@@ -203,6 +205,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
         trustProxy: v.TRUST_PROXY,
         apiKeys: { maxLifetimeDays: v.API_KEY_MAX_LIFETIME_DAYS },
         attack: { source: v.ATTACK_SOURCE, d3fendSource: v.D3FEND_SOURCE },
+        coverage: { stalenessDays: v.COVERAGE_STALENESS_DAYS },
         chromiumPath: v.CHROMIUM_PATH,
         worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS }
     };

@@ -5,6 +5,8 @@ export const LockKey = {
     firstAdmin: 736_421_902,
     attackImport: 736_421_903,
     customTechniqueId: 736_421_904,
+    coverage: 736_421_905,
+    customDataComponentId: 736_421_906,
     // Held by every change that can leave fewer active admins (a demotion, a deactivation)
     activeAdmins: 736_421_908
 } as const;

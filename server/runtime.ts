@@ -99,7 +99,8 @@ export const createRuntime = async (config: Config, options: { name: string; log
         login: config.login,
         apiKeys: config.apiKeys,
         version,
-        heartbeatSeconds: config.worker.heartbeatSeconds
+        heartbeatSeconds: config.worker.heartbeatSeconds,
+        coverage: config.coverage
     });
 
     return {

@@ -65,6 +65,9 @@ export class Technique extends BaseModel {
     declare review_requested_by: string | null;
     declare notes: string | null;
     declare coverage_status: CoverageStatusName;
+    declare score: number | null;
+    declare own_coverage_status: CoverageStatusName;
+    declare own_score: number | null;
     declare latest_validated_test_id: string | null;
     declare latest_validated_at: Date | null;
     declare coverage_updated_at: Date | null;
@@ -136,6 +139,8 @@ export class DataComponent extends StixObject {
     declare notes: string | null;
     declare assessed_by: string | null;
     declare assessed_at: Date | null;
+    declare is_custom: boolean;                 // the organisation's own (stix_id null, mitre_id XDC0001...)
+    declare created_by: string | null;
 }
 
 

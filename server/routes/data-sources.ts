@@ -5,7 +5,7 @@ import { Access } from '../policy';
 import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import * as Schemas from '../schemas/data-sources';
 import { domain, platform } from '../schemas/techniques';
-import type { DataSourceAssessment, DataSourceFilters, GapFilters } from '../services/data-sources';
+import type { DataSourceCreate, DataSourceFilters, DataSourceUpdate, GapFilters } from '../services/data-sources';
 
 import { route } from './route';
 
@@ -30,6 +30,7 @@ export const dataSourceRoutes = [
                 query: listQuery(['name', 'mitre_id', 'collected', 'assessed_at'], {
                     search: searchText,
                     collected: Joi.boolean(),
+                    is_custom: Joi.boolean(),
                     domain,
                     include_deprecated: Joi.boolean()
                 })
@@ -78,16 +79,45 @@ export const dataSourceRoutes = [
         handler: (request) => request.services().dataSources.get(request.params.id)
     }),
 
-    route<{ Params: { id: string }; Payload: DataSourceAssessment }>({
+    route<{ Payload: DataSourceCreate }>({
+        method: 'POST',
+        path: '/api/v1/data-sources',
+        options: {
+            description: 'Add one of the organisation\'s own data components (telemetry ATT&CK does not name), with the techniques it can reveal; its id is XDC0001, XDC0002, ...',
+            tags: ['api', 'data-sources'],
+            auth: { access: { scope: [...Access.admin] } },
+            validate: { payload: Schemas.dataSourceCreate },
+            response: { status: { 201: Schemas.dataComponentDetail } }
+        },
+        handler: async (request, h) => h.response(await request.services().dataSources.create(actorOf(request), request.payload)).code(201)
+    }),
+
+    route<{ Params: { id: string }; Payload: DataSourceUpdate }>({
         method: 'PATCH',
         path: '/api/v1/data-sources/{id}',
         options: {
-            description: 'Record the organisation\'s view of a data component: collected or not, quality 0-5 per DeTT&CT dimension, notes',
+            description: 'Record the organisation\'s view of a data component (collected, quality 0-5 per DeTT&CT dimension, notes); a custom component\'s other fields too (409 mitre_managed for an imported one)',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: { params: idParams, payload: Schemas.assessment },
+            validate: { params: idParams, payload: Schemas.dataSourceUpdate },
             response: { schema: Schemas.dataComponentDetail }
         },
-        handler: (request) => request.services().dataSources.assess(actorOf(request), request.params.id, request.payload)
+        handler: (request) => request.services().dataSources.update(actorOf(request), request.params.id, request.payload)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'DELETE',
+        path: '/api/v1/data-sources/{id}',
+        options: {
+            description: 'Delete a custom data component and its technique links (409 mitre_managed for an imported one)',
+            tags: ['api', 'data-sources'],
+            auth: { access: { scope: [...Access.admin] } },
+            validate: { params: idParams }
+        },
+        handler: async (request, h) => {
+
+            await request.services().dataSources.remove(actorOf(request), request.params.id);
+            return h.response().code(204);
+        }
     })
 ];

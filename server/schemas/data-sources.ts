@@ -1,14 +1,20 @@
 import Joi from 'joi';
 
-import type { DataSourceAssessment } from '../services/data-sources';
+import type { DataSourceCreate, DataSourceUpdate } from '../services/data-sources';
 
 import { text } from './common';
+import { domain, mitreId } from './techniques';
 
 
 const score = Joi.number().integer().min(0).max(5);
 
 
-export const assessment = Joi.object<DataSourceAssessment, true>({
+const fields = {
+    name: text(200).min(1),
+    description: text(20_000).allow(null, ''),
+    domain,
+    log_sources: Joi.array().items(Joi.object({ name: text(200).min(1).required(), channel: text(500).allow(null, '') })).max(100),
+    technique_ids: Joi.array().items(mitreId).max(2000).unique(),
     collected: Joi.boolean(),
     quality: Joi.object({
         device_completeness: score,
@@ -18,7 +24,12 @@ export const assessment = Joi.object<DataSourceAssessment, true>({
         retention: score
     }).min(1),
     notes: text(20_000).allow(null, '')
-}).min(1);
+};
+
+export const dataSourceCreate = Joi.object<DataSourceCreate, true>({ ...fields, name: fields.name.required() });
+
+// An imported component accepts only collected, quality and notes (409 mitre_managed otherwise, in the service)
+export const dataSourceUpdate = Joi.object<DataSourceUpdate, true>(fields).min(1);
 
 
 // Responses
@@ -33,6 +44,7 @@ export const dataComponent = Joi.object({
     quality: Joi.object().unknown(true).required(),
     quality_score: Joi.number().allow(null).required(),
     notes: Joi.string().allow(null, ''),
+    is_custom: Joi.boolean().required(),
     technique_count: Joi.number().integer()
 }).label('DataComponent');
 

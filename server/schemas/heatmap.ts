@@ -10,6 +10,8 @@ const cell = Joi.object({
     name: Joi.string().required(),
     coverage_status: coverageStatus.required(),
     score: Joi.number().allow(null).required(),
+    own_coverage_status: coverageStatus.required(),
+    own_score: Joi.number().allow(null).required(),
     needs_review: Joi.boolean().required(),
     tests: tests.required()
 });

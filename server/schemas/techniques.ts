@@ -56,6 +56,8 @@ export const techniqueSummary = Joi.object({
     tactics: Joi.array().items(tacticRef).required(),
     coverage_status: coverageStatus.required(),
     score: Joi.number().min(0).max(100).allow(null).required(),
+    own_coverage_status: coverageStatus.required(),
+    own_score: Joi.number().min(0).max(100).allow(null).required(),
     needs_review: Joi.boolean().required(),
     impact: Joi.number().integer().allow(null).required(),
     is_custom: Joi.boolean().required(),

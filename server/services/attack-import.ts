@@ -13,6 +13,7 @@ import { AttackImport } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import type { CoverageService } from './coverage';
 
 
 export interface ImportProgress {
@@ -186,7 +187,7 @@ const internals = {
 // streaming parsers of integrations/attack. One transaction per import; every statement a batch.
 export class AttackImportService {
 
-    constructor(private readonly deps: { knex: Knex; audit: AuditService; queue: Queue }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; coverage: CoverageService; queue: Queue }) { }
 
     // POST /system/sync: one attack-sync job at a time; a request while one is queued or running answers that one.
     async requestSync(actor: Actor): Promise<{ job_id: string; status: 'queued' | 'already_queued' }> {
@@ -242,12 +243,17 @@ export class AttackImportService {
             const objects = bundle.counts.objects;
             const written = await this.deps.knex.transaction(async (trx) => {
 
-                // Imports (worker, CLI) write one at a time: the second waits for the first to commit, then finds nothing to change
+                // Imports (worker, CLI) write one at a time: the second waits for the first to commit, then finds nothing to change.
+                // Validations wait meanwhile (they share the coverage lock), taken before any technique row is.
                 await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.attackImport]);
+                await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.coverage]);
                 const counts = await this.writeBundle(trx, bundle, (step, index, total) => progress({ phase: 'write', objects, step, percent: 40 + Math.round(index / total * 59) }));
+
+                // New, moved, revoked or deprecated sub-techniques change their parents' roll-up
+                const rolledUp = await this.deps.coverage.refresh(trx, actor);
                 await this.deps.audit.record(trx, actor, {
                     action: 'attack.import', entity_type: 'attack_import', entity_id: record.id,
-                    details: { domain: bundle.domain, attack_version: bundle.attack_version, source: shown, changed: internals.changed(counts) }
+                    details: { domain: bundle.domain, attack_version: bundle.attack_version, source: shown, changed: internals.changed(counts), coverage_changed: rolledUp }
                 });
                 return counts;
             });
@@ -384,7 +390,9 @@ export class AttackImportService {
             ])
         }, techniques.map((technique) => ({
             ...internals.base(technique, domain, version),
-            is_subtechnique: technique.is_subtechnique,
+            // A sub-technique whose parent is not in the bundle (the parser warns) stands alone: a flag without a parent
+            // would be a row the database refuses
+            is_subtechnique: Boolean(technique.parent_mitre_id && inBundle.has(technique.parent_mitre_id)),
             parent_id: technique.parent_mitre_id && inBundle.has(technique.parent_mitre_id) ? technique.parent_mitre_id : null,
             platforms: technique.platforms,
             detection: technique.detection,

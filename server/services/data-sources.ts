@@ -1,16 +1,19 @@
 import type { Knex } from 'knex';
 
-import { NotFoundError } from '../errors';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { LockKey } from '../locks';
 import { DataComponent, type AttackDomainName, type DataQuality } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { nextCustomId } from './custom-ids';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 
 
 export interface DataSourceFilters extends ListQuery {
     search?: string;
     collected?: boolean;
+    is_custom?: boolean;
     domain?: AttackDomainName;
     include_deprecated?: boolean;
 }
@@ -20,6 +23,17 @@ export interface DataSourceAssessment {
     quality?: DataQuality;
     notes?: string | null;
 }
+
+// The organisation's own data component: what it is, the techniques it can reveal, and its assessment
+export interface DataSourceCreate extends DataSourceAssessment {
+    name: string;
+    description?: string | null;
+    domain?: AttackDomainName;
+    log_sources?: { name: string; channel?: string | null }[];
+    technique_ids?: string[];
+}
+
+export type DataSourceUpdate = Partial<DataSourceCreate>;
 
 export interface GapFilters {
     limit?: number;
@@ -32,6 +46,12 @@ export interface GapFilters {
 // DeTT&CT's data quality dimensions, each scored 0-5.
 export const qualityDimensions = ['device_completeness', 'data_field_completeness', 'timeliness', 'consistency', 'retention'] as const;
 
+// What the organisation may change on an imported component: the sync owns the rest.
+export const assessmentFields = ['collected', 'quality', 'notes'] as const;
+
+// Custom data components are numbered under a prefix ATT&CK does not use (its components are DC0001...).
+export const customDataComponentPrefix = 'XDC';
+
 
 const internals = {
     // The mean of the dimensions scored, 0-5, or null when none is
@@ -39,6 +59,22 @@ const internals = {
 
         const values = qualityDimensions.map((dimension) => quality[dimension]).filter((value): value is number => typeof value === 'number');
         return values.length ? Math.round(values.reduce((sum, value) => sum + value, 0) / values.length * 10) / 10 : null;
+    },
+
+    // The assessment columns an input changes: quality dimensions merge into the stored ones; any change is dated
+    assessment: (current: Pick<DataComponent, 'quality'>, input: DataSourceAssessment, actor: Actor): Partial<DataComponent> => {
+
+        if (input.collected === undefined && !input.quality && input.notes === undefined) {
+            return {};
+        }
+
+        return {
+            ...input.collected !== undefined ? { collected: input.collected } : {},
+            ...input.quality ? { quality: { ...current.quality, ...input.quality } } : {},
+            ...input.notes !== undefined ? { notes: input.notes } : {},
+            assessed_by: actor.id,
+            assessed_at: new Date()
+        };
     },
 
     activeTechniques: (knex: Knex, filters: GapFilters) => {
@@ -69,8 +105,10 @@ export class DataSourcesService {
             query.where('revoked', false).where('deprecated', false);
         }
 
-        if (filters.collected !== undefined) {
-            query.where('collected', filters.collected);
+        for (const field of ['collected', 'is_custom'] as const) {
+            if (filters[field] !== undefined) {
+                query.where(field, filters[field]);
+            }
         }
 
         if (filters.domain) {
@@ -104,27 +142,76 @@ export class DataSourcesService {
         return { ...component, quality_score: internals.qualityScore(component.quality), data_source: source ?? null, techniques };
     }
 
-    async assess(actor: Actor, id: string, input: DataSourceAssessment) {
+    async create(actor: Actor, input: DataSourceCreate) {
 
-        await DataComponent.transaction(this.deps.knex, async (trx) => {
+        const id = await DataComponent.transaction(this.deps.knex, async (trx) => {
 
-            const component = await DataComponent.query(trx).findById(id).forUpdate();
-            if (!component) {
-                throw new NotFoundError('Data component');
-            }
+            const mitreId = await nextCustomId(trx, { table: 'data_components', prefix: customDataComponentPrefix, lock: LockKey.customDataComponentId });
+            const domain = input.domain ?? 'enterprise-attack';
+            const row = await DataComponent.insertReturning(trx, {
+                mitre_id: mitreId,
+                is_custom: true,
+                domain,
+                domains: [domain],
+                name: input.name,
+                description: input.description ?? null,
+                log_sources: (input.log_sources ?? []).map((source) => ({ name: source.name, channel: source.channel ?? null })),
+                ...internals.assessment({ quality: {} }, input, actor),
+                created_by: actor.id
+            } as Partial<DataComponent>);
 
-            await component.$query(trx).patch({
-                ...input.collected !== undefined ? { collected: input.collected } : {},
-                ...input.quality ? { quality: { ...component.quality, ...input.quality } } : {},
-                ...input.notes !== undefined ? { notes: input.notes } : {},
-                assessed_by: actor.id,
-                assessed_at: new Date()
-            });
-
-            await this.deps.audit.record(trx, actor, { action: 'data_component.assess', entity_type: 'data_component', entity_id: id, details: { changes: input } });
+            await this.link(trx, row.id, input.technique_ids ?? []);
+            await this.deps.audit.record(trx, actor, { action: 'data_component.create', entity_type: 'data_component', entity_id: row.id, details: { mitre_id: mitreId, name: input.name, technique_ids: input.technique_ids ?? [] } });
+            return row.id;
         });
 
         return await this.get(id);
+    }
+
+    // An imported component takes only the organisation's view (collected, quality, notes); a custom one every field
+    async update(actor: Actor, id: string, input: DataSourceUpdate) {
+
+        await DataComponent.transaction(this.deps.knex, async (trx) => {
+
+            const component = await this.lock(trx, id);
+            if (!component.is_custom) {
+                const managed = Object.keys(input).filter((field) => !(assessmentFields as readonly string[]).includes(field));
+                if (managed.length) {
+                    throw new ConflictError(`${managed.join(', ')} of an ATT&CK data component are kept by the ATT&CK sync; only ${assessmentFields.join(', ')} may be edited`, 'mitre_managed', { fields: managed });
+                }
+            }
+
+            const { technique_ids: techniqueIds, log_sources: logSources, domain, ...fields } = input;
+            await component.$query(trx).patch({
+                ...fields.name !== undefined ? { name: fields.name } : {},
+                ...fields.description !== undefined ? { description: fields.description } : {},
+                ...domain ? { domain, domains: [domain] } : {},
+                ...logSources ? { log_sources: logSources.map((source) => ({ name: source.name, channel: source.channel ?? null })) } : {},
+                ...internals.assessment(component, input, actor)
+            } as Partial<DataComponent>);
+
+            if (techniqueIds) {
+                await this.link(trx, id, techniqueIds);
+            }
+
+            await this.deps.audit.record(trx, actor, { action: component.is_custom ? 'data_component.update' : 'data_component.assess', entity_type: 'data_component', entity_id: id, details: { changes: input } });
+        });
+
+        return await this.get(id);
+    }
+
+    async remove(actor: Actor, id: string): Promise<void> {
+
+        await DataComponent.transaction(this.deps.knex, async (trx) => {
+
+            const component = await this.lock(trx, id);
+            if (!component.is_custom) {
+                throw new ConflictError('An ATT&CK data component is kept by the ATT&CK sync and cannot be deleted; set collected to false instead', 'mitre_managed');
+            }
+
+            await component.$query(trx).delete();
+            await this.deps.audit.record(trx, actor, { action: 'data_component.delete', entity_type: 'data_component', entity_id: id, details: { mitre_id: component.mitre_id, name: component.name } });
+        });
     }
 
     // Active techniques that no collected data component can reveal (mapped to none, or only to uncollected ones).
@@ -182,5 +269,31 @@ export class DataSourcesService {
             limit,
             offset
         };
+    }
+
+    private async lock(trx: Knex.Transaction, id: string): Promise<DataComponent> {
+
+        const component = await DataComponent.query(trx).findById(id).forUpdate();
+        if (!component) {
+            throw new NotFoundError('Data component');
+        }
+
+        return component;
+    }
+
+    // The manual links of a custom component, replaced whole; unknown techniques answer 400 naming them
+    private async link(trx: Knex.Transaction, id: string, techniqueIds: string[]): Promise<void> {
+
+        const wanted = [...new Set(techniqueIds)];
+        const known: string[] = wanted.length ? await trx('techniques').whereIn('mitre_id', wanted).pluck('mitre_id') : [];
+        const unknown = wanted.filter((techniqueId) => !known.includes(techniqueId));
+        if (unknown.length) {
+            throw new ValidationError(`Unknown technique: ${unknown.join(', ')}`, ['technique_ids'], 'unknown_technique');
+        }
+
+        await trx('technique_data_components').where({ data_component_id: id, source: 'manual' }).delete();
+        if (wanted.length) {
+            await trx('technique_data_components').insert(wanted.map((techniqueId) => ({ technique_id: techniqueId, data_component_id: id, source: 'manual' })));
+        }
     }
 }

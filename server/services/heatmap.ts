@@ -5,7 +5,7 @@ import type { AttackDomainName, CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
-import { rollUp, scoreOf, type CoverageFigure } from './coverage';
+import type { CoverageFigure } from './coverage';
 import { buildNavigatorLayer, parseNavigatorLayer, type LayerTechnique, type NavigatorLayer } from './navigator-layer';
 import type { TechniquesService } from './techniques';
 
@@ -32,6 +32,8 @@ export interface HeatmapCell {
     name: string;
     coverage_status: CoverageStatusName;
     score: number | null;
+    own_coverage_status: CoverageStatusName;
+    own_score: number | null;
     needs_review: boolean;
     tests: TestCounts;
     rollup: CoverageFigure & { tests: TestCounts };
@@ -61,8 +63,10 @@ interface TechniqueRow {
     is_subtechnique: boolean;
     parent_id: string | null;
     coverage_status: CoverageStatusName;
+    score: number | null;
+    own_coverage_status: CoverageStatusName;
+    own_score: number | null;
     needs_review: boolean;
-    latest_outcome: string | null;
     tactic_ids: string[] | null;
 }
 
@@ -81,8 +85,7 @@ export class HeatmapService {
         }
 
         const techniques = knex('techniques as t')
-            .select('t.mitre_id', 't.name', 't.is_subtechnique', 't.parent_id', 't.coverage_status', 't.needs_review')
-            .select(knex.raw('(select x.detection_outcome from tests x where x.id = t.latest_validated_test_id) as latest_outcome'))
+            .select('t.mitre_id', 't.name', 't.is_subtechnique', 't.parent_id', 't.coverage_status', 't.score', 't.own_coverage_status', 't.own_score', 't.needs_review')
             .select(knex.raw('(select array_agg(tt.tactic_id) from technique_tactics tt where tt.technique_id = t.mitre_id) as tactic_ids'))
             .where('t.domain', domain).where('t.revoked', false).where('t.deprecated', false);
         if (filters.platform) {
@@ -103,7 +106,9 @@ export class HeatmapService {
             technique_id: row.mitre_id,
             name: row.name,
             coverage_status: row.coverage_status,
-            score: scoreOf(row.latest_outcome),
+            score: row.score,
+            own_coverage_status: row.own_coverage_status,
+            own_score: row.own_score,
             needs_review: row.needs_review,
             tests: testsOf.get(row.mitre_id) ?? { total: 0, validated: 0 }
         });
@@ -133,11 +138,10 @@ export class HeatmapService {
                     continue;
                 }
 
+                // The stored figure is already the roll-up (CoverageService); the test counts add up here
                 const own = cell(parent);
-                const subCells = allSubs.map(cell);
-                const figure = rollUp(own, subCells);
-                const tests = subCells.reduce((sum, sub) => ({ total: sum.total + sub.tests.total, validated: sum.validated + sub.tests.validated }), own.tests);
-                cells.push({ ...own, rollup: { ...figure, tests }, subtechniques: filters.include_subtechniques === false ? [] : subs.map(cell) });
+                const tests = allSubs.map(cell).reduce((sum, sub) => ({ total: sum.total + sub.tests.total, validated: sum.validated + sub.tests.validated }), own.tests);
+                cells.push({ ...own, rollup: { coverage_status: own.coverage_status, score: own.score, tests }, subtechniques: filters.include_subtechniques === false ? [] : subs.map(cell) });
 
                 for (const item of [parent, ...subs]) {
                     if (!seen.has(item.mitre_id)) {

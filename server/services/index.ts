@@ -9,7 +9,7 @@ import { AuditService } from './audit';
 import { AttackImportService } from './attack-import';
 import { ApiKeysService } from './api-keys';
 import { AuthService, type JwtSettings } from './auth';
-import { CoverageService } from './coverage';
+import { CoverageService, type CoverageSettings } from './coverage';
 import { DataSourcesService } from './data-sources';
 import { EventsService } from './events';
 import { HeatmapService } from './heatmap';
@@ -37,6 +37,7 @@ export interface ServiceDeps {
     apiKeys?: { maxLifetimeDays: number } | undefined;
     version: string;
     heartbeatSeconds: number;
+    coverage?: CoverageSettings | undefined;        // unset: the defaults of config.ts
 }
 
 
@@ -48,8 +49,8 @@ export const createServices = (deps: ServiceDeps) => {
     const revocations = redis ? new RedisRevocationStore(knex, redis) : new PgRevocationStore(knex);
     const throttle = new RateLimiterLoginThrottle(redis ? { redis } : { knex }, deps.login);
     const events = new EventsService();
-    const coverage = new CoverageService({ events });
-    const techniques = new TechniquesService({ knex, audit });
+    const coverage = new CoverageService({ knex, audit, events, settings: deps.coverage ?? { stalenessDays: 180 } });
+    const techniques = new TechniquesService({ knex, audit, coverage });
     const notifications = new NotificationsService({ knex, audit });
     const tests = new TestsService({ knex, audit, events, coverage, notifications });
     const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
@@ -60,7 +61,7 @@ export const createServices = (deps: ServiceDeps) => {
         events,
         coverage,
         techniques,
-        attackImport: new AttackImportService({ knex, audit, queue: deps.queue }),
+        attackImport: new AttackImportService({ knex, audit, coverage, queue: deps.queue }),
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),

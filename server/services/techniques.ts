@@ -7,7 +7,8 @@ import type { Actor } from '../policy';
 
 import { d3fendTactics } from './attack-import';
 import type { AuditService } from './audit';
-import { scoreOf } from './coverage';
+import { scoreOf, type CoverageService } from './coverage';
+import { nextCustomId } from './custom-ids';
 import { likePattern, type ListQuery, type Page } from './lists';
 
 
@@ -58,6 +59,8 @@ export interface TechniqueSummary {
     tactics: TacticRef[];
     coverage_status: CoverageStatusName;
     score: number | null;
+    own_coverage_status: CoverageStatusName;
+    own_score: number | null;
     needs_review: boolean;
     impact: number | null;
     is_custom: boolean;
@@ -78,30 +81,25 @@ export const customPrefix = 'X';
 const internals = {
     summaryColumns: [
         'techniques.mitre_id', 'techniques.name', 'techniques.domain', 'techniques.is_subtechnique', 'techniques.parent_id', 'techniques.platforms',
-        'techniques.coverage_status', 'techniques.needs_review', 'techniques.impact', 'techniques.is_custom', 'techniques.revoked', 'techniques.deprecated',
+        'techniques.coverage_status', 'techniques.score', 'techniques.own_coverage_status', 'techniques.own_score', 'techniques.needs_review', 'techniques.impact', 'techniques.is_custom', 'techniques.revoked', 'techniques.deprecated',
         'techniques.revoked_by_id', 'techniques.latest_validated_at', 'techniques.url'
     ],
 
-    summary(row: Record<string, any>): TechniqueSummary {
-
-        const { latest_outcome: outcome, ...rest } = row;
-        return { ...rest, score: scoreOf(outcome) } as TechniqueSummary;
-    }
+    summary: (row: Record<string, any>): TechniqueSummary => row as TechniqueSummary
 };
 
 
 export class TechniquesService {
 
-    constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; coverage: CoverageService }) { }
 
-    // Tactics of each technique, and the outcome of its latest validated test (for the score), as columns of the row.
+    // Tactics of each technique as a column of the row; coverage and score are stored (CoverageService).
     summaries(knex: Knex | Knex.Transaction = this.deps.knex) {
 
         return knex('techniques')
             .select(internals.summaryColumns)
             .select(knex.raw(`coalesce((select json_agg(json_build_object('id', ta.mitre_id, 'shortname', ta.shortname, 'name', ta.name) order by ta.matrix_order, ta.mitre_id)
-                from technique_tactics tt join tactics ta on ta.id = tt.tactic_id where tt.technique_id = techniques.mitre_id), '[]'::json) as tactics`))
-            .select(knex.raw('(select t.detection_outcome from tests t where t.id = techniques.latest_validated_test_id) as latest_outcome'));
+                from technique_tactics tt join tactics ta on ta.id = tt.tactic_id where tt.technique_id = techniques.mitre_id), '[]'::json) as tactics`));
     }
 
     async list(filters: TechniqueFilters): Promise<Page<TechniqueSummary>> {
@@ -202,11 +200,7 @@ export class TechniquesService {
 
         const mitreId = await Technique.transaction(this.deps.knex, async (trx) => {
 
-            // One allocator at a time: the next X-number is read and used under the lock
-            await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.customTechniqueId]);
-            const row = await trx('techniques').where('is_custom', true).whereRaw('mitre_id ~ ?', [`^${customPrefix}[0-9]+$`])
-                .max({ last: trx.raw('substring(mitre_id from 2)::integer') }).first();
-            const next = `${customPrefix}${String((row?.last ?? 0) + 1).padStart(4, '0')}`;
+            const next = await nextCustomId(trx, { table: 'techniques', prefix: customPrefix, lock: LockKey.customTechniqueId });
             const parent = input.parent_id ? await this.parentOf(trx, input.parent_id) : null;
 
             await trx('techniques').insert({
@@ -226,6 +220,11 @@ export class TechniquesService {
 
             if (input.tactic_ids) {
                 await this.setTactics(trx, next, input.domain ?? parent?.domain ?? 'enterprise-attack', input.tactic_ids);
+            }
+
+            // A new sub-technique is an untested member of its parent's roll-up
+            if (parent) {
+                await this.deps.coverage.recompute(trx, actor, [next]);
             }
 
             await this.deps.audit.record(trx, actor, { action: 'technique.create', entity_type: 'technique', entity_id: next, details: { name: input.name } });
@@ -252,6 +251,7 @@ export class TechniquesService {
             }
 
             const { tactic_ids: tacticIds, parent_id: parentId, ...fields } = input;
+            const formerParent = technique.parent_id;
             const patch: Record<string, unknown> = { ...fields };
             if (parentId !== undefined) {
                 if (parentId === mitreId) {
@@ -273,6 +273,11 @@ export class TechniquesService {
 
             if (tacticIds) {
                 await this.setTactics(trx, mitreId, fields.domain ?? technique.domain, tacticIds);
+            }
+
+            // Moved between parents: both roll-ups change
+            if (parentId !== undefined && patch.parent_id !== formerParent) {
+                await this.deps.coverage.recompute(trx, actor, [mitreId, ...formerParent ? [formerParent] : []]);
             }
 
             await this.deps.audit.record(trx, actor, { action: 'technique.update', entity_type: 'technique', entity_id: mitreId, details: { changes: input } });

@@ -249,6 +249,12 @@ export const incompleteDetections = (detections: readonly Detection[]): string[]
     .filter((field): field is string => field !== null);
 
 
+// The detections timed before the execution, as the fields to name in a 400
+export const detectedBefore = (detections: readonly Detection[], executedAt: Date): string[] => detections
+    .map((item, index) => (item.detected_at && new Date(item.detected_at).getTime() < executedAt.getTime() ? `detections.${index}.detected_at` : null))
+    .filter((field): field is string => field !== null);
+
+
 // The table as markdown, for docs/tests.md (a test checks that the document holds exactly this)
 export const renderLifecycleTable = (): string => {
 

@@ -10,7 +10,7 @@ import type { EventsService, DomainEvent } from './events';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 import type { NotificationCreate, NotificationsService } from './notifications';
 import {
-    applyTimer, decide, deriveDetection, edits, incompleteDetections, lifecycle,
+    applyTimer, decide, deriveDetection, detectedBefore, edits, incompleteDetections, lifecycle,
     type Audience, type Detection, type EditAction, type Refusal, type TestAction, type TestState
 } from './test-lifecycle';
 
@@ -313,7 +313,14 @@ export class TestsService {
 
     updateRed(actor: Actor, id: string, input: RedUpdate): Promise<Test> {
 
-        return this.edit(actor, id, 'red', this.clean(input));
+        // A reopened test keeps its detections: the execution cannot move after the detection time they recorded
+        return this.edit(actor, id, 'red', this.clean(input), (_trx, changes, test) => {
+
+            const executed = changes.executed_at as Date | null | undefined;
+            if (executed && test.detected_at && executed.getTime() > test.detected_at.getTime()) {
+                throw new ValidationError(`executed_at is after the recorded detection time (${test.detected_at.toISOString()})`, ['executed_at'], 'detected_before_executed');
+            }
+        });
     }
 
     updateBlue(actor: Actor, id: string, input: BlueUpdate): Promise<Test> {
@@ -324,7 +331,14 @@ export class TestsService {
             Object.assign(changes, deriveDetection(input.detections));
         }
 
-        return this.edit(actor, id, 'blue', changes);
+        // Nothing is detected before it happens: a negative time to detect is a typo or a wrong time zone
+        return this.edit(actor, id, 'blue', changes, (_trx, _changes, test) => {
+
+            const early = test.executed_at ? detectedBefore(input.detections ?? [], test.executed_at) : [];
+            if (early.length) {
+                throw new ValidationError(`A detection time is earlier than executed_at (${test.executed_at!.toISOString()})`, early, 'detected_before_executed');
+            }
+        });
     }
 
     updateRemediation(actor: Actor, id: string, input: RemediationUpdate): Promise<Test> {
@@ -444,7 +458,7 @@ export class TestsService {
     }
 
     // The shared path of every field edit: lock, check the state rule of the table, write, timeline, audit
-    private async edit(actor: Actor, id: string, kind: EditAction, changes: Record<string, unknown>, check?: (trx: Knex.Transaction, changes: Record<string, unknown>) => Promise<void>): Promise<Test> {
+    private async edit(actor: Actor, id: string, kind: EditAction, changes: Record<string, unknown>, check?: (trx: Knex.Transaction, changes: Record<string, unknown>, test: Test) => Promise<void> | void): Promise<Test> {
 
         return await Test.transaction(this.deps.knex, async (trx) => {
 
@@ -454,7 +468,7 @@ export class TestsService {
                 throw new ConflictError(`Cannot edit ${kind === 'update' ? 'the general' : kind} fields of a test in state ${test.state}`, 'invalid_state_transition', { action: kind, state: test.state });
             }
 
-            await check?.(trx, changes);
+            await check?.(trx, changes, test);
             const diff = internals.diff(test as unknown as Record<string, unknown>, changes);
             if (!Object.keys(diff).length) {
                 return test;

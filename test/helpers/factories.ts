@@ -31,15 +31,20 @@ export const testRow = async (knex: Knex, overrides: Partial<Test> & { state?: T
     const techniqueId = overrides.technique_id ?? await technique(knex);
     const state = overrides.state ?? 'draft';
     const running = state === 'red_executing' || state === 'blue_evaluating';
+    const now = new Date();
     return await Test.query(knex).insertAndFetch({
         title: `Test ${Crypto.randomBytes(3).toString('hex')}`,
         technique_id: techniqueId,
         state,
-        timer_started_at: running ? new Date() : null,
-        executed_at: state === 'draft' ? null : new Date(Date.now() - 60_000),
+        timer_started_at: running ? now : null,
+        executed_at: state === 'draft' ? null : new Date(now.getTime() - 60_000),
         attack_result: state === 'draft' ? null : 'succeeded',
-        detections: state === 'draft' || state === 'red_executing' ? [] : [{ tool: 'EDR', outcome: 'alerted', detected_at: new Date().toISOString() }],
+        detections: state === 'draft' || state === 'red_executing' ? [] : [{ tool: 'EDR', outcome: 'alerted', detected_at: now.toISOString() }],
         detection_outcome: state === 'draft' || state === 'red_executing' ? null : 'alerted',
+        detected_at: state === 'draft' || state === 'red_executing' ? null : now,
+        // The decisions the database requires of a decided test (migrations/20261206000300_integrity.ts)
+        ...state === 'validated' ? { red_approved: true, red_validated_at: now, blue_approved: true, blue_validated_at: now, validated_at: now } : {},
+        ...state === 'rejected' ? { blue_approved: false, blue_validated_at: now, rejected_at: now } : {},
         ...overrides
     } as Partial<Test>);
 };

@@ -72,7 +72,8 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
         login: config.login,
         apiKeys: config.apiKeys,
         version: 'test',
-        heartbeatSeconds: config.worker.heartbeatSeconds
+        heartbeatSeconds: config.worker.heartbeatSeconds,
+        coverage: config.coverage
     });
 
     const server = await createServer({ config, services, logger, version: 'test' });

@@ -213,10 +213,10 @@ for (const driver of drivers) {
             expect((await context.server.inject({ method: 'GET', url: `/api/v1/evidence/${first.id}`, auth: context.as('red_tech') })).statusCode).to.equal(404);
             expect((await TestTimelineEntry.query(context.knex).where({ test_id: test.id, action: 'evidence-delete' })).length).to.equal(1);
 
-            await context.knex('tests').where('id', test.id).update({ state: 'validated' });
+            await context.knex('tests').where('id', test.id).update({ state: 'validated', timer_started_at: null, detection_outcome: 'alerted', red_approved: true, red_validated_at: new Date(), blue_approved: true, blue_validated_at: new Date(), validated_at: new Date() });
             const frozen = await context.server.inject({ method: 'DELETE', url: `/api/v1/evidence/${second.id}`, auth: context.as('admin') });
             expect(frozen.statusCode).to.equal(409);
-            await context.knex('tests').where('id', test.id).update({ state: 'rejected' });
+            await context.knex('tests').where('id', test.id).update({ state: 'rejected', blue_approved: false, validated_at: null, rejected_at: new Date() });
             expect((await context.server.inject({ method: 'DELETE', url: `/api/v1/evidence/${second.id}`, auth: context.as('blue_lead') })).statusCode).to.equal(204);
             expect(await internals.keys(store, `evidence/${test.id}/`)).to.equal([]);
         });

@@ -219,12 +219,12 @@ describe('Techniques', () => {
             await context.server.inject({ method: 'PATCH', url: `/api/v1/techniques/${id}/review`, auth: context.as('admin'), payload: { needs_review: true, reason: 'stale' } });
 
             const recompute = () => context.knex.transaction((trx) => context.services.coverage.recompute(trx, context.actor('admin'), [id]));
-            await testRow(context.knex, { technique_id: id, state: 'validated', detection_outcome: 'logged', validated_at: new Date(Date.now() - 60_000) } as never);
+            await testRow(context.knex, { technique_id: id, state: 'validated', detection_outcome: 'logged', validated_at: new Date() } as never);
             await recompute();
             let body = JSON.parse((await get(`/api/v1/techniques/${id}`)).payload);
             expect(body).to.include({ coverage_status: 'partial', score: 40, needs_review: false });
 
-            await testRow(context.knex, { technique_id: id, state: 'validated', detection_outcome: 'prevented', validated_at: new Date() } as never);
+            await testRow(context.knex, { technique_id: id, state: 'validated', detection_outcome: 'prevented', validated_at: new Date(Date.now() + 1000) } as never);
             await testRow(context.knex, { technique_id: id, state: 'in_review', detection_outcome: 'not_detected' } as never);
             await recompute();
             body = JSON.parse((await get(`/api/v1/techniques/${id}`)).payload);

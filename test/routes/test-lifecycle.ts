@@ -206,6 +206,25 @@ describe('Test lifecycle routes', () => {
         expect((await context.server.inject({ method: 'PATCH', url: `/api/v1/tests/${test.id}/remediation`, auth: context.as('red_lead'), payload: { remediation_status: 'resolved' } })).statusCode).to.equal(409);
     });
 
+    it('refuses a detection timed before the execution, and an execution moved after a kept detection (400 naming the field, nothing written)', async () => {
+
+        const patch = (role: Role, id: string, side: 'red' | 'blue', payload: object) => context.server.inject({ method: 'PATCH', url: `/api/v1/tests/${id}/${side}`, auth: context.as(role), payload });
+        const blue = await testRow(context.knex, { state: 'blue_evaluating', executed_at: new Date('2026-11-28T10:00:00.000Z'), detections: [], detection_outcome: null, detected_at: null } as Partial<Test>);
+        const early = await patch('blue_tech', blue.id, 'blue', { detections: [{ tool: 'SIEM', outcome: 'logged', detected_at: '2026-11-28T10:05:00.000Z' }, { tool: 'EDR', outcome: 'alerted', detected_at: '2026-11-28T09:59:59.000Z' }] });
+        expect(early.statusCode).to.equal(400);
+        expect(early.result).to.include({ code: 'detected_before_executed', fields: ['detections.1.detected_at'] });
+        expect(await Test.query(context.knex).findById(blue.id)).to.include({ version: 1, detections: [], detected_at: null });
+        expect(json(await patch('blue_tech', blue.id, 'blue', { detections: [{ tool: 'EDR', outcome: 'alerted', detected_at: '2026-11-28T10:00:00.000Z' }] }))).to.include({ time_to_detect_seconds: 0 });
+
+        // Reopened: red runs again with the old detections kept; its execution may not move past them
+        const red = await testRow(context.knex, { state: 'red_executing', executed_at: new Date('2026-11-28T10:00:00.000Z'), detections: [{ tool: 'EDR', outcome: 'alerted', detected_at: '2026-11-28T10:02:00.000Z' }], detection_outcome: 'alerted', detected_at: new Date('2026-11-28T10:02:00.000Z') } as Partial<Test>);
+        const late = await patch('red_tech', red.id, 'red', { executed_at: '2026-11-28T10:03:00.000Z' });
+        expect(late.statusCode).to.equal(400);
+        expect(late.result).to.include({ code: 'detected_before_executed', fields: ['executed_at'] });
+        expect((await Test.query(context.knex).findById(red.id))!.version).to.equal(1);
+        expect(json(await patch('red_tech', red.id, 'red', { executed_at: '2026-11-28T10:01:00.000Z' }))).to.include({ time_to_detect_seconds: 60 });
+    });
+
     it('lets exactly one of many concurrent identical transitions succeed', async () => {
 
         for (const [state, action, role, payload] of [

@@ -142,7 +142,7 @@ describe('Test routes', () => {
         expect((await request('blue_tech', 'PATCH', `/tests/${red.id}/blue`, { blue_notes: 'x' })).statusCode).to.equal(409);
         expect(json(await request('red_tech', 'PATCH', `/tests/${red.id}/red`, { tool: 'mimikatz', target_host: 'ws-01', red_notes: '' })).tool).to.equal('mimikatz');
 
-        const blue = await testRow(context.knex, { state: 'blue_evaluating' });
+        const blue = await testRow(context.knex, { state: 'blue_evaluating', executed_at: new Date('2026-11-28T11:59:00.000Z'), detections: [], detection_outcome: null, detected_at: null });
         expect((await request('red_tech', 'PATCH', `/tests/${blue.id}/red`, { tool: 'x' })).statusCode).to.equal(409);
         expect((await request('blue_tech', 'PATCH', `/tests/${blue.id}/blue`, { detections: [{ outcome: 'alerted' }] })).statusCode).to.equal(400);
         const set = json(await request('blue_tech', 'PATCH', `/tests/${blue.id}/blue`, { detections: [{ asset_id: Crypto.randomUUID(), outcome: 'prevented', detected_at: '2026-11-28T12:00:00.000Z', rule_ids: ['SIGMA-1'] }], blue_notes: 'Blocked' }));
@@ -208,7 +208,7 @@ describe('Test routes', () => {
         const first = await testRow(context.knex, { state: 'rejected', title: 'Original', platform: 'Linux', tags: ['x'], priority: 'high' });
         const second = json(await request('red_lead', 'POST', '/tests', { retest_of_id: first.id }));
         expect(second).to.include({ title: 'Original', platform: 'Linux', tags: ['x'], priority: 'high', technique_id: first.technique_id, retest_of_id: first.id, state: 'draft' });
-        await context.knex('tests').where('id', second.id).update({ state: 'validated' });
+        await context.knex('tests').where('id', second.id).update({ state: 'validated', detection_outcome: 'alerted', red_approved: true, red_validated_at: new Date(), blue_approved: true, blue_validated_at: new Date(), validated_at: new Date() });
         const third = json(await request('blue_lead', 'POST', '/tests', { retest_of_id: second.id, title: 'Third try' }));
         expect(third).to.include({ title: 'Third try', retest_of_id: second.id });
 

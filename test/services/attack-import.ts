@@ -127,7 +127,7 @@ describe('ATT&CK import', () => {
 
     it('writes nothing on a second import of the same bundle, and never touches the organisation\'s columns', async () => {
 
-        await context.knex('techniques').where('mitre_id', 'T1059').update({ impact: 4, notes: 'ours', needs_review: true, review_reason: 'check' });
+        await context.knex('techniques').where('mitre_id', 'T1059').update({ impact: 4, notes: 'ours', needs_review: true, review_reason: 'check', review_requested_at: new Date() });
         await context.knex('data_components').where('mitre_id', 'DC0021').update({ collected: true, quality: { timeliness: 4 } });
         const rowsBefore = await context.knex('techniques').whereNotNull('stix_id').select('mitre_id', context.knex.raw('xmin::text as xmin'), 'updated_at').orderBy('mitre_id');
 

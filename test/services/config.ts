@@ -26,6 +26,7 @@ describe('Configuration', () => {
         expect(config.login).to.equal({ maxFailuresPerUser: 10, maxFailuresPerIp: 50, maxFailuresPerPair: 5, windowSeconds: 900 });
         expect(config.trustProxy).to.be.false();
         expect(config.apiKeys).to.equal({ maxLifetimeDays: 365 });
+        expect(config.coverage).to.equal({ stalenessDays: 180 });
         expect(Object.isFrozen(config)).to.be.true();
     });
 
@@ -62,14 +63,14 @@ describe('Configuration', () => {
     it('refuses bad values, naming each variable and never printing its value', () => {
 
         const secret = 'short-secret';
-        const attempt = () => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_SECRET: secret, JWT_TTL_SECONDS: '86400', S3_ENDPOINT: 'minio', LOG_LEVEL: 'loud' });
+        const attempt = () => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_SECRET: secret, JWT_TTL_SECONDS: '86400', S3_ENDPOINT: 'minio', LOG_LEVEL: 'loud', COVERAGE_STALENESS_DAYS: '0' });
         expect(attempt).to.throw(ConfigError);
         try {
             attempt();
         }
         catch (err) {
             const message = (err as Error).message;
-            for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'JWT_TTL_SECONDS', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'LOG_LEVEL']) {
+            for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'JWT_TTL_SECONDS', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'LOG_LEVEL', 'COVERAGE_STALENESS_DAYS']) {
                 expect(message).to.include(name);
             }
 

@@ -5,6 +5,7 @@ import type { Logger } from '../../server/logger';
 import type { Services } from '../../server/services';
 
 import { defineAttackJobs, scheduleAttackJobs } from './attack';
+import { defineCoverageJobs, scheduleCoverageJobs } from './coverage';
 import { defineSystemJobs, scheduleSystemJobs } from './system';
 import { defineTestJobs, scheduleTestJobs } from './tests';
 
@@ -21,6 +22,7 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineSystemJobs(agenda, services);
     defineAttackJobs(agenda, services, options);
     defineTestJobs(agenda, services, options);
+    defineCoverageJobs(agenda, services, options);
 };
 
 
@@ -39,4 +41,5 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleSystemJobs(agenda);
     await scheduleAttackJobs(agenda, services);
     await scheduleTestJobs(agenda);
+    await scheduleCoverageJobs(agenda);
 };
