@@ -29,7 +29,7 @@ export const heatmapRoutes = [
             validate: { query: filters },
             response: { schema: Schemas.heatmap }
         },
-        handler: (request) => request.services().heatmap.matrix(request.query)
+        handler: (request) => request.services().heatmap.matrix(actorOf(request), request.query)
     }),
 
     route<{ Query: HeatmapFilters }>({
@@ -42,7 +42,7 @@ export const heatmapRoutes = [
             validate: { query: filters.keys({ include_subtechniques: Joi.forbidden() }) },
             response: { schema: Schemas.navigatorLayer }
         },
-        handler: async (request, h) => h.response(await request.services().heatmap.layer(request.query))
+        handler: async (request, h) => h.response(await request.services().heatmap.layer(actorOf(request), request.query))
             .header('content-disposition', 'attachment; filename="aegis-coverage-layer.json"')
     }),
 

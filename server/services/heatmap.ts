@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 import { NotFoundError } from '../errors';
-import type { AttackDomainName, CoverageStatusName } from '../models';
+import { Test, type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
@@ -71,7 +71,8 @@ export class HeatmapService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService; techniques: TechniquesService }) { }
 
-    async matrix(filters: HeatmapFilters): Promise<Heatmap> {
+    // Test counts are of the tests the actor may see; coverage is the organisation's, whoever looks
+    async matrix(actor: Actor, filters: HeatmapFilters): Promise<Heatmap> {
 
         const { knex } = this.deps;
         const domain = filters.domain ?? 'enterprise-attack';
@@ -92,7 +93,8 @@ export class HeatmapService {
         const [tactics, rows, counts, used, version] = await Promise.all([
             knex('tactics').where({ domain, revoked: false, deprecated: false }).orderBy([{ column: 'matrix_order' }, { column: 'mitre_id' }]).select('id', 'mitre_id', 'shortname', 'name', 'matrix_order'),
             techniques as unknown as Promise<TechniqueRow[]>,
-            knex('tests').select('technique_id').count('* as total').select(knex.raw('count(*) filter (where state = \'validated\') as validated')).groupBy('technique_id') as unknown as Promise<{ technique_id: string; total: number; validated: number }[]>,
+            Test.query(knex).modify('visibleTo', actor).select('technique_id').count('* as total').select(knex.raw('count(*) filter (where state = \'validated\') as validated'))
+                .groupBy('technique_id').toKnexQuery() as unknown as Promise<{ technique_id: string; total: number; validated: number }[]>,
             filters.threat_actor_id ? knex('threat_actor_techniques').where('threat_actor_id', filters.threat_actor_id).pluck('technique_id') as Promise<string[]> : null,
             knex('attack_imports').where({ kind: 'attack', status: 'succeeded', domain }).orderBy('finished_at', 'desc').first('attack_version')
         ]);
@@ -162,9 +164,9 @@ export class HeatmapService {
 
     // The heatmap as an ATT&CK Navigator layer (format 4.5): one entry per technique and tactic, parents scored by
     // their roll-up, untested techniques left unscored and uncoloured.
-    async layer(filters: HeatmapFilters): Promise<NavigatorLayer> {
+    async layer(actor: Actor, filters: HeatmapFilters): Promise<NavigatorLayer> {
 
-        const heatmap = await this.matrix({ ...filters, include_subtechniques: true });
+        const heatmap = await this.matrix(actor, { ...filters, include_subtechniques: true });
         const entries: LayerTechnique[] = [];
         const entry = (id: string, tactic: string, figure: CoverageFigure, tests: TestCounts, showSubtechniques: boolean): LayerTechnique => ({
             techniqueID: id,

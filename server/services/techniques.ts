@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { LockKey } from '../locks';
-import { Technique, type AttackDomainName, type CoverageStatusName } from '../models';
+import { Technique, Test, type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
 import { d3fendTactics } from './attack-import';
@@ -153,7 +153,8 @@ export class TechniquesService {
         return { items: rows.map(internals.summary), total: Number(counted?.count ?? 0), limit, offset };
     }
 
-    async get(mitreId: string) {
+    // The technique's latest validated tests are those the actor may see
+    async get(actor: Actor, mitreId: string) {
 
         const { knex } = this.deps;
         const technique = await Technique.query(knex).findById(mitreId);
@@ -171,8 +172,8 @@ export class TechniquesService {
             technique.parent_id ? knex('techniques').where('mitre_id', technique.parent_id).first('mitre_id', 'name') : null,
             knex('threat_actor_techniques as tat').join('threat_actors as a', 'a.id', 'tat.threat_actor_id').where('tat.technique_id', mitreId)
                 .select('a.id', 'a.mitre_id', 'a.name', 'tat.source').orderBy('a.name'),
-            knex('tests').where({ technique_id: mitreId, state: 'validated' }).orderBy('validated_at', 'desc').limit(10)
-                .select('id', 'title', 'platform', 'detection_outcome', 'validated_at'),
+            Test.query(knex).modify('visibleTo', actor).where({ technique_id: mitreId, state: 'validated' }).orderBy('validated_at', 'desc').limit(10)
+                .select('id', 'title', 'platform', 'detection_outcome', 'validated_at').toKnexQuery(),
             technique.revoked_by_id ? knex('techniques').where('mitre_id', technique.revoked_by_id).first('mitre_id', 'name') : null
         ]);
 
@@ -194,7 +195,7 @@ export class TechniquesService {
             data_components: dataComponents,
             mitigations,
             threat_actors: actors,
-            latest_validated_tests: tests.map((test: { detection_outcome: string }) => ({ ...test, score: scoreOf(test.detection_outcome) }))
+            latest_validated_tests: tests.map((test: { detection_outcome: string | null }) => ({ ...test, score: scoreOf(test.detection_outcome) }))
         };
     }
 
@@ -232,7 +233,7 @@ export class TechniquesService {
             return next;
         });
 
-        return await this.get(mitreId);
+        return await this.get(actor, mitreId);
     }
 
     async update(actor: Actor, mitreId: string, input: TechniqueUpdate) {
@@ -278,7 +279,7 @@ export class TechniquesService {
             await this.deps.audit.record(trx, actor, { action: 'technique.update', entity_type: 'technique', entity_id: mitreId, details: { changes: input } });
         });
 
-        return await this.get(mitreId);
+        return await this.get(actor, mitreId);
     }
 
     async review(actor: Actor, mitreId: string, input: TechniqueReview) {
@@ -294,7 +295,7 @@ export class TechniquesService {
             await this.deps.audit.record(trx, actor, { action: input.needs_review ? 'technique.review_requested' : 'technique.review_cleared', entity_type: 'technique', entity_id: mitreId, details: { reason: input.reason ?? null } });
         });
 
-        return await this.get(mitreId);
+        return await this.get(actor, mitreId);
     }
 
     // Sets (or clears) needs_review on techniques, inside the caller's transaction. Answers the ids it changed.

@@ -14,7 +14,7 @@ import { Evidence, TestTimelineEntry } from '../../server/models';
 import { systemActor, type Role } from '../../server/policy';
 import { EvidenceService } from '../../server/services/evidence';
 
-import { json, technique, testRow } from '../helpers/factories';
+import { json, multipartForm, technique, testRow } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -29,21 +29,7 @@ const internals = {
 
     png: (size: number) => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Crypto.randomBytes(size - 8)]),
 
-    form: (fields: Record<string, string>, file?: { name: string; data: Buffer }) => {
-
-        const boundary = `----aegis${Crypto.randomBytes(8).toString('hex')}`;
-        const parts: Buffer[] = [];
-        for (const [name, value] of Object.entries(fields)) {
-            parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
-        }
-
-        if (file) {
-            parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: application/octet-stream\r\n\r\n`), file.data, Buffer.from('\r\n'));
-        }
-
-        parts.push(Buffer.from(`--${boundary}--\r\n`));
-        return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
-    },
+    form: multipartForm,
 
     keys: async (store: ObjectStore, prefix: string) => {
 

@@ -58,6 +58,32 @@ describe('Heatmap', () => {
         expect(test.id).to.exist();
     });
 
+    it('counts only the tests the caller may see (issue 8): restricted ones for leads and assignees, confidential ones not for viewers', async () => {
+
+        const countsOf = async (role: 'viewer' | 'red_tech' | 'admin') => {
+
+            const body = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/heatmap', auth: context.as(role) })).payload);
+            const cell = body.tactics.flatMap((tactic: { techniques: { technique_id: string; subtechniques: { technique_id: string }[] }[] }) => tactic.techniques.flatMap((item) => [item, ...item.subtechniques]))
+                .find((item: { technique_id: string }) => item.technique_id === 'T1021.002');
+            const layer = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/heatmap/layer', auth: context.as(role) })).payload);
+            const entry = layer.techniques.find((item: { techniqueID: string }) => item.techniqueID === 'T1021.002');
+            return { cell: cell.tests, layer: entry.comment };
+        };
+
+        const initial = await countsOf('admin');
+        await testRow(context.knex, { technique_id: 'T1021.002', data_classification: 'restricted' });
+        await testRow(context.knex, { technique_id: 'T1021.002', data_classification: 'restricted', state: 'validated', red_assignee_id: context.users.red_tech.id } as never);
+        await testRow(context.knex, { technique_id: 'T1021.002', data_classification: 'confidential', state: 'validated' } as never);
+        await testRow(context.knex, { technique_id: 'T1021.002', data_classification: 'public' });
+
+        const plus = (total: number, validated: number) => ({ total: initial.cell.total + total, validated: initial.cell.validated + validated });
+        for (const [role, counts] of [['admin', plus(4, 2)], ['red_tech', plus(3, 2)], ['viewer', plus(1, 0)]] as const) {
+            const seen = await countsOf(role);
+            expect(seen.cell, role).to.equal(counts);
+            expect(seen.layer, role).to.contain(`Tests: ${counts.total} total, ${counts.validated} validated.`);
+        }
+    });
+
     it('filters by platform and threat actor, and answers 400/404 to bad filters', async () => {
 
         const apt28 = (await context.knex('threat_actors').where('mitre_id', 'G0007').first('id')).id;
