@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 
-import { NotFoundError } from '../errors';
+import { NotFoundError, ValidationError } from '../errors';
 import { Test, type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
@@ -65,6 +65,11 @@ interface TechniqueRow {
     latest_outcome: string | null;
     tactic_ids: string[] | null;
 }
+
+
+const internals = {
+    isWrapped: (body: LayerImport | Record<string, unknown>): body is LayerImport => body.layer !== null && typeof body.layer === 'object' && !Array.isArray(body.layer)
+};
 
 
 export class HeatmapService {
@@ -209,12 +214,23 @@ export class HeatmapService {
         });
     }
 
-    // Marks every enabled technique of a Navigator layer for review (e.g. a threat report's layer).
-    async importLayer(actor: Actor, input: LayerImport) {
+    // Marks every enabled technique of a Navigator layer for review (e.g. a threat report's layer). The body is the
+    // layer file as the Navigator exports it, or the older { layer, reason } wrapper.
+    async importLayer(actor: Actor, body: LayerImport | Record<string, unknown>, options: { reason?: string | undefined } = {}) {
 
-        const parsed = parseNavigatorLayer(input.layer);
+        const wrapped = internals.isWrapped(body);
+        const parsed = parseNavigatorLayer(wrapped ? body.layer : body, wrapped ? ['layer'] : []);
+        const named = new Set(parsed.techniques.map((technique) => technique.technique_id));
+
+        // No layer names more techniques than the catalogue of its domain holds
+        const [catalogue] = await this.deps.knex('techniques').where('domain', parsed.domain).count('* as count');
+        const size = Number(catalogue?.count ?? 0);
+        if (named.size > size) {
+            throw new ValidationError(`The layer names ${named.size} techniques; the ${parsed.domain} catalogue holds ${size}`, [wrapped ? 'layer.techniques' : 'techniques'], 'layer_too_large');
+        }
+
         const ids = [...new Set(parsed.techniques.filter((technique) => technique.enabled).map((technique) => technique.technique_id))];
-        const reason = input.reason ?? `Listed in the ATT&CK Navigator layer "${parsed.name || 'unnamed'}"`;
+        const reason = (wrapped ? body.reason : undefined) ?? options.reason ?? `Listed in the ATT&CK Navigator layer "${parsed.name || 'unnamed'}"`;
 
         return await this.deps.knex.transaction(async (trx) => {
 
