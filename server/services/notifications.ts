@@ -1,11 +1,27 @@
 import type { Knex } from 'knex';
 
 import { NotFoundError } from '../errors';
-import { Notification, Test } from '../models';
+import { Notification, Test, User } from '../models';
 import { testAccess, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { page, type ListQuery, type Page } from './lists';
+
+
+// The events a user is notified of; each can be switched off in the app (PATCH /users/me/preferences)
+export const notificationTypes = ['test.assigned', 'test.review', 'test.validated', 'test.rejected', 'alert.fired', 'campaign.completed', 'report.ready'] as const;
+
+export type NotificationType = typeof notificationTypes[number];
+
+export interface NotificationPreferences {
+    in_app?: boolean;
+    email?: boolean;
+    events?: Partial<Record<NotificationType, { in_app?: boolean; email?: boolean }>>;
+}
+
+
+// In-app notifications are on unless switched off, all of them or this type
+export const wantsInApp = (preferences: NotificationPreferences | undefined, type: string): boolean => preferences?.in_app !== false && preferences?.events?.[type as NotificationType]?.in_app !== false;
 
 
 export interface NotificationCreate {
@@ -46,10 +62,18 @@ export class NotificationsService {
     }
 
     // Later modules call this inside the transaction of the event that concerns the users.
+    // Each recipient's preferences are honoured here, for every module that notifies.
     async notify(trx: Knex.Transaction | Knex, notifications: NotificationCreate[]): Promise<void> {
 
-        if (notifications.length) {
-            await Notification.query(trx).insert(notifications);
+        if (!notifications.length) {
+            return;
+        }
+
+        const users = await User.query(trx).findByIds([...new Set(notifications.map((item) => item.user_id))]).select('id', 'preferences');
+        const preferences = new Map(users.map((user) => [user.id, user.preferences?.notifications]));
+        const wanted = notifications.filter((item) => preferences.has(item.user_id) && wantsInApp(preferences.get(item.user_id), item.type));
+        if (wanted.length) {
+            await Notification.query(trx).insert(wanted);
         }
     }
 
