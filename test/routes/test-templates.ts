@@ -89,6 +89,11 @@ describe('Test template routes', () => {
             expect(json(await request(role, 'GET', `/test-templates/${template.id}`)).command, role).to.equal('later classified');
             expect(await listed(role), role).to.be.true();
         }
+
+        // Tests made from it carry the classification with the copied command
+        const [created] = json(await request('blue_lead', 'POST', '/tests/from-template', { template_ids: [template.id] })).items;
+        expect(created).to.include({ command: 'later classified', data_classification: 'restricted' });
+        expect((await request('viewer', 'GET', `/tests/${created.id}`)).statusCode).to.equal(404);
     });
 
     it('refuses bad input', async () => {
