@@ -24,6 +24,22 @@ const internals = {
     restricted: `RESTRICTED${Crypto.randomBytes(6).toString('hex')}`,
     confidential: `CONFIDENTIAL${Crypto.randomBytes(6).toString('hex')}`,
 
+    // The API's own description carries no data; building it is also what a loaded machine is slowest at
+    documentation: (path: string) => path === '/api/v1/openapi.json' || path === '/docs' || path.startsWith('/swaggerui'),
+
+    // hapi sheds load (503) while the event loop lags on a busy machine: ask again once it has caught up
+    get: async (context: TestContext, url: string, role: Role) => {
+
+        for (let i = 1; ; ++i) {
+            const res = await context.server.inject({ method: 'GET', url, auth: context.as(role) });
+            if (res.statusCode !== 503 || !res.payload.includes('heavy load') || i === 10) {
+                return res;
+            }
+
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+    },
+
     // A plausible value for a required query parameter, from its joi description
     queryValue: (description: Joi.Description, ids: string[]): string => {
 
@@ -146,9 +162,9 @@ describe('Visibility of classified tests', () => {
         const seen = new Map<string, string[]>();
         let calls = 0;
         let answered = 0;
-        for (const route of context.server.table().filter((item) => item.method === 'get')) {
+        for (const route of context.server.table().filter((item) => item.method === 'get' && !internals.documentation(item.path))) {
             for (const url of internals.urls(route as never, candidates)) {
-                const res = await context.server.inject({ method: 'GET', url, auth: context.as(role) });
+                const res = await internals.get(context, url, role);
                 expect(res.statusCode, `${role} GET ${url}`).to.not.equal(500);
                 const text = `${JSON.stringify(res.headers)}\n${res.payload}`;
                 for (const marker of markers.filter((item) => text.includes(item))) {
@@ -182,6 +198,9 @@ describe('Visibility of classified tests', () => {
         const about: { title: string; body: string | null }[] = notifications.items.filter((item: { entity_id: string }) => item.entity_id === ids.restricted);
         expect(about.length).to.be.at.least(2);
         expect(about.every((item) => item.title === 'A test you can no longer see' && item.body === null)).to.be.true();
+        const marked = await context.server.inject({ method: 'PATCH', url: `/api/v1/notifications/${(about[0] as unknown as { id: string }).id}`, auth: context.as('red_tech'), payload: { read: true } });
+        expect(json(marked)).to.include({ title: 'A test you can no longer see', body: null });
+        expect(marked.payload).to.not.contain(internals.restricted);
     });
 
     it('walks routes that do carry the markers to those who may see them (the walk is not blind)', async () => {
