@@ -1,4 +1,5 @@
 import * as Path from 'path';
+import * as Zlib from 'zlib';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
@@ -240,6 +241,8 @@ describe('Heatmap', () => {
 
             const huge = await post('admin', navigatorFile([entry('T1059.001')], { description: 'd'.repeat(4 * 1024 * 1024) }));
             expect(huge.statusCode).to.equal(413);
+            const bomb = await context.server.inject({ method: 'POST', url: '/api/v1/heatmap/layer', auth: context.as('admin'), payload: Zlib.gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+            expect(bomb.statusCode).to.equal(413);
         });
     });
 });
