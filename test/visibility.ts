@@ -203,6 +203,14 @@ describe('Visibility of classified tests', () => {
         expect(marked.payload).to.not.contain(internals.restricted);
     });
 
+    it('names the test a technique\'s coverage comes from only to those who may see it', async () => {
+
+        const latest = async (role: Role) => json(await context.server.inject({ method: 'GET', url: `/api/v1/techniques/${ids.technique}`, auth: context.as(role) })).latest_validated_test_id;
+        expect(await latest('viewer')).to.be.null();
+        expect(await latest('red_tech')).to.equal(ids.confidential);
+        expect(await latest('admin')).to.equal(ids.confidential);
+    });
+
     it('walks routes that do carry the markers to those who may see them (the walk is not blind)', async () => {
 
         const { seen } = await walk('admin', [internals.restricted, internals.confidential]);

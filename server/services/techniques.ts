@@ -162,7 +162,7 @@ export class TechniquesService {
             throw new NotFoundError('Technique');
         }
 
-        const [[summary], dataComponents, mitigations, subtechniques, parent, actors, tests, successor] = await Promise.all([
+        const [[summary], dataComponents, mitigations, subtechniques, parent, actors, tests, successor, latest] = await Promise.all([
             this.summaries().where('techniques.mitre_id', mitreId),
             knex('technique_data_components as tdc').join('data_components as dc', 'dc.id', 'tdc.data_component_id').where('tdc.technique_id', mitreId)
                 .distinct('dc.id', 'dc.mitre_id', 'dc.name', 'dc.collected').orderBy('dc.mitre_id'),
@@ -174,11 +174,14 @@ export class TechniquesService {
                 .select('a.id', 'a.mitre_id', 'a.name', 'tat.source').orderBy('a.name'),
             Test.query(knex).modify('visibleTo', actor).where({ technique_id: mitreId, state: 'validated' }).orderBy('validated_at', 'desc').limit(10)
                 .select('id', 'title', 'platform', 'detection_outcome', 'validated_at').toKnexQuery(),
-            technique.revoked_by_id ? knex('techniques').where('mitre_id', technique.revoked_by_id).first('mitre_id', 'name') : null
+            technique.revoked_by_id ? knex('techniques').where('mitre_id', technique.revoked_by_id).first('mitre_id', 'name') : null,
+            technique.latest_validated_test_id ? Test.query(knex).modify('visibleTo', actor).where('tests.id', technique.latest_validated_test_id).select('tests.id').toKnexQuery() : []
         ]);
 
         return {
             ...technique,
+            // The coverage is the organisation's; which test it comes from is named only to those who may see that test
+            latest_validated_test_id: latest.length ? technique.latest_validated_test_id : null,
             ...internals.summary(summary),
             description: technique.description,
             review_reason: technique.review_reason,
