@@ -145,7 +145,7 @@ describe('Visibility of classified tests', () => {
         const worklog = await call('red_lead', 'POST', '/api/v1/worklogs', { test_id: restricted.id, minutes: 30, date: '2026-12-01', note: 'triage' });
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 
-        Object.assign(ids, { restricted: restricted.id, confidential: confidential.id, technique: techniqueId });
+        Object.assign(ids, { restricted: restricted.id, confidential: confidential.id, technique: techniqueId, retest: retest.id, restrictedEvidence: restricted.evidence, confidentialEvidence: confidential.evidence });
         candidates = [
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
             techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id
@@ -183,14 +183,16 @@ describe('Visibility of classified tests', () => {
 
     it('hands no field of a restricted or confidential test to a viewer, on any GET route', async () => {
 
-        const { seen, calls } = await walk('viewer', [internals.restricted, internals.confidential]);
+        // Nor their ids: nothing the viewer may read refers to them
+        const { seen, calls } = await walk('viewer', [internals.restricted, internals.confidential, ids.restricted!, ids.confidential!, ids.retest!, ids.restrictedEvidence!, ids.confidentialEvidence!]);
         expect(calls).to.be.above(100);
         expect(Object.fromEntries(seen)).to.equal({});
     });
 
     it('hands no field of a restricted test to a red technician it is not assigned to, on any GET route', async () => {
 
-        const { seen } = await walk('red_tech', [internals.restricted]);
+        // Their notifications still name the test's id (they knew it), not its retest or evidence
+        const { seen } = await walk('red_tech', [internals.restricted, ids.retest!, ids.restrictedEvidence!]);
         expect(Object.fromEntries(seen)).to.equal({});
 
         // They still hold the notifications from when it was theirs, without its title
