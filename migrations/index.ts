@@ -5,6 +5,7 @@ import * as Attack from './20261128000002_attack';
 import * as Tests from './20261128000003_tests';
 import * as ApiKeyLifetime from './20261206000100_api_key_lifetime';
 import * as LoginAttempts from './20261206000101_login_attempts';
+import * as NotificationPreferences from './20261206000200_notification_preferences';
 import * as Integrity from './20261206000300_integrity';
 import * as CoverageRollup from './20261206000301_coverage_rollup';
 import * as CustomDataComponents from './20261206000302_custom_data_components';
@@ -24,6 +25,7 @@ export const migrations: Migration[] = [
     Tests,
     ApiKeyLifetime,
     LoginAttempts,
+    NotificationPreferences,
     Integrity,
     CoverageRollup,
     CustomDataComponents

@@ -52,3 +52,44 @@ export const ownsOrAdmin = (actor: Actor, ownerId: string | null | undefined): b
 
 // "Own or RL,BL,A"
 export const ownsOrLead = (actor: Actor, ownerId: string | null | undefined): boolean => isLead(actor) || (actor.id !== null && actor.id === ownerId);
+
+
+// The one visibility rule of tests (domain.md Decisions), and of everything that exposes a test's fields: its
+// evidence, timeline, notifications, templates copied from it, the test lists and counts of other modules.
+// `restricted` tests are for A, the leads and the test's assignees; `confidential` ones are hidden from V.
+// The SQL form is the `visibleTo` modifier of the Test model, built from testAccess; canSeeTest is the same rule
+// for a row already in hand.
+
+export type Classification = 'public' | 'internal' | 'confidential' | 'restricted';
+
+export interface ClassifiedTest {
+    data_classification: Classification;
+    red_assignee_id: string | null;
+    blue_assignee_id: string | null;
+}
+
+// null: every test. Otherwise the classifications the actor sees, plus the restricted tests assigned to them.
+export const testAccess = (actor: Actor): { classifications: Classification[]; assignee: string | null } | null => {
+
+    if (isLead(actor)) {
+        return null;
+    }
+
+    return { classifications: actor.role === Role.viewer ? ['public', 'internal'] : ['public', 'internal', 'confidential'], assignee: actor.id };
+};
+
+
+export const canSeeTest = (actor: Actor, test: ClassifiedTest): boolean => {
+
+    const access = testAccess(actor);
+    if (!access) {
+        return true;
+    }
+
+    return access.classifications.includes(test.data_classification) ||
+        (access.assignee !== null && test.data_classification === 'restricted' && (test.red_assignee_id === access.assignee || test.blue_assignee_id === access.assignee));
+};
+
+
+// Whom a copy readable by every role (a test template) must be visible to: a viewer assigned to nothing
+export const everyReader: Actor = Object.freeze({ id: null, role: Role.viewer });

@@ -1,5 +1,9 @@
-import type { Priority } from './test';
+import type { QueryBuilder } from 'objection';
+
+import { testAccess, type Actor } from '../policy';
+
 import { BaseModel } from './base';
+import { Test, type Priority } from './test';
 
 
 export class TestTemplate extends BaseModel {
@@ -31,4 +35,14 @@ export class TestTemplate extends BaseModel {
 
         return ['executor', 'input_arguments'];
     }
+
+    static override modifiers = {
+        // A copy of a test is as visible as the test: its classification may have been raised since the copy
+        visibleTo(query: QueryBuilder<TestTemplate>, actor: Actor) {
+
+            if (testAccess(actor)) {
+                query.where((q) => q.whereNull('test_templates.source_test_id').orWhereIn('test_templates.source_test_id', Test.query().select('tests.id').modify('visibleTo', actor)));
+            }
+        }
+    };
 }

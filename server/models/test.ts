@@ -1,13 +1,13 @@
 import type { QueryBuilder } from 'objection';
 
-import { isLead, type Actor } from '../policy';
+import { testAccess, type Actor, type Classification } from '../policy';
 import { timerReading, type Detection, type DetectionOutcome, type TestState } from '../services/test-lifecycle';
 
 import { BaseModel } from './base';
 
 
 export type Priority = 'low' | 'medium' | 'high' | 'critical';
-export type DataClassification = 'public' | 'internal' | 'confidential' | 'restricted';
+export type DataClassification = Classification;
 export type AttackResult = 'succeeded' | 'partially_succeeded' | 'failed' | 'blocked';
 export type RemediationStatus = 'none' | 'open' | 'in_progress' | 'resolved' | 'accepted_risk';
 
@@ -81,19 +81,21 @@ export class Test extends BaseModel {
     }
 
     static override modifiers = {
-        // domain.md Decisions: restricted tests only for A, the leads and the test's assignees; confidential hidden from V
+        // The visibility rule of policy.ts (testAccess) in SQL: every read of tests, or of what hangs off a test, goes through it
         visibleTo(query: QueryBuilder<Test>, actor: Actor) {
 
-            if (isLead(actor)) {
+            const access = testAccess(actor);
+            if (!access) {
                 return;
             }
 
             const table = Test.tableName;
             query.where((q) => {
 
-                q.whereIn(`${table}.data_classification`, actor.role === 'viewer' ? ['public', 'internal'] : ['public', 'internal', 'confidential']);
-                if (actor.id) {
-                    q.orWhere((r) => r.where(`${table}.data_classification`, 'restricted').where((s) => s.where(`${table}.red_assignee_id`, actor.id!).orWhere(`${table}.blue_assignee_id`, actor.id!)));
+                q.whereIn(`${table}.data_classification`, access.classifications);
+                if (access.assignee) {
+                    const assignee = access.assignee;
+                    q.orWhere((r) => r.where(`${table}.data_classification`, 'restricted').where((s) => s.where(`${table}.red_assignee_id`, assignee).orWhere(`${table}.blue_assignee_id`, assignee)));
                 }
             });
         }

@@ -1,4 +1,5 @@
 import type { Role } from '../policy';
+import type { NotificationPreferences } from '../services/notifications';
 
 import { BaseModel } from './base';
 
@@ -8,7 +9,7 @@ export interface Preferences {
     language?: string;
     timezone?: string;
     page_size?: number;
-    notifications?: { in_app?: boolean; email?: boolean; events?: string[] };
+    notifications?: NotificationPreferences;
 }
 
 

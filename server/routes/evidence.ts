@@ -96,7 +96,7 @@ export const evidenceRoutes = [
         method: 'DELETE',
         path: '/api/v1/evidence/{id}',
         options: {
-            description: 'Delete an evidence file: the uploader, or RL/BL/A; never on a validated test',
+            description: 'Delete an evidence file: the uploader, or RL/BL/A (403 to others who can see it, 404 to those who cannot); never on a validated test',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams }

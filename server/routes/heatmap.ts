@@ -29,7 +29,7 @@ export const heatmapRoutes = [
             validate: { query: filters },
             response: { schema: Schemas.heatmap }
         },
-        handler: (request) => request.services().heatmap.matrix(request.query)
+        handler: (request) => request.services().heatmap.matrix(actorOf(request), request.query)
     }),
 
     route<{ Query: HeatmapFilters }>({
@@ -42,25 +42,22 @@ export const heatmapRoutes = [
             validate: { query: filters.keys({ include_subtechniques: Joi.forbidden() }) },
             response: { schema: Schemas.navigatorLayer }
         },
-        handler: async (request, h) => h.response(await request.services().heatmap.layer(request.query))
+        handler: async (request, h) => h.response(await request.services().heatmap.layer(actorOf(request), request.query))
             .header('content-disposition', 'attachment; filename="aegis-coverage-layer.json"')
     }),
 
-    route<{ Payload: LayerImport }>({
+    route<{ Payload: LayerImport | Record<string, unknown>; Query: { reason?: string } }>({
         method: 'POST',
         path: '/api/v1/heatmap/layer',
         options: {
-            description: 'Import an ATT&CK Navigator layer: its enabled techniques are marked for review',
+            description: 'Import an ATT&CK Navigator layer (the file as the Navigator exports it, or `{ layer, reason }`): its enabled techniques are marked for review',
             tags: ['api', 'heatmap'],
-            auth: { access: { scope: [...Access.any] } },
-            validate: {
-                payload: Joi.object<LayerImport, true>({
-                    layer: Joi.object().unknown(true).required(),
-                    reason: text(1000).min(1)
-                })
-            },
+            // Issue 8: it changes state (review flags), so it takes the roles of PATCH /techniques/{id}/review
+            auth: { access: { scope: [...Access.leads] } },
+            payload: { maxBytes: Schemas.layerMaxBytes },
+            validate: { payload: Schemas.layerImportPayload, query: Joi.object({ reason: text(1000).min(1) }) },
             response: { schema: Schemas.layerImport }
         },
-        handler: (request) => request.services().heatmap.importLayer(actorOf(request), request.payload)
+        handler: (request) => request.services().heatmap.importLayer(actorOf(request), request.payload, { reason: request.query.reason })
     })
 ];

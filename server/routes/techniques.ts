@@ -59,7 +59,7 @@ export const techniqueRoutes = [
             validate: { params: Schemas.mitreParams },
             response: { schema: Schemas.technique }
         },
-        handler: (request) => request.services().techniques.get(request.params.mitre_id)
+        handler: (request) => request.services().techniques.get(actorOf(request), request.params.mitre_id)
     }),
 
     route<{ Params: { mitre_id: string }; Payload: TechniqueUpdate }>({

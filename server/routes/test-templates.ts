@@ -30,7 +30,7 @@ export const testTemplateRoutes = [
         method: 'POST',
         path: '/api/v1/test-templates',
         options: {
-            description: 'Create a template from scratch, or from an existing test (source_test_id) with overrides',
+            description: 'Create a template from scratch, or from an existing public or internal test (source_test_id) with overrides; a confidential or restricted source answers 409 classified_source',
             tags: internals.tags,
             auth: { access: { scope: [...Access.leads] } },
             validate: { payload: templateCreate },

@@ -1,5 +1,6 @@
 import Joi from 'joi';
 
+import { text } from './common';
 import { coverageStatus } from './techniques';
 
 
@@ -65,3 +66,15 @@ export const layerImport = Joi.object({
 
 
 export const syncRequest = Joi.object({ job_id: Joi.string().required(), status: Joi.string().valid('queued', 'already_queued').required() }).label('SyncRequest');
+
+
+// A full Enterprise matrix exported by the Navigator (887 technique-tactic entries) is about 450 KB pretty-printed with
+// short comments; 4 MiB leaves room for long comments and metadata (DeTT&CT layers) without opening every route
+export const layerMaxBytes = 4 * 1024 * 1024;
+
+// The Navigator's file as exported, or the older { layer, reason } wrapper; the layer itself is read by the one
+// parser (services/navigator-layer.ts), which names what is wrong with it
+export const layerImportPayload = Joi.alternatives().conditional(Joi.object({ layer: Joi.exist() }).unknown(true), {
+    then: Joi.object({ layer: Joi.object().unknown(true).required(), reason: text(1000).min(1) }),
+    otherwise: Joi.object().unknown(true)
+}).required().label('NavigatorLayerImport');

@@ -2,6 +2,7 @@ import Joi from 'joi';
 
 import type { Preferences } from '../models';
 import { roles } from '../policy';
+import { notificationTypes } from '../services/notifications';
 import { maxPasswordLength } from '../services/passwords';
 import type { UserCreate, UserUpdate } from '../services/users';
 
@@ -44,7 +45,8 @@ export const preferences = Joi.object<Preferences, true>({
     notifications: Joi.object({
         in_app: Joi.boolean(),
         email: Joi.boolean(),
-        events: Joi.array().items(Joi.string().valid('test.assigned', 'test.review', 'test.validated', 'test.rejected', 'alert.fired', 'campaign.completed', 'report.ready')).unique().max(20)
+        // Per event type, e.g. { "test.review": { "in_app": false } }; what is not said is on
+        events: Joi.object().pattern(Joi.string().valid(...notificationTypes), Joi.object({ in_app: Joi.boolean(), email: Joi.boolean() }).min(1))
     })
 }).min(1);
 

@@ -9,7 +9,7 @@ import {
     hashingStream, ObjectNotFoundError, PayloadTooLargeError as StreamTooLarge, sanitizeFileName, sniffContentType, sniffLength, type ObjectStore
 } from '../../integrations/storage';
 import type { Config } from '../config';
-import { ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
+import { ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import { Evidence, Test, TestTimelineEntry } from '../models';
 import { ownsOrLead, type Actor } from '../policy';
 
@@ -148,10 +148,10 @@ export class EvidenceService {
             throw new NotFoundError('Evidence');
         }
 
-        // Evidence is exactly as visible as its test (classification)
-        await this.deps.tests.get(actor, evidence.test_id).catch(() => {
+        // Evidence is exactly as visible as its test (classification); a failing database is not a missing test
+        await this.deps.tests.get(actor, evidence.test_id).catch((err: Error) => {
 
-            throw new NotFoundError('Evidence');
+            throw err instanceof NotFoundError ? new NotFoundError('Evidence') : err;
         });
 
         return evidence;
@@ -263,8 +263,13 @@ export class EvidenceService {
         const evidence = await this.get(actor, id);
         const stream = await this.deps.storage.get(evidence.storage_key).catch((err: Error) => {
 
-            // A row whose object is gone (the sweeper reports these): the file cannot be served
-            throw err instanceof ObjectNotFoundError ? new NotFoundError('Evidence file', { evidence_id: id }) : err;
+            // A row whose object is gone (the sweeper reports these): the file cannot be served. Any other failure is
+            // the store's, and passes: 503, not 404
+            if (err instanceof ObjectNotFoundError) {
+                throw new NotFoundError('Evidence file', { evidence_id: id });
+            }
+
+            throw Object.assign(new UnavailableError('The evidence store is unavailable', 5), { cause: err });
         });
 
         await this.deps.audit.record(this.deps.knex, actor, { action: 'evidence.download', entity_type: 'evidence', entity_id: id, details: { test_id: evidence.test_id, sha256: evidence.sha256 } });
@@ -280,9 +285,13 @@ export class EvidenceService {
             const row = await Evidence.query(trx).findById(id).forUpdate();
             const test = row ? await Test.query(trx).findById(row.test_id).modify('visibleTo', actor).forUpdate() : undefined;
 
-            // Someone else's evidence answers like a missing one (SEC-05)
-            if (!row || !test || !ownsOrLead(actor, row.uploaded_by)) {
+            // What the actor may not see answers like a missing one (SEC-05); what they see but may not delete, 403
+            if (!row || !test) {
                 throw new NotFoundError('Evidence');
+            }
+
+            if (!ownsOrLead(actor, row.uploaded_by)) {
+                throw new ForbiddenError('Only the uploader or a lead may delete this evidence');
             }
 
             if (!(edits['evidence-delete'].states as readonly string[]).includes(test.state)) {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
-import { NotFoundError } from '../errors';
-import type { AttackDomainName, CoverageStatusName } from '../models';
+import { NotFoundError, ValidationError } from '../errors';
+import { Test, type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
@@ -71,11 +71,17 @@ interface TechniqueRow {
 }
 
 
+const internals = {
+    isWrapped: (body: LayerImport | Record<string, unknown>): body is LayerImport => body.layer !== null && typeof body.layer === 'object' && !Array.isArray(body.layer)
+};
+
+
 export class HeatmapService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService; techniques: TechniquesService }) { }
 
-    async matrix(filters: HeatmapFilters): Promise<Heatmap> {
+    // Test counts are of the tests the actor may see; coverage is the organisation's, whoever looks
+    async matrix(actor: Actor, filters: HeatmapFilters): Promise<Heatmap> {
 
         const { knex } = this.deps;
         const domain = filters.domain ?? 'enterprise-attack';
@@ -95,7 +101,8 @@ export class HeatmapService {
         const [tactics, rows, counts, used, version] = await Promise.all([
             knex('tactics').where({ domain, revoked: false, deprecated: false }).orderBy([{ column: 'matrix_order' }, { column: 'mitre_id' }]).select('id', 'mitre_id', 'shortname', 'name', 'matrix_order'),
             techniques as unknown as Promise<TechniqueRow[]>,
-            knex('tests').select('technique_id').count('* as total').select(knex.raw('count(*) filter (where state = \'validated\') as validated')).groupBy('technique_id') as unknown as Promise<{ technique_id: string; total: number; validated: number }[]>,
+            Test.query(knex).modify('visibleTo', actor).select('technique_id').count('* as total').select(knex.raw('count(*) filter (where state = \'validated\') as validated'))
+                .groupBy('technique_id').toKnexQuery() as unknown as Promise<{ technique_id: string; total: number; validated: number }[]>,
             filters.threat_actor_id ? knex('threat_actor_techniques').where('threat_actor_id', filters.threat_actor_id).pluck('technique_id') as Promise<string[]> : null,
             knex('attack_imports').where({ kind: 'attack', status: 'succeeded', domain }).orderBy('finished_at', 'desc').first('attack_version')
         ]);
@@ -166,9 +173,9 @@ export class HeatmapService {
 
     // The heatmap as an ATT&CK Navigator layer (format 4.5): one entry per technique and tactic, parents scored by
     // their roll-up, untested techniques left unscored and uncoloured.
-    async layer(filters: HeatmapFilters): Promise<NavigatorLayer> {
+    async layer(actor: Actor, filters: HeatmapFilters): Promise<NavigatorLayer> {
 
-        const heatmap = await this.matrix({ ...filters, include_subtechniques: true });
+        const heatmap = await this.matrix(actor, { ...filters, include_subtechniques: true });
         const entries: LayerTechnique[] = [];
         const entry = (id: string, tactic: string, figure: CoverageFigure, tests: TestCounts, showSubtechniques: boolean): LayerTechnique => ({
             techniqueID: id,
@@ -211,12 +218,23 @@ export class HeatmapService {
         });
     }
 
-    // Marks every enabled technique of a Navigator layer for review (e.g. a threat report's layer).
-    async importLayer(actor: Actor, input: LayerImport) {
+    // Marks every enabled technique of a Navigator layer for review (e.g. a threat report's layer). The body is the
+    // layer file as the Navigator exports it, or the older { layer, reason } wrapper.
+    async importLayer(actor: Actor, body: LayerImport | Record<string, unknown>, options: { reason?: string | undefined } = {}) {
 
-        const parsed = parseNavigatorLayer(input.layer);
+        const wrapped = internals.isWrapped(body);
+        const parsed = parseNavigatorLayer(wrapped ? body.layer : body, wrapped ? ['layer'] : []);
+        const named = new Set(parsed.techniques.map((technique) => technique.technique_id));
+
+        // No layer names more techniques than the catalogue of its domain holds
+        const [catalogue] = await this.deps.knex('techniques').where('domain', parsed.domain).count('* as count');
+        const size = Number(catalogue?.count ?? 0);
+        if (named.size > size) {
+            throw new ValidationError(`The layer names ${named.size} techniques; the ${parsed.domain} catalogue holds ${size}`, [wrapped ? 'layer.techniques' : 'techniques'], 'layer_too_large');
+        }
+
         const ids = [...new Set(parsed.techniques.filter((technique) => technique.enabled).map((technique) => technique.technique_id))];
-        const reason = input.reason ?? `Listed in the ATT&CK Navigator layer "${parsed.name || 'unnamed'}"`;
+        const reason = (wrapped ? body.reason : undefined) ?? options.reason ?? `Listed in the ATT&CK Navigator layer "${parsed.name || 'unnamed'}"`;
 
         return await this.deps.knex.transaction(async (trx) => {
 

@@ -68,21 +68,23 @@ const internals = {
 };
 
 
-export const parseNavigatorLayer = (input: unknown): ParsedLayer => {
+// `at` is where the layer sits in the request body, for the field names of a refusal
+export const parseNavigatorLayer = (input: unknown, at: string[] = ['layer']): ParsedLayer => {
 
+    const field = (...path: (string | number)[]) => [...at, ...path].join('.');
     const { error, value } = internals.schema.validate(input, { abortEarly: false, convert: true });
     if (error) {
-        throw new ValidationError(`Not an ATT&CK Navigator layer: ${error.message}`, error.details.map((detail) => ['layer', ...detail.path].join('.')));
+        throw new ValidationError(`Not an ATT&CK Navigator layer: ${error.message}`, error.details.map((detail) => field(...detail.path)));
     }
 
     const layerVersion = value.versions?.layer ?? null;
     if (layerVersion && !/^4(\.\d+)?$/.test(layerVersion)) {
-        throw new ValidationError(`Navigator layer format ${layerVersion} is not supported (4.x is)`, ['layer.versions.layer']);
+        throw new ValidationError(`Navigator layer format ${layerVersion} is not supported (4.x is)`, [field('versions', 'layer')]);
     }
 
     const bad = value.techniques.filter((technique: LayerTechnique) => !internals.techniqueId.test(technique.techniqueID)).map((technique: LayerTechnique) => technique.techniqueID);
     if (bad.length) {
-        throw new ValidationError(`Not technique ids: ${bad.slice(0, 10).join(', ')}`, ['layer.techniques']);
+        throw new ValidationError(`Not technique ids: ${bad.slice(0, 10).join(', ')}`, [field('techniques')]);
     }
 
     return {

@@ -1,11 +1,27 @@
 import type { Knex } from 'knex';
 
 import { NotFoundError } from '../errors';
-import { Notification } from '../models';
-import type { Actor } from '../policy';
+import { Notification, Test, User } from '../models';
+import { testAccess, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { page, type ListQuery, type Page } from './lists';
+
+
+// The events a user is notified of; each can be switched off in the app (PATCH /users/me/preferences)
+export const notificationTypes = ['test.assigned', 'test.review', 'test.validated', 'test.rejected', 'alert.fired', 'campaign.completed', 'report.ready'] as const;
+
+export type NotificationType = typeof notificationTypes[number];
+
+export interface NotificationPreferences {
+    in_app?: boolean;
+    email?: boolean;
+    events?: Partial<Record<NotificationType, { in_app?: boolean; email?: boolean }>>;
+}
+
+
+// In-app notifications are on unless switched off, all of them or this type
+export const wantsInApp = (preferences: NotificationPreferences | undefined, type: string): boolean => preferences?.in_app !== false && preferences?.events?.[type as NotificationType]?.in_app !== false;
 
 
 export interface NotificationCreate {
@@ -16,6 +32,12 @@ export interface NotificationCreate {
     entity_type?: string | null;
     entity_id?: string | null;
 }
+
+
+const internals = {
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    hidden: 'A test you can no longer see'
+};
 
 
 export class NotificationsService {
@@ -36,14 +58,22 @@ export class NotificationsService {
         return Promise.all([
             page(query, filters, { sort: 'created_at', order: 'desc' }),
             Notification.query(this.deps.knex).where('user_id', actor.id!).whereNull('read_at').resultSize()
-        ]).then(([result, unread]) => ({ ...result, unread_count: unread }));
+        ]).then(async ([result, unread]) => ({ ...result, items: await this.readable(actor, result.items), unread_count: unread }));
     }
 
     // Later modules call this inside the transaction of the event that concerns the users.
+    // Each recipient's preferences are honoured here, for every module that notifies.
     async notify(trx: Knex.Transaction | Knex, notifications: NotificationCreate[]): Promise<void> {
 
-        if (notifications.length) {
-            await Notification.query(trx).insert(notifications);
+        if (!notifications.length) {
+            return;
+        }
+
+        const users = await User.query(trx).findByIds([...new Set(notifications.map((item) => item.user_id))]).select('id', 'preferences');
+        const preferences = new Map(users.map((user) => [user.id, user.preferences?.notifications]));
+        const wanted = notifications.filter((item) => preferences.has(item.user_id) && wantsInApp(preferences.get(item.user_id), item.type));
+        if (wanted.length) {
+            await Notification.query(trx).insert(wanted);
         }
     }
 
@@ -58,7 +88,8 @@ export class NotificationsService {
 
             const updated = await notification.$patchReturning(trx, { read_at: read ? notification.read_at ?? new Date() : null });
             await this.deps.audit.record(trx, actor, { action: 'notification.read', entity_type: 'notification', entity_id: id, details: { read } });
-            return updated;
+            const [readable] = await this.readable(actor, [updated], trx);
+            return readable!;
         });
     }
 
@@ -70,5 +101,24 @@ export class NotificationsService {
             await this.deps.audit.record(trx, actor, { action: 'notification.read_all', entity_type: 'notification', details: { updated } });
             return { updated };
         });
+    }
+
+    // A notification about a test says what the test was called only while the recipient may still see the test
+    // (they may have been unassigned, or the test classified, since): the text is checked at read time.
+    private async readable(actor: Actor, notifications: Notification[], knex: Knex | Knex.Transaction = this.deps.knex): Promise<Notification[]> {
+
+        const ids = [...new Set(notifications.filter((item) => item.entity_type === 'test').map((item) => item.entity_id!))];
+        if (!ids.length || !testAccess(actor)) {
+            return notifications;
+        }
+
+        const visible = new Set((await Test.query(knex).whereIn('id', ids.filter((id) => internals.uuid.test(id))).modify('visibleTo', actor).select('id')).map((test) => test.id));
+        for (const item of notifications) {
+            if (item.entity_type === 'test' && !visible.has(item.entity_id!)) {
+                Object.assign(item, { title: internals.hidden, body: null });
+            }
+        }
+
+        return notifications;
     }
 }

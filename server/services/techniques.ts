@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { LockKey } from '../locks';
-import { Technique, type AttackDomainName, type CoverageStatusName } from '../models';
+import { Technique, Test, type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
 import { d3fendTactics } from './attack-import';
@@ -151,7 +151,8 @@ export class TechniquesService {
         return { items: rows.map(internals.summary), total: Number(counted?.count ?? 0), limit, offset };
     }
 
-    async get(mitreId: string) {
+    // The technique's latest validated tests are those the actor may see
+    async get(actor: Actor, mitreId: string) {
 
         const { knex } = this.deps;
         const technique = await Technique.query(knex).findById(mitreId);
@@ -159,7 +160,7 @@ export class TechniquesService {
             throw new NotFoundError('Technique');
         }
 
-        const [[summary], dataComponents, mitigations, subtechniques, parent, actors, tests, successor] = await Promise.all([
+        const [[summary], dataComponents, mitigations, subtechniques, parent, actors, tests, successor, latest] = await Promise.all([
             this.summaries().where('techniques.mitre_id', mitreId),
             knex('technique_data_components as tdc').join('data_components as dc', 'dc.id', 'tdc.data_component_id').where('tdc.technique_id', mitreId)
                 .distinct('dc.id', 'dc.mitre_id', 'dc.name', 'dc.collected').orderBy('dc.mitre_id'),
@@ -169,13 +170,16 @@ export class TechniquesService {
             technique.parent_id ? knex('techniques').where('mitre_id', technique.parent_id).first('mitre_id', 'name') : null,
             knex('threat_actor_techniques as tat').join('threat_actors as a', 'a.id', 'tat.threat_actor_id').where('tat.technique_id', mitreId)
                 .select('a.id', 'a.mitre_id', 'a.name', 'tat.source').orderBy('a.name'),
-            knex('tests').where({ technique_id: mitreId, state: 'validated' }).orderBy('validated_at', 'desc').limit(10)
-                .select('id', 'title', 'platform', 'detection_outcome', 'validated_at'),
-            technique.revoked_by_id ? knex('techniques').where('mitre_id', technique.revoked_by_id).first('mitre_id', 'name') : null
+            Test.query(knex).modify('visibleTo', actor).where({ technique_id: mitreId, state: 'validated' }).orderBy('validated_at', 'desc').limit(10)
+                .select('id', 'title', 'platform', 'detection_outcome', 'validated_at').toKnexQuery(),
+            technique.revoked_by_id ? knex('techniques').where('mitre_id', technique.revoked_by_id).first('mitre_id', 'name') : null,
+            technique.latest_validated_test_id ? Test.query(knex).modify('visibleTo', actor).where('tests.id', technique.latest_validated_test_id).select('tests.id').toKnexQuery() : []
         ]);
 
         return {
             ...technique,
+            // The coverage is the organisation's; which test it comes from is named only to those who may see that test
+            latest_validated_test_id: latest.length ? technique.latest_validated_test_id : null,
             ...internals.summary(summary),
             description: technique.description,
             review_reason: technique.review_reason,
@@ -192,7 +196,7 @@ export class TechniquesService {
             data_components: dataComponents,
             mitigations,
             threat_actors: actors,
-            latest_validated_tests: tests.map((test: { detection_outcome: string }) => ({ ...test, score: scoreOf(test.detection_outcome) }))
+            latest_validated_tests: tests.map((test: { detection_outcome: string | null }) => ({ ...test, score: scoreOf(test.detection_outcome) }))
         };
     }
 
@@ -231,7 +235,7 @@ export class TechniquesService {
             return next;
         });
 
-        return await this.get(mitreId);
+        return await this.get(actor, mitreId);
     }
 
     async update(actor: Actor, mitreId: string, input: TechniqueUpdate) {
@@ -283,7 +287,7 @@ export class TechniquesService {
             await this.deps.audit.record(trx, actor, { action: 'technique.update', entity_type: 'technique', entity_id: mitreId, details: { changes: input } });
         });
 
-        return await this.get(mitreId);
+        return await this.get(actor, mitreId);
     }
 
     async review(actor: Actor, mitreId: string, input: TechniqueReview) {
@@ -299,7 +303,7 @@ export class TechniquesService {
             await this.deps.audit.record(trx, actor, { action: input.needs_review ? 'technique.review_requested' : 'technique.review_cleared', entity_type: 'technique', entity_id: mitreId, details: { reason: input.reason ?? null } });
         });
 
-        return await this.get(mitreId);
+        return await this.get(actor, mitreId);
     }
 
     // Sets (or clears) needs_review on techniques, inside the caller's transaction. Answers the ids it changed.

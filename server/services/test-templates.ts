@@ -1,9 +1,9 @@
 import type { Knex } from 'knex';
 
 import { parseAtomicsDirectory, type AtomicTest } from '../../integrations/atomic';
-import { NotFoundError, ValidationError } from '../errors';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { Test, TestTemplate, type Priority } from '../models';
-import type { Actor } from '../policy';
+import { canSeeTest, everyReader, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { likePattern, page, type ListQuery, type Page } from './lists';
@@ -71,7 +71,7 @@ export class TestTemplatesService {
 
     list(actor: Actor, filters: TemplateFilters): Promise<Page<TestTemplate>> {
 
-        const query = TestTemplate.query(this.deps.knex);
+        const query = TestTemplate.query(this.deps.knex).modify('visibleTo', actor);
         if (filters.technique_id) {
             query.whereRaw('technique_ids @> ?::text[]', [[filters.technique_id]]);
         }
@@ -97,7 +97,7 @@ export class TestTemplatesService {
 
     async get(actor: Actor, id: string): Promise<TestTemplate> {
 
-        const template = await TestTemplate.query(this.deps.knex).findById(id);
+        const template = await TestTemplate.query(this.deps.knex).findById(id).modify('visibleTo', actor);
         if (!template) {
             throw new NotFoundError('Test template');
         }
@@ -115,6 +115,11 @@ export class TestTemplatesService {
                 const test = await Test.query(trx).findById(sourceTestId).modify('visibleTo', actor);
                 if (!test) {
                     throw new ValidationError('The source test does not exist', ['source_test_id'], 'invalid_reference');
+                }
+
+                // Every role reads templates: a copy of a test some of them may not see would hand them its procedure
+                if (!canSeeTest(everyReader, test)) {
+                    throw new ConflictError(`A template is readable by every role; a ${test.data_classification} test cannot be its source`, 'classified_source', { data_classification: test.data_classification });
                 }
 
                 base = {

@@ -259,9 +259,15 @@ export class TestsService {
                 throw new NotFoundError('Test template', { ids: missing });
             }
 
+            // A template copied from a test that was classified since passes the test's classification on with the copy
+            const sourceIds = templates.map((template) => template.source_test_id).filter((id): id is string => Boolean(id));
+            const sources = new Map((sourceIds.length ? await Test.query(trx).findByIds(sourceIds).select('id', 'data_classification') : []).map((test) => [test.id, test.data_classification]));
+
             const rows: Partial<Test>[] = [];
             for (const id of input.template_ids) {
                 const template = templates.find((item) => item.id === id)!;
+                const inherited = sources.get(template.source_test_id!);
+                const classification = inherited === 'confidential' || inherited === 'restricted' ? { data_classification: inherited } : {};
                 const techniques = input.technique_ids ? template.technique_ids.filter((technique) => input.technique_ids!.includes(technique)) : template.technique_ids;
                 if (!techniques.length) {
                     throw new ValidationError(`Template ${template.name} names none of the requested techniques`, ['technique_ids'], 'no_technique');
@@ -281,7 +287,7 @@ export class TestsService {
                         blue_assignee_id: overrides.blue_assignee_id ?? null,
                         expected_outcome: overrides.expected_outcome ?? template.expected_outcome ?? template.expected_detection
                     }) as Partial<Test>);
-                    Object.assign(rows[rows.length - 1]!, { template_id: template.id, procedure: template.procedure, tool: template.tool, command: template.command });
+                    Object.assign(rows[rows.length - 1]!, { template_id: template.id, procedure: template.procedure, tool: template.tool, command: template.command, ...classification });
                 }
             }
 

@@ -9,6 +9,7 @@ import { Role, systemActor, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { likePattern, pageOfRows, totalColumn, type ListQuery, type Page } from './lists';
+import type { NotificationPreferences, NotificationType } from './notifications';
 import { checkPasswordPolicy, hashPassword } from './passwords';
 import { runStatement, type Statement } from './sql';
 
@@ -44,7 +45,18 @@ export const userSortFields = ['username', 'role', 'created_at', 'last_login_at'
 
 const internals = {
     columns: User.publicColumns.map((column) => `"${column}"`).join(', '),
-    sortable: new Map(userSortFields.map((field) => [field, `"${field}"`]))
+    sortable: new Map(userSortFields.map((field) => [field, `"${field}"`])),
+
+    // A change to one event's setting keeps the others
+    mergeNotifications: (current: NotificationPreferences = {}, change: NotificationPreferences): NotificationPreferences => {
+
+        const events = { ...current.events };
+        for (const [type, setting] of Object.entries(change.events ?? {}) as [NotificationType, { in_app?: boolean; email?: boolean }][]) {
+            events[type] = { ...events[type], ...setting };
+        }
+
+        return { ...current, ...change, ...(change.events ? { events } : {}) };
+    }
 };
 
 
@@ -180,7 +192,7 @@ export class UsersService {
             const merged: Preferences = {
                 ...user.preferences,
                 ...preferences,
-                ...(preferences.notifications ? { notifications: { ...user.preferences.notifications, ...preferences.notifications } } : {})
+                ...(preferences.notifications ? { notifications: internals.mergeNotifications(user.preferences.notifications, preferences.notifications) } : {})
             };
 
             const updated = await user.$patchReturning(trx, { preferences: merged });

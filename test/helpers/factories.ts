@@ -48,3 +48,21 @@ export const testRow = async (knex: Knex, overrides: Partial<Test> & { state?: T
         ...overrides
     } as Partial<Test>);
 };
+
+
+// A multipart/form-data body, as a browser sends an upload form
+export const multipartForm = (fields: Record<string, string>, file?: { name: string; data: Buffer }) => {
+
+    const boundary = `----aegis${Crypto.randomBytes(8).toString('hex')}`;
+    const parts: Buffer[] = [];
+    for (const [name, value] of Object.entries(fields)) {
+        parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+    }
+
+    if (file) {
+        parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: application/octet-stream\r\n\r\n`), file.data, Buffer.from('\r\n'));
+    }
+
+    parts.push(Buffer.from(`--${boundary}--\r\n`));
+    return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+};

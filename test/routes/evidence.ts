@@ -12,9 +12,12 @@ import S3rver from 's3rver';
 import { createObjectStore, LocalFileStore, type ObjectStore, type PutOptions } from '../../integrations/storage';
 import { Evidence, TestTimelineEntry } from '../../server/models';
 import { systemActor, type Role } from '../../server/policy';
+import { createKnex } from '../../server/db';
+import { NotFoundError } from '../../server/errors';
 import { EvidenceService } from '../../server/services/evidence';
+import { TestsService } from '../../server/services/tests';
 
-import { json, technique, testRow } from '../helpers/factories';
+import { json, multipartForm, technique, testRow } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -29,21 +32,7 @@ const internals = {
 
     png: (size: number) => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Crypto.randomBytes(size - 8)]),
 
-    form: (fields: Record<string, string>, file?: { name: string; data: Buffer }) => {
-
-        const boundary = `----aegis${Crypto.randomBytes(8).toString('hex')}`;
-        const parts: Buffer[] = [];
-        for (const [name, value] of Object.entries(fields)) {
-            parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
-        }
-
-        if (file) {
-            parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: application/octet-stream\r\n\r\n`), file.data, Buffer.from('\r\n'));
-        }
-
-        parts.push(Buffer.from(`--${boundary}--\r\n`));
-        return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
-    },
+    form: multipartForm,
 
     keys: async (store: ObjectStore, prefix: string) => {
 
@@ -199,7 +188,7 @@ for (const driver of drivers) {
             expect(await Evidence.query(context.knex).where('test_id', test.id).resultSize()).to.equal(3);
         });
 
-        it('deletes: the uploader or a lead, never another technician (404), never on a validated test (409); the object goes after the commit', async () => {
+        it('deletes: the uploader or a lead, never another technician (403 when they see it, 404 when they do not), never on a validated test (409); the object goes after the commit', async () => {
 
             const test = await testRow(context.knex, { state: 'red_executing' });
             const first = json(await upload('red_tech', test.id, { team: 'red' }, { name: 'a.png', data: internals.png(500) }));
@@ -207,8 +196,20 @@ for (const driver of drivers) {
             const other = await context.createUser('red_tech');
             const asOther = { strategy: 'jwt-bearer', credentials: { user: other, scope: ['red_tech'], app: {} } };
 
+            // Issue 8: they may read the evidence, they may not delete it
+            for (const auth of [asOther, context.as('blue_tech')]) {
+                expect((await context.server.inject({ method: 'GET', url: `/api/v1/evidence/${first.id}`, auth })).statusCode).to.equal(200);
+                const refused = await context.server.inject({ method: 'DELETE', url: `/api/v1/evidence/${first.id}`, auth });
+                expect(refused.statusCode).to.equal(403);
+                expect(json(refused)).to.equal({ statusCode: 403, error: 'Forbidden', message: 'Only the uploader or a lead may delete this evidence', code: 'forbidden', request_id: json(refused).request_id });
+            }
+
+            // Once the test is restricted, the other technician does not see it: 404, as for evidence that does not exist
+            await context.knex('tests').where('id', test.id).update({ data_classification: 'restricted', red_assignee_id: context.users.red_tech.id });
             expect((await context.server.inject({ method: 'DELETE', url: `/api/v1/evidence/${first.id}`, auth: asOther })).statusCode).to.equal(404);
-            expect((await context.server.inject({ method: 'DELETE', url: `/api/v1/evidence/${first.id}`, auth: context.as('blue_tech') })).statusCode).to.equal(404);
+            expect((await context.server.inject({ method: 'DELETE', url: `/api/v1/evidence/${Crypto.randomUUID()}`, auth: asOther })).statusCode).to.equal(404);
+            expect(await Evidence.query(context.knex).findById(first.id)).to.exist();
+            await context.knex('tests').where('id', test.id).update({ data_classification: 'internal' });
             expect((await context.server.inject({ method: 'DELETE', url: `/api/v1/evidence/${first.id}`, auth: context.as('red_tech') })).statusCode).to.equal(204);
             expect((await context.server.inject({ method: 'GET', url: `/api/v1/evidence/${first.id}`, auth: context.as('red_tech') })).statusCode).to.equal(404);
             expect((await TestTimelineEntry.query(context.knex).where({ test_id: test.id, action: 'evidence-delete' })).length).to.equal(1);
@@ -294,6 +295,49 @@ for (const driver of drivers) {
             expect((await Evidence.query(context.knex).where('test_id', test.id)).map((row) => row.original_name)).to.equal(['squatter']);
             expect((await TestTimelineEntry.query(context.knex).where('test_id', test.id)).length).to.equal(0);
             await context.knex('evidence').where('test_id', test.id).delete();
+        });
+
+        it('answers 503, not 404, when the store fails while the file is read, and when the database fails while its test is checked', async () => {
+
+            const test = await testRow(context.knex, { state: 'red_executing' });
+            const created = json(await upload('red_tech', test.id, { team: 'red' }, { name: 'a.png', data: internals.png(500) }));
+            const download = () => context.server.inject({ method: 'GET', url: `/api/v1/evidence/${created.id}/download`, auth: context.as('viewer') });
+            expect((await download()).statusCode).to.equal(200);
+
+            // A real failure of each store: the file's path loops on itself; the S3 server is gone
+            const path = Path.join((context.config.storage as { root: string }).root ?? '', (await Evidence.query(context.knex).findById(created.id))!.storage_key);
+            if (driver === 'local') {
+                await Fs.promises.rm(path);
+                await Fs.promises.symlink(path, path);
+            }
+            else {
+                await s3!.close();
+                s3 = undefined;
+            }
+
+            const failed = await download();
+            expect(failed.statusCode).to.equal(503);
+            expect(failed.headers['retry-after']).to.equal('5');
+            expect(json(failed)).to.include({ code: 'service_unavailable', message: 'The evidence store is unavailable' });
+            expect((await context.server.inject({ method: 'GET', url: `/api/v1/evidence/${created.id}`, auth: context.as('viewer') })).statusCode).to.equal(200);
+            if (driver === 'local') {
+                await Fs.promises.rm(path);
+            }
+
+            // The test's visibility cannot be checked: the evidence is not thereby missing
+            const unreachable = createKnex({ url: 'postgres://aegis:aegis@127.0.0.1:1/aegis' });
+            try {
+                const { audit, events, coverage, notifications } = context.services;
+                const tests = new TestsService({ knex: unreachable, audit, events, coverage, notifications });
+                const evidence = new EvidenceService({ knex: context.knex, audit: context.services.audit, tests, storage: store, uploads: { maxBytes: internals.limit, allowedTypes: context.config.uploads.allowedTypes, knownSizeBytes: 0 } });
+                const err = await expect(evidence.get(context.actor('viewer'), created.id)).to.reject() as Error;
+                expect(err).to.not.be.an.instanceof(NotFoundError);
+                expect(err.message).to.match(/ECONNREFUSED|connect/);
+            }
+            finally {
+                await unreachable.destroy();
+                await context.knex('evidence').where('id', created.id).delete();
+            }
         });
 
         if (driver === 'local') {

@@ -3,8 +3,9 @@ import * as Crypto from 'crypto';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
-import { Notification } from '../../server/models';
+import { Notification, type User } from '../../server/models';
 
+import { testRow } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -80,6 +81,35 @@ describe('Notifications', () => {
         expect((await Notification.query(context.knex).findById(foreign!.id))!.read_at).to.be.null();
         const none = await context.server.inject({ method: 'GET', url: '/api/v1/notifications?unread=true', auth });
         expect(JSON.parse(none.payload).unread_count).to.equal(0);
+    });
+
+    it('honours each user\'s in-app preferences per event type (issue 8 item 15)', async () => {
+
+        const asUser = (user: User, role: string) => ({ strategy: 'jwt-bearer', credentials: { user, scope: [role], app: {} } });
+        const prefer = async (user: User, role: string, notifications: object) => {
+
+            const res = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: asUser(user, role), payload: { notifications } });
+            expect(res.statusCode).to.equal(200);
+        };
+
+        // Leads are notified on submit-blue (test.review); the assignees when the test is validated (test.validated)
+        const noReview = await context.createUser('red_lead');
+        const nothing = await context.createUser('blue_lead');
+        const everything = await context.createUser('blue_lead');
+        await prefer(noReview, 'red_lead', { events: { 'test.review': { in_app: false } } });
+        await prefer(nothing, 'blue_lead', { in_app: false });
+        await prefer(everything, 'blue_lead', { email: false, events: { 'test.rejected': { in_app: false } } });
+
+        const test = await testRow(context.knex, { state: 'blue_evaluating', red_assignee_id: noReview.id, blue_assignee_id: nothing.id });
+        for (const [url, payload] of [['submit-blue', {}], ['validate-red', { approved: true }], ['validate-blue', { approved: true }]] as const) {
+            const res = await context.server.inject({ method: 'POST', url: `/api/v1/tests/${test.id}/${url}`, auth: context.as('admin'), payload });
+            expect(res.statusCode, url).to.equal(200);
+        }
+
+        const received = async (user: { id: string }) => (await Notification.query(context.knex).where({ user_id: user.id, entity_id: test.id }).orderBy('created_at')).map((item) => item.type);
+        expect(await received(noReview)).to.equal(['test.validated']);
+        expect(await received(nothing)).to.equal([]);
+        expect(await received(everything)).to.equal(['test.review']);
     });
 
     it('answers 400 to bad input', async () => {

@@ -62,9 +62,38 @@ describe('Test template routes', () => {
         expect(template).to.include({ name: 'Kerberoast', technique_ids: [test.technique_id], platforms: ['Windows'], tool: 'Rubeus', command: 'Rubeus kerberoast', tags: ['ad'], priority: 'critical', source: 'test', source_test_id: test.id });
         expect((await request('red_lead', 'POST', '/test-templates', { source_test_id: Crypto.randomUUID() })).statusCode).to.equal(400);
 
-        // Those who may create templates (RL, BL, A) see every test, restricted ones included
-        const hidden = await testRow(context.knex, { data_classification: 'restricted' });
-        expect(json(await request('admin', 'POST', '/test-templates', { source_test_id: hidden.id })).source_test_id).to.equal(hidden.id);
+    });
+
+    it('copies no confidential or restricted test into a template, and hides a template whose source was classified since', async () => {
+
+        // Issue 8: every role reads templates; a lead's copy of a restricted test handed its command to viewers
+        for (const classification of ['confidential', 'restricted'] as const) {
+            const classified = await testRow(context.knex, { data_classification: classification, command: 'secret command' });
+            const refused = await request('admin', 'POST', '/test-templates', { source_test_id: classified.id });
+            expect(refused.statusCode).to.equal(409);
+            expect(json(refused)).to.include({ code: 'classified_source', message: `A template is readable by every role; a ${classification} test cannot be its source` });
+        }
+
+        expect(await context.knex('test_templates').where('command', 'secret command')).to.equal([]);
+
+        const test = await testRow(context.knex, { command: 'later classified', red_assignee_id: context.users.red_tech.id });
+        const template = json(await request('red_lead', 'POST', '/test-templates', { source_test_id: test.id }));
+        await request('admin', 'PATCH', `/tests/${test.id}/classification`, { data_classification: 'restricted' });
+        const listed = async (role: Role) => json(await request(role, 'GET', '/test-templates?limit=500')).items.some((item: { id: string }) => item.id === template.id);
+        for (const role of ['viewer', 'blue_tech'] as const) {
+            expect((await request(role, 'GET', `/test-templates/${template.id}`)).statusCode, role).to.equal(404);
+            expect(await listed(role), role).to.be.false();
+        }
+
+        for (const role of ['red_tech', 'blue_lead', 'admin'] as const) {
+            expect(json(await request(role, 'GET', `/test-templates/${template.id}`)).command, role).to.equal('later classified');
+            expect(await listed(role), role).to.be.true();
+        }
+
+        // Tests made from it carry the classification with the copied command
+        const [created] = json(await request('blue_lead', 'POST', '/tests/from-template', { template_ids: [template.id] })).items;
+        expect(created).to.include({ command: 'later classified', data_classification: 'restricted' });
+        expect((await request('viewer', 'GET', `/tests/${created.id}`)).statusCode).to.equal(404);
     });
 
     it('refuses bad input', async () => {

@@ -3,6 +3,7 @@ import * as Crypto from 'crypto';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
+import * as NotificationPreferences from '../../migrations/20261206000200_notification_preferences';
 import { AuditLog, User } from '../../server/models';
 import { usersList } from '../../server/services/users';
 
@@ -244,13 +245,30 @@ describe('Users', () => {
 
             const first = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('red_tech'), payload: { theme: 'dark', notifications: { email: false } } });
             expect(first.statusCode).to.equal(200);
-            const second = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('red_tech'), payload: { page_size: 100, notifications: { events: ['test.assigned'] } } });
-            expect(JSON.parse(second.payload).preferences).to.equal({ theme: 'dark', page_size: 100, notifications: { email: false, events: ['test.assigned'] } });
+            const second = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('red_tech'), payload: { page_size: 100, notifications: { events: { 'test.review': { in_app: false }, 'test.assigned': { email: false } } } } });
+            expect(JSON.parse(second.payload).preferences).to.equal({ theme: 'dark', page_size: 100, notifications: { email: false, events: { 'test.review': { in_app: false }, 'test.assigned': { email: false } } } });
+
+            // One event's setting changes alone
+            const third = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('red_tech'), payload: { notifications: { in_app: true, events: { 'test.assigned': { in_app: false } } } } });
+            expect(JSON.parse(third.payload).preferences.notifications).to.equal({ email: false, in_app: true, events: { 'test.review': { in_app: false }, 'test.assigned': { email: false, in_app: false } } });
+        });
+
+        it('reads the old list of wanted events as the new per-event settings (migration 20261206000200)', async () => {
+
+            const user = await context.createUser('blue_tech');
+            await context.knex('users').where('id', user.id).update({ preferences: { theme: 'dark', notifications: { email: true, events: ['test.assigned', 'test.validated'] } } });
+            await NotificationPreferences.up(context.knex);
+            const [row] = await context.knex('users').where('id', user.id).pluck('preferences');
+            expect(row).to.equal({
+                theme: 'dark',
+                notifications: { email: true, events: { 'test.review': { in_app: false }, 'test.rejected': { in_app: false }, 'alert.fired': { in_app: false }, 'campaign.completed': { in_app: false }, 'report.ready': { in_app: false } } }
+            });
         });
 
         it('answers 400 to free-form or invalid preferences', async () => {
 
-            for (const payload of [{}, { theme: 'neon' }, { anything: 1 }, { page_size: 100000 }, { notifications: { events: ['nope'] } }, { constructor: { prototype: { admin: true } } }]) {
+            for (const payload of [{}, { theme: 'neon' }, { anything: 1 }, { page_size: 100000 }, { notifications: { events: ['nope'] } }, { notifications: { events: ['test.review'] } }, { notifications: { events: { nope: { in_app: false } } } },
+                { notifications: { events: { 'test.review': {} } } }, { notifications: { events: { 'test.review': { in_app: 'off' } } } }, { notifications: { events: { 'test.review': { push: true } } } }, { constructor: { prototype: { admin: true } } }]) {
                 const res = await context.server.inject({ method: 'PATCH', url: '/api/v1/users/me/preferences', auth: context.as('viewer'), payload });
                 expect(res.statusCode, JSON.stringify(payload)).to.equal(400);
             }
