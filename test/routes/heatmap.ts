@@ -17,6 +17,12 @@ export { lab };
 const { describe, it, before, after } = lab;
 
 
+const internals = {
+    // What clearing a review leaves, as the integrity constraint requires (every review field empty)
+    unreviewed: { needs_review: false, review_reason: null, review_requested_at: null, review_requested_by: null }
+};
+
+
 describe('Heatmap', () => {
 
     let context: TestContext;
@@ -147,7 +153,7 @@ describe('Heatmap', () => {
 
         it('takes RL, BL and A only (issue 8): a viewer or a technician marks nothing', async () => {
 
-            await context.knex('techniques').where('mitre_id', 'T1059.001').update({ needs_review: false });
+            await context.knex('techniques').where('mitre_id', 'T1059.001').update(internals.unreviewed);
             for (const role of ['viewer', 'red_tech', 'blue_tech'] as const) {
                 const res = await post(role, navigatorFile([entry('T1059.001')]));
                 expect(res.statusCode, role).to.equal(403);
@@ -159,7 +165,7 @@ describe('Heatmap', () => {
 
         it('imports the file as the Navigator exports it: its enabled techniques are marked for review, unknown ids reported', async () => {
 
-            await context.knex('techniques').whereIn('mitre_id', ['T1059.001', 'T1003.001', 'T1021']).update({ needs_review: false });
+            await context.knex('techniques').whereIn('mitre_id', ['T1059.001', 'T1003.001', 'T1021']).update(internals.unreviewed);
             const file = navigatorFile([entry('T1059.001'), entry('T1059.001', 'persistence'), entry('T1003.001', 'credential-access'), entry('T1021', 'lateral-movement', { enabled: false }), entry('T9999.999')]);
             const res = await post('blue_lead', file);
             expect(res.statusCode, res.payload).to.equal(200);
@@ -188,7 +194,7 @@ describe('Heatmap', () => {
 
         it('still accepts the { layer, reason } wrapper', async () => {
 
-            await context.knex('techniques').where('mitre_id', 'T1003.001').update({ needs_review: false });
+            await context.knex('techniques').where('mitre_id', 'T1003.001').update(internals.unreviewed);
             const res = await post('admin', { layer: navigatorFile([entry('T1003.001')]), reason: 'Wrapped' });
             expect(res.statusCode).to.equal(200);
             expect(JSON.parse(res.payload)).to.include({ reason: 'Wrapped', marked: ['T1003.001'] });
@@ -196,7 +202,7 @@ describe('Heatmap', () => {
 
         it('answers 400 naming the problem of a malformed layer, and marks nothing', async () => {
 
-            await context.knex('techniques').where('mitre_id', 'T1059.001').update({ needs_review: false });
+            await context.knex('techniques').where('mitre_id', 'T1059.001').update(internals.unreviewed);
             const cases: [unknown, string, string][] = [
                 [navigatorFile([entry('T1059.001')], { domain: 'mitre-enterprise' }), 'domain', '"domain" must be one of [enterprise-attack, mobile-attack, ics-attack]'],
                 [navigatorFile([entry('T1059.001')], { techniques: 'T1059.001' }), 'techniques', '"techniques" must be an array'],
@@ -225,7 +231,9 @@ describe('Heatmap', () => {
         it('caps a layer at the size of the catalogue, and takes a full-matrix file over 1 MiB up to its own limit', async () => {
 
             const catalogue = await context.knex('techniques').where('domain', 'enterprise-attack').pluck('mitre_id');
-            const padded = [...catalogue, ...Array.from({ length: 5 }, (_, i) => `T8${String(i).padStart(3, '0')}`)];
+            // Ids the catalogue does not hold (other scripts add techniques to the shared database)
+            const unknown = Array.from({ length: 100 }, (_, i) => `T8${String(i).padStart(3, '0')}`).filter((id) => !catalogue.includes(id)).slice(0, 5);
+            const padded = [...catalogue, ...unknown];
             const refused = await post('admin', navigatorFile(padded.map((id) => entry(id))));
             expect(refused.statusCode).to.equal(400);
             expect(JSON.parse(refused.payload)).to.include({ code: 'layer_too_large', fields: ['techniques'], message: `The layer names ${padded.length} techniques; the enterprise-attack catalogue holds ${catalogue.length}` });
