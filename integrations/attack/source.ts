@@ -1,5 +1,7 @@
 import * as Fs from 'fs';
-import { Readable, Transform } from 'stream';
+import { Transform, type Readable } from 'stream';
+
+import type { OutboundHttp } from '../http';
 
 
 export interface SourceOptions {
@@ -35,10 +37,10 @@ const internals = {
 export const isUrl = (source: string): boolean => /^https?:\/\//i.test(source);
 
 
-// An ATT&CK or D3FEND source as a byte stream: a local file (air-gapped installs) or an http(s) URL fetched with a
-// timeout, a size cap and no redirects (SEC-08). The bytes are streamed, never buffered whole; gzip is detected by
-// the parser from the magic bytes.
-export const openSource = async (source: string, options: SourceOptions = {}): Promise<Readable> => {
+// An ATT&CK or D3FEND source as a byte stream: a local file (air-gapped installs) or an http(s) URL fetched through
+// the outbound client (SEC-08: address rules, redirects re-checked, timeout, size cap after decompression). The bytes
+// are streamed, never buffered whole; gzip is detected by the parser from the magic bytes.
+export const openSource = async (source: string, outbound: OutboundHttp, options: SourceOptions = {}): Promise<Readable> => {
 
     const maxBytes = options.maxBytes ?? internals.maxBytes;
     if (!isUrl(source)) {
@@ -46,18 +48,6 @@ export const openSource = async (source: string, options: SourceOptions = {}): P
         return Fs.createReadStream(source).pipe(internals.cap(maxBytes, source));
     }
 
-    const url = new URL(source);
-    const signal = AbortSignal.timeout(options.timeoutMs ?? internals.timeoutMs);
-    const response = await fetch(url, { redirect: 'error', signal, headers: { accept: 'application/json, application/gzip' } });
-    if (!response.ok || !response.body) {
-        throw new Error(`${url.origin}${url.pathname} answered ${response.status}`);
-    }
-
-    const length = Number(response.headers.get('content-length'));
-    if (length > maxBytes) {
-        await response.body.cancel();
-        throw new Error(`${url.origin}${url.pathname} is larger than ${maxBytes} bytes`);
-    }
-
-    return Readable.fromWeb(response.body as never).pipe(internals.cap(maxBytes, `${url.origin}${url.pathname}`));
+    const response = await outbound.open(source, { timeoutMs: options.timeoutMs ?? internals.timeoutMs, maxBytes, headers: { accept: 'application/json, application/gzip' } });
+    return response.body;
 };

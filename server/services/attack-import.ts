@@ -7,6 +7,7 @@ import {
     detectionLinks, isUrl, loadD3fend, openSource, parseAttackBundle, parseD3fendMappings, parseD3fendTechniques,
     type AttackBundle, type AttackDomain, type AttackObjectRecord, type AttackRecord, type D3fendData
 } from '../../integrations/attack';
+import type { OutboundHttp } from '../../integrations/http';
 import type { Queue } from '../jobs';
 import { LockKey } from '../locks';
 import { AttackImport } from '../models';
@@ -157,7 +158,7 @@ const internals = {
 
     changed: (written: Record<string, WriteCounts>) => Object.values(written).reduce((sum, counts) => sum + counts.inserted + counts.updated + counts.deleted, 0),
 
-    async loadD3fend(source: string): Promise<D3fendData> {
+    async loadD3fend(source: string, outbound: OutboundHttp): Promise<D3fendData> {
 
         if (!isUrl(source)) {
             const directory = (await Fs.promises.stat(source)).isDirectory() ? source : Path.dirname(source);
@@ -167,8 +168,8 @@ const internals = {
         const base = source.endsWith('/') ? source : source.replace(/[^/]*$/, '');
         const maxBytes = 64 * 1024 * 1024;
         const [techniques, mappings] = await Promise.all([
-            parseD3fendTechniques(await openSource(new URL('d3fend-techniques.json', base).toString(), { maxBytes })),
-            parseD3fendMappings(await openSource(new URL('d3fend-attack-mappings.json', base).toString(), { maxBytes }))
+            parseD3fendTechniques(await openSource(new URL('d3fend-techniques.json', base).toString(), outbound, { maxBytes })),
+            parseD3fendMappings(await openSource(new URL('d3fend-attack-mappings.json', base).toString(), outbound, { maxBytes }))
         ]);
 
         return { ...techniques, attack_version: mappings.attack_version, mappings: mappings.mappings, warnings: [...techniques.warnings, ...mappings.warnings] };
@@ -180,7 +181,7 @@ const internals = {
 // streaming parsers of integrations/attack. One transaction per import; every statement a batch.
 export class AttackImportService {
 
-    constructor(private readonly deps: { knex: Knex; audit: AuditService; queue: Queue }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; queue: Queue; outbound: OutboundHttp }) { }
 
     // POST /system/sync: one attack-sync job at a time; a request while one is queued or running answers that one.
     async requestSync(actor: Actor): Promise<{ job_id: string; status: 'queued' | 'already_queued' }> {
@@ -223,7 +224,7 @@ export class AttackImportService {
 
         try {
             progress({ phase: 'fetch', objects: 0, step: null, percent: 0 });
-            const input = await openSource(source);
+            const input = await openSource(source, this.deps.outbound);
             const bundle = await parseAttackBundle(input, {
                 progressInterval: 2000,
                 onProgress: ({ objects }) => progress({ phase: 'parse', objects, step: null, percent: Math.min(39, Math.round(objects / 25_000 * 40)) })
@@ -288,7 +289,7 @@ export class AttackImportService {
         const started = Date.now();
         const record = await AttackImport.insertReturning(this.deps.knex, { kind: 'd3fend', source, status: 'running', started_at: new Date(), created_by: actor.id });
         try {
-            const data = await internals.loadD3fend(source);
+            const data = await internals.loadD3fend(source, this.deps.outbound);
             const written = await this.deps.knex.transaction(async (trx) => {
 
                 await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.attackImport]);

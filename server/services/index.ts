@@ -1,8 +1,9 @@
 import type { Knex } from 'knex';
 
+import type { OutboundHttp } from '../../integrations/http';
 import type { Redis } from '../../integrations/redis';
 import type { ObjectStore } from '../../integrations/storage';
-import { defaultUploadTypes } from '../config';
+import { defaultUploadTypes, type Config } from '../config';
 import type { Queue } from '../jobs';
 
 import { AuditService } from './audit';
@@ -31,6 +32,9 @@ export interface ServiceDeps {
     redis?: Redis | undefined;
     storage?: ObjectStore | undefined;
     uploads?: UploadSettings | undefined;
+    outbound: OutboundHttp;
+    secretKey: Buffer;
+    smtp: Config['smtp'];
     jwt: JwtSettings;
     login: { maxFailuresPerUser: number; maxFailuresPerIp: number; windowSeconds: number };
     version: string;
@@ -57,7 +61,7 @@ export const createServices = (deps: ServiceDeps) => {
         events,
         coverage,
         techniques,
-        attackImport: new AttackImportService({ knex, audit, queue: deps.queue }),
+        attackImport: new AttackImportService({ knex, audit, queue: deps.queue, outbound: deps.outbound }),
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),

@@ -9,8 +9,9 @@ import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
 import { openSource } from '../../integrations/attack';
+import { OutboundError, OutboundHttp } from '../../integrations/http';
 import { systemActor } from '../../server/policy';
-import type { AttackImportResult, ImportProgress } from '../../server/services/attack-import';
+import { AttackImportService, type AttackImportResult, type ImportProgress } from '../../server/services/attack-import';
 
 import { sharedDir } from '../helpers/reference';
 import { init, type TestContext } from '../helpers/server';
@@ -233,16 +234,21 @@ describe('ATT&CK import', () => {
         expect((await context.services.attackImport.recent(5)).length).to.equal(5);
     });
 
-    it('fetches a URL source streamed, gzipped or not, with no redirects and a size cap', async () => {
+    it('fetches a URL source through the outbound client: streamed, gzipped or not, redirects re-checked, a size cap, loopback only when allowed', async () => {
 
+        const hits: string[] = [];
         const bytes = Fs.readFileSync(Path.join(internals.attack, 'attack-enterprise-mini.json'));
         const server = Http.createServer((request, response) => {
 
+            hits.push(request.url!);
             if (request.url === '/bundle.json.gz') {
                 response.writeHead(200, { 'content-type': 'application/gzip' }).end(Zlib.gzipSync(bytes));
             }
             else if (request.url === '/moved') {
                 response.writeHead(302, { location: '/bundle.json.gz' }).end();
+            }
+            else if (request.url === '/metadata') {
+                response.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
             }
             else if (request.url === '/huge') {
                 response.writeHead(200, { 'content-length': String(1024 * 1024 * 1024) }).end();
@@ -259,22 +265,31 @@ describe('ATT&CK import', () => {
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         const base = `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`;
         try {
-            const result = await context.services.attackImport.importAttack(systemActor, `${base}/bundle.json.gz`);
+            // The default configuration refuses plain http, and loopback unless the operator allows it, before any connection
+            await expect(context.services.attackImport.importAttack(systemActor, `${base}/bundle.json.gz`)).to.reject(OutboundError, 'The scheme http is not allowed (https only)');
+            const using = (outbound: OutboundHttp) => new AttackImportService({ knex: context.knex, audit: context.services.audit, queue: context.queue, outbound });
+            await expect(using(new OutboundHttp({ allowHttp: true })).importAttack(systemActor, `${base}/bundle.json.gz`)).to.reject(OutboundError, /private, loopback/);
+            expect(hits).to.equal([]);
+
+            const outbound = new OutboundHttp({ allow: ['127.0.0.1'], allowHttp: true });
+            const service = using(outbound);
+            const result = await service.importAttack(systemActor, `${base}/bundle.json.gz`);
             expect(result.source).to.equal(`${base}/bundle.json.gz`);
             expect(result.changed).to.equal(0);
             expect(result.bundle.groups).to.equal(10);
 
-            await expect(context.services.attackImport.importAttack(systemActor, `${base}/moved`)).to.reject();
-            await expect(context.services.attackImport.importAttack(systemActor, `${base}/missing.json`)).to.reject(/404/);
-            await expect(openSource(`${base}/huge`)).to.reject(/larger than/);
+            expect((await service.importAttack(systemActor, `${base}/moved`)).bundle.groups).to.equal(10);
+            await expect(service.importAttack(systemActor, `${base}/metadata`)).to.reject(OutboundError, /metadata/);
+            await expect(service.importAttack(systemActor, `${base}/missing.json`)).to.reject(`${base}/missing.json answered 404`);
+            await expect(openSource(`${base}/huge`, outbound)).to.reject(OutboundError, /answered more than/);
 
-            const capped = await openSource(`${base}/chunked`, { maxBytes: 1000 });
+            const capped = await openSource(`${base}/chunked`, outbound, { maxBytes: 1000 });
             await expect((async () => {
 
                 for await (const chunk of capped) {
                     expect(chunk).to.exist();
                 }
-            })()).to.reject(/larger than 1000 bytes/);
+            })()).to.reject(OutboundError, `${base} answered more than 1000 bytes`);
         }
         finally {
             server.close();
