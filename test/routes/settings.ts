@@ -2,9 +2,11 @@ import * as Crypto from 'crypto';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
+import Pino from 'pino';
 
 import { OutboundHttp } from '../../integrations/http';
 import { AuditLog, Setting } from '../../server/models';
+import { createServer } from '../../server/server';
 import { SecretBox } from '../../server/services/secret-box';
 import { SettingsService } from '../../server/services/settings';
 
@@ -174,6 +176,29 @@ describe('Settings', () => {
         const res = await put('jira', { url: 'https://2130706433:8443/jira', username: 'aegis', api_token: internals.token });
         expect(res.statusCode).to.equal(200);
         expect(JSON.parse(res.payload).value).to.equal({ url: 'https://127.0.0.1:8443/jira', username: 'aegis', api_token: { set: true } });
+    });
+
+    it('never writes a secret to the request log, whether the change succeeds, fails validation or the mail it is used for fails', async () => {
+
+        const lines: string[] = [];
+        const logger = Pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
+        const server = await createServer({ config: context.config, services: context.services, logger, version: 'test' });
+        const auth = context.as('admin');
+        const inject = (method: string, url: string, payload?: object) => server.inject({ method, url, auth, ...(payload ? { payload } : {}) });
+
+        const smtp = { host: '127.0.0.1', port: 1, username: 'aegis', password: internals.password, from: 'aegis@example.test' };
+        expect((await inject('PUT', '/api/v1/system/settings/smtp', { value: smtp })).statusCode).to.equal(200);
+        expect((await inject('PUT', '/api/v1/system/settings/smtp', { value: { ...smtp, port: 'none' } })).statusCode).to.equal(400);
+        expect((await inject('PUT', '/api/v1/system/settings/smtp', { value: smtp, extra: internals.password })).statusCode).to.equal(400);
+        expect((await inject('PUT', '/api/v1/system/settings/jira', { value: { url: 'https://10.0.0.1/', username: 'aegis', api_token: internals.token } })).statusCode).to.equal(400);
+        expect((await inject('POST', '/api/v1/system/email/test', { to: 'soc@example.test' })).statusCode).to.equal(502);
+        await server.stop();
+
+        expect(lines.length).to.be.above(4);
+        const log = lines.join('');
+        expect(log).to.include('/api/v1/system/settings/smtp');
+        expect(log).to.not.include(internals.password);
+        expect(log).to.not.include(internals.token);
     });
 
     it('answers 409 secret_unreadable for a secret sealed under another key or altered, and lets it be set again', async () => {
