@@ -7,11 +7,11 @@ import { route } from './route';
 
 
 export const settingRoutes = [
-    route<{ Query: { limit: number; offset: number } }>({
+    route<{ Query: { limit: number; offset: number; sort?: 'key'; order?: 'asc' | 'desc' } }>({
         method: 'GET',
         path: '/api/v1/system/settings',
         options: {
-            description: 'Every run-time setting with its value or default (secret fields answered as { set })',
+            description: 'Every run-time setting with its value or default (secret fields answered as { set }), in the registry\'s order or sorted by key',
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { query: listQuery(['key']) },

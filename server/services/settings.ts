@@ -69,10 +69,12 @@ export class SettingsService {
         return (Object.keys(secrets).length ? { ...(row.value as Fields), ...secrets } : row.value) as SettingValues[K];
     }
 
-    async list({ limit, offset }: { limit: number; offset: number }): Promise<Page<SettingView>> {
+    // In the registry's order, or by key with sort=key
+    async list({ limit, offset, sort, order }: { limit: number; offset: number; sort?: 'key'; order?: 'asc' | 'desc' }): Promise<Page<SettingView>> {
 
         const rows = new Map((await Setting.query(this.deps.knex)).map((row) => [row.key, row]));
-        const items = settingKeys.map((key) => this.view(key, rows.get(key)));
+        const keys = sort ? [...settingKeys].sort() : settingKeys;
+        const items = (order === 'desc' ? [...keys].reverse() : keys).map((key) => this.view(key, rows.get(key)));
         return { items: items.slice(offset, offset + limit), total: items.length, limit, offset };
     }
 
@@ -86,7 +88,7 @@ export class SettingsService {
 
         const known = this.definition(key);
         const definition = settingDefinitions[known];
-        const { error, value } = definition.schema.validate(input, { abortEarly: false, errors: { wrap: { label: false } } });
+        const { error, value } = definition.schema.required().validate(input, { abortEarly: false, errors: { wrap: { label: false } } });
         if (error) {
             throw new ValidationError(error.details.map((detail) => detail.message).join('; '), error.details.map((detail) => ['value', ...detail.path].join('.')));
         }

@@ -65,6 +65,10 @@ describe('Settings', () => {
 
         const window = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?limit=2&offset=1', auth: context.as('admin') })).payload);
         expect(window.items.map((item: { key: string }) => item.key)).to.equal(['jira', 'coverage.staleness_days']);
+
+        const sorted = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=key&order=desc', auth: context.as('admin') })).payload);
+        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'jira', 'coverage.staleness_days']);
+        expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=value', auth: context.as('admin') })).statusCode).to.equal(400);
     });
 
     it('stores a value, answers secrets as { set } only, keeps them encrypted at rest and out of the audit trail', async () => {
@@ -151,6 +155,7 @@ describe('Settings', () => {
             expect(JSON.parse(res.payload)).to.include({ code: 'validation_failed', fields });
         }
 
+        await expect(context.services.settings.set(context.actor('admin'), 'coverage.staleness_days', undefined)).to.reject(/is required/);
         const unknown = await put('no.such.key', 1);
         expect(unknown.statusCode).to.equal(404);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings/constructor', auth: context.as('admin') })).statusCode).to.equal(404);
