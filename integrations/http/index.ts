@@ -89,6 +89,12 @@ const internals = {
         return ip.kind() === 'ipv6' && (ip as Ipaddr.IPv6).isIPv4MappedAddress() ? (ip as Ipaddr.IPv6).toIPv4Address() : ip;
     },
 
+    // What a caller authenticates with never follows a redirect to another origin
+    withoutCredentials: (headers: Record<string, string> = {}): Record<string, string> => {
+
+        return Object.fromEntries(Object.entries(headers).filter(([name]) => !/^(authorization|proxy-authorization|cookie)$/i.test(name)));
+    },
+
     // RFC 6761: localhost and every name under it are loopback, whatever a resolver says
     isLocalhostName: (name: string): boolean => name === 'localhost' || name.endsWith('.localhost'),
 
@@ -172,7 +178,12 @@ export class OutboundHttp {
                     throw new OutboundError('http_status', `${origin} redirected more than ${maxRedirects} times`, status);
                 }
 
-                target = await this.target(new URL(response.headers.location, target.url).href);
+                const next = await this.target(new URL(response.headers.location, target.url).href);
+                if (next.url.origin !== target.url.origin) {
+                    options = { ...options, headers: internals.withoutCredentials(options.headers) };
+                }
+
+                target = next;
                 continue;
             }
 
