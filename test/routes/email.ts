@@ -32,6 +32,7 @@ const internals = {
 
         const server = new SMTPServer({
             disabledCommands: ['STARTTLS'],
+            disableReverseLookup: true,                     // no PTR query leaves the machine
             allowInsecureAuth: true,
             authOptional: true,
             logger: false,
