@@ -5,9 +5,11 @@ import Pino from 'pino';
 import * as Pg from 'pg';
 
 import { parseAttackBundle } from '../integrations/attack';
+import { OutboundHttp } from '../integrations/http';
 import { loadConfig } from '../server/config';
 import { createKnex, migrate } from '../server/db';
 import { AgendaQueue, createAgenda } from '../server/jobs';
+import { serviceDeps } from '../server/runtime';
 import { createServer } from '../server/server';
 import { createServices } from '../server/services';
 
@@ -89,11 +91,7 @@ export const attack: Suite = {
                 join lateral (select mitre_id from techniques where not revoked and not deprecated order by mitre_id offset (g % 691) limit 1) t on true`);
             const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: database.url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0123', LOG_LEVEL: 'silent', AEGIS_DATA_DIR: `/tmp/aegis-bench-${process.pid}` });
             const { agenda, close } = await createAgenda({ databaseUrl: database.url, name: 'bench' });
-            const services = createServices({
-                knex, queue: new AgendaQueue(agenda, close),
-                jwt: { secret: config.jwt.secret!, ttlSeconds: 3600, issuer: 'aegis', audience: 'aegis-api' },
-                login: config.login, version: 'bench', heartbeatSeconds: 10
-            });
+            const services = createServices(serviceDeps(config, { knex, queue: new AgendaQueue(agenda, close), outbound: new OutboundHttp(config.outbound), version: 'bench' }));
 
             const ids = await knex('techniques').pluck('mitre_id');
             await knex.transaction((trx) => services.coverage.recompute(trx, { id: null, role: 'system' }, ids));

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 
 import type { Config } from '../server/config';
 
+import { OutboundHttp } from './http';
 import { createRedis, type Redis } from './redis';
 import { createObjectStore, type ObjectStore } from './storage';
 
@@ -9,12 +10,13 @@ import { createObjectStore, type ObjectStore } from './storage';
 export interface Integrations {
     redis: Redis | undefined;
     storage: ObjectStore;
+    outbound: OutboundHttp;
     close: () => Promise<void>;
 }
 
 
 // The bundle of adapters built from the configuration: the local fallbacks when a service is not configured.
-export const createIntegrations = async (config: Pick<Config, 'redis' | 'storage'>, options: { logger: Logger }): Promise<Integrations> => {
+export const createIntegrations = async (config: Pick<Config, 'redis' | 'storage' | 'outbound'>, options: { logger: Logger }): Promise<Integrations> => {
 
     const { logger } = options;
     let lastRedisError = '';
@@ -40,6 +42,8 @@ export const createIntegrations = async (config: Pick<Config, 'redis' | 'storage
     return {
         redis,
         storage,
+        // The metrics of issue 9 count outbound calls per target host through OutboundOptions.onCall
+        outbound: new OutboundHttp(config.outbound),
         close: () => {
 
             redis?.disconnect();

@@ -9,6 +9,7 @@ import * as NotificationPreferences from './20261206000200_notification_preferen
 import * as Integrity from './20261206000300_integrity';
 import * as CoverageRollup from './20261206000301_coverage_rollup';
 import * as CustomDataComponents from './20261206000302_custom_data_components';
+import * as Settings from './20261206000600_settings';
 
 
 export interface Migration {
@@ -28,5 +29,6 @@ export const migrations: Migration[] = [
     NotificationPreferences,
     Integrity,
     CoverageRollup,
-    CustomDataComponents
+    CustomDataComponents,
+    Settings
 ];

@@ -1,6 +1,7 @@
 import * as Net from 'net';
 import * as Path from 'path';
 
+import Ipaddr from 'ipaddr.js';
 import Joi from 'joi';
 
 import type { LogFormat } from './logger';
@@ -47,6 +48,9 @@ export interface Config {
     apiKeys: { maxLifetimeDays: number };
     attack: { source: string; d3fendSource: string };
     coverage: { stalenessDays: number };
+    secretKey: Buffer | undefined;
+    outbound: { allow: string[]; allowHttp: boolean; ports: number[]; connectTimeoutMs: number; timeoutMs: number; maxBytes: number };
+    smtp: { url: string; from: string } | undefined;
     chromiumPath: string;
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
 }
@@ -113,6 +117,19 @@ const internals = {
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
         COVERAGE_STALENESS_DAYS: Joi.number().integer().min(1).max(3650).default(180),
         CHROMIUM_PATH: Joi.string().default('/usr/bin/chromium'),
+        AEGIS_SECRET_KEY: Joi.string().custom((value: string, helpers) => internals.key(value) ?? helpers.message({ custom: 'must be 32 bytes written in base64 or hex' })),
+        OUTBOUND_ALLOW_HOSTS: Joi.string().custom((value: string, helpers) => {
+
+            const bad = internals.list(value).filter((entry) => !internals.isHostOrRange(entry));
+            return bad.length ? helpers.message({ custom: `has ${bad.length} entr${bad.length === 1 ? 'y that is' : 'ies that are'} not a host name, an IP address or a CIDR range` }) : value;
+        }),
+        OUTBOUND_ALLOW_HTTP: Joi.boolean().truthy('1').falsy('0').default(false),
+        OUTBOUND_PORTS: Joi.string().pattern(/^\s*\d{1,5}\s*(,\s*\d{1,5}\s*)*$/).default('443,80'),
+        OUTBOUND_CONNECT_TIMEOUT_MS: Joi.number().integer().min(100).max(120_000).default(10_000),
+        OUTBOUND_TIMEOUT_MS: Joi.number().integer().min(100).max(30 * 60_000).default(30_000),
+        OUTBOUND_MAX_BYTES: Joi.number().integer().min(1024).default(10 * 1024 * 1024),
+        SMTP_URL: Joi.string().uri({ scheme: ['smtp', 'smtps'] }),
+        SMTP_FROM: Joi.string().email({ tlds: false }).when('SMTP_URL', { is: Joi.exist(), then: Joi.required() }),
         WORKER_HEARTBEAT_SECONDS: Joi.number().integer().min(1).max(300).default(10),
         WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000)
     }),
@@ -129,6 +146,22 @@ const internals = {
         }
 
         return prefix === undefined || /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+    },
+
+    // 32 bytes as 64 hex digits or as base64 (either alphabet, padding optional)
+    key: (value: string): Buffer | undefined => {
+
+        const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : /^[A-Za-z0-9+/_-]{43}=?$/.test(value) ? Buffer.from(value, 'base64') : undefined;
+        return key?.length === 32 ? key : undefined;
+    },
+
+    isHostOrRange: (entry: string): boolean => {
+
+        if (entry.includes('/')) {
+            return Ipaddr.isValidCIDR(entry);
+        }
+
+        return Net.isIP(entry) !== 0 || /^(?=.{1,253}\.?$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(entry);
     },
 
     // joi's message starts with the variable's name; what follows is the rule (the value never appears in it)
@@ -207,6 +240,16 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
         attack: { source: v.ATTACK_SOURCE, d3fendSource: v.D3FEND_SOURCE },
         coverage: { stalenessDays: v.COVERAGE_STALENESS_DAYS },
         chromiumPath: v.CHROMIUM_PATH,
+        secretKey: v.AEGIS_SECRET_KEY,                                  // a Buffer: the schema decoded it
+        outbound: {
+            allow: internals.list(v.OUTBOUND_ALLOW_HOSTS ?? ''),
+            allowHttp: v.OUTBOUND_ALLOW_HTTP,
+            ports: internals.list(v.OUTBOUND_PORTS).map(Number),
+            connectTimeoutMs: v.OUTBOUND_CONNECT_TIMEOUT_MS,
+            timeoutMs: v.OUTBOUND_TIMEOUT_MS,
+            maxBytes: v.OUTBOUND_MAX_BYTES
+        },
+        smtp: v.SMTP_URL ? { url: v.SMTP_URL, from: v.SMTP_FROM } : undefined,
         worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS }
     };
 

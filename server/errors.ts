@@ -82,6 +82,16 @@ export class UnavailableError extends DomainError {
 }
 
 
+// A server Aegis depends on (SMTP, a webhook, Jira) failed the call: its own words stay in the log, never in the answer.
+export class UpstreamError extends DomainError {
+
+    constructor(message: string, code = 'upstream_failed') {
+
+        super(message, code);
+    }
+}
+
+
 export class PayloadTooLargeError extends DomainError {
 
     constructor(message = 'Payload too large') {

@@ -20,7 +20,7 @@ const internals = {
             'password', '*.password', 'new_password', '*.new_password', 'current_password', '*.current_password', 'password_hash', '*.password_hash',
             'token', '*.token', 'access_token', '*.access_token', 'secret', '*.secret', 'key', '*.key', 'key_hash', '*.key_hash',
             'authorization', '*.authorization', 'headers.authorization', 'headers.cookie', 'cookie', '*.cookie', 'SAMLResponse', '*.SAMLResponse',
-            'config.jwt.secret', 'config.storage.secretKey', 'url', '*.url'
+            'api_token', '*.api_token', 'config.jwt.secret', 'config.storage.secretKey', 'config.secretKey', 'url', '*.url'
         ],
         censor: '[redacted]'
     },

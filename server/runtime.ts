@@ -9,7 +9,7 @@ import type { Config } from './config';
 import { createKnex, migrate, type Knex } from './db';
 import { AgendaQueue, createAgenda } from './jobs';
 import type { Logger } from './logger';
-import { createServices, type Services } from './services';
+import { createServices, type ServiceDeps, type Services } from './services';
 import { uploadSettings } from './services/evidence';
 
 
@@ -35,17 +35,14 @@ export const version: string = (() => {
 })();
 
 
-// JWT_SECRET unset: one secret is generated at first start and kept, readable by the owner only, in the data directory.
-export const resolveJwtSecret = (config: Pick<Config, 'jwt' | 'dataDir'>): string => {
+// A secret the operator did not set is generated at first start and kept, readable by the owner only, in the data
+// directory (JWT_SECRET as jwt-secret, AEGIS_SECRET_KEY as secret-key).
+const generatedSecret = (dataDir: string, name: string, create: () => string): string => {
 
-    if (config.jwt.secret) {
-        return config.jwt.secret;
-    }
-
-    const file = Path.join(config.dataDir, 'jwt-secret');
-    Fs.mkdirSync(config.dataDir, { recursive: true });
+    const file = Path.join(dataDir, name);
+    Fs.mkdirSync(dataDir, { recursive: true });
     try {
-        Fs.writeFileSync(file, Crypto.randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
+        Fs.writeFileSync(file, create(), { flag: 'wx', mode: 0o600 });
     }
     catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -55,6 +52,44 @@ export const resolveJwtSecret = (config: Pick<Config, 'jwt' | 'dataDir'>): strin
 
     return Fs.readFileSync(file, 'utf8').trim();
 };
+
+
+export const resolveJwtSecret = (config: Pick<Config, 'jwt' | 'dataDir'>): string => {
+
+    return config.jwt.secret ?? generatedSecret(config.dataDir, 'jwt-secret', () => Crypto.randomBytes(48).toString('base64url'));
+};
+
+
+// The AES-256-GCM key of the secrets in the settings store.
+export const resolveSecretKey = (config: Pick<Config, 'secretKey' | 'dataDir'>): Buffer => {
+
+    if (config.secretKey) {
+        return config.secretKey;
+    }
+
+    const key = Buffer.from(generatedSecret(config.dataDir, 'secret-key', () => Crypto.randomBytes(32).toString('base64')), 'base64');
+    if (key.length !== 32) {
+        throw new Error(`${Path.join(config.dataDir, 'secret-key')} does not hold a 32-byte base64 key`);
+    }
+
+    return key;
+};
+
+
+// The one place that turns the configuration and the adapters into the services' dependencies: the API, the worker,
+// the operator commands, the tests and the benchmarks all build their services through it.
+export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'queue' | 'redis' | 'storage' | 'outbound'> & { version?: string }): ServiceDeps => ({
+    ...parts,
+    uploads: uploadSettings(config),
+    jwt: { secret: resolveJwtSecret(config), ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
+    secretKey: resolveSecretKey(config),
+    smtp: config.smtp,
+    login: config.login,
+    apiKeys: config.apiKeys,
+    version: parts.version ?? version,
+    heartbeatSeconds: config.worker.heartbeatSeconds,
+    coverage: config.coverage
+});
 
 
 // What both processes build from the configuration: database (migrated), Redis, integrations, queue and services.
@@ -89,19 +124,7 @@ export const createRuntime = async (config: Config, options: { name: string; log
     });
 
     const queue = new AgendaQueue(agenda, closeAgenda);
-    const services = createServices({
-        knex,
-        queue,
-        redis: integrations.redis,
-        storage: integrations.storage,
-        uploads: uploadSettings(config),
-        jwt: { secret: resolveJwtSecret(config), ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
-        login: config.login,
-        apiKeys: config.apiKeys,
-        version,
-        heartbeatSeconds: config.worker.heartbeatSeconds,
-        coverage: config.coverage
-    });
+    const services = createServices(serviceDeps(config, { knex, queue, redis: integrations.redis, storage: integrations.storage, outbound: integrations.outbound }));
 
     return {
         knex,

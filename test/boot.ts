@@ -36,9 +36,10 @@ describe('npm start on the embedded default', () => {
         await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
 
         const offline = `http://127.0.0.1:${closed}/enterprise-attack.json`;
-        const started = async () => {
+        const remedy = 'Set ATTACK_SOURCE to a URL this machine can reach, or to a local copy of the ATT&CK Enterprise bundle (.json or .json.gz): see the README, "Air-gapped installs".';
+        const started = async (env: Record<string, string> = {}) => {
 
-            const start = spawnEntry('bin/start.js', { AEGIS_DATA_DIR: dataDir, PORT: String(port), WORKER_HEARTBEAT_SECONDS: '1', ATTACK_SOURCE: offline });
+            const start = spawnEntry('bin/start.js', { AEGIS_DATA_DIR: dataDir, PORT: String(port), WORKER_HEARTBEAT_SECONDS: '1', ATTACK_SOURCE: offline, ...env });
             let health: { status: number; body: any } = { status: 0, body: null };
             const deadline = Date.now() + 90_000;
             while (Date.now() < deadline) {
@@ -57,7 +58,8 @@ describe('npm start on the embedded default', () => {
             return { start, health };
         };
 
-        const { start, health } = await started();
+        // The closed port is on loopback, which outbound HTTP reaches only when the operator allows it
+        const { start, health } = await started({ OUTBOUND_ALLOW_HOSTS: '127.0.0.1', OUTBOUND_ALLOW_HTTP: 'true' });
         expect(health.status).to.equal(200);
         expect(health.body.dependencies.database.status).to.equal('ok');
         expect(health.body.dependencies.object_storage.status).to.equal('ok');
@@ -71,7 +73,7 @@ describe('npm start on the embedded default', () => {
         const failed = await start.waitFor((line) => line.job === 'attack-sync' && line.level === 50);
         expect(failed).to.include({
             name: 'aegis-worker',
-            msg: `attack-sync failed: ATT&CK import failed: ${offline}: could not be reached: connection refused by 127.0.0.1:${closed} (ECONNREFUSED). Set ATTACK_SOURCE to a URL this machine can reach, or to a local copy of the ATT&CK Enterprise bundle (.json or .json.gz): see the README, "Air-gapped installs".`
+            msg: `attack-sync failed: ATT&CK import failed: ${offline}: could not be reached: connection refused by 127.0.0.1:${closed} (ECONNREFUSED). ${remedy}`
         });
 
         // Ctrl-C: everything drains and stops, nothing keeps the port
@@ -80,9 +82,14 @@ describe('npm start on the embedded default', () => {
         await expect(fetch(`http://127.0.0.1:${port}/api/v1/system/health`)).to.reject();
 
         // The same data directory starts again, with what the first run wrote (the first admin) and no second admin
+        // and, without the operator's allow list, says that the outbound rules refuse the source
         const again = await started();
         expect(again.health.status).to.equal(200);
         expect(again.start.lines().some((line) => /First start/.test(line.msg ?? ''))).to.be.false();
+        expect(await again.start.waitFor((line) => line.job === 'attack-sync' && line.level === 50)).to.include({
+            name: 'aegis-worker',
+            msg: `attack-sync failed: ATT&CK import failed: ${offline}: is not allowed by the outbound rules (The scheme http is not allowed (https only)); a mirror on the local network must be added to OUTBOUND_ALLOW_HOSTS, and an http:// URL needs OUTBOUND_ALLOW_HTTP=true. ${remedy}`
+        });
         again.start.child.kill('SIGTERM');
         expect(await again.start.exit()).to.equal(0);
     });

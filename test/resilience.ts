@@ -9,9 +9,11 @@ import * as Crypto from 'crypto';
 import * as Jwt from '@hapi/jwt';
 import Pino from 'pino';
 
+import { OutboundHttp } from '../integrations/http';
 import { createObjectStore } from '../integrations/storage';
 import { createKnex } from '../server/db';
 import type { Queue } from '../server/jobs';
+import { serviceDeps } from '../server/runtime';
 import { createServer } from '../server/server';
 import { createServices } from '../server/services';
 
@@ -132,11 +134,7 @@ describe('Resilience: PostgreSQL unreachable', () => {
         const config = makeConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
         const knex = createKnex({ url: config.database.url! });
         const queue: Queue = { enqueue: () => Promise.resolve(''), pending: () => Promise.resolve(null), list: () => Promise.resolve([]), stop: () => Promise.resolve() };
-        const services = createServices({
-            knex, queue, storage: createObjectStore(config.storage),
-            jwt: { secret: config.jwt.secret!, ttlSeconds: 3600, issuer: config.jwt.issuer, audience: config.jwt.audience },
-            login: config.login, version: 'test', heartbeatSeconds: 10
-        });
+        const services = createServices(serviceDeps(config, { knex, queue, storage: createObjectStore(config.storage), outbound: new OutboundHttp(config.outbound), version: 'test' }));
 
         const server = await createServer({ config, services, logger: Pino({ level: 'silent' }), version: 'test' });
         const now = Math.floor(Date.now() / 1000);

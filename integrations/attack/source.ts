@@ -1,5 +1,8 @@
 import * as Fs from 'fs';
-import { Readable, Transform } from 'stream';
+import * as Http from 'http';
+import { Transform, type Readable } from 'stream';
+
+import { OutboundError, type OutboundHttp } from '../http';
 
 
 export interface SourceOptions {
@@ -52,11 +55,12 @@ const internals = {
         });
     },
 
-    // pipe() does not forward errors: a download that breaks off must fail the stream its reader holds, not stall it
-    capped(input: Readable, maxBytes: number, source: string, timeoutMs: number): Readable {
+    // pipe() does not forward errors: a download that breaks off must fail the stream its reader holds, not stall it,
+    // with the cause in words (the outbound client caps a download already; this cap is a file's)
+    capped(input: Readable, limits: { maxBytes: number; timeoutMs: number }, source: string): Readable {
 
-        const output = internals.cap(maxBytes, source);
-        input.once('error', (err) => output.destroy(toSourceError(err, source, { timeoutMs })));
+        const output = internals.cap(limits.maxBytes, source);
+        input.once('error', (err) => output.destroy(toSourceError(err, source, limits)));
         output.once('close', () => input.destroy());
         return input.pipe(output);
     },
@@ -94,15 +98,35 @@ export const displaySource = (source: string): string => {
 };
 
 
-// The cause of a failed read in words, from the error's code (fetch puts the socket's error in `cause`), or null
-// when the error says nothing about reaching the source.
-export const describeFailure = (err: unknown, source: string, options: { timeoutMs?: number } = {}): string | null => {
+// The cause of a failed read in words, from the outbound client's kind and the error's code (the socket's error, or
+// fetch's in `cause`), or null when the error says nothing about reaching the source.
+export const describeFailure = (err: unknown, source: string, options: { timeoutMs?: number; maxBytes?: number } = {}): string | null => {
 
     const error = (err ?? {}) as ErrorLike;
     const code = internals.code(error);
     const host = internals.host(source);
 
-    if (error.name === 'TimeoutError' || /TIMEOUT|ETIMEDOUT/.test(code ?? '')) {
+    if (err instanceof OutboundError) {
+        switch (err.kind) {
+            case 'blocked':
+                return `is not allowed by the outbound rules (${err.message}); a mirror on the local network must be added to OUTBOUND_ALLOW_HOSTS${/^http:/i.test(source) ? ', and an http:// URL needs OUTBOUND_ALLOW_HTTP=true' : ''}`;
+            case 'too_large':
+                return `is larger than ${options.maxBytes ?? internals.maxBytes} bytes`;
+            case 'http_status': {
+                const redirects = /redirected more than (\d+) times/.exec(err.message);
+                return redirects ? `redirected more than ${redirects[1]} times: use the final URL` : `answered HTTP ${err.status}${Http.STATUS_CODES[err.status!] ? ` ${Http.STATUS_CODES[err.status!]}` : ''}`;
+            }
+
+            case 'timeout':
+                if (code === 'ETIMEDOUT') {
+                    return `could not be reached: no connection to ${host} in time (timeout, ${code}); ${internals.offline}`;
+                }
+
+                break;
+        }
+    }
+
+    if (error.name === 'TimeoutError' || (err instanceof OutboundError && err.kind === 'timeout') || /TIMEOUT|ETIMEDOUT/.test(code ?? '')) {
         const ms = options.timeoutMs ?? internals.timeoutMs;
         return `no complete answer within ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`} (timeout${code ? `, ${code}` : ''})`;
     }
@@ -134,17 +158,13 @@ export const describeFailure = (err: unknown, source: string, options: { timeout
             return 'is a folder, not a file';
     }
 
-    if (/redirect/i.test(error.cause?.message ?? '')) {
-        return 'answered with a redirect, which is not followed: use the final URL';
-    }
-
     return null;
 };
 
 
 // Any error met while reading a source, as a SourceError: the cause in words when the error's code tells it, or else
 // `otherwise` (e.g. "is not a STIX 2.1 bundle") with the error's own message.
-export const toSourceError = (err: unknown, source: string, options: { timeoutMs?: number; otherwise?: string } = {}): SourceError => {
+export const toSourceError = (err: unknown, source: string, options: { timeoutMs?: number; maxBytes?: number; otherwise?: string } = {}): SourceError => {
 
     if (err instanceof SourceError) {
         return err;
@@ -157,10 +177,11 @@ export const toSourceError = (err: unknown, source: string, options: { timeoutMs
 };
 
 
-// An ATT&CK or D3FEND source as a byte stream: a local file (air-gapped installs) or an http(s) URL fetched with a
-// timeout, a size cap and no redirects (SEC-08). The bytes are streamed, never buffered whole; gzip is detected by
-// the parser from the magic bytes. Every failure, now or while the stream is read, is a SourceError.
-export const openSource = async (source: string, options: SourceOptions = {}): Promise<Readable> => {
+// An ATT&CK or D3FEND source as a byte stream: a local file (air-gapped installs) or an http(s) URL fetched through
+// the outbound client (SEC-08: address rules, redirects re-checked, timeout, size cap after decompression). The bytes
+// are streamed, never buffered whole; gzip is detected by the parser from the magic bytes. Every failure, now or while
+// the stream is read, is a SourceError.
+export const openSource = async (source: string, outbound: OutboundHttp, options: SourceOptions = {}): Promise<Readable> => {
 
     const maxBytes = options.maxBytes ?? internals.maxBytes;
     const timeoutMs = options.timeoutMs ?? internals.timeoutMs;
@@ -175,10 +196,11 @@ export const openSource = async (source: string, options: SourceOptions = {}): P
             throw new SourceError(shown, 'is a folder, not a file');
         }
 
-        return internals.capped(Fs.createReadStream(source), maxBytes, shown, timeoutMs);
+        return internals.capped(Fs.createReadStream(source), { maxBytes, timeoutMs }, shown);
     }
 
-    // fetch refuses a URL with credentials in it: they go in an Authorization header (a private mirror)
+    // The outbound client refuses a URL with credentials in it: they go in an Authorization header (a private mirror),
+    // which the client drops on a redirect to another origin
     const url = new URL(source);
     const headers: Record<string, string> = { accept: 'application/json, application/gzip, text/turtle' };
     if (url.username || url.password) {
@@ -187,22 +209,10 @@ export const openSource = async (source: string, options: SourceOptions = {}): P
         url.password = '';
     }
 
-    const signal = AbortSignal.timeout(timeoutMs);
-    const response = await fetch(url, { redirect: 'error', signal, headers }).catch((err: unknown) => {
+    const response = await outbound.open(url.href, { timeoutMs, maxBytes, headers }).catch((err: unknown) => {
 
-        throw toSourceError(err, source, { timeoutMs });
+        throw toSourceError(err, source, { timeoutMs, maxBytes });
     });
 
-    if (!response.ok || !response.body) {
-        await response.body?.cancel();
-        throw new SourceError(shown, `answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
-    }
-
-    const length = Number(response.headers.get('content-length'));
-    if (length > maxBytes) {
-        await response.body.cancel();
-        throw new SourceError(shown, `is larger than ${maxBytes} bytes`);
-    }
-
-    return internals.capped(Readable.fromWeb(response.body as never), maxBytes, shown, timeoutMs);
+    return internals.capped(response.body, { maxBytes, timeoutMs }, shown);
 };

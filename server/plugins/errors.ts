@@ -28,6 +28,7 @@ const internals: { mappers: Map<ErrorClass, Mapper>; toBoom: (err: Error) => Boo
         [Errors.ValidationError, (err: Errors.ValidationError) => Object.assign(Boom.badRequest(err.message), { fields: err.fields })],
         [Errors.RateLimitedError, (err: Errors.RateLimitedError) => retryAfter(Boom.tooManyRequests(err.message), err.retryAfterSeconds)],
         [Errors.UnavailableError, (err: Errors.UnavailableError) => retryAfter(Boom.serverUnavailable(err.message), err.retryAfterSeconds)],
+        [Errors.UpstreamError, (err: Errors.UpstreamError) => Boom.badGateway(err.message)],
         [Errors.PayloadTooLargeError, (err: Errors.PayloadTooLargeError) => Boom.entityTooLarge(err.message)],
         [Errors.UnsupportedMediaTypeError, (err: Errors.UnsupportedMediaTypeError) => Boom.unsupportedMediaType(err.message)],
         [ObjectionNotFound, () => Object.assign(Boom.notFound('Not found'), { code: 'not_found' })],

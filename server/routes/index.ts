@@ -4,6 +4,7 @@ import { evidenceRoutes } from './evidence';
 import { dataSourceRoutes } from './data-sources';
 import { heatmapRoutes } from './heatmap';
 import { notificationRoutes } from './notifications';
+import { settingRoutes } from './settings';
 import { systemRoutes } from './system';
 import { testLifecycleRoutes } from './test-lifecycle';
 import { testTemplateRoutes } from './test-templates';
@@ -21,6 +22,7 @@ export const routes = [
     ...apiKeyRoutes,
     ...notificationRoutes,
     ...systemRoutes,
+    ...settingRoutes,
     ...testRoutes,
     ...testLifecycleRoutes,
     ...evidenceRoutes,

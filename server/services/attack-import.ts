@@ -7,6 +7,7 @@ import {
     detectionLinks, displaySource, isUrl, openSource, parseAttackBundle, parseD3fendOntology, SourceError, toSourceError,
     type AttackBundle, type AttackDomain, type AttackObjectRecord, type AttackRecord, type D3fendData
 } from '../../integrations/attack';
+import type { OutboundHttp } from '../../integrations/http';
 import type { Queue } from '../jobs';
 import { LockKey } from '../locks';
 import { AttackImport } from '../models';
@@ -161,7 +162,7 @@ const internals = {
     // The D3FEND ontology in Turtle: MITRE's d3fend.ttl (a URL), a local .ttl or .ttl.gz, or a folder holding one
     ontologyFiles: ['d3fend.ttl', 'd3fend.ttl.gz', 'd3fend-protege.ttl', 'd3fend-protege.ttl.gz'],
 
-    async loadD3fend(source: string): Promise<D3fendData> {
+    async loadD3fend(source: string, outbound: OutboundHttp): Promise<D3fendData> {
 
         let file = source;
         if (!isUrl(source) && (await Fs.promises.stat(source).catch(() => null))?.isDirectory()) {
@@ -174,7 +175,7 @@ const internals = {
             file = Path.join(source, name);
         }
 
-        const input = await openSource(file, { maxBytes: 64 * 1024 * 1024 });
+        const input = await openSource(file, outbound, { maxBytes: 64 * 1024 * 1024 });
         return await parseD3fendOntology(input).catch((err: unknown) => {
 
             throw toSourceError(err, file, { otherwise: 'is not the D3FEND ontology in Turtle' });
@@ -187,7 +188,7 @@ const internals = {
 // streaming parsers of integrations/attack. One transaction per import; every statement a batch.
 export class AttackImportService {
 
-    constructor(private readonly deps: { knex: Knex; audit: AuditService; coverage: CoverageService; queue: Queue }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; coverage: CoverageService; queue: Queue; outbound: OutboundHttp }) { }
 
     // POST /system/sync: one attack-sync job at a time; a request while one is queued or running answers that one.
     async requestSync(actor: Actor): Promise<{ job_id: string; status: 'queued' | 'already_queued' }> {
@@ -231,7 +232,7 @@ export class AttackImportService {
 
         try {
             progress({ phase: 'fetch', objects: 0, step: null, percent: 0 });
-            const input = await openSource(source);
+            const input = await openSource(source, this.deps.outbound);
             const bundle = await parseAttackBundle(input, {
                 progressInterval: 2000,
                 onProgress: ({ objects }) => progress({ phase: 'parse', objects, step: null, percent: Math.min(39, Math.round(objects / 25_000 * 40)) })
@@ -306,7 +307,7 @@ export class AttackImportService {
         const shown = displaySource(source);
         const record = await AttackImport.insertReturning(this.deps.knex, { kind: 'd3fend', source: shown, status: 'running', started_at: new Date(), created_by: actor.id });
         try {
-            const data = await internals.loadD3fend(source);
+            const data = await internals.loadD3fend(source, this.deps.outbound);
             const written = await this.deps.knex.transaction(async (trx) => {
 
                 await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.attackImport]);

@@ -1,8 +1,9 @@
 import type { Knex } from 'knex';
 
+import type { OutboundHttp } from '../../integrations/http';
 import type { Redis } from '../../integrations/redis';
 import type { ObjectStore } from '../../integrations/storage';
-import { defaultUploadTypes } from '../config';
+import { defaultUploadTypes, type Config } from '../config';
 import type { Queue } from '../jobs';
 
 import { AuditService } from './audit';
@@ -13,9 +14,11 @@ import { CoverageService, type CoverageSettings } from './coverage';
 import { DataSourcesService } from './data-sources';
 import { EventsService } from './events';
 import { HeatmapService } from './heatmap';
+import { MailService } from './mail';
 import { EvidenceService, type UploadSettings } from './evidence';
 import { NotificationsService } from './notifications';
 import { PgRevocationStore, RateLimiterLoginThrottle, RedisRevocationStore, type LoginLimits } from './stores';
+import { SettingsService } from './settings';
 import { SystemService } from './system';
 import { TechniquesService } from './techniques';
 import { TestTemplatesService } from './test-templates';
@@ -31,6 +34,9 @@ export interface ServiceDeps {
     redis?: Redis | undefined;
     storage?: ObjectStore | undefined;
     uploads?: UploadSettings | undefined;
+    outbound: OutboundHttp;
+    secretKey: Buffer;
+    smtp: Config['smtp'];
     jwt: JwtSettings;
     login: LoginLimits;
     // API_KEY_MAX_LIFETIME_DAYS (365 when not given)
@@ -54,6 +60,7 @@ export const createServices = (deps: ServiceDeps) => {
     const notifications = new NotificationsService({ knex, audit });
     const tests = new TestsService({ knex, audit, events, coverage, notifications });
     const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
+    const settings = new SettingsService({ knex, audit, outbound: deps.outbound, secretKey: deps.secretKey });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
 
     return {
@@ -61,7 +68,7 @@ export const createServices = (deps: ServiceDeps) => {
         events,
         coverage,
         techniques,
-        attackImport: new AttackImportService({ knex, audit, coverage, queue: deps.queue }),
+        attackImport: new AttackImportService({ knex, audit, coverage, queue: deps.queue, outbound: deps.outbound }),
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),
@@ -73,6 +80,8 @@ export const createServices = (deps: ServiceDeps) => {
         evidence: new EvidenceService({ knex, audit, tests, storage: deps.storage!, uploads }),
         testTemplates: new TestTemplatesService({ knex, audit }),
         worklogs: new WorklogsService({ knex, audit, tests }),
+        settings,
+        mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
         system: new SystemService({ knex, queue: deps.queue, redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
     };
 };

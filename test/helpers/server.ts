@@ -5,6 +5,7 @@ import * as Path from 'path';
 import type * as Hapi from '@hapi/hapi';
 import Pino from 'pino';
 
+import { OutboundHttp } from '../../integrations/http';
 import { createRedis, type Redis } from '../../integrations/redis';
 import { createObjectStore } from '../../integrations/storage';
 import { loadConfig, type Config } from '../../server/config';
@@ -12,9 +13,9 @@ import { createKnex, type Knex } from '../../server/db';
 import { AgendaQueue, createAgenda } from '../../server/jobs';
 import { User } from '../../server/models';
 import { Role, type Actor } from '../../server/policy';
+import { serviceDeps } from '../../server/runtime';
 import { createServer } from '../../server/server';
 import { createServices, type Services } from '../../server/services';
-import { uploadSettings } from '../../server/services/evidence';
 
 import { testDatabaseUrl } from './db';
 
@@ -65,16 +66,7 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
 
     const { agenda, close } = await createAgenda({ databaseUrl: url, name: 'aegis-test' });
     const queue = new AgendaQueue(agenda, close);
-    const services = createServices({
-        knex, queue, redis, storage,
-        uploads: uploadSettings(config),
-        jwt: { secret: config.jwt.secret!, ttlSeconds: config.jwt.ttlSeconds, issuer: config.jwt.issuer, audience: config.jwt.audience },
-        login: config.login,
-        apiKeys: config.apiKeys,
-        version: 'test',
-        heartbeatSeconds: config.worker.heartbeatSeconds,
-        coverage: config.coverage
-    });
+    const services = createServices(serviceDeps(config, { knex, queue, redis, storage, outbound: new OutboundHttp(config.outbound), version: 'test' }));
 
     const server = await createServer({ config, services, logger, version: 'test' });
 

@@ -24,6 +24,7 @@ import {
     type AttackBundle,
     type D3fendData
 } from '../../integrations/attack';
+import { OutboundError, OutboundHttp } from '../../integrations/http';
 
 
 const lab = Lab.script();
@@ -858,12 +859,37 @@ describe('Sources', () => {
         expect(words(fetchFailed(system('ECONNRESET')))).to.equal('the connection to mirror.example.com:8443 broke off (ECONNRESET)');
         expect(words(fetchFailed(system('UNABLE_TO_VERIFY_LEAF_SIGNATURE')))).to.equal('its TLS certificate could not be verified (UNABLE_TO_VERIFY_LEAF_SIGNATURE); a proxy may be intercepting HTTPS');
         expect(words(fetchFailed(system('CERT_HAS_EXPIRED')))).to.equal('its TLS certificate could not be verified (CERT_HAS_EXPIRED); a proxy may be intercepting HTTPS');
-        expect(words(fetchFailed(new Error('unexpected redirect')))).to.equal('answered with a redirect, which is not followed: use the final URL');
         expect(describeFailure(system('ENOENT'), '/opt/aegis/d3fend.ttl')).to.equal('file not found');
         expect(describeFailure(system('EACCES'), '/opt/aegis/d3fend.ttl')).to.equal('permission denied (EACCES)');
         expect(describeFailure(system('EISDIR'), '/opt/aegis')).to.equal('is a folder, not a file');
         expect(words(new Error('Parser cannot parse input: expected a value'))).to.be.null();
         expect(words(undefined)).to.be.null();
+    });
+
+    it('says why the outbound client refused or failed a download, and what to do about a refused mirror', () => {
+
+        const words = (err: unknown) => describeFailure(err, mirror, { timeoutMs: 300_000, maxBytes: 1000 });
+        const remedy = 'a mirror on the local network must be added to OUTBOUND_ALLOW_HOSTS';
+
+        expect(words(new OutboundError('blocked', 'mirror.example.com is or resolves to a private, loopback, link-local, multicast or metadata address')))
+            .to.equal(`is not allowed by the outbound rules (mirror.example.com is or resolves to a private, loopback, link-local, multicast or metadata address); ${remedy}`);
+        expect(describeFailure(new OutboundError('blocked', 'The scheme http is not allowed (https only)'), 'http://mirror.example.com/attack.json'))
+            .to.equal(`is not allowed by the outbound rules (The scheme http is not allowed (https only)); ${remedy}, and an http:// URL needs OUTBOUND_ALLOW_HTTP=true`);
+        expect(words(new OutboundError('timeout', 'https://mirror.example.com:8443 did not answer in time'))).to.equal('no complete answer within 300 s (timeout)');
+        expect(words(new OutboundError('timeout', 'https://mirror.example.com:8443 could not be reached in time', undefined, 'ETIMEDOUT')))
+            .to.equal('could not be reached: no connection to mirror.example.com:8443 in time (timeout, ETIMEDOUT); this machine may have no internet access');
+        expect(words(new OutboundError('too_large', 'https://mirror.example.com:8443 answered more than 1000 bytes'))).to.equal('is larger than 1000 bytes');
+        expect(words(new OutboundError('http_status', 'https://mirror.example.com:8443/attack/enterprise-attack.json answered 503', 503))).to.equal('answered HTTP 503 Service Unavailable');
+        expect(words(new OutboundError('http_status', 'https://mirror.example.com:8443 redirected more than 3 times', 302))).to.equal('redirected more than 3 times: use the final URL');
+        expect(words(new OutboundError('network', 'mirror.example.com could not be resolved', undefined, 'ENOTFOUND')))
+            .to.equal('could not be reached: DNS lookup of mirror.example.com failed (ENOTFOUND); this machine may have no internet access');
+        expect(words(new OutboundError('network', 'https://mirror.example.com:8443 could not be reached (ECONNREFUSED)', undefined, 'ECONNREFUSED')))
+            .to.equal('could not be reached: connection refused by mirror.example.com:8443 (ECONNREFUSED)');
+        expect(words(new OutboundError('network', 'https://mirror.example.com:8443 could not be reached (DEPTH_ZERO_SELF_SIGNED_CERT)', undefined, 'DEPTH_ZERO_SELF_SIGNED_CERT')))
+            .to.equal('its TLS certificate could not be verified (DEPTH_ZERO_SELF_SIGNED_CERT); a proxy may be intercepting HTTPS');
+        expect(words(new OutboundError('network', 'https://mirror.example.com:8443 sent a body that could not be read', undefined, 'Z_DATA_ERROR'))).to.be.null();
+        expect(toSourceError(new OutboundError('network', 'https://mirror.example.com:8443 sent a body that could not be read', undefined, 'Z_DATA_ERROR'), mirror).message)
+            .to.equal('https://mirror.example.com:8443/attack/enterprise-attack.json: https://mirror.example.com:8443 sent a body that could not be read');
     });
 
     it('turns any error into a SourceError that never shows the raw source', () => {
@@ -879,6 +905,6 @@ describe('Sources', () => {
 
     it('names a DNS failure for a host that does not exist', async () => {
 
-        await expect(openSource('http://aegis-test.invalid/enterprise-attack.json')).to.reject(SourceError, /^http:\/\/aegis-test\.invalid\/enterprise-attack\.json: could not be reached: DNS lookup of aegis-test\.invalid failed \((ENOTFOUND|EAI_AGAIN)\); this machine may have no internet access$/);
+        await expect(openSource('http://aegis-test.invalid/enterprise-attack.json', new OutboundHttp({ allowHttp: true }))).to.reject(SourceError, /^http:\/\/aegis-test\.invalid\/enterprise-attack\.json: could not be reached: DNS lookup of aegis-test\.invalid failed \((ENOTFOUND|EAI_AGAIN)\); this machine may have no internet access$/);
     });
 });

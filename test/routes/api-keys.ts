@@ -3,7 +3,9 @@ import * as Crypto from 'crypto';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
+import { OutboundHttp } from '../../integrations/http';
 import { ApiKey, AuditLog } from '../../server/models';
+import { serviceDeps } from '../../server/runtime';
 import { createServices } from '../../server/services';
 import { hashApiKey } from '../../server/services/auth';
 
@@ -226,7 +228,7 @@ describe('API keys', () => {
                 expect(updates).to.have.length(1);
 
                 // Another instance: a row stamped within the minute is left alone, an older one is stamped once
-                const other = createServices({ knex: context.knex, queue: context.queue, jwt: context.services.auth.jwtSettings, login: context.config.login, version: 'test', heartbeatSeconds: 10 }).auth;
+                const other = createServices(serviceDeps(context.config, { knex: context.knex, queue: context.queue, outbound: new OutboundHttp(context.config.outbound), version: 'test' })).auth;
                 await context.knex('api_keys').where({ id: key.id }).update({ last_used_at: new Date(Date.now() - 30_000) });
                 expect(await other.resolveApiKey(key.key, { id: null, role: 'viewer' })).to.exist();
                 expect(updates).to.have.length(1);

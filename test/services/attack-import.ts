@@ -9,8 +9,9 @@ import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
 import { openSource, SourceError } from '../../integrations/attack';
+import { OutboundHttp } from '../../integrations/http';
 import { systemActor } from '../../server/policy';
-import type { AttackImportResult, ImportProgress } from '../../server/services/attack-import';
+import { AttackImportService, type AttackImportResult, type ImportProgress } from '../../server/services/attack-import';
 
 import { sharedDir } from '../helpers/reference';
 import { init, type TestContext } from '../helpers/server';
@@ -54,7 +55,14 @@ const internals = {
         };
     },
 
-    countIn: async (context: TestContext, table: string, stixIds: string[]) => Number((await context.knex(table).whereIn('stix_id', stixIds).count('* as count'))[0]!.count)
+    countIn: async (context: TestContext, table: string, stixIds: string[]) => Number((await context.knex(table).whereIn('stix_id', stixIds).count('* as count'))[0]!.count),
+
+    mirrorRemedy: 'a mirror on the local network must be added to OUTBOUND_ALLOW_HOSTS, and an http:// URL needs OUTBOUND_ALLOW_HTTP=true',
+
+    // The test servers listen on loopback, which the outbound rules refuse unless the operator allows it
+    loopback: () => new OutboundHttp({ allow: ['127.0.0.1'], allowHttp: true }),
+
+    service: (context: TestContext, outbound: OutboundHttp) => new AttackImportService({ knex: context.knex, audit: context.services.audit, coverage: context.services.coverage, queue: context.queue, outbound })
 };
 
 
@@ -249,10 +257,11 @@ describe('ATT&CK import', () => {
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         const base = `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`;
         try {
-            const result = await context.services.attackImport.importD3fend(systemActor, `${base}/ontologies/d3fend.ttl`);
+            const service = internals.service(context, internals.loopback());
+            const result = await service.importD3fend(systemActor, `${base}/ontologies/d3fend.ttl`);
             expect(result).to.include({ countermeasures: 249, mappings: 3009, changed: 0 });
 
-            await expect(context.services.attackImport.importD3fend(systemActor, `${base}/d3fend-full-mappings.json`))
+            await expect(service.importD3fend(systemActor, `${base}/d3fend-full-mappings.json`))
                 .to.reject(`${base}/d3fend-full-mappings.json: is not the D3FEND ontology in Turtle (Unexpected graph on line 1.)`);
         }
         finally {
@@ -286,10 +295,11 @@ describe('ATT&CK import', () => {
 
         // Credentials and the query string never reach the message, the import row or the log
         const port = await closedPort();
-        const refused = await expect(context.services.attackImport.importAttack(systemActor, `http://aegis:s3cret@127.0.0.1:${port}/enterprise-attack.json?token=abc`)).to.reject(SourceError);
+        const loopback = internals.service(context, internals.loopback());
+        const refused = await expect(loopback.importAttack(systemActor, `http://aegis:s3cret@127.0.0.1:${port}/enterprise-attack.json?token=abc`)).to.reject(SourceError);
         expect(refused.message).to.equal(`http://127.0.0.1:${port}/enterprise-attack.json: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)`);
         expect(refused).to.include({ source: `http://127.0.0.1:${port}/enterprise-attack.json`, reason: `could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)` });
-        await expect(context.services.attackImport.importD3fend(systemActor, `http://127.0.0.1:${port}/ontologies/d3fend.ttl`))
+        await expect(loopback.importD3fend(systemActor, `http://127.0.0.1:${port}/ontologies/d3fend.ttl`))
             .to.reject(`http://127.0.0.1:${port}/ontologies/d3fend.ttl: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED)`);
 
         const failed = (await context.services.attackImport.recent(6)).map(({ kind, source, status, error }) => ({ kind, source, error, status }));
@@ -305,16 +315,21 @@ describe('ATT&CK import', () => {
         expect(await context.services.attackImport.isEmpty()).to.be.false();
     });
 
-    it('fetches a URL source streamed, gzipped or not, with no redirects and a size cap', async () => {
+    it('fetches a URL source through the outbound client: streamed, gzipped or not, redirects re-checked, a size cap, loopback only when allowed', async () => {
 
+        const hits: string[] = [];
         const bytes = Fs.readFileSync(Path.join(internals.attack, 'attack-enterprise-mini.json'));
         const server = Http.createServer((request, response) => {
 
+            hits.push(request.url!);
             if (request.url === '/bundle.json.gz') {
                 response.writeHead(200, { 'content-type': 'application/gzip' }).end(Zlib.gzipSync(bytes));
             }
             else if (request.url === '/moved') {
                 response.writeHead(302, { location: '/bundle.json.gz' }).end();
+            }
+            else if (request.url === '/metadata') {
+                response.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
             }
             else if (request.url === '/huge') {
                 response.writeHead(200, { 'content-length': String(1024 * 1024 * 1024) }).end();
@@ -342,21 +357,33 @@ describe('ATT&CK import', () => {
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         const base = `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`;
         try {
-            const result = await context.services.attackImport.importAttack(systemActor, `${base}/bundle.json.gz`);
+            // The default configuration refuses plain http, and loopback unless the operator allows it, before any
+            // connection, and says what to do
+            await expect(context.services.attackImport.importAttack(systemActor, `${base}/bundle.json.gz`))
+                .to.reject(SourceError, `${base}/bundle.json.gz: is not allowed by the outbound rules (The scheme http is not allowed (https only)); ${internals.mirrorRemedy}`);
+            await expect(internals.service(context, new OutboundHttp({ allowHttp: true })).importAttack(systemActor, `${base}/bundle.json.gz`))
+                .to.reject(SourceError, `${base}/bundle.json.gz: is not allowed by the outbound rules (127.0.0.1 is or resolves to a private, loopback, link-local, multicast or metadata address); ${internals.mirrorRemedy}`);
+            expect(hits).to.equal([]);
+
+            const outbound = internals.loopback();
+            const service = internals.service(context, outbound);
+            const result = await service.importAttack(systemActor, `${base}/bundle.json.gz`);
             expect(result.source).to.equal(`${base}/bundle.json.gz`);
             expect(result.changed).to.equal(0);
             expect(result.bundle.groups).to.equal(10);
 
             // A private mirror: the credentials go in an Authorization header, and are never recorded or shown
-            const mirrored = await context.services.attackImport.importAttack(systemActor, `${base.replace('//', '//aegis:s3cr%40t@')}/private.json.gz?signature=abc`);
+            const mirrored = await service.importAttack(systemActor, `${base.replace('//', '//aegis:s3cr%40t@')}/private.json.gz?signature=abc`);
             expect(mirrored).to.include({ source: `${base}/private.json.gz`, changed: 0 });
-            await expect(context.services.attackImport.importAttack(systemActor, `${base.replace('//', '//aegis:wrong@')}/private.json.gz?signature=abc`)).to.reject(`${base}/private.json.gz: answered HTTP 401 Unauthorized`);
+            await expect(service.importAttack(systemActor, `${base.replace('//', '//aegis:wrong@')}/private.json.gz?signature=abc`)).to.reject(SourceError, `${base}/private.json.gz: answered HTTP 401 Unauthorized`);
 
-            await expect(context.services.attackImport.importAttack(systemActor, `${base}/moved`)).to.reject(`${base}/moved: answered with a redirect, which is not followed: use the final URL`);
-            await expect(context.services.attackImport.importAttack(systemActor, `${base}/missing.json`)).to.reject(`${base}/missing.json: answered HTTP 404 Not Found`);
-            await expect(openSource(`${base}/huge`)).to.reject(`${base}/huge: is larger than 268435456 bytes`);
-            await expect(openSource(`${base}/silent`, { timeoutMs: 200 })).to.reject(`${base}/silent: no complete answer within 200 ms (timeout)`);
-            const stalled = await openSource(`${base}/stall`, { timeoutMs: 300 });
+            // Redirects are followed, each hop checked again: a redirect to the metadata address is refused
+            expect((await service.importAttack(systemActor, `${base}/moved`)).bundle.groups).to.equal(10);
+            await expect(service.importAttack(systemActor, `${base}/metadata`)).to.reject(SourceError, `${base}/metadata: is not allowed by the outbound rules (169.254.169.254 is or resolves to a private, loopback, link-local, multicast or metadata address); ${internals.mirrorRemedy}`);
+            await expect(service.importAttack(systemActor, `${base}/missing.json`)).to.reject(SourceError, `${base}/missing.json: answered HTTP 404 Not Found`);
+            await expect(openSource(`${base}/huge`, outbound)).to.reject(SourceError, `${base}/huge: is larger than 268435456 bytes`);
+            await expect(openSource(`${base}/silent`, outbound, { timeoutMs: 200 })).to.reject(SourceError, `${base}/silent: no complete answer within 200 ms (timeout)`);
+            const stalled = await openSource(`${base}/stall`, outbound, { timeoutMs: 300 });
             await expect((async () => {
 
                 for await (const chunk of stalled) {
@@ -364,13 +391,13 @@ describe('ATT&CK import', () => {
                 }
             })()).to.reject(SourceError, `${base}/stall: no complete answer within 300 ms (timeout)`);
 
-            const capped = await openSource(`${base}/chunked`, { maxBytes: 1000 });
+            const capped = await openSource(`${base}/chunked`, outbound, { maxBytes: 1000 });
             await expect((async () => {
 
                 for await (const chunk of capped) {
                     expect(chunk).to.exist();
                 }
-            })()).to.reject(/larger than 1000 bytes/);
+            })()).to.reject(SourceError, `${base}/chunked: is larger than 1000 bytes`);
         }
         finally {
             server.close();

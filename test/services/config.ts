@@ -1,8 +1,14 @@
+import * as Crypto from 'crypto';
+import * as Fs from 'fs';
+import * as Os from 'os';
+import * as Path from 'path';
+
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
 import { ConfigError, defaultLogFormat, defaultUploadTypes, loadConfig } from '../../server/config';
 import { createLogger } from '../../server/logger';
+import { resolveSecretKey } from '../../server/runtime';
 import { checkPasswordPolicy } from '../../server/services/passwords';
 
 
@@ -27,6 +33,9 @@ describe('Configuration', () => {
         expect(config.trustProxy).to.be.false();
         expect(config.apiKeys).to.equal({ maxLifetimeDays: 365 });
         expect(config.coverage).to.equal({ stalenessDays: 180 });
+        expect(config.secretKey).to.be.undefined();
+        expect(config.outbound).to.equal({ allow: [], allowHttp: false, ports: [443, 80], connectTimeoutMs: 10_000, timeoutMs: 30_000, maxBytes: 10 * 1024 * 1024 });
+        expect(config.smtp).to.be.undefined();
         expect(Object.isFrozen(config)).to.be.true();
     });
 
@@ -51,6 +60,38 @@ describe('Configuration', () => {
         }
     });
 
+    it('reads the secret key in hex or base64, the outbound allow list and SMTP', () => {
+
+        const key = Crypto.randomBytes(32);
+        for (const text of [key.toString('hex'), key.toString('base64'), key.toString('base64url')]) {
+            expect(loadConfig({ AEGIS_SECRET_KEY: text }).secretKey).to.equal(key);
+        }
+
+        const config = loadConfig({ OUTBOUND_ALLOW_HOSTS: 'jira.corp.example, 10.1.2.3, 10.20.0.0/16, fd00::/8, localhost.', OUTBOUND_ALLOW_HTTP: '1', OUTBOUND_PORTS: '443, 8443', SMTP_URL: 'smtps://mail.example:465', SMTP_FROM: 'aegis@example.com' });
+        expect(config.outbound).to.include({ allow: ['jira.corp.example', '10.1.2.3', '10.20.0.0/16', 'fd00::/8', 'localhost.'], allowHttp: true, ports: [443, 8443] });
+        expect(config.smtp).to.equal({ url: 'smtps://mail.example:465', from: 'aegis@example.com' });
+    });
+
+    it('keeps a generated secret key in the data directory when AEGIS_SECRET_KEY is unset', () => {
+
+        const dataDir = Path.join(Os.tmpdir(), `aegis-key-${process.pid}-${Date.now()}`);
+        try {
+            const key = resolveSecretKey({ dataDir, secretKey: undefined });
+            expect(key.length).to.equal(32);
+            expect(resolveSecretKey({ dataDir, secretKey: undefined })).to.equal(key);
+            expect(Fs.statSync(Path.join(dataDir, 'secret-key')).mode & 0o777).to.equal(0o600);
+
+            const given = Crypto.randomBytes(32);
+            expect(resolveSecretKey({ dataDir, secretKey: given })).to.equal(given);
+
+            Fs.writeFileSync(Path.join(dataDir, 'secret-key'), 'c2hvcnQ=');
+            expect(() => resolveSecretKey({ dataDir, secretKey: undefined })).to.throw(/secret-key does not hold a 32-byte base64 key/);
+        }
+        finally {
+            Fs.rmSync(dataDir, { recursive: true, force: true });
+        }
+    });
+
     it('configures S3, TLS cookies and lists from the environment', () => {
 
         const config = loadConfig({ S3_ENDPOINT: 'minio.internal', S3_ACCESS_KEY: 'ak', S3_SECRET_KEY: 'sk', AEGIS_PUBLIC_URL: 'https://aegis.example.com', CORS_ORIGINS: 'https://a.example, https://b.example', UPLOAD_ALLOWED_TYPES: 'image/png,application/pdf' });
@@ -63,16 +104,24 @@ describe('Configuration', () => {
     it('refuses bad values, naming each variable and never printing its value', () => {
 
         const secret = 'short-secret';
-        const attempt = () => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_SECRET: secret, JWT_TTL_SECONDS: '86400', S3_ENDPOINT: 'minio', LOG_LEVEL: 'loud', COVERAGE_STALENESS_DAYS: '0' });
+        const attempt = () => loadConfig({
+            PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_SECRET: secret, JWT_TTL_SECONDS: '86400', S3_ENDPOINT: 'minio', LOG_LEVEL: 'loud',
+            AEGIS_SECRET_KEY: secret, OUTBOUND_ALLOW_HOSTS: 'jira.corp, not a host!, 10.0.0.0/99', OUTBOUND_PORTS: 'https', SMTP_URL: 'smtp://mail.example',
+            COVERAGE_STALENESS_DAYS: '0'
+        });
         expect(attempt).to.throw(ConfigError);
         try {
             attempt();
         }
         catch (err) {
             const message = (err as Error).message;
-            for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'JWT_TTL_SECONDS', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'LOG_LEVEL', 'COVERAGE_STALENESS_DAYS']) {
+            for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'JWT_TTL_SECONDS', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'LOG_LEVEL', 'OUTBOUND_PORTS', 'SMTP_FROM', 'COVERAGE_STALENESS_DAYS']) {
                 expect(message).to.include(name);
             }
+
+            expect(message).to.include('AEGIS_SECRET_KEY: must be 32 bytes written in base64 or hex');
+            expect(message).to.include('OUTBOUND_ALLOW_HOSTS: has 2 entries that are not a host name, an IP address or a CIDR range');
+            expect(message).to.not.include('not a host!');
 
             expect(message).to.not.include(secret);
             expect(message).to.not.include('mysql');

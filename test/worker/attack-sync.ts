@@ -44,7 +44,8 @@ describe('attack-sync job', () => {
 
     before(async () => {
 
-        context = await init({ redis: false });
+        // The offline test points a source at a closed loopback port: loopback is refused unless the operator allows it
+        context = await init({ redis: false, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1', OUTBOUND_ALLOW_HTTP: 'true' } });
     });
 
     after(async () => {
@@ -145,7 +146,11 @@ describe('attack-sync job', () => {
         const remedy = 'Set ATTACK_SOURCE to a URL this machine can reach, or to a local copy of the ATT&CK Enterprise bundle (.json or .json.gz): see the README, "Air-gapped installs".';
         const cases = [
             { source: `http://127.0.0.1:${port}/enterprise-attack.json`, reason: `ATT&CK import failed: http://127.0.0.1:${port}/enterprise-attack.json: could not be reached: connection refused by 127.0.0.1:${port} (ECONNREFUSED). ${remedy}` },
-            { source: '/nonexistent/enterprise-attack.json.gz', reason: `ATT&CK import failed: /nonexistent/enterprise-attack.json.gz: file not found. ${remedy}` }
+            { source: '/nonexistent/enterprise-attack.json.gz', reason: `ATT&CK import failed: /nonexistent/enterprise-attack.json.gz: file not found. ${remedy}` },
+            {
+                source: 'http://10.0.0.8/enterprise-attack.json',
+                reason: `ATT&CK import failed: http://10.0.0.8/enterprise-attack.json: is not allowed by the outbound rules (10.0.0.8 is or resolves to a private, loopback, link-local, multicast or metadata address); a mirror on the local network must be added to OUTBOUND_ALLOW_HOSTS, and an http:// URL needs OUTBOUND_ALLOW_HTTP=true. ${remedy}`
+            }
         ];
 
         for (const { source, reason } of cases) {

@@ -1,0 +1,85 @@
+import Joi from 'joi';
+
+
+// What admins configure at run time, key by key. Each key has a joi schema for its value, the names of its secret
+// fields (write-only: stored encrypted, answered as { set: true|false }), the fields that are URLs the outbound client
+// must accept when the value is saved, and a default (null: not configured). Only keys that a real path reads, or
+// will read, belong here.
+export interface SettingValues {
+    smtp: { host: string; port: number; secure: boolean; username?: string; password?: string; from: string };
+    jira: { url: string; username: string; api_token?: string };
+    'coverage.staleness_days': number;
+    'scores.weights': { prevented: number; alerted: number; logged: number; not_detected: number };
+    'scores.half_life_days': number;
+}
+
+export type SettingKey = keyof SettingValues;
+
+export interface SettingDefinition {
+    description: string;
+    schema: Joi.Schema;
+    secrets: string[];
+    urls: string[];
+    default: unknown;
+}
+
+
+const internals = {
+    // A secret field takes a string to set it, null to clear it, and keeps its value when left out
+    secret: (max: number) => Joi.string().min(1).max(max).allow(null),
+
+    weight: Joi.number().integer().min(0).max(100).required()
+};
+
+
+export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
+    smtp: {
+        description: 'The SMTP relay for e-mail (overrides SMTP_URL and SMTP_FROM while set)',
+        schema: Joi.object({
+            host: Joi.string().hostname().required(),
+            port: Joi.number().integer().min(1).max(65535).default(587),
+            secure: Joi.boolean().default(false).description('TLS from the start (port 465); otherwise STARTTLS when offered'),
+            username: Joi.string().max(320),
+            password: internals.secret(1000),
+            from: Joi.string().email({ tlds: false }).required()
+        }),
+        secrets: ['password'],
+        urls: [],
+        default: null
+    },
+    jira: {
+        description: 'The Jira site remediation tickets are filed in',
+        schema: Joi.object({
+            url: Joi.string().uri({ scheme: ['https', 'http'] }).max(2000).required(),
+            username: Joi.string().max(320).required(),
+            api_token: internals.secret(2000)
+        }),
+        secrets: ['api_token'],
+        urls: ['url'],
+        default: null
+    },
+    'coverage.staleness_days': {
+        description: 'Days after which a technique\'s latest validation is stale and the technique needs review',
+        schema: Joi.number().integer().min(1).max(3650),
+        secrets: [],
+        urls: [],
+        default: 90
+    },
+    'scores.weights': {
+        description: 'Score of each detection outcome (0-100) before decay',
+        schema: Joi.object({ prevented: internals.weight, alerted: internals.weight, logged: internals.weight, not_detected: internals.weight }),
+        secrets: [],
+        urls: [],
+        default: { prevented: 100, alerted: 90, logged: 40, not_detected: 0 }
+    },
+    'scores.half_life_days': {
+        description: 'Days after which a validation counts half in the score',
+        schema: Joi.number().integer().min(1).max(3650),
+        secrets: [],
+        urls: [],
+        default: 180
+    }
+};
+
+
+export const settingKeys = Object.keys(settingDefinitions) as SettingKey[];
