@@ -104,7 +104,7 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
         { plugin: errorsPlugin, options: {} },
         { plugin: hardeningPlugin },
         { plugin: authPlugin, options: { cookieName, allowedOrigins } },
-        { plugin: openapiPlugin, options: { version: options.version } }
+        { plugin: openapiPlugin, options: { version: options.version, cookieName } }
     ]);
 
     server.route(routes);

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import * as Schemas from '../schemas/data-sources';
 import { domain, platform } from '../schemas/techniques';
 import type { DataSourceAssessment, DataSourceFilters, GapFilters } from '../services/data-sources';
@@ -73,7 +73,8 @@ export const dataSourceRoutes = [
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },
-            response: { schema: Schemas.dataComponentDetail }
+            response: { schema: Schemas.dataComponentDetail },
+            plugins: answers(404)
         },
         handler: (request) => request.services().dataSources.get(request.params.id)
     }),
@@ -86,7 +87,8 @@ export const dataSourceRoutes = [
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: idParams, payload: Schemas.assessment },
-            response: { schema: Schemas.dataComponentDetail }
+            response: { schema: Schemas.dataComponentDetail },
+            plugins: answers(404)
         },
         handler: (request) => request.services().dataSources.assess(actorOf(request), request.params.id, request.payload)
     })
