@@ -1,13 +1,15 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
-import { createConfig, lintFromString } from '@redocly/openapi-core';
+import type * as Redocly from '@redocly/openapi-core';
 import Joi from 'joi';
-import openapiTS, { astToString } from 'openapi-typescript';
-import * as Ts from 'typescript';
+import type * as OpenapiTS from 'openapi-typescript';
+import Pino from 'pino';
+import type * as Ts from 'typescript';
 import { Worker } from 'worker_threads';
 
 import { errorEnvelope } from '../server/schemas/common';
+import { createServer } from '../server/server';
 
 import { init, type TestContext } from './helpers/server';
 
@@ -21,11 +23,20 @@ type Operation = { responses: Record<string, { content?: Record<string, { schema
 
 
 const internals = {
-    // The client's types as a compiler sees them: for every operation and status, the type of each response body
-    // (openapi-typescript writes `content?: never` for a response without one). Self-contained: it runs in a worker
-    // thread, since a type check blocks for seconds, and hapi answers 503 to a server whose event loop lags 2 s.
-    bodies: (source: string, ts: typeof Ts) => {
+    // The redocly lint problems of the document, under the recommended rules; the rule set ships inside the library
+    // (nothing is fetched, and the document has no external reference)
+    lint: async (source: string, core: typeof Redocly) => {
 
+        const config = await core.createConfig({ extends: ['recommended'] });
+        const problems = await core.lintFromString({ source, absoluteRef: 'openapi.json', config });
+        return problems.map((problem) => `${problem.severity} ${problem.ruleId} ${problem.location[0]?.pointer}: ${problem.message}`);
+    },
+
+    // The client openapi-typescript generates, and its types as a compiler sees them: for every operation and status,
+    // the type of each response body (a response without one is `content?: never`)
+    client: async (document: string, generator: typeof OpenapiTS, ts: typeof Ts) => {
+
+        const source = generator.astToString(await generator.default(JSON.parse(document), { silent: true }));
         const fileName = '/aegis-client/api.ts';
         const options: Ts.CompilerOptions = { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, lib: ['lib.es2022.d.ts'], types: [] };
         const host = ts.createCompilerHost(options);
@@ -54,24 +65,27 @@ const internals = {
                     const name = `${method.name} ${path.name} ${status.name}`;
                     const content = typeOf(typeOf(status).getProperty('content')!);
                     if (content.flags & ts.TypeFlags.Never) {
-                        bodies.push({ operation: name, media: null, flags: content.flags, text: checker.typeToString(content) });
+                        bodies.push({ operation: name, media: null, untyped: false, text: checker.typeToString(content) });
                         continue;
                     }
 
                     for (const media of content.getProperties()) {
                         const body = typeOf(media);
-                        bodies.push({ operation: name, media: media.name, flags: body.flags, text: checker.typeToString(body) });
+                        bodies.push({ operation: name, media: media.name, untyped: Boolean(body.flags & (ts.TypeFlags.Any | ts.TypeFlags.Unknown | ts.TypeFlags.Never)), text: checker.typeToString(body) });
                     }
                 }
             }
         }
 
-        return { diagnostics, bodies };
+        return { source, diagnostics, bodies };
     },
 
-    inWorker: <T>(fn: (input: string, ts: typeof Ts) => T, input: string): Promise<T> => {
+    // Linting, generating and type-checking block for seconds, and hapi answers 503 to a server whose event loop lags
+    // 2 s: they run in a worker thread. `fn` is self-contained and receives the modules it names.
+    inWorker: <T>(fn: (input: string, ...modules: any[]) => Promise<T>, input: string, modules: string[]): Promise<T> => {
 
-        const code = `const { parentPort, workerData } = require('worker_threads'); parentPort.postMessage((${fn.toString()})(workerData, require('typescript')));`;
+        const code = `const { parentPort, workerData } = require('worker_threads');
+            (${fn.toString()})(workerData, ...${JSON.stringify(modules)}.map((name) => require(name))).then((result) => parentPort.postMessage(result));`;
         const worker = new Worker(code, { eval: true, workerData: input });
         return new Promise((resolve, reject) => {
 
@@ -124,16 +138,12 @@ describe('OpenAPI', () => {
 
     it('passes redocly lint under its recommended rules without an error or a warning', async () => {
 
-        // The rule set ships inside the library: nothing is fetched, and the document has no external reference
-        const config = await createConfig({ extends: ['recommended'] });
-        const problems = await lintFromString({ source: JSON.stringify(document), absoluteRef: 'openapi.json', config });
-        expect(problems.map((problem) => `${problem.severity} ${problem.ruleId} ${problem.location[0]?.pointer}: ${problem.message}`)).to.equal([]);
+        expect(await internals.inWorker(internals.lint, JSON.stringify(document), ['@redocly/openapi-core'])).to.equal([]);
     });
 
     it('generates a TypeScript client (openapi-typescript) that types every response body', async () => {
 
-        const source = astToString(await openapiTS(structuredClone(document) as never, { silent: true }));
-        const { diagnostics, bodies } = await internals.inWorker(internals.bodies, source);
+        const { source, diagnostics, bodies } = await internals.inWorker(internals.client, JSON.stringify(document), ['openapi-typescript', 'typescript']);
         expect(diagnostics).to.equal([]);
         expect(bodies.length).to.be.above(apiRoutes().length * 3);
 
@@ -144,7 +154,7 @@ describe('OpenAPI', () => {
             }
 
             expect(body.media, body.operation).to.be.a.string();
-            expect(body.flags & (Ts.TypeFlags.Any | Ts.TypeFlags.Unknown | Ts.TypeFlags.Never), `${body.operation}: ${body.text}`).to.equal(0);
+            expect(body.untyped, `${body.operation}: ${body.text}`).to.be.false();
         }
 
         // An object documented without properties would be typed as always empty
@@ -261,5 +271,21 @@ describe('OpenAPI', () => {
         const res = await context.server.inject({ method: 'GET', url: '/docs' });
         expect(res.statusCode).to.equal(200);
         expect(res.payload).to.include('swagger');
+    });
+
+    // Last: building a second server's document blocks the event loop, which context.server's load check would see
+    it('builds the document while the server initialises, and never takes the server address from a request', async () => {
+
+        const server = await createServer({ config: context.config, services: context.services, logger: Pino({ level: 'silent' }), version: 'test' });
+        const method = server.methods.getSwaggerJSON as unknown as { cache: { stats: { generates: number }; drop: (...args: unknown[]) => Promise<void> } };
+        expect(method.cache.stats.generates).to.equal(1);
+
+        // Built again for a request that claims another host: the document stays the same
+        await method.cache.drop({}, { path: '/api/v1/openapi.json' });
+        const res = await server.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', referer: 'https://evil.example/' } });
+        expect(method.cache.stats.generates).to.equal(2);
+        expect(JSON.parse(res.payload)).to.equal(document);
+        expect(JSON.parse(res.payload).servers).to.equal([{ url: `http://127.0.0.1:${context.config.port}` }]);
+        await server.stop();
     });
 });

@@ -37,7 +37,7 @@ const internals = {
 
 // The OpenAPI document is generated from the route declarations themselves (tags, description, joi schemas,
 // documented answers: routes/route.ts).
-export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string }> = {
+export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string; serverUrl: string }> = {
     name: 'aegis/openapi',
     register: async (server, options) => {
 
@@ -59,6 +59,9 @@ export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string }>
                         // Proprietary (package.json); the url says what UNLICENSED means, as client tools want one
                         license: { name: 'UNLICENSED', url: 'https://docs.npmjs.com/cli/v10/configuring-npm/package-json#license' }
                     },
+                    // Fixed: hapi-swagger would take the server's address from the Host, X-Forwarded-Host or Referer of the
+                    // request that happens to build the cached document, and show it to every client for a day
+                    servers: [{ url: options.serverUrl }],
                     // hapi-swagger copies these into components.securitySchemes as they are: OpenAPI 3 objects
                     securityDefinitions: {
                         bearer: { type: 'http', scheme: 'bearer', description: 'A JWT from /auth/login, or an API key `aegis_<hex>`' },
@@ -75,6 +78,16 @@ export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string }>
                 } satisfies HapiSwagger.RegisterOptions
             }
         ]);
+
+        // Built before the server takes requests: building it blocks the event loop for about a second of CPU, after
+        // which hapi's load check (server.ts) answered 503 to the requests that followed the first reader's. The route's
+        // handler fills hapi-swagger's cache; called directly, since inject() needs the load sampler, not started yet.
+        server.ext('onPreStart', async () => {
+
+            const handler = server.match('GET', internals.jsonPath)!.settings.handler as (request: Hapi.Request, h: Hapi.ResponseToolkit) => Promise<unknown>;
+            const toolkit = { response: () => ({ header: () => undefined }) };
+            await handler({ server, path: internals.jsonPath, query: {} } as unknown as Hapi.Request, toolkit as unknown as Hapi.ResponseToolkit);
+        });
 
         // hapi-swagger's route answers the (cached) document object; completing it again is harmless
         server.ext('onPostHandler', (request, h) => {
