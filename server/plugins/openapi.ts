@@ -55,7 +55,7 @@ export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string; s
                     info: {
                         title: 'Aegis API',
                         version: options.version,
-                        description: 'The purple-team operations platform. Every route lives under /api/v1. Every error answers the `Error` envelope.',
+                        description: 'The purple-team operations platform. Every route lives under /api/v1. Every 4xx answer is the `Error` envelope.',
                         // Proprietary (package.json); the url says what UNLICENSED means, as client tools want one
                         license: { name: 'UNLICENSED', url: 'https://docs.npmjs.com/cli/v10/configuring-npm/package-json#license' }
                     },

@@ -49,7 +49,7 @@ const statusText = {
     401: 'Missing, invalid or expired credentials',
     403: 'The role, the API key\'s scope, a temporary password or the origin refuses the call',
     404: 'The resource does not exist or is not visible to the caller',
-    409: 'The resource\'s state refuses the change (`code` says which rule)',
+    409: 'The change conflicts with the resource\'s state or with a stored record (`code` says which rule)',
     413: 'The body is too large',
     415: 'The body\'s media type is not accepted',
     429: 'Too many attempts (`Retry-After` says when to retry)'
