@@ -274,18 +274,17 @@ describe('OpenAPI', () => {
     });
 
     // Last: building a second server's document blocks the event loop, which context.server's load check would see
-    it('builds the document while the server initialises, and never takes the server address from a request', async () => {
+    it('builds the document once, while the server initialises, and never takes the server address from a request', async () => {
 
         const server = await createServer({ config: context.config, services: context.services, logger: Pino({ level: 'silent' }), version: 'test' });
-        const method = server.methods.getSwaggerJSON as unknown as { cache: { stats: { generates: number }; drop: (...args: unknown[]) => Promise<void> } };
-        expect(method.cache.stats.generates).to.equal(1);
+        const method = server.methods.getSwaggerJSON as unknown as { cache: { stats: { generates: number; gets: number } } };
+        expect(method.cache.stats).to.include({ generates: 1, gets: 1 });
 
-        // Built again for a request that claims another host: the document stays the same
-        await method.cache.drop({}, { path: '/api/v1/openapi.json' });
         const res = await server.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', referer: 'https://evil.example/' } });
-        expect(method.cache.stats.generates).to.equal(2);
+        expect(res.headers['content-type']).to.equal('application/json; charset=utf-8');
         expect(JSON.parse(res.payload)).to.equal(document);
         expect(JSON.parse(res.payload).servers).to.equal([{ url: `http://127.0.0.1:${context.config.port}` }]);
+        expect(method.cache.stats).to.include({ generates: 1, gets: 1 });
         await server.stop();
     });
 });

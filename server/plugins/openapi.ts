@@ -72,33 +72,36 @@ export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string; s
                     grouping: 'tags',
                     sortEndpoints: 'ordered',
                     documentationRouteTags: ['docs'],
-                    // The routes never change while the server runs: build the document once, not per request
+                    // With a cache, the route's handler answers h.response(document), which onPreStart below captures
                     cache: { expiresIn: 24 * 3600 * 1000 },
                     jsonRoutePath: internals.jsonPath
                 } satisfies HapiSwagger.RegisterOptions
             }
         ]);
 
-        // Built before the server takes requests: building it blocks the event loop for about a second of CPU, after
-        // which hapi's load check (server.ts) answered 503 to the requests that followed the first reader's. The route's
-        // handler fills hapi-swagger's cache; called directly, since inject() needs the load sampler, not started yet.
+        // Built once, before the server takes requests, and served from memory: building it blocks the event loop for
+        // about a second of CPU (on a first reader's request, hapi's load check then answered 503 to the requests that
+        // followed), and hapi-swagger's own cache parses it again on every read. Its route handler builds it; called
+        // directly, since inject() needs hapi's load sampler, which starts after onPreStart.
+        let json: string | undefined;
         server.ext('onPreStart', async () => {
 
             const handler = server.match('GET', internals.jsonPath)!.settings.handler as (request: Hapi.Request, h: Hapi.ResponseToolkit) => Promise<unknown>;
-            const toolkit = { response: () => ({ header: () => undefined }) };
+            let document: Parameters<typeof internals.ownContent>[0] = {};
+            const toolkit = {
+                response: (value: typeof document) => {
+
+                    document = value;
+                    return { header: () => undefined };
+                }
+            };
+
             await handler({ server, path: internals.jsonPath, query: {} } as unknown as Hapi.Request, toolkit as unknown as Hapi.ResponseToolkit);
+            internals.ownContent(document);
+            internals.freeForm(document);
+            json = JSON.stringify(document);
         });
 
-        // hapi-swagger's route answers the (cached) document object; completing it again is harmless
-        server.ext('onPostHandler', (request, h) => {
-
-            if (request.route.path === internals.jsonPath) {
-                const document = (request.response as Hapi.ResponseObject).source as Parameters<typeof internals.ownContent>[0];
-                internals.ownContent(document);
-                internals.freeForm(document);
-            }
-
-            return h.continue;
-        });
+        server.ext('onPreHandler', (request, h) => (request.route.path === internals.jsonPath ? h.response(json).type('application/json').takeover() : h.continue));
     }
 };
