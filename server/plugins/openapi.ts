@@ -23,10 +23,10 @@ const internals = {
 
     // hapi-swagger writes every response of a route in the route's one list of media types; a response that is not
     // JSON (a download) names its own in `x-content`
-    ownContent: (document: { paths?: Record<string, Record<string, { responses?: Record<string, Record<string, unknown>> }>> }): void => {
+    ownContent: (document: { paths: Record<string, Record<string, { responses: Record<string, Record<string, unknown>> }>> }): void => {
 
-        for (const operation of Object.values(document.paths ?? {}).flatMap((methods) => Object.values(methods))) {
-            for (const response of Object.values(operation.responses ?? {}).filter((item) => item['x-content'])) {
+        for (const operation of Object.values(document.paths).flatMap((methods) => Object.values(methods))) {
+            for (const response of Object.values(operation.responses).filter((item) => item['x-content'])) {
                 response.content = response['x-content'];
                 delete response['x-content'];
             }
@@ -87,7 +87,7 @@ export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string; s
         server.ext('onPreStart', async () => {
 
             const handler = server.match('GET', internals.jsonPath)!.settings.handler as (request: Hapi.Request, h: Hapi.ResponseToolkit) => Promise<unknown>;
-            let document: Parameters<typeof internals.ownContent>[0] = {};
+            let document = { paths: {} } as Parameters<typeof internals.ownContent>[0];
             const toolkit = {
                 response: (value: typeof document) => {
 
