@@ -104,7 +104,7 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
         { plugin: errorsPlugin, options: {} },
         { plugin: hardeningPlugin },
         { plugin: authPlugin, options: { cookieName, allowedOrigins, trustProxy: config.trustProxy } },
-        { plugin: openapiPlugin, options: { version: options.version } }
+        { plugin: openapiPlugin, options: { version: options.version, cookieName, serverUrl: config.publicUrl?.replace(/\/+$/, '') ?? `http://127.0.0.1:${config.port}` } }
     ]);
 
     server.route(routes);

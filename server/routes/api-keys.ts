@@ -3,27 +3,10 @@ import Joi from 'joi';
 import type { ApiKeyScope } from '../models';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, text } from '../schemas/common';
+import { apiKeyPage, apiKeyScope, createdApiKey } from '../schemas/api-keys';
+import { answers, idParams, listQuery, text } from '../schemas/common';
 
 import { route } from './route';
-
-
-const internals = {
-    apiKey: Joi.object({
-        id: Joi.string().required(),
-        user_id: Joi.string().required(),
-        name: Joi.string().required(),
-        scope: Joi.string().valid('read', 'write', 'admin').required(),
-        prefix: Joi.string().required(),
-        expires_at: Joi.date().required(),
-        last_used_at: Joi.date().allow(null),
-        revoked_at: Joi.date().allow(null),
-        created_by: Joi.string().allow(null),
-        created_at: Joi.date(),
-        updated_at: Joi.date(),
-        key: Joi.string()
-    }).label('ApiKey')
-};
 
 
 export const apiKeyRoutes = [
@@ -34,7 +17,8 @@ export const apiKeyRoutes = [
             description: 'List the own API keys (never the keys themselves)',
             tags: ['api', 'api-keys'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: listQuery(['created_at', 'name', 'last_used_at'], { include_revoked: Joi.boolean() }) }
+            validate: { query: listQuery(['created_at', 'name', 'last_used_at'], { include_revoked: Joi.boolean() }) },
+            response: { schema: apiKeyPage }
         },
         handler: (request) => request.services().apiKeys.list(actorOf(request), request.query)
     }),
@@ -50,11 +34,11 @@ export const apiKeyRoutes = [
             validate: {
                 payload: Joi.object({
                     name: text(100).min(1).required(),
-                    scope: Joi.string().valid('read', 'write', 'admin').required(),
+                    scope: apiKeyScope.required(),
                     expires_at: Joi.date().iso().greater('now')
                 })
             },
-            response: { status: { 201: internals.apiKey } }
+            response: { status: { 201: createdApiKey } }
         },
         handler: async (request, h) => h.response(await request.services().apiKeys.create(actorOf(request), request.payload)).code(201)
     }),
@@ -66,7 +50,7 @@ export const apiKeyRoutes = [
             description: 'Revoke an API key (own, or any as admin; interactive sessions only, not with an API key)',
             tags: ['api', 'api-keys'],
             auth: { access: { scope: [...Access.any] } },
-            plugins: { aegis: { interactiveOnly: true } },
+            plugins: { aegis: { interactiveOnly: true }, ...answers(204, 404) },
             validate: { params: idParams }
         },
         handler: async (request, h) => {

@@ -4,6 +4,7 @@ import { User } from '../models';
 import { Access } from '../policy';
 import { refuseCrossSite } from '../plugins/auth';
 import { actorOf } from '../plugins/services';
+import { answers, responses } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
 
 import { route } from './route';
@@ -32,7 +33,9 @@ export const authRoutes = [
                     username: Joi.string().min(1).max(128).required(),
                     password: Joi.string().min(1).max(1024).required()
                 })
-            }
+            },
+            response: { schema: UserSchemas.session },
+            plugins: { 'hapi-swagger': { consumes: ['application/json', 'application/x-www-form-urlencoded'], responses: responses(401, 403, 429) } }
         },
         handler: async (request, h) => {
 
@@ -48,7 +51,7 @@ export const authRoutes = [
             description: 'Revoke the current token and clear the cookie',
             tags: ['api', 'auth'],
             auth: { access: { scope: [...Access.any] } },
-            plugins: internals.passwordChange
+            plugins: { ...internals.passwordChange, ...answers(204) }
         },
         handler: async (request, h) => {
 
@@ -83,7 +86,8 @@ export const authRoutes = [
                     current_password: UserSchemas.password.required(),
                     new_password: UserSchemas.password.required()
                 })
-            }
+            },
+            response: { schema: UserSchemas.session }
         },
         handler: async (request, h) => {
 

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import * as Schemas from '../schemas/data-sources';
 import { domain, platform } from '../schemas/techniques';
 import type { DataSourceCreate, DataSourceFilters, DataSourceUpdate, GapFilters } from '../services/data-sources';
@@ -74,7 +74,8 @@ export const dataSourceRoutes = [
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },
-            response: { schema: Schemas.dataComponentDetail }
+            response: { schema: Schemas.dataComponentDetail },
+            plugins: answers(404)
         },
         handler: (request) => request.services().dataSources.get(request.params.id)
     }),
@@ -87,7 +88,8 @@ export const dataSourceRoutes = [
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { payload: Schemas.dataSourceCreate },
-            response: { status: { 201: Schemas.dataComponentDetail } }
+            response: { status: { 201: Schemas.dataComponentDetail } },
+            plugins: answers(409)
         },
         handler: async (request, h) => h.response(await request.services().dataSources.create(actorOf(request), request.payload)).code(201)
     }),
@@ -100,7 +102,8 @@ export const dataSourceRoutes = [
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: idParams, payload: Schemas.dataSourceUpdate },
-            response: { schema: Schemas.dataComponentDetail }
+            response: { schema: Schemas.dataComponentDetail },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().dataSources.update(actorOf(request), request.params.id, request.payload)
     }),
@@ -112,7 +115,8 @@ export const dataSourceRoutes = [
             description: 'Delete a custom data component and its technique links (409 mitre_managed for an imported one)',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            plugins: answers(204, 404, 409)
         },
         handler: async (request, h) => {
 

@@ -3,8 +3,8 @@ import type { Readable } from 'stream';
 import { contentDisposition } from '../../integrations/storage';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, pageOf } from '../schemas/common';
-import { evidence } from '../schemas/evidence';
+import { answers, idParams, listQuery, pageOf, responses } from '../schemas/common';
+import { evidence, evidenceFile, evidenceUpload } from '../schemas/evidence';
 import type { ListQuery } from '../services/lists';
 import { edits } from '../services/test-lifecycle';
 
@@ -33,7 +33,16 @@ export const evidenceRoutes = [
             // octet-stream is what a body without a type is taken for: such a request reaches authorisation (403) and then the
             // service's 415, like any other non-multipart body
             payload: { output: 'stream', parse: false, allow: ['multipart/form-data', 'application/octet-stream'], defaultContentType: 'application/octet-stream', maxBytes: Number.MAX_SAFE_INTEGER, timeout: false },
-            response: { status: { 201: evidence } }
+            response: { status: { 201: evidence } },
+            plugins: {
+                'hapi-swagger': {
+                    payloadType: 'form',
+                    consumes: ['multipart/form-data'],
+                    validate: { payload: evidenceUpload },
+                    // 409: the test's state takes no evidence of that team
+                    responses: responses(404, 409)
+                }
+            }
         },
         handler: async (request, h) => {
 
@@ -52,7 +61,8 @@ export const evidenceRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams, query: listQuery(['created_at', 'original_name', 'size', 'team']) },
-            response: { status: { 200: pageOf(evidence, 'EvidencePage') } }
+            response: { status: { 200: pageOf(evidence, 'EvidencePage') } },
+            plugins: answers(404)
         },
         handler: (request) => request.services().evidence.list(actorOf(request), request.params.id, request.query)
     }),
@@ -65,7 +75,8 @@ export const evidenceRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },
-            response: { status: { 200: evidence } }
+            response: { status: { 200: evidence } },
+            plugins: answers(404)
         },
         handler: (request) => request.services().evidence.get(actorOf(request), request.params.id)
     }),
@@ -77,7 +88,8 @@ export const evidenceRoutes = [
             description: 'Download the file, streamed with its stored type as an attachment (audited)',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            plugins: { 'hapi-swagger': { responses: { 200: evidenceFile, ...responses(404) } } }
         },
         handler: async (request, h) => {
 
@@ -99,7 +111,8 @@ export const evidenceRoutes = [
             description: 'Delete an evidence file: the uploader, or RL/BL/A (403 to others who can see it, 404 to those who cannot); never on a validated test',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            plugins: answers(204, 404, 409)
         },
         handler: async (request, h) => {
 

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { text, uuid } from '../schemas/common';
+import { answers, text, uuid } from '../schemas/common';
 import * as Schemas from '../schemas/heatmap';
 import { domain, platform } from '../schemas/techniques';
 import type { HeatmapFilters, LayerImport } from '../services/heatmap';
@@ -27,7 +27,9 @@ export const heatmapRoutes = [
             tags: ['api', 'heatmap'],
             auth: { access: { scope: [...Access.any] } },
             validate: { query: filters },
-            response: { schema: Schemas.heatmap }
+            response: { schema: Schemas.heatmap },
+            // 404: an unknown threat_actor_id
+            plugins: answers(404)
         },
         handler: (request) => request.services().heatmap.matrix(actorOf(request), request.query)
     }),
@@ -40,7 +42,8 @@ export const heatmapRoutes = [
             tags: ['api', 'heatmap'],
             auth: { access: { scope: [...Access.any] } },
             validate: { query: filters.keys({ include_subtechniques: Joi.forbidden() }) },
-            response: { schema: Schemas.navigatorLayer }
+            response: { schema: Schemas.navigatorLayer },
+            plugins: answers(404)
         },
         handler: async (request, h) => h.response(await request.services().heatmap.layer(actorOf(request), request.query))
             .header('content-disposition', 'attachment; filename="aegis-coverage-layer.json"')

@@ -2,7 +2,8 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery } from '../schemas/common';
+import { answers, idParams, listQuery } from '../schemas/common';
+import { notification, notificationPage, readAll } from '../schemas/notifications';
 
 import { route } from './route';
 
@@ -15,7 +16,8 @@ export const notificationRoutes = [
             description: 'List the own notifications, newest first; `unread=true` for the unread ones; answers `unread_count` too',
             tags: ['api', 'notifications'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: listQuery(['created_at'], { unread: Joi.boolean(), type: Joi.string().max(64) }) }
+            validate: { query: listQuery(['created_at'], { unread: Joi.boolean(), type: Joi.string().max(64) }) },
+            response: { schema: notificationPage }
         },
         handler: (request) => request.services().notifications.list(actorOf(request), request.query)
     }),
@@ -27,7 +29,8 @@ export const notificationRoutes = [
             description: 'Mark all own notifications read',
             tags: ['api', 'notifications'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { payload: Joi.object({ read: Joi.valid(true).required() }) }
+            validate: { payload: Joi.object({ read: Joi.boolean().valid(true).required() }) },
+            response: { schema: readAll }
         },
         handler: (request) => request.services().notifications.markAllRead(actorOf(request))
     }),
@@ -39,7 +42,9 @@ export const notificationRoutes = [
             description: 'Mark one own notification read or unread',
             tags: ['api', 'notifications'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams, payload: Joi.object({ read: Joi.boolean().required() }) }
+            validate: { params: idParams, payload: Joi.object({ read: Joi.boolean().required() }) },
+            response: { schema: notification },
+            plugins: answers(404)
         },
         handler: (request) => request.services().notifications.markRead(actorOf(request), request.params.id, request.payload.read)
     })

@@ -4,6 +4,7 @@ import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { listQuery, timestamp, uuid } from '../schemas/common';
 import { syncRequest } from '../schemas/heatmap';
+import * as SystemSchemas from '../schemas/system';
 import type { AuditFilters } from '../services/audit';
 
 import { route } from './route';
@@ -16,7 +17,9 @@ export const systemRoutes = [
         options: {
             description: 'Liveness and the state of each dependency (public)',
             tags: ['api', 'system'],
-            auth: false
+            auth: false,
+            // The same body either way: 503 when the database is down
+            response: { status: { 200: SystemSchemas.health, 503: SystemSchemas.health } }
         },
         handler: async (request, h) => {
 
@@ -31,7 +34,8 @@ export const systemRoutes = [
         options: {
             description: 'The worker\'s jobs (name, schedule, last and next run, state, progress) and the live workers',
             tags: ['api', 'system'],
-            auth: { access: { scope: [...Access.admin] } }
+            auth: { access: { scope: [...Access.admin] } },
+            response: { schema: SystemSchemas.scheduler }
         },
         handler: (request) => request.services().system.scheduler()
     }),
@@ -65,7 +69,8 @@ export const systemRoutes = [
                     from: timestamp,
                     to: timestamp
                 })
-            }
+            },
+            response: { schema: SystemSchemas.auditLogPage }
         },
         handler: (request) => request.services().audit.list(request.query)
     })

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, listQuery, pageOf, searchText } from '../schemas/common';
 import * as Schemas from '../schemas/techniques';
 import type { TechniqueCreate, TechniqueFilters, TechniqueReview, TechniqueUpdate } from '../services/techniques';
 
@@ -44,7 +44,9 @@ export const techniqueRoutes = [
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { payload: Schemas.techniqueCreate },
-            response: { status: { 201: Schemas.technique } }
+            response: { status: { 201: Schemas.technique } },
+            // 409: the id is taken
+            plugins: answers(409)
         },
         handler: async (request, h) => h.response(await request.services().techniques.create(actorOf(request), request.payload)).code(201)
     }),
@@ -57,7 +59,8 @@ export const techniqueRoutes = [
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.any] } },
             validate: { params: Schemas.mitreParams },
-            response: { schema: Schemas.technique }
+            response: { schema: Schemas.technique },
+            plugins: answers(404)
         },
         handler: (request) => request.services().techniques.get(actorOf(request), request.params.mitre_id)
     }),
@@ -70,7 +73,9 @@ export const techniqueRoutes = [
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: Schemas.mitreParams, payload: Schemas.techniqueUpdate },
-            response: { schema: Schemas.technique }
+            response: { schema: Schemas.technique },
+            // 409: a field the ATT&CK sync owns
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().techniques.update(actorOf(request), request.params.mitre_id, request.payload)
     }),
@@ -83,7 +88,8 @@ export const techniqueRoutes = [
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.leads] } },
             validate: { params: Schemas.mitreParams, payload: Schemas.techniqueReview },
-            response: { schema: Schemas.technique }
+            response: { schema: Schemas.technique },
+            plugins: answers(404)
         },
         handler: (request) => request.services().techniques.review(actorOf(request), request.params.mitre_id, request.payload)
     }),
@@ -96,7 +102,8 @@ export const techniqueRoutes = [
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.any] } },
             validate: { params: Schemas.mitreParams },
-            response: { schema: Schemas.techniqueD3fend }
+            response: { schema: Schemas.techniqueD3fend },
+            plugins: answers(404)
         },
         handler: (request) => request.services().techniques.d3fend(request.params.mitre_id)
     })

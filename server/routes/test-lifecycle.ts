@@ -1,5 +1,5 @@
 import { actorOf } from '../plugins/services';
-import { idParams } from '../schemas/common';
+import { answers, idParams } from '../schemas/common';
 import { transitionInput, validationInput, test } from '../schemas/tests';
 import { lifecycle, testActions } from '../services/test-lifecycle';
 import type { TransitionInput } from '../services/tests';
@@ -16,7 +16,8 @@ export const testLifecycleRoutes = testActions.map((action) => route<{ Params: {
         tags: ['api', 'tests'],
         auth: { access: { scope: [...lifecycle[action].roles] } },
         validate: { params: idParams, payload: action.startsWith('validate-') ? validationInput : transitionInput },
-        response: { status: { 200: test } }
+        response: { status: { 200: test } },
+        plugins: answers(404, 409)
     },
     handler: (request) => request.services().tests.transition(actorOf(request), request.params.id, action, request.payload ?? {})
 }));

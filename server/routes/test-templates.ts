@@ -1,6 +1,6 @@
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, pageOf } from '../schemas/common';
+import { answers, idParams, pageOf } from '../schemas/common';
 import { template, templateCreate, templateListQuery, templateUpdate } from '../schemas/test-templates';
 import type { TemplateCreate, TemplateFields, TemplateFilters } from '../services/test-templates';
 
@@ -47,7 +47,8 @@ export const testTemplateRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },
-            response: { status: { 200: template } }
+            response: { status: { 200: template } },
+            plugins: answers(404)
         },
         handler: (request) => request.services().testTemplates.get(actorOf(request), request.params.id)
     }),
@@ -60,7 +61,8 @@ export const testTemplateRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.leads] } },
             validate: { params: idParams, payload: templateUpdate },
-            response: { status: { 200: template } }
+            response: { status: { 200: template } },
+            plugins: answers(404)
         },
         handler: (request) => request.services().testTemplates.update(actorOf(request), request.params.id, request.payload)
     }),
@@ -72,7 +74,8 @@ export const testTemplateRoutes = [
             description: 'Delete a template (tests made from it keep their copy)',
             tags: internals.tags,
             auth: { access: { scope: [...Access.leads] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            plugins: answers(204, 404)
         },
         handler: async (request, h) => {
 

@@ -1,8 +1,6 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, pageOf } from '../schemas/common';
+import { answers, idParams, listQuery, pageOf } from '../schemas/common';
 import * as Schemas from '../schemas/tests';
 import { edits } from '../services/test-lifecycle';
 import type { BlueUpdate, ClassificationUpdate, FromTemplate, RedUpdate, RemediationUpdate, TestCreate, TestFilters, TestUpdate } from '../services/tests';
@@ -39,7 +37,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.leads] } },
             validate: { payload: Schemas.testCreate },
-            response: { status: { 201: Schemas.test } }
+            response: { status: { 201: Schemas.test } },
+            plugins: answers(409)
         },
         handler: async (request, h) => h.response(await request.services().tests.create(actorOf(request), request.payload)).code(201)
     }),
@@ -52,7 +51,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.leads] } },
             validate: { payload: Schemas.fromTemplate },
-            response: { status: { 201: Joi.object({ items: Joi.array().items(Schemas.test) }).label('CreatedTests') } }
+            response: { status: { 201: Schemas.createdTests } },
+            plugins: answers(404, 409)
         },
         handler: async (request, h) => h.response(await request.services().tests.fromTemplate(actorOf(request), request.payload)).code(201)
     }),
@@ -65,7 +65,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },
-            response: { status: { 200: Schemas.test } }
+            response: { status: { 200: Schemas.test } },
+            plugins: answers(404)
         },
         handler: (request) => request.services().tests.get(actorOf(request), request.params.id)
     }),
@@ -78,7 +79,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...edits.update.roles] } },
             validate: { params: idParams, payload: Schemas.testUpdate },
-            response: { status: { 200: Schemas.test } }
+            response: { status: { 200: Schemas.test } },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().tests.update(actorOf(request), request.params.id, request.payload)
     }),
@@ -91,7 +93,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...edits.classification.roles] } },
             validate: { params: idParams, payload: Schemas.classificationUpdate },
-            response: { status: { 200: Schemas.test } }
+            response: { status: { 200: Schemas.test } },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().tests.setClassification(actorOf(request), request.params.id, request.payload)
     }),
@@ -104,7 +107,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...edits.red.roles] } },
             validate: { params: idParams, payload: Schemas.redUpdate },
-            response: { status: { 200: Schemas.test } }
+            response: { status: { 200: Schemas.test } },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().tests.updateRed(actorOf(request), request.params.id, request.payload)
     }),
@@ -117,7 +121,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...edits.blue.roles] } },
             validate: { params: idParams, payload: Schemas.blueUpdate },
-            response: { status: { 200: Schemas.test } }
+            response: { status: { 200: Schemas.test } },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().tests.updateBlue(actorOf(request), request.params.id, request.payload)
     }),
@@ -130,7 +135,8 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...edits.remediation.roles] } },
             validate: { params: idParams, payload: Schemas.remediationUpdate },
-            response: { status: { 200: Schemas.test } }
+            response: { status: { 200: Schemas.test } },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().tests.updateRemediation(actorOf(request), request.params.id, request.payload)
     }),
@@ -142,7 +148,9 @@ export const testRoutes = [
             description: 'The test timeline: transitions, field changes and evidence changes, oldest first',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams, query: listQuery(['created_at']) }
+            validate: { params: idParams, query: listQuery(['created_at']) },
+            response: { schema: Schemas.timelinePage },
+            plugins: answers(404)
         },
         handler: (request) => request.services().tests.timeline(actorOf(request), request.params.id, request.query)
     }),
@@ -154,7 +162,9 @@ export const testRoutes = [
             description: 'Every test of the retest lineage of this test, oldest first',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            response: { schema: Schemas.retestChain },
+            plugins: answers(404)
         },
         handler: (request) => request.services().tests.retestChain(actorOf(request), request.params.id)
     })

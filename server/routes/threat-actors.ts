@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import { mitreId } from '../schemas/techniques';
 import * as Schemas from '../schemas/threat-actors';
 import type { ThreatActorCreate, ThreatActorFilters, ThreatActorLink, ThreatActorUpdate } from '../services/threat-actors';
@@ -53,7 +53,8 @@ export const threatActorRoutes = [
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },
-            response: { schema: Schemas.threatActorDetail }
+            response: { schema: Schemas.threatActorDetail },
+            plugins: answers(404)
         },
         handler: (request) => request.services().threatActors.get(request.params.id)
     }),
@@ -66,7 +67,8 @@ export const threatActorRoutes = [
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.leads] } },
             validate: { params: idParams, payload: Schemas.threatActorUpdate },
-            response: { schema: Schemas.threatActorDetail }
+            response: { schema: Schemas.threatActorDetail },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().threatActors.update(actorOf(request), request.params.id, request.payload)
     }),
@@ -78,7 +80,8 @@ export const threatActorRoutes = [
             description: 'Delete the organisation\'s own threat actor (a MITRE group answers 409: untrack it instead)',
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.leads] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            plugins: answers(204, 404, 409)
         },
         handler: async (request, h) => {
 
@@ -95,7 +98,9 @@ export const threatActorRoutes = [
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.leads] } },
             validate: { params: Schemas.actorTechniqueParams, payload: Schemas.threatActorLink },
-            response: { status: { 201: Schemas.threatActorTechnique } }
+            response: { status: { 201: Schemas.threatActorTechnique } },
+            // 409: already linked
+            plugins: answers(404, 409)
         },
         handler: async (request, h) => h.response(await request.services().threatActors.link(actorOf(request), request.params.id, request.params.mitre_id, request.payload ?? {})).code(201)
     }),
@@ -107,7 +112,9 @@ export const threatActorRoutes = [
             description: 'Unlink a manually linked technique (links from ATT&CK answer 409)',
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.leads] } },
-            validate: { params: Schemas.actorTechniqueParams }
+            validate: { params: Schemas.actorTechniqueParams },
+            // 409: a link from ATT&CK
+            plugins: answers(204, 404, 409)
         },
         handler: async (request, h) => {
 

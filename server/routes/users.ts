@@ -3,7 +3,7 @@ import Joi from 'joi';
 import type { Preferences } from '../models';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
 import { userSortFields, type UserCreate, type UserFilters, type UserUpdate } from '../services/users';
 
@@ -38,7 +38,9 @@ export const userRoutes = [
             tags: ['api', 'users'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { payload: UserSchemas.userCreate },
-            response: { status: { 201: UserSchemas.user } }
+            response: { status: { 201: UserSchemas.user } },
+            // 409: the username or email is taken
+            plugins: answers(409)
         },
         handler: async (request, h) => h.response(await request.services().users.create(actorOf(request), request.payload)).code(201)
     }),
@@ -76,7 +78,8 @@ export const userRoutes = [
             tags: ['api', 'users'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: idParams },
-            response: { schema: UserSchemas.user }
+            response: { schema: UserSchemas.user },
+            plugins: answers(404)
         },
         handler: (request) => request.services().users.get(request.params.id)
     }),
@@ -89,7 +92,9 @@ export const userRoutes = [
             tags: ['api', 'users'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: idParams, payload: UserSchemas.userUpdate },
-            response: { schema: UserSchemas.user }
+            response: { schema: UserSchemas.user },
+            // 409: the last active admin, or a taken email
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().users.update(actorOf(request), request.params.id, request.payload)
     }),
@@ -102,7 +107,9 @@ export const userRoutes = [
             tags: ['api', 'users'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: idParams },
-            response: { schema: UserSchemas.user }
+            response: { schema: UserSchemas.user },
+            // 409: the own account, or the last active admin
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().users.deactivate(actorOf(request), request.params.id)
     })

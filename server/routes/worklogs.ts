@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, pageOf } from '../schemas/common';
+import { answers, idParams, pageOf } from '../schemas/common';
 import { worklog, worklogCreate, worklogListQuery, worklogSummaryQuery, worklogUpdate } from '../schemas/worklogs';
 import type { WorklogCreate, WorklogFilters, WorklogUpdate } from '../services/worklogs';
 
@@ -57,7 +57,9 @@ export const worklogRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { payload: worklogCreate },
-            response: { status: { 201: worklog } }
+            response: { status: { 201: worklog } },
+            // 404: a test the caller cannot see
+            plugins: answers(404)
         },
         handler: async (request, h) => h.response(await request.services().worklogs.create(actorOf(request), request.payload)).code(201)
     }),
@@ -70,7 +72,8 @@ export const worklogRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },
-            response: { status: { 200: worklog } }
+            response: { status: { 200: worklog } },
+            plugins: answers(404)
         },
         handler: (request) => request.services().worklogs.get(actorOf(request), request.params.id)
     }),
@@ -83,7 +86,8 @@ export const worklogRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams, payload: worklogUpdate },
-            response: { status: { 200: worklog } }
+            response: { status: { 200: worklog } },
+            plugins: answers(404)
         },
         handler: (request) => request.services().worklogs.update(actorOf(request), request.params.id, request.payload)
     }),
@@ -95,7 +99,8 @@ export const worklogRoutes = [
             description: 'Delete a time entry (own, or any for an admin)',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams }
+            validate: { params: idParams },
+            plugins: answers(204, 404)
         },
         handler: async (request, h) => {
 

@@ -1,5 +1,7 @@
 import Joi from 'joi';
 
+import { timestamp } from './common';
+
 
 export const evidence = Joi.object({
     id: Joi.string().required(),
@@ -11,6 +13,22 @@ export const evidence = Joi.object({
     sha256: Joi.string().hex().length(64).required(),
     description: Joi.string().allow(null),
     uploaded_by: Joi.string().allow(null),
-    created_at: Joi.date(),
-    updated_at: Joi.date()
+    created_at: timestamp,
+    updated_at: timestamp
 }).label('Evidence');
+
+
+// The upload form as documentation: the route streams the body to the service, which validates the fields itself
+export const evidenceUpload = Joi.object({
+    team: Joi.string().valid('red', 'blue').required(),
+    description: Joi.string().max(2000).allow(''),
+    file: Joi.any().meta({ swaggerType: 'file' }).required().description('The file, last in the form')
+}).label('EvidenceUpload');
+
+
+// The download is a stream in the file's own type, which hapi cannot validate: an OpenAPI response object, whose
+// media type plugins/openapi.ts keeps
+export const evidenceFile = {
+    description: 'The file, as an attachment in its stored type, with its SHA-256 in x-checksum-sha256',
+    'x-content': { '*/*': { schema: { type: 'string', format: 'binary' } } }
+};

@@ -1,7 +1,7 @@
 import Joi from 'joi';
 
 import { text } from './common';
-import { coverageStatus } from './techniques';
+import { coverageStatus, coverageStatuses } from './techniques';
 
 
 const tests = Joi.object({ total: Joi.number().integer().required(), validated: Joi.number().integer().required() });
@@ -32,7 +32,7 @@ export const heatmap = Joi.object({
             subtechniques: Joi.array().items(cell).required()
         })).required()
     })).required(),
-    summary: Joi.object({ techniques: Joi.number().integer(), subtechniques: Joi.number().integer(), by_status: Joi.object().pattern(coverageStatus, Joi.number().integer()) }).required()
+    summary: Joi.object({ techniques: Joi.number().integer(), subtechniques: Joi.number().integer(), by_status: Joi.object(Object.fromEntries(coverageStatuses.map((status) => [status, Joi.number().integer()]))) }).required()
 }).label('Heatmap');
 
 

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import type { TechniqueCreate, TechniqueReview, TechniqueUpdate } from '../services/techniques';
 
-import { text } from './common';
+import { text, timestamp } from './common';
 
 
 // A MITRE technique or sub-technique id (T1059, T1059.001, ICS T0800) or a custom one under the reserved prefix (X0001)
@@ -14,7 +14,8 @@ export const domain = Joi.string().valid('enterprise-attack', 'mobile-attack', '
 
 export const platform = Joi.string().trim().min(1).max(64);
 
-export const coverageStatus = Joi.string().valid('untested', 'not_covered', 'partial', 'covered');
+export const coverageStatuses = ['untested', 'not_covered', 'partial', 'covered'];
+export const coverageStatus = Joi.string().valid(...coverageStatuses);
 
 export const mitreParams = Joi.object({ mitre_id: mitreId.required() });
 
@@ -64,7 +65,7 @@ export const techniqueSummary = Joi.object({
     revoked: Joi.boolean().required(),
     deprecated: Joi.boolean().required(),
     revoked_by_id: Joi.string().allow(null).required(),
-    latest_validated_at: Joi.date().allow(null).required(),
+    latest_validated_at: timestamp.allow(null).required(),
     url: nullableText.required()
 }).label('TechniqueSummary');
 
@@ -78,7 +79,7 @@ export const technique = techniqueSummary.keys({
     data_components: Joi.array().items(Joi.object({ id: Joi.string(), mitre_id: Joi.string().allow(null), name: Joi.string(), collected: Joi.boolean() })).required(),
     mitigations: Joi.array().items(Joi.object({ mitre_id: Joi.string().allow(null), name: Joi.string(), description: nullableText })).required(),
     threat_actors: Joi.array().items(Joi.object({ id: Joi.string(), mitre_id: Joi.string().allow(null), name: Joi.string(), source: Joi.string() })).required(),
-    latest_validated_tests: Joi.array().items(Joi.object({ id: Joi.string(), title: Joi.string(), detection_outcome: Joi.string().allow(null), validated_at: Joi.date().allow(null), score: Joi.number().allow(null) }).unknown(true)).required()
+    latest_validated_tests: Joi.array().items(Joi.object({ id: Joi.string(), title: Joi.string(), detection_outcome: Joi.string().allow(null), validated_at: timestamp.allow(null), score: Joi.number().allow(null) }).unknown(true)).required()
 }).label('Technique');
 
 export const techniqueD3fend = Joi.object({

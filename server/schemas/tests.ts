@@ -3,7 +3,7 @@ import Joi from 'joi';
 import { detectionOutcomes, testActions, testStates } from '../services/test-lifecycle';
 import type { BlueUpdate, ClassificationUpdate, FromTemplate, RedUpdate, RemediationUpdate, TestCreate, TestFilters, TestUpdate, TransitionInput } from '../services/tests';
 
-import { listQuery, searchText, text, timestamp, uuid } from './common';
+import { listQuery, pageOf, searchText, text, timestamp, uuid } from './common';
 
 
 export const techniqueId = Joi.string().pattern(/^([TX]\d{4}(\.\d{3})?)$/).message('technique_id must be a technique id such as T1059.001');
@@ -123,7 +123,17 @@ export const actionParams = Joi.string().valid(...testActions);
 
 
 const nullableString = Joi.string().allow(null);
-const nullableDate = Joi.date().allow(null);
+const nullableDate = timestamp.allow(null);
+
+const detectionResult = Joi.object({
+    asset_id: nullableString,
+    tool: nullableString,
+    outcome: Joi.string().valid(...detectionOutcomes).required(),
+    detected_at: nullableDate,
+    rule_ids: Joi.array().items(Joi.string()),
+    alert_reference: nullableString,
+    notes: nullableString
+}).label('Detection');
 
 export const test = Joi.object({
     id: Joi.string().required(),
@@ -137,7 +147,7 @@ export const test = Joi.object({
     expected_detection_asset_ids: Joi.array().items(Joi.string()),
     procedure: nullableString, tool: nullableString, command: nullableString, target_host: nullableString,
     executed_at: nullableDate, attack_result: nullableString, red_notes: nullableString,
-    detections: Joi.array().items(Joi.object().unknown(true)), blue_notes: nullableString,
+    detections: Joi.array().items(detectionResult), blue_notes: nullableString,
     detection_outcome: nullableString, detected_at: nullableDate,
     red_approved: Joi.boolean().allow(null), red_validated_by: nullableString, red_validated_at: nullableDate, red_validation_comment: nullableString,
     blue_approved: Joi.boolean().allow(null), blue_validated_by: nullableString, blue_validated_at: nullableDate, blue_validation_comment: nullableString,
@@ -145,6 +155,28 @@ export const test = Joi.object({
     red_seconds: Joi.number().integer(), blue_seconds: Joi.number().integer(), elapsed_seconds: Joi.number().integer(),
     timer_running: Joi.boolean(), timer_paused: Joi.boolean(), timer_started_at: nullableDate, time_to_detect_seconds: Joi.number().integer().allow(null),
     remediation_status: Joi.string(), remediation_notes: nullableString, remediation_owner_id: nullableString,
-    remediation_due: Joi.alternatives(Joi.string(), Joi.date()).allow(null), jira_issue_key: nullableString,
-    version: Joi.number().integer(), created_by: nullableString, created_at: Joi.date(), updated_at: Joi.date()
+    remediation_due: Joi.string().pattern(/^\d{4}-\d{2}-\d{2}$/).allow(null), jira_issue_key: nullableString,
+    version: Joi.number().integer(), created_by: nullableString, created_at: timestamp, updated_at: timestamp
 }).label('Test');
+
+export const createdTests = Joi.object({ items: Joi.array().items(test).required() }).label('CreatedTests');
+
+export const retestChain = Joi.object({ items: Joi.array().items(test).required() }).label('RetestChain');
+
+
+export const timelineEntry = Joi.object({
+    id: Joi.string().required(),
+    test_id: Joi.string().required(),
+    actor_id: nullableString,
+    actor_role: nullableString,
+    action: Joi.string().required(),
+    from_state: nullableString,
+    to_state: nullableString,
+    // The fields the change touched, each as { from, to }; evidence changes name the file
+    changes: Joi.object().unknown(true),
+    comment: nullableString,
+    created_at: timestamp,
+    updated_at: timestamp
+}).label('TimelineEntry');
+
+export const timelinePage = pageOf(timelineEntry, 'TimelinePage');

@@ -6,7 +6,7 @@ import { notificationTypes } from '../services/notifications';
 import { maxPasswordLength } from '../services/passwords';
 import type { UserCreate, UserUpdate } from '../services/users';
 
-import { text } from './common';
+import { text, timestamp } from './common';
 
 
 export const role = Joi.string().valid(...roles);
@@ -61,8 +61,17 @@ export const user = Joi.object({
     must_change_password: Joi.boolean().required(),
     auth_provider: Joi.string().required(),
     preferences: Joi.object().unknown(true),
-    last_login_at: Joi.date().allow(null),
+    last_login_at: timestamp.allow(null),
     created_by: Joi.string().allow(null),
-    created_at: Joi.date(),
-    updated_at: Joi.date()
+    created_at: timestamp,
+    updated_at: timestamp
 }).label('User');
+
+
+// A login or a password change: the token (also set as the aegis_token cookie) and whom it stands for
+export const session = Joi.object({
+    access_token: Joi.string().required(),
+    token_type: Joi.string().valid('bearer').required(),
+    expires_at: timestamp.required(),
+    user: user.required()
+}).label('Session');

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import type { WorklogCreate, WorklogFilters, WorklogUpdate } from '../services/worklogs';
 
-import { listQuery, text, uuid } from './common';
+import { listQuery, text, timestamp, uuid } from './common';
 
 
 export const day = Joi.string().pattern(/^\d{4}-\d{2}-\d{2}$/).message('must be a date (YYYY-MM-DD)');
@@ -41,6 +41,6 @@ export const worklog = Joi.object({
     minutes: Joi.number().integer().required(),
     date: Joi.string().required(),
     note: Joi.string().allow(null),
-    created_at: Joi.date(),
-    updated_at: Joi.date()
+    created_at: timestamp,
+    updated_at: timestamp
 }).label('Worklog');
