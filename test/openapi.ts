@@ -211,7 +211,7 @@ describe('OpenAPI', () => {
         // Public: no credentials, so neither 401 nor 403
         expect(statusesOf('get', '/api/v1/system/health')).to.equal(['200', '400', '503']);
         expect(operationOf({ method: 'get', path: '/api/v1/system/health' }).security).to.equal([]);
-        expect(statusesOf('post', '/api/v1/auth/login')).to.equal(['200', '400', '401', '413', '415', '429']);
+        expect(statusesOf('post', '/api/v1/auth/login')).to.equal(['200', '400', '401', '403', '413', '415', '429']);
         expect(operationOf({ method: 'post', path: '/api/v1/auth/login' }).security).to.equal([]);
 
         // Every role, a temporary password and a read-only key may read it: no 403

@@ -1,6 +1,6 @@
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { listQuery } from '../schemas/common';
+import { answers, listQuery } from '../schemas/common';
 import { emailResult, emailTest, setting, settingParams, settingsPage, settingUpdate } from '../schemas/settings';
 
 import { route } from './route';
@@ -28,7 +28,8 @@ export const settingRoutes = [
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: settingParams },
-            response: { schema: setting }
+            response: { schema: setting },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().settings.describe(request.params.key)
     }),
@@ -41,7 +42,8 @@ export const settingRoutes = [
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: settingParams, payload: settingUpdate },
-            response: { schema: setting }
+            response: { schema: setting },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().settings.set(actorOf(request), request.params.key, request.payload.value)
     }),
@@ -54,7 +56,8 @@ export const settingRoutes = [
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: settingParams },
-            response: { schema: setting }
+            response: { schema: setting },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().settings.reset(actorOf(request), request.params.key)
     }),
@@ -67,7 +70,8 @@ export const settingRoutes = [
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { payload: emailTest },
-            response: { schema: emailResult }
+            response: { schema: emailResult },
+            plugins: answers(409)
         },
         handler: (request) => request.services().mail.sendTest(actorOf(request), request.payload?.to)
     })

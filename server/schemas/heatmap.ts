@@ -74,7 +74,8 @@ export const layerMaxBytes = 4 * 1024 * 1024;
 
 // The Navigator's file as exported, or the older { layer, reason } wrapper; the layer itself is read by the one
 // parser (services/navigator-layer.ts), which names what is wrong with it
-export const layerImportPayload = Joi.alternatives().conditional(Joi.object({ layer: Joi.exist() }).unknown(true), {
-    then: Joi.object({ layer: Joi.object().unknown(true).required(), reason: text(1000).min(1) }),
-    otherwise: Joi.object().unknown(true)
-}).required().label('NavigatorLayerImport');
+// (one object schema with a condition rather than alternatives, which the OpenAPI generator cannot describe)
+export const layerImportPayload = Joi.object({ layer: Joi.object().unknown(true), reason: text(1000).min(1) })
+    .unknown(true)
+    .when(Joi.object({ layer: Joi.exist() }).unknown(), { then: Joi.object({ layer: Joi.required() }).unknown(false) })
+    .required().label('NavigatorLayerImport');
