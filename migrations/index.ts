@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import * as Foundation from './20261128000001_foundation';
 import * as Attack from './20261128000002_attack';
 import * as Tests from './20261128000003_tests';
+import * as EventRelay from './20261206000500_event_relay';
 
 
 export interface Migration {
@@ -16,5 +17,6 @@ export interface Migration {
 export const migrations: Migration[] = [
     Foundation,
     Attack,
-    Tests
+    Tests,
+    EventRelay
 ];

@@ -41,6 +41,8 @@ export interface Config {
     attack: { source: string; d3fendSource: string };
     chromiumPath: string;
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
+    relay: { pollMs: number; maxAttempts: number; retentionDays: number };
+    metrics: { host: string; port: number | undefined; workerPort: number | undefined };
 }
 
 export const defaultAttackSource = 'https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json';
@@ -90,7 +92,13 @@ const internals = {
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
         CHROMIUM_PATH: Joi.string().default('/usr/bin/chromium'),
         WORKER_HEARTBEAT_SECONDS: Joi.number().integer().min(1).max(300).default(10),
-        WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000)
+        WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000),
+        RELAY_POLL_MS: Joi.number().integer().min(50).max(60_000).default(1000),
+        RELAY_MAX_ATTEMPTS: Joi.number().integer().min(1).max(100).default(8),
+        RELAY_RETENTION_DAYS: Joi.number().integer().min(1).max(3650).default(7),
+        METRICS_HOST: Joi.string().hostname().default('127.0.0.1'),
+        METRICS_PORT: Joi.number().integer().min(0).max(65535),
+        WORKER_METRICS_PORT: Joi.number().integer().min(0).max(65535)
     }),
 
     list: (value: string): string[] => value.split(',').map((item) => item.trim()).filter(Boolean),
@@ -155,7 +163,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Readonly<Confi
         login: { maxFailuresPerUser: v.LOGIN_MAX_FAILURES_PER_USER, maxFailuresPerIp: v.LOGIN_MAX_FAILURES_PER_IP, windowSeconds: v.LOGIN_WINDOW_SECONDS },
         attack: { source: v.ATTACK_SOURCE, d3fendSource: v.D3FEND_SOURCE },
         chromiumPath: v.CHROMIUM_PATH,
-        worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS }
+        worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS },
+        relay: { pollMs: v.RELAY_POLL_MS, maxAttempts: v.RELAY_MAX_ATTEMPTS, retentionDays: v.RELAY_RETENTION_DAYS },
+        metrics: { host: v.METRICS_HOST, port: v.METRICS_PORT, workerPort: v.WORKER_METRICS_PORT }
     };
 
     return Object.freeze(config);

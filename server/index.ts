@@ -1,6 +1,7 @@
 import { runSeeds } from '../seeds';
 
 import { createLogger } from './logger';
+import { Metrics, serveMetrics } from './metrics';
 import { configOrExit, onShutdown, run } from './process';
 import { createRuntime, version } from './runtime';
 import { createServer } from './server';
@@ -19,9 +20,16 @@ run('aegis-api', async () => {
     // A process that only enqueues must still start agenda, or no NOTIFY reaches the worker (style.md)
     await runtime.agenda.start();
 
-    const server = await createServer({ config, services: runtime.services, logger, version });
+    const metrics = new Metrics('api');
+    metrics.watch({ knex: runtime.knex, relayStatus: () => runtime.services.events.status() });
+    const server = await createServer({ config, services: runtime.services, logger, version, metrics });
     await server.start();
     logger.info({ uri: server.info.uri, version }, 'api listening');
+
+    const metricsServer = config.metrics.port === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.port });
+    if (metricsServer) {
+        logger.info({ host: config.metrics.host, port: metricsServer.port }, 'metrics listening');
+    }
 
     onShutdown(logger, async (signal) => {
 
@@ -29,6 +37,7 @@ run('aegis-api', async () => {
 
         // In-flight requests get up to 10 s to finish (SEC-25); new connections are refused at once
         await server.stop({ timeout: 10_000 });
+        await metricsServer?.close();
         await runtime.close();
         logger.info('api stopped');
     });

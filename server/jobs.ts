@@ -9,6 +9,7 @@ export interface Jobs {
     'attack-sync': { reason: 'first-start' | 'schedule' | 'manual'; requested_by?: string | null };
     'evidence.sweep': Record<string, never>;
     'test-templates.import-atomics': { dir: string };
+    'events.prune': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

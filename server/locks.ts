@@ -4,7 +4,9 @@ export const LockKey = {
     migrations: 736_421_901,
     firstAdmin: 736_421_902,
     attackImport: 736_421_903,
-    customTechniqueId: 736_421_904
+    customTechniqueId: 736_421_904,
+    // with a second key per consumer (hashtext of its name): one relay at a time delivers to a consumer
+    eventRelay: 736_421_905
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

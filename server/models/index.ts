@@ -10,3 +10,4 @@ export { TestTimelineEntry } from './test-timeline';
 export { Evidence } from './evidence';
 export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
+export { EventDelivery } from './event-delivery';

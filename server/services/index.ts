@@ -45,7 +45,7 @@ export const createServices = (deps: ServiceDeps) => {
     const audit = new AuditService({ knex });
     const revocations = redis ? new RedisRevocationStore(knex, redis) : new PgRevocationStore(knex);
     const attempts = redis ? new RedisAttemptCounter(redis) : new MemoryAttemptCounter();
-    const events = new EventsService();
+    const events = new EventsService({ knex, audit });
     const coverage = new CoverageService({ events });
     const techniques = new TechniquesService({ knex, audit });
     const notifications = new NotificationsService({ knex, audit });
@@ -69,7 +69,7 @@ export const createServices = (deps: ServiceDeps) => {
         evidence: new EvidenceService({ knex, audit, tests, storage: deps.storage!, uploads }),
         testTemplates: new TestTemplatesService({ knex, audit }),
         worklogs: new WorklogsService({ knex, audit, tests }),
-        system: new SystemService({ knex, queue: deps.queue, redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
     };
 };
 

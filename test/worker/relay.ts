@@ -1,0 +1,280 @@
+import * as Crypto from 'crypto';
+
+import * as Lab from '@hapi/lab';
+import { expect } from '@hapi/code';
+import type { Knex } from 'knex';
+
+import { systemActor } from '../../server/policy';
+import type { StoredEvent } from '../../server/services/events';
+import { EventRelay, type Consumer } from '../../worker/relay';
+
+import { testDatabaseUrl } from '../helpers/db';
+import { json } from '../helpers/factories';
+import { init, type TestContext } from '../helpers/server';
+
+
+const lab = Lab.script();
+export { lab };
+const { describe, it, before, after } = lab;
+
+
+const internals = {
+    // A consumer of its own name (a fresh cursor) taking only `alert.fired`, which nothing else in the suite emits
+    recorder: (options: { fail?: (event: StoredEvent) => boolean; write?: (trx: Knex.Transaction, event: StoredEvent) => Promise<void> } = {}) => {
+
+        const seen: StoredEvent[] = [];
+        const consumer: Consumer = {
+            name: `test-${Crypto.randomBytes(4).toString('hex')}`,
+            events: ['alert.fired'],
+            handle: async (event, trx) => {
+
+                seen.push(event);
+                await options.write?.(trx, event);
+                if (options.fail?.(event)) {
+                    throw new Error(`handler failed on ${event.id}`);
+                }
+            }
+        };
+
+        return { consumer, seen, mine: (marks: string[]) => seen.filter((event) => marks.includes((event.payload as { mark: string }).mark)).map((event) => (event.payload as { mark: string }).mark) };
+    },
+
+    // Test consumers start after the events already there: a new consumer is otherwise handed every event kept
+    startAtEnd: async (knex: Knex, ...consumers: Consumer[]) => {
+
+        for (const consumer of consumers) {
+            await knex.raw(`
+                insert into event_consumers (name, cursor_xid, cursor_seq)
+                select ?, coalesce((select xid from domain_events order by xid desc, seq desc limit 1), '0'), coalesce((select seq from domain_events order by xid desc, seq desc limit 1), 0)`, [consumer.name]);
+        }
+    },
+
+    event: (mark: string) => ({ type: 'alert.fired' as const, entity_type: 'alert', entity_id: mark, payload: { mark } }),
+
+    wait: async (until: () => boolean | Promise<boolean>, timeoutMs = 10_000) => {
+
+        const deadline = Date.now() + timeoutMs;
+        while (!(await until())) {
+            if (Date.now() > deadline) {
+                throw new Error('timed out');
+            }
+
+            await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+    }
+};
+
+
+describe('Event relay', () => {
+
+    let context: TestContext;
+    const emit = (trx: Knex.Transaction, ...marks: string[]) => context.services.events.emit(trx, systemActor, marks.map(internals.event));
+    const emitNow = (...marks: string[]) => context.knex.transaction((trx) => emit(trx, ...marks));
+
+    before(async () => {
+
+        context = await init({ redis: false });
+    });
+
+    after(async () => {
+
+        await context.stop();
+    });
+
+    it('never skips an event whose transaction commits after a later one was relayed (lower position, later commit)', async () => {
+
+        const { consumer, mine } = internals.recorder();
+        const relay = new EventRelay({ knex: context.knex, consumers: [consumer] });
+        await internals.startAtEnd(context.knex, consumer);
+
+        // A writes first (the lower xid and seq) and stays open; B writes after it and commits first
+        const a = await context.knex.transaction();
+        await emit(a, 'A');
+        await emitNow('B');
+
+        const first = await relay.cycle(consumer);
+        expect(first).to.include({ delivered: 0, blocked: true });         // B waits behind A's transaction
+        expect(mine(['A', 'B'])).to.equal([]);
+
+        await a.commit();
+        await relay.drain();
+        expect(mine(['A', 'B'])).to.equal(['A', 'B']);
+
+        // A cursor on the commit order of seq alone would have passed A: B's seq is higher and was relayable first
+        const rows = await context.knex('domain_events').whereIn('entity_id', ['A', 'B']).orderBy('seq').select('entity_id');
+        expect(rows.map((row: { entity_id: string }) => row.entity_id)).to.equal(['A', 'B']);
+    });
+
+    it('never skips an event written late by a transaction that started first (higher seq, lower xid)', async () => {
+
+        const { consumer, mine } = internals.recorder();
+        const relay = new EventRelay({ knex: context.knex, consumers: [consumer] });
+        await internals.startAtEnd(context.knex, consumer);
+
+        // C takes its transaction id first but writes its event last: C's seq is above D's, its xid below
+        const c = await context.knex.transaction();
+        await c.raw('select pg_current_xact_id()');
+        await emitNow('D');
+        await emit(c, 'C');
+
+        expect(await relay.cycle(consumer)).to.include({ delivered: 0, blocked: true });
+        await c.commit();
+        await relay.drain();
+        expect(mine(['C', 'D'])).to.equal(['C', 'D']);                   // (xid, seq) order: C's transaction began first
+
+        await emitNow('E');
+        await relay.drain();
+        expect(mine(['C', 'D', 'E'])).to.equal(['C', 'D', 'E']);         // each once
+    });
+
+    it('never delivers one event to one consumer from two relays at once, and drops nothing', async () => {
+
+        const { consumer, seen } = internals.recorder();
+        const slow = { ...consumer, handle: async (event: StoredEvent, trx: Knex.Transaction) => {
+
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            await consumer.handle(event, trx);
+        } };
+
+        const relays = [0, 1].map(() => new EventRelay({ knex: context.knex, consumers: [slow], options: { batchSize: 20 } }));
+        await internals.startAtEnd(context.knex, consumer);
+        const marks = Array.from({ length: 120 }, (_, i) => `many-${i}`);
+        for (let i = 0; i < marks.length; i += 10) {
+            await emitNow(...marks.slice(i, i + 10));
+        }
+
+        await Promise.all(relays.map((relay) => relay.drain()));
+        const delivered = seen.map((event) => (event.payload as { mark: string }).mark).filter((mark) => mark.startsWith('many-'));
+        expect(delivered).to.equal(marks);
+    });
+
+    it('retries a failing handler with back-off, parks it, shows it to an admin, and holds no other consumer', { timeout: 30_000 }, async () => {
+
+        let broken = true;
+        const marker = Crypto.randomUUID();
+        const flaky = internals.recorder({
+            fail: (event) => broken && (event.payload as { mark: string }).mark === 'F1',
+            // A write of the failed attempt is undone with it
+            write: (trx, event) => trx('notifications').insert({ user_id: context.users.viewer.id, type: 'relay.test', title: `${marker} ${event.id}` })
+        });
+        const steady = internals.recorder();
+        const relay = new EventRelay({ knex: context.knex, consumers: [flaky.consumer, steady.consumer], options: { maxAttempts: 3, retryBaseMs: 300, retryCapMs: 500 } });
+        await internals.startAtEnd(context.knex, flaky.consumer, steady.consumer);
+
+        await emitNow('F1');
+        await emitNow('F2');
+        await relay.drain();
+        expect(steady.mine(['F1', 'F2'])).to.equal(['F1', 'F2']);
+        expect(flaky.mine(['F1', 'F2'])).to.equal(['F1', 'F2']);        // F2 went on past the failure
+
+        const eventId = (await context.knex('domain_events').where({ entity_id: 'F1' }).first('id')).id;
+        const delivery = () => context.knex('event_deliveries').where({ consumer: flaky.consumer.name, event_id: eventId }).first();
+        const delay = (row: { next_attempt_at: Date; updated_at: Date }) => row.next_attempt_at.getTime() - row.updated_at.getTime();
+
+        const first = await delivery();
+        expect(first).to.include({ status: 'pending', attempts: 1, last_error: `handler failed on ${eventId}` });
+        expect(delay(first)).to.be.within(300, 499);
+
+        // Not due yet: nothing happens
+        await relay.drain();
+        expect((await delivery()).attempts).to.equal(1);
+
+        await internals.wait(async () => (await relay.cycle(flaky.consumer)).failed > 0 || (await delivery()).attempts > 1);
+        const second = await delivery();
+        expect(second).to.include({ status: 'pending', attempts: 2 });
+        expect(delay(second)).to.be.within(500, 700);                    // doubled, then capped
+
+        await internals.wait(async () => {
+
+            await relay.cycle(flaky.consumer);
+            return (await delivery()).status === 'failed';
+        });
+
+        expect(await delivery()).to.include({ status: 'failed', attempts: 3, next_attempt_at: null });
+        expect(await context.knex('notifications').where('title', `${marker} ${eventId}`)).to.equal([]);
+        expect((await context.services.events.status()).find((item) => item.name === flaky.consumer.name)).to.include({ failed: 1, pending: 0 });
+
+        // The administrator sees it, and hands it back
+        const list = await context.server.inject({ method: 'GET', url: `/api/v1/system/events/failed?consumer=${flaky.consumer.name}`, auth: context.as('admin') });
+        expect(list.statusCode).to.equal(200);
+        const parked = json(list);
+        expect(parked.total).to.equal(1);
+        expect(parked.items[0]).to.include({ consumer: flaky.consumer.name, event_id: eventId, status: 'failed', attempts: 3, event_type: 'alert.fired', entity_id: 'F1', payload: { mark: 'F1' }, last_error: `handler failed on ${eventId}` });
+        expect(json(await context.server.inject({ method: 'GET', url: '/api/v1/system/events/failed?event_type=test.validated&consumer=nobody', auth: context.as('admin') })).total).to.equal(0);
+        expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/events/failed?sort=last_error', auth: context.as('admin') })).statusCode).to.equal(400);
+
+        const scheduler = json(await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') }));
+        expect(scheduler.consumers.find((item: { name: string }) => item.name === flaky.consumer.name)).to.include({ failed: 1, pending: 0, lag_seconds: 0 });
+
+        broken = false;
+        const retried = await context.server.inject({ method: 'POST', url: `/api/v1/system/events/failed/${parked.items[0].id}/retry`, auth: context.as('admin') });
+        expect(retried.statusCode).to.equal(200);
+        expect(json(retried)).to.include({ status: 'pending', attempts: 0 });
+        expect(await context.knex('audit_logs').where({ action: 'event_delivery.retry', entity_id: parked.items[0].id }).first()).to.include({ actor_id: context.users.admin.id });
+
+        const again = await context.server.inject({ method: 'POST', url: `/api/v1/system/events/failed/${parked.items[0].id}/retry`, auth: context.as('admin') });
+        expect(again.statusCode).to.equal(409);
+        expect(json(again).code).to.equal('delivery_not_failed');
+        expect((await context.server.inject({ method: 'POST', url: `/api/v1/system/events/failed/${Crypto.randomUUID()}/retry`, auth: context.as('admin') })).statusCode).to.equal(404);
+        expect((await context.server.inject({ method: 'POST', url: '/api/v1/system/events/failed/nope/retry', auth: context.as('admin') })).statusCode).to.equal(400);
+
+        await relay.drain();
+        expect(await delivery()).to.include({ status: 'processed', attempts: 1, last_error: null });
+        expect((await context.knex('notifications').where('title', `${marker} ${eventId}`)).length).to.equal(1);
+        expect(flaky.mine(['F1', 'F2'])).to.equal(['F1', 'F2', 'F1', 'F1', 'F1']);       // failed, F2, retried twice, then once more by hand
+    });
+
+    it('parks at once when a single attempt is allowed', async () => {
+
+        const { consumer } = internals.recorder({ fail: () => true });
+        const relay = new EventRelay({ knex: context.knex, consumers: [consumer], options: { maxAttempts: 1 } });
+        await internals.startAtEnd(context.knex, consumer);
+        await emitNow('P1');
+        await relay.drain();
+        expect(await context.knex('event_deliveries').where({ consumer: consumer.name }).select('status', 'attempts')).to.equal([{ status: 'failed', attempts: 1 }]);
+    });
+
+    it('wakes on NOTIFY at commit, and polls when it cannot listen', async () => {
+
+        const listening = internals.recorder();
+        const url = await testDatabaseUrl();
+        const notified = new EventRelay({ knex: context.knex, consumers: [listening.consumer], databaseUrl: url, options: { pollMs: 60_000 } });
+        await internals.startAtEnd(context.knex, listening.consumer);
+        await notified.start();
+        await emitNow('N1');
+        await internals.wait(() => listening.mine(['N1']).length === 1, 5000);
+        await notified.stop();
+        expect(listening.mine(['N1'])).to.equal(['N1']);
+
+        const polling = internals.recorder();
+        const polled = new EventRelay({ knex: context.knex, consumers: [polling.consumer], databaseUrl: 'postgres://postgres@127.0.0.1:1/none', options: { pollMs: 100 } });
+        await internals.startAtEnd(context.knex, polling.consumer);
+        await polled.start();
+        await emitNow('N2');
+        await internals.wait(() => polling.mine(['N2']).length === 1, 5000);
+        await polled.stop();
+        expect(polling.mine(['N2'])).to.equal(['N2']);
+    });
+
+    it('prunes events every consumer has passed once they are older than the retention, and keeps the rest', async () => {
+
+        const { consumer } = internals.recorder({ fail: (event) => (event.payload as { mark: string }).mark === 'R-parked' });
+        const behind = internals.recorder();
+        const relay = new EventRelay({ knex: context.knex, consumers: [consumer], options: { maxAttempts: 1 } });
+        await internals.startAtEnd(context.knex, consumer, behind.consumer);
+
+        await emitNow('R-done', 'R-parked', 'R-recent');
+        await relay.drain();
+        await context.knex('domain_events').whereIn('entity_id', ['R-done', 'R-parked']).update({ created_at: new Date(Date.now() - 30 * 86_400_000) });
+
+        const olderThan = new Date(Date.now() - 7 * 86_400_000);
+        const remaining = () => context.knex('domain_events').whereIn('entity_id', ['R-done', 'R-parked', 'R-recent']).orderBy('seq').pluck('entity_id');
+
+        // A consumer that has not been handed them yet holds them
+        expect(await context.services.events.prune(systemActor, { consumers: [consumer.name, behind.consumer.name], olderThan })).to.equal(0);
+        expect(await remaining()).to.equal(['R-done', 'R-parked', 'R-recent']);
+
+        expect(await context.services.events.prune(systemActor, { consumers: [consumer.name], olderThan, batchSize: 1 })).to.be.at.least(1);
+        expect(await remaining()).to.equal(['R-parked', 'R-recent']);
+    });
+});

@@ -1,0 +1,372 @@
+import type { Knex } from 'knex';
+import * as Pg from 'pg';
+
+import { LockKey } from '../server/locks';
+import type { Logger } from '../server/logger';
+import { eventsChannel, type DomainEventType, type StoredEvent } from '../server/services/events';
+
+
+// A consumer: the event types it takes and an idempotent handler. The handler runs inside the relay's transaction,
+// which also moves the consumer's cursor, so what it writes with `trx` commits exactly once with the delivery; what
+// it does outside the database may be repeated (at least once) and is keyed on `event.id`.
+export interface Consumer<T extends DomainEventType = DomainEventType> {
+    name: string;
+    events: readonly T[];
+    handle: (event: StoredEvent<T>, trx: Knex.Transaction) => Promise<void>;
+}
+
+
+export interface RelayOptions {
+    batchSize: number;
+    batchMs: number;            // a batch stops early after this long, to keep the relay's own transaction short
+    pollMs: number;             // the fallback when no notification arrives (a lost connection, a retry coming due)
+    maxAttempts: number;
+    retryBaseMs: number;        // back-off: base × 2^(attempt − 1), capped
+    retryCapMs: number;
+}
+
+
+export interface CycleResult {
+    busy: boolean;              // another relay holds this consumer
+    delivered: number;
+    failed: number;
+    retried: number;
+    more: boolean;              // a full batch: call again at once
+    blocked: boolean;           // committed events wait behind a transaction still running
+}
+
+
+interface Row extends StoredEvent {
+    delivery_id?: string;
+    attempts?: number;
+}
+
+
+interface Lane {
+    consumer: Consumer;
+    running: Promise<void> | undefined;
+    again: boolean;
+    timer: NodeJS.Timeout | undefined;
+    blockedMs: number;
+}
+
+
+export const relayDefaults: RelayOptions = { batchSize: 500, batchMs: 200, pollMs: 1000, maxAttempts: 8, retryBaseMs: 1000, retryCapMs: 15 * 60_000 };
+
+
+const internals = {
+    columns: 'e.id, e.seq, e.xid::text as xid, e.type, e.entity_type, e.entity_id, e.payload, e.actor_id, e.created_at',
+
+    // The horizon: every transaction below it has ended, so no event below it can still appear. The oldest
+    // transaction still running in this snapshot, or its xmax when none runs. A running transaction that
+    // pg_stat_activity shows in another database is left out: its events are not in this table (a transaction id
+    // belongs to one database for good, so a stale row of pg_stat_activity cannot mislead). One it cannot place
+    // (another role's session, without pg_read_all_stats) holds the horizon back: slower, never wrong.
+    horizon: `
+        select coalesce(min(ours.x), max(pg_snapshot_xmax(snapshot.s)))::text as horizon
+        from (select pg_current_snapshot() as s) as snapshot
+        left join lateral (
+            select x from pg_snapshot_xip(snapshot.s) as x
+            where not exists (
+                select 1 from pg_stat_activity a
+                where a.backend_xid = x::xid and a.datname is not null and a.datname <> current_database()
+            )
+        ) as ours on true`,
+
+    message: (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 2000),
+
+    sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+};
+
+
+// The relay: hands each committed domain event to every consumer that takes its type (docs/architecture.md "The
+// event relay"). Each consumer has its own cursor and runs on its own, so a slow or failing one holds no other.
+export class EventRelay {
+
+    private readonly options: RelayOptions;
+    private readonly lanes: Lane[];
+    private listener: Pg.Client | undefined;
+    private poller: NodeJS.Timeout | undefined;
+    private stopped = true;
+
+    constructor(private readonly deps: {
+        knex: Knex;
+        consumers: Consumer[];
+        databaseUrl?: string;                               // for LISTEN; without it the relay only polls
+        logger?: Logger;
+        onDelivery?: (consumer: string, outcome: 'delivered' | 'failed' | 'retried' | 'parked', startedAt?: Date) => void;
+        options?: Partial<RelayOptions>;
+    }) {
+
+        this.options = { ...relayDefaults, ...deps.options };
+        this.lanes = deps.consumers.map((consumer) => ({ consumer, running: undefined, again: false, timer: undefined, blockedMs: 0 }));
+    }
+
+    get consumers(): string[] {
+
+        return this.lanes.map((lane) => lane.consumer.name);
+    }
+
+    // A consumer new to the database starts at the oldest event kept (a migration may place it elsewhere)
+    async register(): Promise<void> {
+
+        for (const lane of this.lanes) {
+            await this.deps.knex('event_consumers').insert({ name: lane.consumer.name }).onConflict('name').ignore();
+        }
+    }
+
+    async start(): Promise<void> {
+
+        this.stopped = false;
+        await this.register();
+        await this.listen();
+        this.poller = setInterval(() => this.wakeAll(), this.options.pollMs);
+        this.wakeAll();
+    }
+
+    async stop(): Promise<void> {
+
+        this.stopped = true;
+        clearInterval(this.poller);
+        for (const lane of this.lanes) {
+            clearTimeout(lane.timer);
+        }
+
+        const listener = this.listener;
+        this.listener = undefined;
+        await listener?.end().catch(() => undefined);
+        await Promise.all(this.lanes.map((lane) => lane.running));
+    }
+
+    // Delivers, now, every event committed before the call, waiting behind transactions still running (tests, and
+    // the bench, call it instead of waiting on the worker)
+    async drain(timeoutMs = 15_000): Promise<void> {
+
+        await this.register();
+        const deadline = Date.now() + timeoutMs;
+        for (const lane of this.lanes) {
+            for (;;) {
+                const result = await this.cycle(lane.consumer);
+                if (!result.busy && !result.more && !result.blocked) {
+                    break;
+                }
+
+                if (Date.now() > deadline) {
+                    throw new Error(`The relay could not drain ${lane.consumer.name} within ${timeoutMs} ms`);
+                }
+
+                if (!result.more) {
+                    await internals.sleep(5);
+                }
+            }
+        }
+    }
+
+    // One batch for one consumer, in one transaction: the consumer's lock, its cursor, the events after it below
+    // the horizon, each handler in a savepoint, the cursor moved past the batch, the failures recorded; then the
+    // retries that are due.
+    async cycle(consumer: Consumer): Promise<CycleResult> {
+
+        const result: CycleResult = { busy: false, delivered: 0, failed: 0, retried: 0, more: false, blocked: false };
+        const started = Date.now();
+
+        await this.deps.knex.transaction(async (trx) => {
+
+            // An advisory lock, not a row lock: it takes no transaction id, so the relay holds no horizon back
+            // until its handlers write
+            const { rows: [lock] } = await trx.raw('select pg_try_advisory_xact_lock(?, hashtext(?)) as locked', [LockKey.eventRelay, consumer.name]);
+            if (!lock.locked) {
+                result.busy = true;
+                return;
+            }
+
+            const { rows: [cursor] } = await trx.raw<{ rows: { cursor_xid: string; cursor_seq: number }[] }>('select cursor_xid::text as cursor_xid, cursor_seq from event_consumers where name = ?', [consumer.name]);
+            if (!cursor) {
+                await trx('event_consumers').insert({ name: consumer.name }).onConflict('name').ignore();
+                result.more = true;
+                return;
+            }
+
+            const { rows: [{ horizon }] } = await trx.raw(internals.horizon);
+            const { rows } = await trx.raw<{ rows: Row[] }>(`select ${internals.columns} from domain_events e where (e.xid, e.seq) > (?::xid8, ?) order by e.xid, e.seq limit ?`, [cursor.cursor_xid, cursor.cursor_seq, this.options.batchSize]);
+
+            const limit = BigInt(horizon);
+            const failures: { event: Row; error: string }[] = [];
+            let last: Row | undefined;
+            for (const event of rows) {
+                if (BigInt(event.xid) >= limit) {
+                    result.blocked = true;
+                    break;
+                }
+
+                if (Date.now() - started > this.options.batchMs) {
+                    result.more = true;
+                    break;
+                }
+
+                if (consumer.events.includes(event.type)) {
+                    const error = await this.handle(trx, consumer, event);
+                    if (error === null) {
+                        result.delivered++;
+                        this.deps.onDelivery?.(consumer.name, 'delivered', event.created_at);
+                    }
+                    else {
+                        failures.push({ event, error });
+                    }
+                }
+
+                last = event;
+            }
+
+            result.more ||= !result.blocked && rows.length === this.options.batchSize;
+            if (last) {
+                await trx('event_consumers').where('name', consumer.name).update({ cursor_xid: last.xid, cursor_seq: last.seq, updated_at: trx.fn.now() });
+            }
+
+            for (const { event, error } of failures) {
+                const parked = this.options.maxAttempts <= 1;
+                await trx('event_deliveries').insert({ consumer: consumer.name, event_id: event.id, status: parked ? 'failed' : 'pending', attempts: 1, next_attempt_at: parked ? null : this.nextAttempt(1), last_error: error });
+                result.failed++;
+                this.deps.onDelivery?.(consumer.name, parked ? 'parked' : 'failed');
+                this.deps.logger?.warn({ consumer: consumer.name, event_id: event.id, type: event.type, attempt: 1, err: error }, 'event handler failed');
+            }
+
+            await this.retry(trx, consumer, result);
+        });
+
+        return result;
+    }
+
+    private async retry(trx: Knex.Transaction, consumer: Consumer, result: CycleResult): Promise<void> {
+
+        const { rows } = await trx.raw<{ rows: Row[] }>(`
+            select d.id as delivery_id, d.attempts, ${internals.columns}
+            from event_deliveries d join domain_events e on e.id = d.event_id
+            where d.consumer = ? and d.status = 'pending' and d.next_attempt_at <= now()
+            order by d.next_attempt_at limit ?`, [consumer.name, this.options.batchSize]);
+
+        for (const event of rows) {
+            const error = await this.handle(trx, consumer, event);
+            const attempts = event.attempts! + 1;
+            if (error === null) {
+                await trx('event_deliveries').where('id', event.delivery_id).update({ status: 'processed', attempts, next_attempt_at: null, last_error: null, updated_at: trx.fn.now() });
+                result.retried++;
+                this.deps.onDelivery?.(consumer.name, 'retried');
+                continue;
+            }
+
+            const parked = attempts >= this.options.maxAttempts;
+            await trx('event_deliveries').where('id', event.delivery_id).update({ status: parked ? 'failed' : 'pending', attempts, next_attempt_at: parked ? null : this.nextAttempt(attempts), last_error: error, updated_at: trx.fn.now() });
+            result.failed++;
+            this.deps.onDelivery?.(consumer.name, parked ? 'parked' : 'failed');
+            this.deps.logger?.[parked ? 'error' : 'warn']({ consumer: consumer.name, event_id: event.id, type: event.type, attempt: attempts, err: error }, parked ? 'event delivery parked' : 'event handler failed');
+        }
+
+        result.more ||= rows.length === this.options.batchSize;
+    }
+
+    // A failing handler's writes are undone by its savepoint; the batch goes on
+    private async handle(trx: Knex.Transaction, consumer: Consumer, event: StoredEvent): Promise<string | null> {
+
+        await trx.raw('savepoint relay_handler');
+        try {
+            await consumer.handle(event, trx);
+            await trx.raw('release savepoint relay_handler');
+            return null;
+        }
+        catch (err) {
+            await trx.raw('rollback to savepoint relay_handler');
+            return internals.message(err);
+        }
+    }
+
+    private nextAttempt(attempts: number): Date {
+
+        return new Date(Date.now() + Math.min(this.options.retryCapMs, this.options.retryBaseMs * 2 ** (attempts - 1)));
+    }
+
+    private wakeAll(): void {
+
+        for (const lane of this.lanes) {
+            this.wake(lane);
+        }
+    }
+
+    // Wakes coalesce: a lane runs one cycle at a time, and once more if woken meanwhile
+    private wake(lane: Lane): void {
+
+        if (this.stopped) {
+            return;
+        }
+
+        if (lane.running) {
+            lane.again = true;
+            return;
+        }
+
+        clearTimeout(lane.timer);
+        lane.running = this.run(lane).finally(() => (lane.running = undefined));
+    }
+
+    private async run(lane: Lane): Promise<void> {
+
+        do {
+            lane.again = false;
+            try {
+                const result = await this.cycle(lane.consumer);
+                if (result.more) {
+                    lane.again = true;
+                }
+                else if (result.blocked) {
+                    // Nothing notifies when the transaction ahead ends: look again soon, a little later each time
+                    lane.blockedMs = Math.min(this.options.pollMs, Math.max(2, lane.blockedMs * 2));
+                    lane.timer = setTimeout(() => this.wake(lane), lane.blockedMs);
+                }
+                else {
+                    lane.blockedMs = 0;
+                }
+            }
+            catch (err) {
+                this.deps.logger?.warn({ consumer: lane.consumer.name, err: internals.message(err) }, 'event relay cycle failed');
+                return;                                                 // the poller tries again
+            }
+        }
+        while (lane.again && !this.stopped);
+    }
+
+    private async listen(): Promise<void> {
+
+        if (!this.deps.databaseUrl || this.stopped) {
+            return;
+        }
+
+        const client = new Pg.Client({ connectionString: this.deps.databaseUrl, application_name: 'aegis-relay' });
+        client.on('notification', () => this.wakeAll());
+        client.on('error', (err) => {
+
+            // Polling carries on; the listener comes back after a pause, then a sweep catches what was missed
+            this.deps.logger?.warn({ err: err.message }, 'event relay listener lost');
+            if (this.listener === client) {
+                this.listener = undefined;
+                void client.end().catch(() => undefined);
+                setTimeout(() => void this.listen().then(() => this.wakeAll()).catch(() => undefined), this.options.pollMs).unref();
+            }
+        });
+
+        try {
+            await client.connect();
+            await client.query(`listen ${eventsChannel}`);
+            if (this.stopped) {
+                await client.end();
+                return;
+            }
+
+            this.listener = client;
+        }
+        catch (err) {
+            this.deps.logger?.warn({ err: internals.message(err) }, 'event relay listener failed to start; polling');
+            await client.end().catch(() => undefined);
+            setTimeout(() => void this.listen().catch(() => undefined), this.options.pollMs).unref();
+        }
+    }
+}
