@@ -75,6 +75,8 @@ const internals = {
 
     message: (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 2000),
 
+    reconnectMs: (options: RelayOptions) => Math.min(options.pollMs, 1000),
+
     sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 };
 
@@ -199,7 +201,7 @@ export class EventRelay {
                     break;
                 }
 
-                if (Date.now() - started > this.options.batchMs) {
+                if (last && Date.now() - started > this.options.batchMs) {
                     result.more = true;
                     break;
                 }
@@ -349,7 +351,7 @@ export class EventRelay {
             if (this.listener === client) {
                 this.listener = undefined;
                 void client.end().catch(() => undefined);
-                setTimeout(() => void this.listen().then(() => this.wakeAll()).catch(() => undefined), this.options.pollMs).unref();
+                setTimeout(() => void this.listen().then(() => this.wakeAll()).catch(() => undefined), internals.reconnectMs(this.options)).unref();
             }
         });
 
@@ -366,7 +368,7 @@ export class EventRelay {
         catch (err) {
             this.deps.logger?.warn({ err: internals.message(err) }, 'event relay listener failed to start; polling');
             await client.end().catch(() => undefined);
-            setTimeout(() => void this.listen().catch(() => undefined), this.options.pollMs).unref();
+            setTimeout(() => void this.listen().catch(() => undefined), internals.reconnectMs(this.options)).unref();
         }
     }
 }

@@ -1,4 +1,6 @@
 import * as Crypto from 'crypto';
+import * as Os from 'os';
+import * as Path from 'path';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
@@ -8,8 +10,11 @@ import { systemActor } from '../../server/policy';
 import type { StoredEvent } from '../../server/services/events';
 import { EventRelay, type Consumer } from '../../worker/relay';
 
+import { createAgenda } from '../../server/jobs';
+
 import { testDatabaseUrl } from '../helpers/db';
-import { json } from '../helpers/factories';
+import { json, testRow } from '../helpers/factories';
+import { spawnEntry, type Spawned } from '../helpers/processes';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -148,6 +153,28 @@ describe('Event relay', () => {
         expect(delivered).to.equal(marks);
     });
 
+    it('goes on one event per cycle when a batch outlasts its time, registers a consumer it meets, and gives up draining behind a transaction that never ends', async () => {
+
+        const { consumer, mine } = internals.recorder();
+        const relay = new EventRelay({ knex: context.knex, consumers: [consumer], options: { batchMs: 0 } });
+        expect(await relay.cycle(consumer)).to.include({ more: true, delivered: 0 });      // the cursor row is created
+        await context.knex('event_consumers').where('name', consumer.name).del();
+        await internals.startAtEnd(context.knex, consumer);
+
+        await emitNow('S1', 'S2', 'S3');
+        expect(await relay.cycle(consumer)).to.include({ more: true, delivered: 1 });
+        await relay.drain();
+        expect(mine(['S1', 'S2', 'S3'])).to.equal(['S1', 'S2', 'S3']);
+
+        const open = await context.knex.transaction();
+        await emit(open, 'S4');
+        await emitNow('S5');
+        await expect(relay.drain(100)).to.reject(`The relay could not drain ${consumer.name} within 100 ms`);
+        await open.rollback();
+        await relay.drain();
+        expect(mine(['S1', 'S2', 'S3', 'S4', 'S5'])).to.equal(['S1', 'S2', 'S3', 'S5']);   // a rolled-back event never existed
+    });
+
     it('retries a failing handler with back-off, parks it, shows it to an admin, and holds no other consumer', { timeout: 30_000 }, async () => {
 
         let broken = true;
@@ -158,7 +185,13 @@ describe('Event relay', () => {
             write: (trx, event) => trx('notifications').insert({ user_id: context.users.viewer.id, type: 'relay.test', title: `${marker} ${event.id}` })
         });
         const steady = internals.recorder();
-        const relay = new EventRelay({ knex: context.knex, consumers: [flaky.consumer, steady.consumer], options: { maxAttempts: 3, retryBaseMs: 300, retryCapMs: 500 } });
+        const outcomes: string[] = [];
+        const relay = new EventRelay({
+            knex: context.knex,
+            consumers: [flaky.consumer, steady.consumer],
+            onDelivery: (name, outcome) => name === flaky.consumer.name && outcomes.push(outcome),
+            options: { maxAttempts: 3, retryBaseMs: 300, retryCapMs: 500 }
+        });
         await internals.startAtEnd(context.knex, flaky.consumer, steady.consumer);
 
         await emitNow('F1');
@@ -201,6 +234,7 @@ describe('Event relay', () => {
         expect(parked.total).to.equal(1);
         expect(parked.items[0]).to.include({ consumer: flaky.consumer.name, event_id: eventId, status: 'failed', attempts: 3, event_type: 'alert.fired', entity_id: 'F1', payload: { mark: 'F1' }, last_error: `handler failed on ${eventId}` });
         expect(json(await context.server.inject({ method: 'GET', url: '/api/v1/system/events/failed?event_type=test.validated&consumer=nobody', auth: context.as('admin') })).total).to.equal(0);
+        expect(json(await context.server.inject({ method: 'GET', url: '/api/v1/system/events/failed?event_type=alert.fired&limit=500', auth: context.as('admin') })).items.map((item: { id: string }) => item.id)).to.include(parked.items[0].id);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/events/failed?sort=last_error', auth: context.as('admin') })).statusCode).to.equal(400);
 
         const scheduler = json(await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') }));
@@ -221,7 +255,8 @@ describe('Event relay', () => {
         await relay.drain();
         expect(await delivery()).to.include({ status: 'processed', attempts: 1, last_error: null });
         expect((await context.knex('notifications').where('title', `${marker} ${eventId}`)).length).to.equal(1);
-        expect(flaky.mine(['F1', 'F2'])).to.equal(['F1', 'F2', 'F1', 'F1', 'F1']);       // failed, F2, retried twice, then once more by hand
+        expect(flaky.mine(['F1', 'F2'])).to.equal(['F1', 'F2', 'F1', 'F1', 'F1']);
+        expect(outcomes).to.equal(['delivered', 'failed', 'failed', 'parked', 'retried']);       // failed, F2, retried twice, then once more by hand
     });
 
     it('parks at once when a single attempt is allowed', async () => {
@@ -241,19 +276,34 @@ describe('Event relay', () => {
         const notified = new EventRelay({ knex: context.knex, consumers: [listening.consumer], databaseUrl: url, options: { pollMs: 60_000 } });
         await internals.startAtEnd(context.knex, listening.consumer);
         await notified.start();
+
+        // N1 waits behind an open transaction (the relay looks again shortly), then goes at once
+        const open = await context.knex.transaction();
+        await emit(open, 'N0');
         await emitNow('N1');
-        await internals.wait(() => listening.mine(['N1']).length === 1, 5000);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(listening.mine(['N0', 'N1'])).to.equal([]);
+        await open.commit();
+        await internals.wait(() => listening.mine(['N0', 'N1']).length === 2, 5000);
+
+        // A lost listener comes back, and catches up
+        const listeners = () => context.knex('pg_stat_activity').where({ application_name: 'aegis-relay', datname: context.knex.raw('current_database()') }).pluck('pid');
+        const [pid] = await listeners();
+        await context.knex.raw('select pg_terminate_backend(?)', [pid]);
+        await internals.wait(async () => (await listeners()).some((other) => other !== pid), 5000);
+        await emitNow('N2');
+        await internals.wait(() => listening.mine(['N2']).length === 1, 5000);
         await notified.stop();
-        expect(listening.mine(['N1'])).to.equal(['N1']);
+        expect(listening.mine(['N0', 'N1', 'N2'])).to.equal(['N0', 'N1', 'N2']);
 
         const polling = internals.recorder();
         const polled = new EventRelay({ knex: context.knex, consumers: [polling.consumer], databaseUrl: 'postgres://postgres@127.0.0.1:1/none', options: { pollMs: 100 } });
         await internals.startAtEnd(context.knex, polling.consumer);
         await polled.start();
-        await emitNow('N2');
-        await internals.wait(() => polling.mine(['N2']).length === 1, 5000);
+        await emitNow('N3');
+        await internals.wait(() => polling.mine(['N3']).length === 1, 5000);
         await polled.stop();
-        expect(polling.mine(['N2'])).to.equal(['N2']);
+        expect(polling.mine(['N3'])).to.equal(['N3']);
     });
 
     it('prunes events every consumer has passed once they are older than the retention, and keeps the rest', async () => {
@@ -276,5 +326,61 @@ describe('Event relay', () => {
 
         expect(await context.services.events.prune(systemActor, { consumers: [consumer.name], olderThan, batchSize: 1 })).to.be.at.least(1);
         expect(await remaining()).to.equal(['R-parked', 'R-recent']);
+    });
+
+    it('announces a state change to the users who act next, after the commit; nothing for a test that is gone', async () => {
+
+        const test = await testRow(context.knex, { red_assignee_id: context.users.red_tech.id });
+        await context.services.tests.transition(context.actor('red_lead'), test.id, 'start-execution');
+        const sent = () => context.knex('notifications').where({ entity_id: test.id }).select('user_id', 'type', 'title');
+        expect(await sent()).to.equal([]);
+
+        await context.relay.drain();
+        expect(await sent()).to.equal([{ user_id: context.users.red_tech.id, type: 'test.assigned', title: `${test.title}: start execution (red executing)` }]);
+
+        await context.relay.drain();
+        expect((await sent()).length).to.equal(1);                        // once
+
+        const gone = Crypto.randomUUID();
+        await context.knex.transaction((trx) => context.services.tests.announce(trx, { actor_id: null, payload: { test_id: gone, action: 'submit-red', from: 'red_executing', to: 'blue_evaluating', technique_id: 'T1059.001' } }));
+        expect(await context.knex('notifications').where({ entity_id: gone })).to.equal([]);
+    });
+
+    describe('in the worker process', () => {
+
+        let worker: Spawned | undefined;
+
+        after(() => {
+
+            worker?.child.kill('SIGKILL');
+        });
+
+        it('relays on NOTIFY, runs the retention job, serves its metrics, and drains on SIGTERM', { timeout: 60_000 }, async () => {
+
+            const url = await testDatabaseUrl();
+            const dataDir = Path.join(Os.tmpdir(), `aegis-relay-test-${process.pid}`);
+            worker = spawnEntry('worker/index.js', { DATABASE_URL: url, LOG_LEVEL: 'info', AEGIS_DATA_DIR: dataDir, JWT_SECRET: 'relay-test-secret-relay-test-secret-0123456', WORKER_METRICS_PORT: '0', RELAY_POLL_MS: '60000', ATTACK_SOURCE: Path.join(dataDir, 'none.json'), D3FEND_SOURCE: Path.join(dataDir, 'none.json') });
+            await worker.waitFor((line) => line.msg === 'worker started');
+            const { port } = await worker.waitFor((line) => line.msg === 'metrics listening');
+
+            const test = await testRow(context.knex, { state: 'red_executing', blue_assignee_id: context.users.blue_tech.id, attack_result: 'succeeded' });
+            await context.services.tests.transition(context.actor('red_tech'), test.id, 'submit-red');
+            await internals.wait(async () => (await context.knex('notifications').where({ entity_id: test.id, user_id: context.users.blue_tech.id })).length === 1, 10_000);
+
+            const { agenda, close } = await createAgenda({ databaseUrl: url, name: 'relay-test' });
+            await agenda.start();
+            const job = await agenda.now('events.prune', {});
+            await close();
+            await worker.waitFor((line) => line.msg === 'job succeeded' && line.id === String(job.attrs._id));
+
+            const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+            expect(text).to.match(/^aegis_relay_deliveries_total\{consumer="notifications",outcome="delivered",process="worker"\} [1-9]/m);
+            expect(text).to.match(/^aegis_job_runs_total\{job="events.prune",outcome="success",process="worker"\} 1$/m);
+            expect(text).to.match(/^aegis_relay_lag_seconds\{consumer="notifications",process="worker"\} /m);
+
+            worker.child.kill('SIGTERM');
+            expect(await worker.exit()).to.equal(0);
+            expect(worker.lines().some((line) => line.msg === 'worker drained')).to.be.true();
+        });
     });
 });
