@@ -3,7 +3,7 @@ import * as Pg from 'pg';
 
 import { LockKey } from '../server/locks';
 import type { Logger } from '../server/logger';
-import { eventsChannel, type DomainEventType, type StoredEvent } from '../server/services/events';
+import { eventsChannel, retryNotice, type DomainEventType, type StoredEvent } from '../server/services/events';
 
 
 // A consumer: the event types it takes and an idempotent handler. The handler runs inside the relay's transaction,
@@ -42,10 +42,16 @@ interface Row extends StoredEvent {
 }
 
 
+interface BatchRow extends Row {
+    horizon: string;
+}
+
+
 interface Lane {
     consumer: Consumer;
     running: Promise<void> | undefined;
     again: boolean;
+    retries: boolean;                   // look for retries that came due (on the poll, and when an admin asks)
     timer: NodeJS.Timeout | undefined;
     blockedMs: number;
 }
@@ -77,7 +83,15 @@ const internals = {
 
     reconnectMs: (options: RelayOptions) => Math.min(options.pollMs, 1000),
 
-    sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+    sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+
+    HandlerFailed: class extends Error {
+
+        constructor(readonly eventId: string, message: string) {
+
+            super(message);
+        }
+    }
 };
 
 
@@ -101,7 +115,7 @@ export class EventRelay {
     }) {
 
         this.options = { ...relayDefaults, ...deps.options };
-        this.lanes = deps.consumers.map((consumer) => ({ consumer, running: undefined, again: false, timer: undefined, blockedMs: 0 }));
+        this.lanes = deps.consumers.map((consumer) => ({ consumer, running: undefined, again: false, retries: true, timer: undefined, blockedMs: 0 }));
     }
 
     get consumers(): string[] {
@@ -122,7 +136,7 @@ export class EventRelay {
         this.stopped = false;
         await this.register();
         await this.listen();
-        this.poller = setInterval(() => this.wakeAll(), this.options.pollMs);
+        this.poller = setInterval(() => this.wakeAll(true), this.options.pollMs);
         this.wakeAll();
     }
 
@@ -164,10 +178,35 @@ export class EventRelay {
         }
     }
 
-    // One batch for one consumer, in one transaction: the consumer's lock, its cursor, the events after it below
-    // the horizon, each handler in a savepoint, the cursor moved past the batch, the failures recorded; then the
-    // retries that are due.
-    async cycle(consumer: Consumer): Promise<CycleResult> {
+    // One batch for one consumer, in one transaction: the consumer's lock; its cursor, the horizon and the events
+    // after the cursor in one statement; each handler; the cursor moved past the batch; the failures recorded; then
+    // the retries that are due. Handlers run without savepoints (two round trips each) until one fails: then the
+    // batch is rolled back and run again with a savepoint around each handler, so that only the failure is undone.
+    async cycle(consumer: Consumer, options: { retries?: boolean } = {}): Promise<CycleResult> {
+
+        const reports: Parameters<NonNullable<typeof this.deps.onDelivery>>[] = [];
+        let result: CycleResult;
+        try {
+            result = await this.batch(consumer, { retries: options.retries ?? true }, reports);
+        }
+        catch (err) {
+            if (!(err instanceof internals.HandlerFailed)) {
+                throw err;
+            }
+
+            // The failure is known: it is recorded, not run again
+            reports.length = 0;
+            result = await this.batch(consumer, { retries: options.retries ?? true, failed: err }, reports);
+        }
+
+        for (const report of reports) {
+            this.deps.onDelivery?.(...report);
+        }
+
+        return result;
+    }
+
+    private async batch(consumer: Consumer, mode: { retries: boolean; failed?: InstanceType<typeof internals.HandlerFailed> }, reports: Parameters<NonNullable<typeof this.deps.onDelivery>>[]): Promise<CycleResult> {
 
         const result: CycleResult = { busy: false, delivered: 0, failed: 0, retried: 0, more: false, blocked: false };
         const started = Date.now();
@@ -175,27 +214,36 @@ export class EventRelay {
         await this.deps.knex.transaction(async (trx) => {
 
             // An advisory lock, not a row lock: it takes no transaction id, so the relay holds no horizon back
-            // until its handlers write
+            // until its handlers write. The cursor is read after it, by a statement of its own.
             const { rows: [lock] } = await trx.raw('select pg_try_advisory_xact_lock(?, hashtext(?)) as locked', [LockKey.eventRelay, consumer.name]);
             if (!lock.locked) {
                 result.busy = true;
                 return;
             }
 
-            const { rows: [cursor] } = await trx.raw<{ rows: { cursor_xid: string; cursor_seq: number }[] }>('select cursor_xid::text as cursor_xid, cursor_seq from event_consumers where name = ?', [consumer.name]);
-            if (!cursor) {
+            // The horizon and the events come from the same snapshot: every event below the horizon is in it
+            const { rows } = await trx.raw<{ rows: BatchRow[] }>(`
+                with cursor as (select cursor_xid, cursor_seq from event_consumers where name = ?),
+                horizon as (${internals.horizon})
+                select horizon.horizon, e.*
+                from cursor cross join horizon
+                left join lateral (
+                    select ${internals.columns} from domain_events e
+                    where (e.xid, e.seq) > (cursor.cursor_xid, cursor.cursor_seq)
+                    order by e.xid, e.seq limit ?
+                ) as e on true`, [consumer.name, this.options.batchSize]);
+
+            if (!rows.length) {
                 await trx('event_consumers').insert({ name: consumer.name }).onConflict('name').ignore();
                 result.more = true;
                 return;
             }
 
-            const { rows: [{ horizon }] } = await trx.raw(internals.horizon);
-            const { rows } = await trx.raw<{ rows: Row[] }>(`select ${internals.columns} from domain_events e where (e.xid, e.seq) > (?::xid8, ?) order by e.xid, e.seq limit ?`, [cursor.cursor_xid, cursor.cursor_seq, this.options.batchSize]);
-
-            const limit = BigInt(horizon);
+            const events = rows[0]!.id === null ? [] : rows;
+            const limit = BigInt(rows[0]!.horizon);
             const failures: { event: Row; error: string }[] = [];
             let last: Row | undefined;
-            for (const event of rows) {
+            for (const event of events) {
                 if (BigInt(event.xid) >= limit) {
                     result.blocked = true;
                     break;
@@ -207,10 +255,10 @@ export class EventRelay {
                 }
 
                 if (consumer.events.includes(event.type)) {
-                    const error = await this.handle(trx, consumer, event);
+                    const error = await this.handle(trx, consumer, event, mode.failed);
                     if (error === null) {
                         result.delivered++;
-                        this.deps.onDelivery?.(consumer.name, 'delivered', event.created_at);
+                        reports.push([consumer.name, 'delivered', event.created_at]);
                     }
                     else {
                         failures.push({ event, error });
@@ -220,7 +268,7 @@ export class EventRelay {
                 last = event;
             }
 
-            result.more ||= !result.blocked && rows.length === this.options.batchSize;
+            result.more ||= !result.blocked && events.length === this.options.batchSize;
             if (last) {
                 await trx('event_consumers').where('name', consumer.name).update({ cursor_xid: last.xid, cursor_seq: last.seq, updated_at: trx.fn.now() });
             }
@@ -229,17 +277,19 @@ export class EventRelay {
                 const parked = this.options.maxAttempts <= 1;
                 await trx('event_deliveries').insert({ consumer: consumer.name, event_id: event.id, status: parked ? 'failed' : 'pending', attempts: 1, next_attempt_at: parked ? null : this.nextAttempt(1), last_error: error });
                 result.failed++;
-                this.deps.onDelivery?.(consumer.name, parked ? 'parked' : 'failed');
+                reports.push([consumer.name, parked ? 'parked' : 'failed']);
                 this.deps.logger?.warn({ consumer: consumer.name, event_id: event.id, type: event.type, attempt: 1, err: error }, 'event handler failed');
             }
 
-            await this.retry(trx, consumer, result);
+            if (mode.retries || failures.length) {
+                await this.retry(trx, consumer, result, mode.failed, reports);
+            }
         });
 
         return result;
     }
 
-    private async retry(trx: Knex.Transaction, consumer: Consumer, result: CycleResult): Promise<void> {
+    private async retry(trx: Knex.Transaction, consumer: Consumer, result: CycleResult, failed: InstanceType<typeof internals.HandlerFailed> | undefined, reports: Parameters<NonNullable<typeof this.deps.onDelivery>>[]): Promise<void> {
 
         const { rows } = await trx.raw<{ rows: Row[] }>(`
             select d.id as delivery_id, d.attempts, ${internals.columns}
@@ -248,27 +298,42 @@ export class EventRelay {
             order by d.next_attempt_at limit ?`, [consumer.name, this.options.batchSize]);
 
         for (const event of rows) {
-            const error = await this.handle(trx, consumer, event);
+            const error = await this.handle(trx, consumer, event, failed);
             const attempts = event.attempts! + 1;
             if (error === null) {
                 await trx('event_deliveries').where('id', event.delivery_id).update({ status: 'processed', attempts, next_attempt_at: null, last_error: null, updated_at: trx.fn.now() });
                 result.retried++;
-                this.deps.onDelivery?.(consumer.name, 'retried');
+                reports.push([consumer.name, 'retried']);
                 continue;
             }
 
             const parked = attempts >= this.options.maxAttempts;
             await trx('event_deliveries').where('id', event.delivery_id).update({ status: parked ? 'failed' : 'pending', attempts, next_attempt_at: parked ? null : this.nextAttempt(attempts), last_error: error, updated_at: trx.fn.now() });
             result.failed++;
-            this.deps.onDelivery?.(consumer.name, parked ? 'parked' : 'failed');
+            reports.push([consumer.name, parked ? 'parked' : 'failed']);
             this.deps.logger?.[parked ? 'error' : 'warn']({ consumer: consumer.name, event_id: event.id, type: event.type, attempt: attempts, err: error }, parked ? 'event delivery parked' : 'event handler failed');
         }
 
         result.more ||= rows.length === this.options.batchSize;
     }
 
-    // A failing handler's writes are undone by its savepoint; the batch goes on
-    private async handle(trx: Knex.Transaction, consumer: Consumer, event: StoredEvent): Promise<string | null> {
+    // Until a handler fails, a failure aborts the batch, to be run again carefully; then each handler runs in a
+    // savepoint that undoes a failure's writes, and the batch goes on. The handler that failed first is not run twice.
+    private async handle(trx: Knex.Transaction, consumer: Consumer, event: StoredEvent, failed: InstanceType<typeof internals.HandlerFailed> | undefined): Promise<string | null> {
+
+        if (!failed) {
+            try {
+                await consumer.handle(event, trx);
+                return null;
+            }
+            catch (err) {
+                throw new internals.HandlerFailed(event.id, internals.message(err));
+            }
+        }
+
+        if (failed.eventId === event.id) {
+            return failed.message;
+        }
 
         await trx.raw('savepoint relay_handler');
         try {
@@ -287,9 +352,10 @@ export class EventRelay {
         return new Date(Date.now() + Math.min(this.options.retryCapMs, this.options.retryBaseMs * 2 ** (attempts - 1)));
     }
 
-    private wakeAll(): void {
+    private wakeAll(retries = false): void {
 
         for (const lane of this.lanes) {
+            lane.retries ||= retries;
             this.wake(lane);
         }
     }
@@ -315,7 +381,9 @@ export class EventRelay {
         do {
             lane.again = false;
             try {
-                const result = await this.cycle(lane.consumer);
+                const retries = lane.retries;
+                lane.retries = false;
+                const result = await this.cycle(lane.consumer, { retries });
                 if (result.more) {
                     lane.again = true;
                 }
@@ -343,7 +411,7 @@ export class EventRelay {
         }
 
         const client = new Pg.Client({ connectionString: this.deps.databaseUrl, application_name: 'aegis-relay' });
-        client.on('notification', () => this.wakeAll());
+        client.on('notification', (message) => this.wakeAll(message.payload === retryNotice));
         client.on('error', (err) => {
 
             // Polling carries on; the listener comes back after a pause, then a sweep catches what was missed

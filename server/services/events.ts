@@ -58,8 +58,9 @@ export interface FailedDeliveryFilters extends ListQuery {
 }
 
 
-// The channel the outbox trigger notifies at commit and the relays listen on
+// The channel the outbox trigger notifies at commit and the relays listen on; a parked delivery handed back says so
 export const eventsChannel = 'aegis_domain_events';
+export const retryNotice = 'retry';
 
 
 // The outbox: an event is a row written in the transaction of the change it describes, so it exists exactly when
@@ -127,7 +128,7 @@ export class EventsService {
 
             const updated = await delivery.$patchReturning(trx, { status: 'pending', attempts: 0, next_attempt_at: new Date() });
             await this.deps.audit.record(trx, actor, { action: 'event_delivery.retry', entity_type: 'event_delivery', entity_id: id, details: { consumer: delivery.consumer, event_id: delivery.event_id } });
-            await trx.raw('select pg_notify(?, \'\')', [eventsChannel]);
+            await trx.raw('select pg_notify(?, ?)', [eventsChannel, retryNotice]);
             return updated;
         });
     }

@@ -261,12 +261,13 @@ describe('Event relay', () => {
 
     it('parks at once when a single attempt is allowed', async () => {
 
-        const { consumer } = internals.recorder({ fail: () => true });
+        const { consumer, mine } = internals.recorder({ fail: () => true });
         const relay = new EventRelay({ knex: context.knex, consumers: [consumer], options: { maxAttempts: 1 } });
         await internals.startAtEnd(context.knex, consumer);
-        await emitNow('P1');
+        await emitNow('P1', 'P2');
         await relay.drain();
-        expect(await context.knex('event_deliveries').where({ consumer: consumer.name }).select('status', 'attempts')).to.equal([{ status: 'failed', attempts: 1 }]);
+        expect(await context.knex('event_deliveries').where({ consumer: consumer.name }).select('status', 'attempts')).to.equal([{ status: 'failed', attempts: 1 }, { status: 'failed', attempts: 1 }]);
+        expect(mine(['P1', 'P2'])).to.equal(['P1', 'P2']);                // P1 failed first and is not run again when the batch is redone
     });
 
     it('wakes on NOTIFY at commit, and polls when it cannot listen', async () => {
