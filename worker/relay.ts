@@ -21,7 +21,7 @@ export interface RelayOptions {
     batchMs: number;            // a batch stops early after this long, to keep the relay's own transaction short
     pollMs: number;             // the fallback when no notification arrives (a lost connection, a retry coming due)
     maxAttempts: number;
-    retryBaseMs: number;        // back-off: base × 2^(attempt − 1), capped
+    retryBaseMs: number;        // back-off: base × 2^(attempt − 1), capped, plus up to a quarter of it
     retryCapMs: number;
 }
 
@@ -347,9 +347,11 @@ export class EventRelay {
         }
     }
 
+    // Exponential, capped, and spread by up to a quarter, so that deliveries that failed together do not retry together
     private nextAttempt(attempts: number): Date {
 
-        return new Date(Date.now() + Math.min(this.options.retryCapMs, this.options.retryBaseMs * 2 ** (attempts - 1)));
+        const delay = Math.min(this.options.retryCapMs, this.options.retryBaseMs * 2 ** (attempts - 1));
+        return new Date(Date.now() + delay * (1 + Math.random() / 4));
     }
 
     private wakeAll(retries = false): void {
