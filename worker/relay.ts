@@ -12,6 +12,7 @@ import { eventsChannel, retryNotice, type DomainEventType, type StoredEvent } fr
 export interface Consumer<T extends DomainEventType = DomainEventType> {
     name: string;
     events: readonly T[];
+    from?: 'oldest' | 'now';            // where it starts the first time it runs (default: the oldest event kept)
     handle: (event: StoredEvent<T>, trx: Knex.Transaction) => Promise<void>;
 }
 
@@ -123,12 +124,26 @@ export class EventRelay {
         return this.lanes.map((lane) => lane.consumer.name);
     }
 
-    // A consumer new to the database starts at the oldest event kept (a migration may place it elsewhere)
     async register(): Promise<void> {
 
         for (const lane of this.lanes) {
-            await this.deps.knex('event_consumers').insert({ name: lane.consumer.name }).onConflict('name').ignore();
+            await this.place(this.deps.knex, lane.consumer);
         }
+    }
+
+    // A consumer new to the database starts at the oldest event kept, or, with `from: 'now'`, just below the horizon:
+    // every event whose transaction had not ended then is still ahead of it
+    private async place(db: Knex, consumer: Consumer): Promise<void> {
+
+        if (consumer.from !== 'now') {
+            await db('event_consumers').insert({ name: consumer.name }).onConflict('name').ignore();
+            return;
+        }
+
+        await db.raw(`
+            insert into event_consumers (name, cursor_xid, cursor_seq)
+            select ?, ((horizon::numeric) - 1)::text::xid8, 9223372036854775807 from (${internals.horizon}) as h
+            on conflict (name) do nothing`, [consumer.name]);
     }
 
     async start(): Promise<void> {
@@ -234,7 +249,7 @@ export class EventRelay {
                 ) as e on true`, [consumer.name, this.options.batchSize]);
 
             if (!rows.length) {
-                await trx('event_consumers').insert({ name: consumer.name }).onConflict('name').ignore();
+                await this.place(trx, consumer);
                 result.more = true;
                 return;
             }

@@ -24,13 +24,14 @@ const { describe, it, before, after } = lab;
 
 
 const internals = {
-    // A consumer of its own name (a fresh cursor) taking only `alert.fired`, which nothing else in the suite emits
+    // A consumer of its own name, starting now, taking only `alert.fired`, which nothing else in the suite emits
     recorder: (options: { fail?: (event: StoredEvent) => boolean; write?: (trx: Knex.Transaction, event: StoredEvent) => Promise<void> } = {}) => {
 
         const seen: StoredEvent[] = [];
         const consumer: Consumer = {
             name: `test-${Crypto.randomBytes(4).toString('hex')}`,
             events: ['alert.fired'],
+            from: 'now',
             handle: async (event, trx) => {
 
                 seen.push(event);
@@ -42,16 +43,6 @@ const internals = {
         };
 
         return { consumer, seen, mine: (marks: string[]) => seen.filter((event) => marks.includes((event.payload as { mark: string }).mark)).map((event) => (event.payload as { mark: string }).mark) };
-    },
-
-    // Test consumers start after the events already there: a new consumer is otherwise handed every event kept
-    startAtEnd: async (knex: Knex, ...consumers: Consumer[]) => {
-
-        for (const consumer of consumers) {
-            await knex.raw(`
-                insert into event_consumers (name, cursor_xid, cursor_seq)
-                select ?, coalesce((select xid from domain_events order by xid desc, seq desc limit 1), '0'), coalesce((select seq from domain_events order by xid desc, seq desc limit 1), 0)`, [consumer.name]);
-        }
     },
 
     event: (mark: string) => ({ type: 'alert.fired' as const, entity_type: 'alert', entity_id: mark, payload: { mark } }),
@@ -90,7 +81,7 @@ describe('Event relay', () => {
 
         const { consumer, mine } = internals.recorder();
         const relay = new EventRelay({ knex: context.knex, consumers: [consumer] });
-        await internals.startAtEnd(context.knex, consumer);
+        await relay.register();
 
         // A writes first (the lower xid and seq) and stays open; B writes after it and commits first
         const a = await context.knex.transaction();
@@ -114,7 +105,7 @@ describe('Event relay', () => {
 
         const { consumer, mine } = internals.recorder();
         const relay = new EventRelay({ knex: context.knex, consumers: [consumer] });
-        await internals.startAtEnd(context.knex, consumer);
+        await relay.register();
 
         // C takes its transaction id first but writes its event last: C's seq is above D's, its xid below
         const c = await context.knex.transaction();
@@ -142,7 +133,7 @@ describe('Event relay', () => {
         } };
 
         const relays = [0, 1].map(() => new EventRelay({ knex: context.knex, consumers: [slow], options: { batchSize: 20 } }));
-        await internals.startAtEnd(context.knex, consumer);
+        await relays[0]!.register();
         const marks = Array.from({ length: 120 }, (_, i) => `many-${i}`);
         for (let i = 0; i < marks.length; i += 10) {
             await emitNow(...marks.slice(i, i + 10));
@@ -158,8 +149,11 @@ describe('Event relay', () => {
         const { consumer, mine } = internals.recorder();
         const relay = new EventRelay({ knex: context.knex, consumers: [consumer], options: { batchMs: 0 } });
         expect(await relay.cycle(consumer)).to.include({ more: true, delivered: 0 });      // the cursor row is created
-        await context.knex('event_consumers').where('name', consumer.name).del();
-        await internals.startAtEnd(context.knex, consumer);
+
+        // Without `from: 'now'`, a consumer starts at the oldest event kept
+        const oldest = { ...consumer, name: `${consumer.name}-oldest`, from: undefined };
+        await new EventRelay({ knex: context.knex, consumers: [oldest] }).register();
+        expect(await context.knex('event_consumers').where('name', oldest.name).first(context.knex.raw('cursor_xid::text as xid'), 'cursor_seq')).to.equal({ xid: '0', cursor_seq: 0 });
 
         await emitNow('S1', 'S2', 'S3');
         expect(await relay.cycle(consumer)).to.include({ more: true, delivered: 1 });
@@ -192,7 +186,7 @@ describe('Event relay', () => {
             onDelivery: (name, outcome) => name === flaky.consumer.name && outcomes.push(outcome),
             options: { maxAttempts: 3, retryBaseMs: 300, retryCapMs: 500 }
         });
-        await internals.startAtEnd(context.knex, flaky.consumer, steady.consumer);
+        await relay.register();
 
         await emitNow('F1');
         await emitNow('F2');
@@ -263,7 +257,7 @@ describe('Event relay', () => {
 
         const { consumer, mine } = internals.recorder({ fail: () => true });
         const relay = new EventRelay({ knex: context.knex, consumers: [consumer], options: { maxAttempts: 1 } });
-        await internals.startAtEnd(context.knex, consumer);
+        await relay.register();
         await emitNow('P1', 'P2');
         await relay.drain();
         expect(await context.knex('event_deliveries').where({ consumer: consumer.name }).select('status', 'attempts')).to.equal([{ status: 'failed', attempts: 1 }, { status: 'failed', attempts: 1 }]);
@@ -275,7 +269,6 @@ describe('Event relay', () => {
         const listening = internals.recorder();
         const url = await testDatabaseUrl();
         const notified = new EventRelay({ knex: context.knex, consumers: [listening.consumer], databaseUrl: url, options: { pollMs: 60_000 } });
-        await internals.startAtEnd(context.knex, listening.consumer);
         await notified.start();
 
         // N1 waits behind an open transaction (the relay looks again shortly), then goes at once
@@ -299,7 +292,6 @@ describe('Event relay', () => {
 
         const polling = internals.recorder();
         const polled = new EventRelay({ knex: context.knex, consumers: [polling.consumer], databaseUrl: 'postgres://postgres@127.0.0.1:1/none', options: { pollMs: 100 } });
-        await internals.startAtEnd(context.knex, polling.consumer);
         await polled.start();
         await emitNow('N3');
         await internals.wait(() => polling.mine(['N3']).length === 1, 5000);
@@ -312,7 +304,7 @@ describe('Event relay', () => {
         const { consumer } = internals.recorder({ fail: (event) => (event.payload as { mark: string }).mark === 'R-parked' });
         const behind = internals.recorder();
         const relay = new EventRelay({ knex: context.knex, consumers: [consumer], options: { maxAttempts: 1 } });
-        await internals.startAtEnd(context.knex, consumer, behind.consumer);
+        await new EventRelay({ knex: context.knex, consumers: [consumer, behind.consumer] }).register();
 
         await emitNow('R-done', 'R-parked', 'R-recent');
         await relay.drain();
