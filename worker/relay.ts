@@ -43,6 +43,12 @@ interface Row extends StoredEvent {
 }
 
 
+// A batch run again with a savepoint around each handler, knowing which handler failed the first time (if one did)
+interface Careful {
+    failed: { eventId: string; message: string } | undefined;
+}
+
+
 interface BatchRow extends Row {
     horizon: string;
 }
@@ -111,7 +117,7 @@ export class EventRelay {
         consumers: Consumer[];
         databaseUrl?: string;                               // for LISTEN; without it the relay only polls
         logger?: Logger;
-        onDelivery?: (consumer: string, outcome: 'delivered' | 'failed' | 'retried' | 'parked', startedAt?: Date) => void;
+        onDelivery?: (consumer: string, outcome: 'delivered' | 'failed' | 'retried' | 'parked', eventCreatedAt?: Date) => void;
         options?: Partial<RelayOptions>;
     }) {
 
@@ -205,13 +211,12 @@ export class EventRelay {
             result = await this.batch(consumer, { retries: options.retries ?? true }, reports);
         }
         catch (err) {
-            if (!(err instanceof internals.HandlerFailed)) {
-                throw err;
-            }
-
-            // The failure is known: it is recorded, not run again
+            // A handler that threw is known and recorded, not run again. Anything else (a handler that swallowed a
+            // database error and left the transaction aborted, or the database itself) gets one careful run: the
+            // savepoints isolate a broken handler, and an outage fails again and is thrown
             reports.length = 0;
-            result = await this.batch(consumer, { retries: options.retries ?? true, failed: err }, reports);
+            const careful = { failed: err instanceof internals.HandlerFailed ? err : undefined };
+            result = await this.batch(consumer, { retries: options.retries ?? true, careful }, reports);
         }
 
         for (const report of reports) {
@@ -221,7 +226,7 @@ export class EventRelay {
         return result;
     }
 
-    private async batch(consumer: Consumer, mode: { retries: boolean; failed?: InstanceType<typeof internals.HandlerFailed> }, reports: Parameters<NonNullable<typeof this.deps.onDelivery>>[]): Promise<CycleResult> {
+    private async batch(consumer: Consumer, mode: { retries: boolean; careful?: Careful }, reports: Parameters<NonNullable<typeof this.deps.onDelivery>>[]): Promise<CycleResult> {
 
         const result: CycleResult = { busy: false, delivered: 0, failed: 0, retried: 0, more: false, blocked: false };
         const started = Date.now();
@@ -270,7 +275,7 @@ export class EventRelay {
                 }
 
                 if (consumer.events.includes(event.type)) {
-                    const error = await this.handle(trx, consumer, event, mode.failed);
+                    const error = await this.handle(trx, consumer, event, mode.careful);
                     if (error === null) {
                         result.delivered++;
                         reports.push([consumer.name, 'delivered', event.created_at]);
@@ -297,14 +302,14 @@ export class EventRelay {
             }
 
             if (mode.retries || failures.length) {
-                await this.retry(trx, consumer, result, mode.failed, reports);
+                await this.retry(trx, consumer, result, mode.careful, reports);
             }
         });
 
         return result;
     }
 
-    private async retry(trx: Knex.Transaction, consumer: Consumer, result: CycleResult, failed: InstanceType<typeof internals.HandlerFailed> | undefined, reports: Parameters<NonNullable<typeof this.deps.onDelivery>>[]): Promise<void> {
+    private async retry(trx: Knex.Transaction, consumer: Consumer, result: CycleResult, careful: Careful | undefined, reports: Parameters<NonNullable<typeof this.deps.onDelivery>>[]): Promise<void> {
 
         const { rows } = await trx.raw<{ rows: Row[] }>(`
             select d.id as delivery_id, d.attempts, ${internals.columns}
@@ -313,7 +318,7 @@ export class EventRelay {
             order by d.next_attempt_at limit ?`, [consumer.name, this.options.batchSize]);
 
         for (const event of rows) {
-            const error = await this.handle(trx, consumer, event, failed);
+            const error = await this.handle(trx, consumer, event, careful);
             const attempts = event.attempts! + 1;
             if (error === null) {
                 await trx('event_deliveries').where('id', event.delivery_id).update({ status: 'processed', attempts, next_attempt_at: null, last_error: null, updated_at: trx.fn.now() });
@@ -334,9 +339,9 @@ export class EventRelay {
 
     // Until a handler fails, a failure aborts the batch, to be run again carefully; then each handler runs in a
     // savepoint that undoes a failure's writes, and the batch goes on. The handler that failed first is not run twice.
-    private async handle(trx: Knex.Transaction, consumer: Consumer, event: StoredEvent, failed: InstanceType<typeof internals.HandlerFailed> | undefined): Promise<string | null> {
+    private async handle(trx: Knex.Transaction, consumer: Consumer, event: StoredEvent, careful: Careful | undefined): Promise<string | null> {
 
-        if (!failed) {
+        if (!careful) {
             try {
                 await consumer.handle(event, trx);
                 return null;
@@ -346,8 +351,8 @@ export class EventRelay {
             }
         }
 
-        if (failed.eventId === event.id) {
-            return failed.message;
+        if (careful.failed?.eventId === event.id) {
+            return careful.failed.message;
         }
 
         await trx.raw('savepoint relay_handler');

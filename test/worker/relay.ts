@@ -5,6 +5,7 @@ import * as Path from 'path';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 import type { Knex } from 'knex';
+import Pino from 'pino';
 
 import { systemActor } from '../../server/policy';
 import type { StoredEvent } from '../../server/services/events';
@@ -167,6 +168,28 @@ describe('Event relay', () => {
         await open.rollback();
         await relay.drain();
         expect(mine(['S1', 'S2', 'S3', 'S4', 'S5'])).to.equal(['S1', 'S2', 'S3', 'S5']);   // a rolled-back event never existed
+    });
+
+    it('isolates a handler that swallows a database error and leaves the transaction aborted', async () => {
+
+        const { consumer, mine } = internals.recorder({ write: async (trx, event) => {
+
+            if ((event.payload as { mark: string }).mark === 'Q1') {
+                await trx.raw('select 1/0').catch(() => undefined);
+            }
+        } });
+
+        const logged: string[] = [];
+        const logger = Pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line).msg) });
+        const relay = new EventRelay({ knex: context.knex, consumers: [consumer], logger, options: { maxAttempts: 1 } });
+        await relay.register();
+        await emitNow('Q1', 'Q2');
+        await relay.drain();
+
+        expect(mine(['Q1', 'Q2'])).to.equal(['Q1', 'Q2', 'Q1', 'Q2']);   // the careless run, then the careful one
+        const [delivery] = await context.knex('event_deliveries').where({ consumer: consumer.name }).select('status', 'last_error');
+        expect(delivery).to.equal({ status: 'failed', last_error: 'release savepoint relay_handler - current transaction is aborted, commands ignored until end of transaction block' });
+        expect(logged).to.equal(['event handler failed']);
     });
 
     it('retries a failing handler with back-off, parks it, shows it to an admin, and holds no other consumer', { timeout: 30_000 }, async () => {
