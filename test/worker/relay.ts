@@ -192,6 +192,31 @@ describe('Event relay', () => {
         expect(logged).to.equal(['event handler failed']);
     });
 
+    it('writes a handler\'s effects once when its connection dies in the middle of a batch (a worker killed mid-batch)', async () => {
+
+        const marker = Crypto.randomUUID();
+        let killed = false;
+        const { consumer, mine } = internals.recorder({ write: async (trx, event) => {
+
+            await trx('notifications').insert({ user_id: context.users.viewer.id, type: 'relay.test', title: `${marker} ${(event.payload as { mark: string }).mark}` });
+            if (!killed && (event.payload as { mark: string }).mark === 'K2') {
+                killed = true;
+                await trx.raw('select pg_terminate_backend(pg_backend_pid())').catch(() => undefined);
+            }
+        } });
+
+        const relay = new EventRelay({ knex: context.knex, consumers: [consumer] });
+        await relay.register();
+        await emitNow('K1', 'K2', 'K3');
+        await relay.drain();
+
+        expect(mine(['K1', 'K2', 'K3']).slice(0, 2)).to.equal(['K1', 'K2']);
+        expect(mine(['K1', 'K2', 'K3']).slice(-3)).to.equal(['K1', 'K2', 'K3']);           // the batch again, on a new connection
+        const titles = await context.knex('notifications').where('title', 'like', `${marker} %`).orderBy('title').pluck('title');
+        expect(titles).to.equal([`${marker} K1`, `${marker} K2`, `${marker} K3`]);
+        expect(await context.knex('event_deliveries').where({ consumer: consumer.name })).to.equal([]);
+    });
+
     it('retries a failing handler with back-off, parks it, shows it to an admin, and holds no other consumer', { timeout: 30_000 }, async () => {
 
         let broken = true;
