@@ -1,4 +1,5 @@
 import { attack } from './attack';
+import { events } from './events';
 import { foundation } from './foundation';
 import { tests } from './tests';
 
@@ -13,5 +14,6 @@ export interface Suite {
 export const suites: Record<string, Suite> = {
     foundation,
     attack,
-    tests
+    tests,
+    events
 };

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 
 import type { Config } from '../server/config';
 
-import { OutboundHttp } from './http';
+import { OutboundHttp, type OutboundOptions } from './http';
 import { createRedis, type Redis } from './redis';
 import { createObjectStore, type ObjectStore } from './storage';
 
@@ -16,7 +16,7 @@ export interface Integrations {
 
 
 // The bundle of adapters built from the configuration: the local fallbacks when a service is not configured.
-export const createIntegrations = async (config: Pick<Config, 'redis' | 'storage' | 'outbound'>, options: { logger: Logger }): Promise<Integrations> => {
+export const createIntegrations = async (config: Pick<Config, 'redis' | 'storage' | 'outbound'>, options: { logger: Logger; onOutboundCall?: OutboundOptions['onCall'] }): Promise<Integrations> => {
 
     const { logger } = options;
     let lastRedisError = '';
@@ -42,8 +42,8 @@ export const createIntegrations = async (config: Pick<Config, 'redis' | 'storage
     return {
         redis,
         storage,
-        // The metrics of issue 9 count outbound calls per target host through OutboundOptions.onCall
-        outbound: new OutboundHttp(config.outbound),
+        // Each call (each redirect hop) is reported to the process's metrics, per target host
+        outbound: new OutboundHttp({ ...config.outbound, onCall: options.onOutboundCall }),
         close: () => {
 
             redis?.disconnect();

@@ -10,6 +10,7 @@ import * as Integrity from './20261206000300_integrity';
 import * as CoverageRollup from './20261206000301_coverage_rollup';
 import * as CustomDataComponents from './20261206000302_custom_data_components';
 import * as Settings from './20261206000600_settings';
+import * as EventRelay from './20261206000500_event_relay';
 
 
 export interface Migration {
@@ -30,5 +31,6 @@ export const migrations: Migration[] = [
     Integrity,
     CoverageRollup,
     CustomDataComponents,
+    EventRelay,
     Settings
 ];

@@ -53,6 +53,8 @@ export interface Config {
     smtp: { url: string; from: string } | undefined;
     chromiumPath: string;
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
+    relay: { pollMs: number; maxAttempts: number; retentionDays: number };
+    metrics: { host: string; port: number | undefined; workerPort: number | undefined };
 }
 
 export const defaultAttackSource = 'https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json';
@@ -131,7 +133,13 @@ const internals = {
         SMTP_URL: Joi.string().uri({ scheme: ['smtp', 'smtps'] }),
         SMTP_FROM: Joi.string().email({ tlds: false }).when('SMTP_URL', { is: Joi.exist(), then: Joi.required() }),
         WORKER_HEARTBEAT_SECONDS: Joi.number().integer().min(1).max(300).default(10),
-        WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000)
+        WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000),
+        RELAY_POLL_MS: Joi.number().integer().min(50).max(60_000).default(1000),
+        RELAY_MAX_ATTEMPTS: Joi.number().integer().min(1).max(100).default(8),
+        RELAY_RETENTION_DAYS: Joi.number().integer().min(1).max(3650).default(7),
+        METRICS_HOST: Joi.string().hostname().default('127.0.0.1'),
+        METRICS_PORT: Joi.number().integer().min(0).max(65535),
+        WORKER_METRICS_PORT: Joi.number().integer().min(0).max(65535)
     }),
 
     list: (value: string): string[] => value.split(',').map((item) => item.trim()).filter(Boolean),
@@ -250,7 +258,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
             maxBytes: v.OUTBOUND_MAX_BYTES
         },
         smtp: v.SMTP_URL ? { url: v.SMTP_URL, from: v.SMTP_FROM } : undefined,
-        worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS }
+        worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS },
+        relay: { pollMs: v.RELAY_POLL_MS, maxAttempts: v.RELAY_MAX_ATTEMPTS, retentionDays: v.RELAY_RETENTION_DAYS },
+        metrics: { host: v.METRICS_HOST, port: v.METRICS_PORT, workerPort: v.WORKER_METRICS_PORT }
     };
 
     return Object.freeze(config);

@@ -1,6 +1,7 @@
 import { runSeeds } from '../seeds';
 
 import { createLogger } from './logger';
+import { Metrics, serveMetrics } from './metrics';
 import { configOrExit, onShutdown, run } from './process';
 import { createRuntime, version } from './runtime';
 import { createServer } from './server';
@@ -12,16 +13,23 @@ run('aegis-api', async () => {
 
     const config = configOrExit();
     const logger = createLogger({ level: config.logLevel, name: 'aegis-api', format: config.logFormat });
-    const runtime = await createRuntime(config, { name: 'aegis-api', logger });
+    const metrics = new Metrics('api');
+    const runtime = await createRuntime(config, { name: 'aegis-api', logger, metrics });
 
     await runSeeds({ services: runtime.services, config, logger });
 
     // A process that only enqueues must still start agenda, or no NOTIFY reaches the worker (style.md)
     await runtime.agenda.start();
 
-    const server = await createServer({ config, services: runtime.services, logger, version });
+    metrics.watch({ knex: runtime.knex, relayStatus: () => runtime.services.events.status() });
+    const server = await createServer({ config, services: runtime.services, logger, version, metrics });
     await server.start();
     logger.info({ uri: server.info.uri, version }, 'api listening');
+
+    const metricsServer = config.metrics.port === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.port });
+    if (metricsServer) {
+        logger.info({ host: config.metrics.host, port: metricsServer.port }, 'metrics listening');
+    }
 
     onShutdown(logger, async (signal) => {
 
@@ -29,6 +37,7 @@ run('aegis-api', async () => {
 
         // In-flight requests get up to 10 s to finish (SEC-25); new connections are refused at once
         await server.stop({ timeout: 10_000 });
+        await metricsServer?.close();
         await runtime.close();
         logger.info('api stopped');
     });

@@ -10,6 +10,7 @@ export interface Jobs {
     'evidence.sweep': Record<string, never>;
     'test-templates.import-atomics': { dir: string };
     'coverage.mark-stale': Record<string, never>;
+    'events.prune': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

@@ -8,6 +8,9 @@ export const LockKey = {
     coverage: 736_421_905,
     customDataComponentId: 736_421_906,
     // Held by every change that can leave fewer active admins (a demotion, a deactivation)
+    // with a second key per consumer (hashtext of its name): one relay at a time delivers to a consumer
+    eventRelay: 736_421_907,
+    // Held by every change that can leave fewer active admins (a demotion, a deactivation)
     activeAdmins: 736_421_908
 } as const;
 

@@ -9,6 +9,7 @@ import type { Config } from './config';
 import { createKnex, migrate, type Knex } from './db';
 import { AgendaQueue, createAgenda } from './jobs';
 import type { Logger } from './logger';
+import type { Metrics } from './metrics';
 import { createServices, type ServiceDeps, type Services } from './services';
 import { uploadSettings } from './services/evidence';
 
@@ -93,7 +94,7 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
 
 
 // What both processes build from the configuration: database (migrated), Redis, integrations, queue and services.
-export const createRuntime = async (config: Config, options: { name: string; logger: Logger; migrate?: boolean }): Promise<Runtime> => {
+export const createRuntime = async (config: Config, options: { name: string; logger: Logger; migrate?: boolean; metrics?: Metrics }): Promise<Runtime> => {
 
     const { logger } = options;
     const url = config.database.url;
@@ -114,7 +115,7 @@ export const createRuntime = async (config: Config, options: { name: string; log
         onPoolError: (err) => logger.warn({ err: err.message }, 'database connection lost'),
         onWarning: (message) => logger.warn({ message: message.split('\n')[0] }, 'database warning')
     });
-    const integrations = await createIntegrations(config, { logger });
+    const integrations = await createIntegrations(config, { logger, onOutboundCall: options.metrics && ((call) => options.metrics!.outbound(call.host, call.status ?? 0)) });
     const { agenda, close: closeAgenda } = await createAgenda({
         databaseUrl: url,
         mongodbUrl: config.mongodbUrl,

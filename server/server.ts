@@ -4,10 +4,12 @@ import Joi from 'joi';
 import type { Logger } from 'pino';
 
 import type { Config } from './config';
+import type { Metrics } from './metrics';
 import { authPlugin } from './plugins/auth';
 import { errorsPlugin } from './plugins/errors';
 import { hardeningPlugin } from './plugins/hardening';
 import { loggingPlugin } from './plugins/logging';
+import { metricsPlugin } from './plugins/metrics';
 import { openapiPlugin } from './plugins/openapi';
 import { servicesPlugin } from './plugins/services';
 import { routes } from './routes';
@@ -20,6 +22,7 @@ export interface ServerOptions {
     services: Services;
     logger: Logger;
     version: string;
+    metrics?: Metrics | undefined;
 }
 
 
@@ -106,6 +109,10 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
         { plugin: authPlugin, options: { cookieName, allowedOrigins, trustProxy: config.trustProxy } },
         { plugin: openapiPlugin, options: { version: options.version, cookieName, serverUrl: config.publicUrl?.replace(/\/+$/, '') ?? `http://127.0.0.1:${config.port}` } }
     ]);
+
+    if (options.metrics) {
+        await server.register({ plugin: metricsPlugin, options: { metrics: options.metrics } });
+    }
 
     server.route(routes);
     await server.initialize();

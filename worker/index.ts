@@ -2,25 +2,49 @@ import * as Crypto from 'crypto';
 import * as Os from 'os';
 
 import { createLogger } from '../server/logger';
+import { Metrics, serveMetrics } from '../server/metrics';
 import { configOrExit, onShutdown, run } from '../server/process';
 import { createRuntime } from '../server/runtime';
 
+import { consumers } from './consumers';
 import { defineJobs, logJobEvents, scheduleJobs } from './jobs';
+import { EventRelay } from './relay';
 
 
-// The worker process: the same runtime and services as the API, Agenda processing the jobs, a heartbeat, a drain.
+// The worker process: the same runtime and services as the API, Agenda processing the jobs, the event relay, a
+// heartbeat, a drain.
 run('aegis-worker', async () => {
 
     const config = configOrExit();
     const logger = createLogger({ level: config.logLevel, name: 'aegis-worker', format: config.logFormat });
     const workerId = `${Os.hostname()}:${process.pid}:${Crypto.randomBytes(3).toString('hex')}`;
-    const runtime = await createRuntime(config, { name: `aegis-worker-${workerId}`, logger });
+    const metrics = new Metrics('worker');
+    const runtime = await createRuntime(config, { name: `aegis-worker-${workerId}`, logger, metrics });
     const { agenda, services } = runtime;
 
     logJobEvents(agenda, logger);
-    defineJobs(agenda, services, { attack: config.attack, logger });
+
+    metrics.watch({ knex: runtime.knex, relayStatus: () => services.events.status() });
+    metrics.watchJobs(agenda);
+
+    const relay = new EventRelay({
+        knex: runtime.knex,
+        consumers: consumers(services),
+        databaseUrl: config.database.url,
+        logger,
+        onDelivery: (consumer, outcome, createdAt) => metrics.delivery(consumer, outcome, createdAt),
+        options: { pollMs: config.relay.pollMs, maxAttempts: config.relay.maxAttempts }
+    });
+
+    defineJobs(agenda, services, { attack: config.attack, relay: { retentionDays: config.relay.retentionDays, consumers: relay.consumers }, logger });
     await agenda.start();
     await scheduleJobs(agenda, services);
+    await relay.start();
+
+    const metricsServer = config.metrics.workerPort === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.workerPort });
+    if (metricsServer) {
+        logger.info({ host: config.metrics.host, port: metricsServer.port }, 'metrics listening');
+    }
 
     const startedAt = new Date();
     const beat = () => services.system.heartbeat(workerId, startedAt).catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
@@ -35,7 +59,9 @@ run('aegis-worker', async () => {
 
         // Running jobs finish; those still running after the timeout are released (their lock is cleared)
         const result = await agenda.drain(30_000).catch((err: Error) => logger.warn({ err: err.message }, 'drain failed'));
+        await relay.stop();
         logger.info({ result }, 'worker drained');
+        await metricsServer?.close();
         await services.system.removeHeartbeat(workerId).catch(() => undefined);
         await runtime.close();
     });

@@ -11,3 +11,4 @@ export { Evidence } from './evidence';
 export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
+export { EventDelivery } from './event-delivery';

@@ -2,10 +2,12 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { listQuery, timestamp, uuid } from '../schemas/common';
+import { idParams, listQuery, timestamp, uuid } from '../schemas/common';
+import { eventDelivery, failedDeliveryFilters, failedDeliveryPage } from '../schemas/events';
 import { syncRequest } from '../schemas/heatmap';
 import * as SystemSchemas from '../schemas/system';
 import type { AuditFilters } from '../services/audit';
+import type { FailedDeliveryFilters } from '../services/events';
 
 import { route } from './route';
 
@@ -32,7 +34,7 @@ export const systemRoutes = [
         method: 'GET',
         path: '/api/v1/system/scheduler',
         options: {
-            description: 'The worker\'s jobs (name, schedule, last and next run, state, progress) and the live workers',
+            description: 'The worker\'s jobs (name, schedule, last and next run, state, progress), the live workers, and each event consumer\'s lag, retries and parked deliveries',
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
             response: { schema: SystemSchemas.scheduler }
@@ -50,6 +52,32 @@ export const systemRoutes = [
             response: { status: { 202: syncRequest } }
         },
         handler: async (request, h) => h.response(await request.services().attackImport.requestSync(actorOf(request))).code(202)
+    }),
+
+    route<{ Query: FailedDeliveryFilters }>({
+        method: 'GET',
+        path: '/api/v1/system/events/failed',
+        options: {
+            description: 'Deliveries of domain events parked after their last attempt, with the event and the last error, newest first',
+            tags: ['api', 'system'],
+            auth: { access: { scope: [...Access.admin] } },
+            validate: { query: listQuery(['updated_at', 'created_at'], failedDeliveryFilters) },
+            response: { status: { 200: failedDeliveryPage } }
+        },
+        handler: (request) => request.services().events.failed(request.query)
+    }),
+
+    route<{ Params: { id: string } }>({
+        method: 'POST',
+        path: '/api/v1/system/events/failed/{id}/retry',
+        options: {
+            description: 'Hand a parked delivery back to the relay now, with a fresh set of attempts (409 when it is not parked)',
+            tags: ['api', 'system'],
+            auth: { access: { scope: [...Access.admin] } },
+            validate: { params: idParams },
+            response: { status: { 200: eventDelivery } }
+        },
+        handler: (request) => request.services().events.retry(actorOf(request), request.params.id)
     }),
 
     route<{ Query: AuditFilters }>({

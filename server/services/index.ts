@@ -54,7 +54,7 @@ export const createServices = (deps: ServiceDeps) => {
     const audit = new AuditService({ knex });
     const revocations = redis ? new RedisRevocationStore(knex, redis) : new PgRevocationStore(knex);
     const throttle = new RateLimiterLoginThrottle(redis ? { redis } : { knex }, deps.login);
-    const events = new EventsService();
+    const events = new EventsService({ knex, audit });
     const coverage = new CoverageService({ knex, audit, events, settings: deps.coverage ?? { stalenessDays: 180 } });
     const techniques = new TechniquesService({ knex, audit, coverage });
     const notifications = new NotificationsService({ knex, audit });
@@ -82,7 +82,7 @@ export const createServices = (deps: ServiceDeps) => {
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
     };
 };
 

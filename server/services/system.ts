@@ -6,6 +6,8 @@ import type { Queue, ScheduledJob } from '../jobs';
 import { RevokedToken, WorkerHeartbeat } from '../models';
 import type { Actor } from '../policy';
 
+import type { ConsumerStatus } from './events';
+
 
 export type DependencyStatus = { status: 'ok' | 'down' | 'not_configured'; latency_ms?: number };
 
@@ -65,6 +67,7 @@ export class SystemService {
     constructor(private readonly deps: {
         knex: Knex;
         queue: Queue;
+        relayStatus: () => Promise<ConsumerStatus[]>;
         redis?: Pingable | undefined;
         storage?: Pingable | undefined;
         version: string;
@@ -95,14 +98,15 @@ export class SystemService {
         };
     }
 
-    async scheduler(): Promise<{ items: ScheduledJob[]; workers: WorkerHeartbeat[] }> {
+    async scheduler(): Promise<{ items: ScheduledJob[]; workers: WorkerHeartbeat[]; consumers: ConsumerStatus[] }> {
 
-        const [items, workers] = await Promise.all([
+        const [items, workers, consumers] = await Promise.all([
             this.deps.queue.list(),
-            WorkerHeartbeat.query(this.deps.knex).orderBy('beat_at', 'desc')
+            WorkerHeartbeat.query(this.deps.knex).orderBy('beat_at', 'desc'),
+            this.deps.relayStatus()
         ]);
 
-        return { items, workers };
+        return { items, workers, consumers };
     }
 
     async heartbeat(workerId: string, startedAt: Date): Promise<void> {

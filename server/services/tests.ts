@@ -6,7 +6,7 @@ import { Access, Role, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import type { CoverageService } from './coverage';
-import type { EventsService, DomainEvent } from './events';
+import type { EventsService, DomainEvent, StoredEvent } from './events';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 import type { NotificationCreate, NotificationsService } from './notifications';
 import {
@@ -426,11 +426,6 @@ export class TestsService {
                 await this.deps.coverage.recompute(trx, actor, [test.technique_id]);
             }
 
-            // Decisions are announced once the test is decided; an approval that waits for the other lead is quiet
-            if (from !== to && (transition.to !== 'decision' || to !== 'in_review')) {
-                await this.notify(trx, actor, updated, transition.notify, internals.notificationType(action, to), `${test.title}: ${action.replace('-', ' ')} (${to.replace('_', ' ')})`);
-            }
-
             return updated;
         });
     }
@@ -512,12 +507,20 @@ export class TestsService {
         });
     }
 
-    // The users who act next: an assignee, or the leads of that side when nobody is assigned; never the actor
-    private async notify(trx: Knex.Transaction, actor: Actor, test: Test, audiences: readonly Audience[], type: string, title: string): Promise<void> {
+    // The notifications consumer's handler (worker/consumers), after the commit, in the relay's transaction: the
+    // users who act next are told of a state change. Decisions are announced once the test is decided: an approval
+    // that waits for the other lead changes no state and emits nothing. The test is read again, as it is now.
+    async announce(trx: Knex.Transaction, event: Pick<StoredEvent<'test.state_changed'>, 'actor_id' | 'payload'>): Promise<void> {
+
+        const { test_id: id, action, to } = event.payload;
+        const test = await Test.query(trx).findById(id);
+        if (!test) {
+            return;
+        }
 
         const users = new Set<string>();
         const leadsOf = async (role: Role) => (await User.query(trx).select('id').where({ role, is_active: true })).map((user) => user.id);
-        for (const audience of audiences) {
+        for (const audience of lifecycle[action].notify as readonly Audience[]) {
             const ids =
                 audience === 'red_assignee' ? (test.red_assignee_id ? [test.red_assignee_id] : await leadsOf(Role.redLead)) :
                     audience === 'blue_assignee' ? (test.blue_assignee_id ? [test.blue_assignee_id] : await leadsOf(Role.blueLead)) :
@@ -528,8 +531,13 @@ export class TestsService {
             ids.forEach((user) => users.add(user));
         }
 
-        users.delete(actor.id!);
-        const notifications: NotificationCreate[] = [...users].map((user_id) => ({ user_id, type, title: title.slice(0, 300), entity_type: 'test', entity_id: test.id }));
+        if (event.actor_id) {
+            users.delete(event.actor_id);
+        }
+
+        const type = internals.notificationType(action, to);
+        const title = `${test.title}: ${action.replace('-', ' ')} (${to.replace('_', ' ')})`.slice(0, 300);
+        const notifications: NotificationCreate[] = [...users].map((user_id) => ({ user_id, type, title, entity_type: 'test', entity_id: test.id }));
         await this.deps.notifications.notify(trx, notifications);
     }
 

@@ -11,11 +11,14 @@ import { createObjectStore } from '../../integrations/storage';
 import { loadConfig, type Config } from '../../server/config';
 import { createKnex, type Knex } from '../../server/db';
 import { AgendaQueue, createAgenda } from '../../server/jobs';
+import { Metrics } from '../../server/metrics';
 import { User } from '../../server/models';
 import { Role, type Actor } from '../../server/policy';
 import { serviceDeps } from '../../server/runtime';
 import { createServer } from '../../server/server';
 import { createServices, type Services } from '../../server/services';
+import { consumers } from '../../worker/consumers';
+import { EventRelay } from '../../worker/relay';
 
 import { testDatabaseUrl } from './db';
 
@@ -32,6 +35,8 @@ export interface TestContext {
     queue: AgendaQueue;
     redis: Redis | undefined;
     config: Config;
+    relay: EventRelay;                  // the worker's relay, not started: tests drain it when they need its effects
+    metrics: Metrics;
     users: Record<Role, User>;
     as: (role: Role) => { strategy: string; credentials: Hapi.AuthCredentials };
     actor: (role: Role) => Actor;
@@ -68,7 +73,10 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
     const queue = new AgendaQueue(agenda, close);
     const services = createServices(serviceDeps(config, { knex, queue, redis, storage, outbound: new OutboundHttp(config.outbound), version: 'test' }));
 
-    const server = await createServer({ config, services, logger, version: 'test' });
+    const metrics = new Metrics('api');
+    metrics.watch({ knex, relayStatus: () => services.events.status() });
+    const server = await createServer({ config, services, logger, version: 'test', metrics });
+    const relay = new EventRelay({ knex, consumers: consumers(services) });
 
     const createUser: TestContext['createUser'] = async (role, overrides = {}) => {
 
@@ -91,6 +99,8 @@ export const init = async (options: { redis?: boolean | string; env?: Record<str
         queue,
         redis,
         config,
+        relay,
+        metrics,
         users,
         createUser,
         as: (role) => ({ strategy: 'jwt-bearer', credentials: { user: users[role], scope: [role], app: {} } }),

@@ -129,6 +129,7 @@ describe('Test lifecycle routes', () => {
         const id = (created.result as Test).id;
 
         expect((await post('red_tech', id, 'start-execution')).statusCode).to.equal(200);
+        await context.relay.drain();
         expect((await context.knex('notifications').where({ user_id: redTech.id, entity_id: id })).length).to.equal(0);        // the assignee started it: nobody else to tell
 
         const early = await post('red_tech', id, 'submit-red');
@@ -141,6 +142,8 @@ describe('Test lifecycle routes', () => {
         expect((await post('red_tech', id, 'pause-timer')).result).to.include({ code: 'timer_not_running' });
         expect((await post('red_tech', id, 'resume-timer')).statusCode).to.equal(200);
         expect((await post('red_tech', id, 'submit-red')).statusCode).to.equal(200);
+        expect((await context.knex('notifications').where({ user_id: blueTech.id, entity_id: id })).length).to.equal(0);      // after the commit, by the relay
+        await context.relay.drain();
         expect((await context.knex('notifications').where({ user_id: blueTech.id, entity_id: id, type: 'test.assigned' })).length).to.equal(1);
 
         const blueRefused = await context.server.inject({ method: 'PATCH', url: `/api/v1/tests/${id}/red`, auth: context.as('red_tech'), payload: { red_notes: 'late' } });
@@ -162,6 +165,7 @@ describe('Test lifecycle routes', () => {
         const submitted = await post('blue_tech', id, 'submit-blue');
         expect(submitted.statusCode).to.equal(200);
         expect(json(submitted)).to.include({ state: 'in_review', timer_running: false, time_to_detect_seconds: 60 });
+        await context.relay.drain();
         expect((await context.knex('notifications').where({ user_id: context.users.red_lead.id, entity_id: id, type: 'test.review' })).length).to.equal(1);
 
         const noComment = await post('red_lead', id, 'validate-red', { approved: false });
@@ -173,7 +177,8 @@ describe('Test lifecycle routes', () => {
         const validated = await post('blue_lead', id, 'validate-blue', { approved: true, comment: 'EDR alert confirmed' });
         expect(validated.result).to.include({ state: 'validated', blue_approved: true, blue_validation_comment: 'EDR alert confirmed' });
 
-        const events = await context.knex('domain_events').where('entity_id', id).orderBy('created_at').select('type');
+        await context.relay.drain();
+        const events = await context.knex('domain_events').where('entity_id', id).orderBy('seq').select('type');
         expect(events.map((event: { type: string }) => event.type)).to.equal(['test.state_changed', 'test.state_changed', 'test.state_changed', 'test.state_changed', 'test.validated']);
         const coverage = await context.knex('techniques').where('mitre_id', techniqueId).first();
         expect(coverage).to.include({ coverage_status: 'covered', latest_validated_test_id: id });

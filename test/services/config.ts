@@ -36,6 +36,8 @@ describe('Configuration', () => {
         expect(config.secretKey).to.be.undefined();
         expect(config.outbound).to.equal({ allow: [], allowHttp: false, ports: [443, 80], connectTimeoutMs: 10_000, timeoutMs: 30_000, maxBytes: 10 * 1024 * 1024 });
         expect(config.smtp).to.be.undefined();
+        expect(config.relay).to.equal({ pollMs: 1000, maxAttempts: 8, retentionDays: 7 });
+        expect(config.metrics).to.equal({ host: '127.0.0.1', port: undefined, workerPort: undefined });
         expect(Object.isFrozen(config)).to.be.true();
     });
 
@@ -94,7 +96,9 @@ describe('Configuration', () => {
 
     it('configures S3, TLS cookies and lists from the environment', () => {
 
-        const config = loadConfig({ S3_ENDPOINT: 'minio.internal', S3_ACCESS_KEY: 'ak', S3_SECRET_KEY: 'sk', AEGIS_PUBLIC_URL: 'https://aegis.example.com', CORS_ORIGINS: 'https://a.example, https://b.example', UPLOAD_ALLOWED_TYPES: 'image/png,application/pdf' });
+        const config = loadConfig({ S3_ENDPOINT: 'minio.internal', S3_ACCESS_KEY: 'ak', S3_SECRET_KEY: 'sk', AEGIS_PUBLIC_URL: 'https://aegis.example.com', CORS_ORIGINS: 'https://a.example, https://b.example', UPLOAD_ALLOWED_TYPES: 'image/png,application/pdf', METRICS_PORT: '9464', WORKER_METRICS_PORT: '9465', RELAY_RETENTION_DAYS: '30' });
+        expect(config.metrics).to.equal({ host: '127.0.0.1', port: 9464, workerPort: 9465 });
+        expect(config.relay.retentionDays).to.equal(30);
         expect(config.storage).to.include({ driver: 's3', endPoint: 'minio.internal', bucket: 'aegis-evidence', port: 9000 });
         expect(config.cookie.secure).to.be.true();
         expect(config.cors.origins).to.equal(['https://a.example', 'https://b.example']);
@@ -107,7 +111,7 @@ describe('Configuration', () => {
         const attempt = () => loadConfig({
             PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_SECRET: secret, JWT_TTL_SECONDS: '86400', S3_ENDPOINT: 'minio', LOG_LEVEL: 'loud',
             AEGIS_SECRET_KEY: secret, OUTBOUND_ALLOW_HOSTS: 'jira.corp, not a host!, 10.0.0.0/99', OUTBOUND_PORTS: 'https', SMTP_URL: 'smtp://mail.example',
-            COVERAGE_STALENESS_DAYS: '0'
+            COVERAGE_STALENESS_DAYS: '0', RELAY_RETENTION_DAYS: '0', METRICS_PORT: '99999'
         });
         expect(attempt).to.throw(ConfigError);
         try {
@@ -115,7 +119,7 @@ describe('Configuration', () => {
         }
         catch (err) {
             const message = (err as Error).message;
-            for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'JWT_TTL_SECONDS', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'LOG_LEVEL', 'OUTBOUND_PORTS', 'SMTP_FROM', 'COVERAGE_STALENESS_DAYS']) {
+            for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'JWT_TTL_SECONDS', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'LOG_LEVEL', 'OUTBOUND_PORTS', 'SMTP_FROM', 'COVERAGE_STALENESS_DAYS', 'RELAY_RETENTION_DAYS', 'METRICS_PORT']) {
                 expect(message).to.include(name);
             }
 

@@ -6,12 +6,13 @@ import type { Services } from '../../server/services';
 
 import { defineAttackJobs, scheduleAttackJobs } from './attack';
 import { defineCoverageJobs, scheduleCoverageJobs } from './coverage';
-import { defineSystemJobs, scheduleSystemJobs } from './system';
+import { defineSystemJobs, scheduleSystemJobs, type RetentionOptions } from './system';
 import { defineTestJobs, scheduleTestJobs } from './tests';
 
 
 export interface JobOptions {
     attack: Config['attack'];
+    relay: RetentionOptions;
     logger?: Logger;
 }
 
@@ -19,7 +20,7 @@ export interface JobOptions {
 // Every job family, in one explicit list: define the handlers, then the recurring schedules.
 export const defineJobs = (agenda: Agenda, services: Services, options: JobOptions) => {
 
-    defineSystemJobs(agenda, services);
+    defineSystemJobs(agenda, services, options);
     defineAttackJobs(agenda, services, options);
     defineTestJobs(agenda, services, options);
     defineCoverageJobs(agenda, services, options);
