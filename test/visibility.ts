@@ -120,6 +120,8 @@ describe('Visibility of classified tests', () => {
         const restricted = await classifiedTest(internals.restricted, 'restricted', techniqueId, context.users.red_tech.id);
         await call('admin', 'POST', `/api/v1/tests/${restricted.id}/validate-red`, { approved: false, comment: `Rejected ${internals.restricted}` });
         await call('admin', 'POST', `/api/v1/tests/${restricted.id}/reopen`, {});
+        // Notifications follow the commit (the event relay): deliver them while the technician is still assigned
+        await context.relay.drain();
         await call('red_lead', 'PATCH', `/api/v1/tests/${restricted.id}`, { red_assignee_id: other.id });
         for (const action of ['start-execution', 'submit-red', 'submit-blue']) {
             await call('admin', 'POST', `/api/v1/tests/${restricted.id}/${action}`, {});
@@ -143,6 +145,7 @@ describe('Visibility of classified tests', () => {
         }
 
         const worklog = await call('red_lead', 'POST', '/api/v1/worklogs', { test_id: restricted.id, minutes: 30, date: '2026-12-01', note: 'triage' });
+        await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 
         Object.assign(ids, { restricted: restricted.id, confidential: confidential.id, technique: techniqueId, retest: retest.id, restrictedEvidence: restricted.evidence, confidentialEvidence: confidential.evidence });

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { idParams, listQuery, timestamp, uuid } from '../schemas/common';
+import { answers, idParams, listQuery, timestamp, uuid } from '../schemas/common';
 import { eventDelivery, failedDeliveryFilters, failedDeliveryPage } from '../schemas/events';
 import { syncRequest } from '../schemas/heatmap';
 import * as SystemSchemas from '../schemas/system';
@@ -75,7 +75,8 @@ export const systemRoutes = [
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
             validate: { params: idParams },
-            response: { status: { 200: eventDelivery } }
+            response: { status: { 200: eventDelivery } },
+            plugins: answers(404, 409)
         },
         handler: (request) => request.services().events.retry(actorOf(request), request.params.id)
     }),

@@ -106,6 +106,7 @@ describe('Notifications', () => {
             expect(res.statusCode, url).to.equal(200);
         }
 
+        await context.relay.drain();
         const received = async (user: { id: string }) => (await Notification.query(context.knex).where({ user_id: user.id, entity_id: test.id }).orderBy('created_at')).map((item) => item.type);
         expect(await received(noReview)).to.equal(['test.validated']);
         expect(await received(nothing)).to.equal([]);

@@ -163,6 +163,15 @@ describe('attack-sync job', () => {
             const done = internals.finished(agenda, job.attrs._id);
             await agenda.start();
             expect(await done).to.equal(reason);
+
+            // Agenda emits 'fail' before it has saved the failure: wait for the scheduler to show it, then stop
+            let entry: Record<string, unknown> | undefined;
+            for (let i = 0; i < 100 && entry?.state !== 'failed'; ++i) {
+                await new Promise((resolve) => setTimeout(resolve, i ? 100 : 0));
+                const scheduler = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') })).payload);
+                entry = scheduler.items.find((item: { id: string }) => item.id === id);
+            }
+
             await close();
 
             expect(log.lines().filter((line) => line.id === id).map(({ level, name, job: jobName, msg }) => ({ level, name, job: jobName, msg }))).to.equal([
@@ -170,8 +179,7 @@ describe('attack-sync job', () => {
                 { level: 50, name: 'aegis-worker', job: 'attack-sync', msg: `attack-sync failed: ${reason}` }
             ]);
 
-            const scheduler = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/scheduler', auth: context.as('admin') })).payload);
-            expect(scheduler.items.find((item: { id: string }) => item.id === id)).to.include({ name: 'attack-sync', state: 'failed', fail_reason: reason, fail_count: 1 });
+            expect(entry).to.include({ name: 'attack-sync', state: 'failed', fail_reason: reason, fail_count: 1 });
         }
     });
 
