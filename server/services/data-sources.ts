@@ -7,7 +7,7 @@ import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { nextCustomId } from './custom-ids';
-import { likePattern, page, type ListQuery, type Page } from './lists';
+import { likePattern, page, pageOfQuery, type ListQuery, type Page } from './lists';
 
 
 export interface DataSourceFilters extends ListQuery {
@@ -222,16 +222,10 @@ export class DataSourcesService {
             .whereNotExists((sub) => sub.select(knex.raw('1')).from('technique_data_components as tdc').join('data_components as dc', 'dc.id', 'tdc.data_component_id')
                 .whereRaw('tdc.technique_id = t.mitre_id').where('dc.collected', true));
 
-        const limit = filters.limit ?? 50;
-        const offset = filters.offset ?? 0;
-        const [items, [counted]] = await Promise.all([
-            query.clone().select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status')
-                .select(knex.raw('(select count(distinct tdc.data_component_id) from technique_data_components tdc where tdc.technique_id = t.mitre_id)::integer as data_component_count'))
-                .orderBy('t.mitre_id').limit(limit).offset(offset),
-            query.clone().count('* as count')
-        ]);
-
-        return { items, total: Number(counted?.count ?? 0), limit, offset };
+        const items = query.clone().select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status')
+            .select(knex.raw('(select count(distinct tdc.data_component_id) from technique_data_components tdc where tdc.technique_id = t.mitre_id)::integer as data_component_count'))
+            .orderBy('t.mitre_id');
+        return await pageOfQuery(knex, items, query, filters);
     }
 
     // Techniques whose telemetry is collected but which are not covered: the best places to write a detection, ranked
@@ -249,26 +243,15 @@ export class DataSourcesService {
             .select(knex.raw(`avg((select avg(value::numeric) from jsonb_each_text(dc.quality) where key = any(?)))::float as quality`, [qualityDimensions as unknown as string[]]));
 
         const query = internals.activeTechniques(knex, filters).withMaterialized('c', collected).join('c', 'c.technique_id', 't.mitre_id').whereIn('t.coverage_status', ['untested', 'not_covered', 'partial']);
-        const limit = filters.limit ?? 50;
-        const offset = filters.offset ?? 0;
-        const [items, [counted]] = await Promise.all([
-            query.clone()
-                .select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status', 'c.collected_count', 'c.collected_components', 'c.quality')
-                .select(knex.raw('(select count(*) from threat_actor_techniques tat where tat.technique_id = t.mitre_id)::integer as threat_actor_count'))
-                .orderByRaw(`case t.coverage_status when 'partial' then 1 else 0 end`)
-                .orderBy([{ column: 'c.collected_count', order: 'desc' }])
-                .orderByRaw('c.quality desc nulls last')
-                .orderBy([{ column: 'threat_actor_count', order: 'desc' }, { column: 't.mitre_id', order: 'asc' }])
-                .limit(limit).offset(offset),
-            query.clone().count('* as count')
-        ]);
-
-        return {
-            items: items.map((item: { quality: number | null }, index: number) => ({ rank: offset + index + 1, ...item, quality: item.quality === null ? null : Math.round(item.quality * 10) / 10 })),
-            total: Number(counted?.count ?? 0),
-            limit,
-            offset
-        };
+        const items = query.clone()
+            .select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status', 'c.collected_count', 'c.collected_components', 'c.quality')
+            .select(knex.raw('(select count(*) from threat_actor_techniques tat where tat.technique_id = t.mitre_id)::integer as threat_actor_count'))
+            .orderByRaw(`case t.coverage_status when 'partial' then 1 else 0 end`)
+            .orderBy([{ column: 'c.collected_count', order: 'desc' }])
+            .orderByRaw('c.quality desc nulls last')
+            .orderBy([{ column: 'threat_actor_count', order: 'desc' }, { column: 't.mitre_id', order: 'asc' }]);
+        const result = await pageOfQuery<{ quality: number | null }>(knex, items, query, filters);
+        return { ...result, items: result.items.map((item, index) => ({ rank: result.offset + index + 1, ...item, quality: item.quality === null ? null : Math.round(item.quality * 10) / 10 })) };
     }
 
     private async lock(trx: Knex.Transaction, id: string): Promise<DataComponent> {

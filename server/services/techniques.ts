@@ -9,7 +9,7 @@ import { d3fendTactics } from './attack-import';
 import type { AuditService } from './audit';
 import { scoreOf, type CoverageService } from './coverage';
 import { nextCustomId } from './custom-ids';
-import { likePattern, type ListQuery, type Page } from './lists';
+import { likePattern, pageOfQuery, type ListQuery, type Page } from './lists';
 
 
 export interface TechniqueFilters extends ListQuery {
@@ -138,17 +138,15 @@ export class TechniquesService {
                 [filters.search, prefix, prefix, pattern]);
         }
 
-        const limit = filters.limit ?? 50;
-        const offset = filters.offset ?? 0;
         const order = filters.order ?? 'asc';
         const items = this.summaries().whereIn('techniques.mitre_id', query.clone().select('techniques.mitre_id'));
         if (rank && !filters.sort) {
             items.orderByRaw(rank.toSQL().sql, rank.toSQL().bindings as any[]);
         }
 
-        items.orderBy(`techniques.${filters.sort ?? 'mitre_id'}`, order).orderBy('techniques.mitre_id', order).limit(limit).offset(offset);
-        const [rows, [counted]] = await Promise.all([items, query.clone().count('* as count')]);
-        return { items: rows.map(internals.summary), total: Number(counted?.count ?? 0), limit, offset };
+        items.orderBy(`techniques.${filters.sort ?? 'mitre_id'}`, order).orderBy('techniques.mitre_id', order);
+        const result = await pageOfQuery<Record<string, any>>(knex, items, query, filters);
+        return { ...result, items: result.items.map(internals.summary) };
     }
 
     // The technique's latest validated tests are those the actor may see
