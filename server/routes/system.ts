@@ -1,8 +1,5 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { listQuery, timestamp, uuid } from '../schemas/common';
 import { syncRequest } from '../schemas/heatmap';
 import * as SystemSchemas from '../schemas/system';
 import type { AuditFilters } from '../services/audit';
@@ -59,17 +56,7 @@ export const systemRoutes = [
             description: 'The audit trail, newest first, filtered by actor, action, entity, outcome and time range',
             tags: ['api', 'audit-logs'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: {
-                query: listQuery(['created_at', 'action'], {
-                    actor_id: uuid,
-                    action: Joi.string().max(100),
-                    entity_type: Joi.string().max(64),
-                    entity_id: Joi.string().max(128),
-                    outcome: Joi.string().valid('success', 'failure', 'denied'),
-                    from: timestamp,
-                    to: timestamp
-                })
-            },
+            validate: { query: SystemSchemas.auditLogQuery },
             response: { schema: SystemSchemas.auditLogPage }
         },
         handler: (request) => request.services().audit.list(request.query)

@@ -1,11 +1,9 @@
-import Joi from 'joi';
-
 import type { Preferences } from '../models';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, idParams } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
-import { userSortFields, type UserCreate, type UserFilters, type UserUpdate } from '../services/users';
+import type { UserCreate, UserFilters, UserUpdate } from '../services/users';
 
 import { route } from './route';
 
@@ -18,14 +16,8 @@ export const userRoutes = [
             description: 'List users',
             tags: ['api', 'users'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: {
-                query: listQuery(userSortFields, {
-                    role: UserSchemas.role,
-                    is_active: Joi.boolean(),
-                    search: searchText
-                })
-            },
-            response: { schema: pageOf(UserSchemas.user, 'UserPage') }
+            validate: { query: UserSchemas.userListQuery },
+            response: { schema: UserSchemas.userPage }
         },
         handler: (request) => request.services().users.list(request.query)
     }),

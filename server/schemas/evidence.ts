@@ -1,6 +1,6 @@
 import Joi from 'joi';
 
-import { timestamp } from './common';
+import { listQuery, pageOf, timestamp } from './common';
 
 
 export const evidence = Joi.object({
@@ -32,3 +32,9 @@ export const evidenceFile = {
     description: 'The file, as an attachment in its stored type, with its SHA-256 in x-checksum-sha256',
     'x-content': { '*/*': { schema: { type: 'string', format: 'binary' } } }
 };
+
+
+export const evidenceListQuery = listQuery(['created_at', 'original_name', 'size', 'team']);
+
+
+export const evidencePage = pageOf(evidence, 'EvidencePage');

@@ -1,7 +1,7 @@
 import Joi from 'joi';
 
-import { text } from './common';
-import { coverageStatus, coverageStatuses } from './techniques';
+import { text, uuid } from './common';
+import { coverageStatus, coverageStatuses, domain, platform } from './techniques';
 
 
 const tests = Joi.object({ total: Joi.number().integer().required(), validated: Joi.number().integer().required() });
@@ -79,3 +79,18 @@ export const layerImportPayload = Joi.object({ layer: Joi.object().unknown(true)
     .unknown(true)
     .when(Joi.object({ layer: Joi.exist() }).unknown(), { then: Joi.object({ layer: Joi.required() }).unknown(false) })
     .required().label('NavigatorLayerImport');
+
+
+export const heatmapQuery = Joi.object({
+    domain,
+    platform,
+    threat_actor_id: uuid,
+    include_subtechniques: Joi.boolean()
+});
+
+
+// A Navigator layer always holds the sub-techniques
+export const layerQuery = heatmapQuery.keys({ include_subtechniques: Joi.forbidden() });
+
+
+export const layerImportQuery = Joi.object({ reason: text(1000).min(1) });
