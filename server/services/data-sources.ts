@@ -6,6 +6,7 @@ import { DataComponent, type AttackDomainName, type DataQuality } from '../model
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { nextCustomId } from './custom-ids';
 import { likePattern, page, pageOfQuery, type ListQuery, type Page } from './lists';
 
@@ -256,10 +257,7 @@ export class DataSourcesService {
 
     private async lock(trx: Knex.Transaction, id: string): Promise<DataComponent> {
 
-        const component = await DataComponent.query(trx).findById(id).forUpdate();
-        if (!component) {
-            throw new NotFoundError('Data component');
-        }
+        const component = await lockOr404(DataComponent.query(trx).findById(id), 'Data component');
 
         return component;
     }

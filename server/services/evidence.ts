@@ -10,10 +10,11 @@ import {
 } from '../../integrations/storage';
 import type { Config } from '../config';
 import { ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors';
-import { Evidence, Test, TestTimelineEntry } from '../models';
+import { Evidence, Test } from '../models';
 import { ownsOrLead, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { appendTimeline } from './changes';
 import { page, type ListQuery, type Page } from './lists';
 import { readMultipartFile, type MultipartFile } from './multipart';
 import { edits, roleAllows } from './test-lifecycle';
@@ -299,7 +300,7 @@ export class EvidenceService {
             }
 
             await row.$query(trx).delete();
-            await this.timeline(trx, actor, test, 'evidence-delete', { evidence_id: id, team: row.team, name: row.original_name, sha256: row.sha256 });
+            await appendTimeline(trx, actor, test.id, { action: 'evidence-delete', changes: { evidence_id: id, team: row.team, name: row.original_name, sha256: row.sha256 } });
             await this.deps.audit.record(trx, actor, { action: 'evidence.delete', entity_type: 'evidence', entity_id: id, details: { test_id: test.id, sha256: row.sha256 } });
             return row;
         });
@@ -383,14 +384,10 @@ export class EvidenceService {
                 uploaded_by: actor.id
             });
 
-            await this.timeline(trx, actor, test, 'evidence-add', { evidence_id: evidence.id, team: fields.team, name: object.originalName, size: object.size, sha256: object.sha256 });
+            await appendTimeline(trx, actor, test.id, { action: 'evidence-add', changes: { evidence_id: evidence.id, team: fields.team, name: object.originalName, size: object.size, sha256: object.sha256 } });
             await this.deps.audit.record(trx, actor, { action: 'evidence.upload', entity_type: 'evidence', entity_id: evidence.id, details: { test_id: testId, team: fields.team, size: object.size, sha256: object.sha256, content_type: object.contentType } });
             return evidence;
         });
     }
 
-    private async timeline(trx: Knex.Transaction, actor: Actor, test: Test, action: string, changes: Record<string, unknown>): Promise<void> {
-
-        await TestTimelineEntry.query(trx).insert({ test_id: test.id, actor_id: actor.id, actor_role: actor.role, action, from_state: null, to_state: null, changes });
-    }
 }

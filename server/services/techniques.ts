@@ -7,6 +7,7 @@ import type { Actor } from '../policy';
 
 import { d3fendTactics } from './attack-import';
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { scoreOf, type CoverageService } from './coverage';
 import { nextCustomId } from './custom-ids';
 import { likePattern, pageOfQuery, type ListQuery, type Page } from './lists';
@@ -240,10 +241,7 @@ export class TechniquesService {
 
         await Technique.transaction(this.deps.knex, async (trx) => {
 
-            const technique = await Technique.query(trx).findById(mitreId).forUpdate();
-            if (!technique) {
-                throw new NotFoundError('Technique');
-            }
+            const technique = await lockOr404(Technique.query(trx).findById(mitreId), 'Technique');
 
             if (!technique.is_custom) {
                 const managed = Object.keys(input).filter((field) => !(organisationFields as readonly string[]).includes(field));
@@ -292,10 +290,7 @@ export class TechniquesService {
 
         await Technique.transaction(this.deps.knex, async (trx) => {
 
-            const technique = await Technique.query(trx).findById(mitreId).forUpdate();
-            if (!technique) {
-                throw new NotFoundError('Technique');
-            }
+            await lockOr404(Technique.query(trx).findById(mitreId), 'Technique');
 
             await this.markForReview(trx, [mitreId], input.needs_review ? input.reason ?? null : null, actor, input.needs_review);
             await this.deps.audit.record(trx, actor, { action: input.needs_review ? 'technique.review_requested' : 'technique.review_cleared', entity_type: 'technique', entity_id: mitreId, details: { reason: input.reason ?? null } });

@@ -5,6 +5,7 @@ import { ThreatActor } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 
 
@@ -198,10 +199,7 @@ export class ThreatActorsService {
 
     private async lock(trx: Knex.Transaction, id: string): Promise<ThreatActor> {
 
-        const row = await ThreatActor.query(trx).findById(id).forUpdate();
-        if (!row) {
-            throw new NotFoundError('Threat actor');
-        }
+        const row = await lockOr404(ThreatActor.query(trx).findById(id), 'Threat actor');
 
         return row;
     }

@@ -8,6 +8,7 @@ import { User, type Preferences } from '../models';
 import { Role, systemActor, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { likePattern, pageOfRows, totalColumn, type ListQuery, type Page } from './lists';
 import type { NotificationPreferences, NotificationType } from './notifications';
 import { checkPasswordPolicy, hashPassword } from './passwords';
@@ -142,10 +143,7 @@ export class UsersService {
 
         return await User.transaction(this.deps.knex, async (trx) => {
 
-            const user = await User.query(trx).findById(id).forUpdate();
-            if (!user) {
-                throw new NotFoundError('User');
-            }
+            const user = await lockOr404(User.query(trx).findById(id), 'User');
 
             const losesAdmin = user.role === Role.admin && user.is_active && (input.role !== undefined && input.role !== Role.admin || input.is_active === false);
             if (losesAdmin) {
@@ -165,10 +163,7 @@ export class UsersService {
 
         return await User.transaction(this.deps.knex, async (trx) => {
 
-            const user = await User.query(trx).findById(id).forUpdate();
-            if (!user) {
-                throw new NotFoundError('User');
-            }
+            const user = await lockOr404(User.query(trx).findById(id), 'User');
 
             if (user.id === actor.id) {
                 throw new ConflictError('You cannot deactivate your own account', 'cannot_deactivate_self');
