@@ -18,7 +18,7 @@ export const dataSourceRoutes = [
             validate: { query: Schemas.dataSourceListQuery },
             response: { schema: Schemas.dataComponentPage }
         },
-        handler: (request) => request.services().dataSources.list(request.query)
+        handler: (request) => request.services().dataSources.list(actorOf(request), request.query)
     }),
 
     route<{ Query: GapFilters }>({
@@ -31,7 +31,7 @@ export const dataSourceRoutes = [
             validate: { query: Schemas.gapQuery },
             response: { schema: Schemas.blindSpotPage }
         },
-        handler: (request) => request.services().dataSources.blindSpots(request.query)
+        handler: (request) => request.services().dataSources.blindSpots(actorOf(request), request.query)
     }),
 
     route<{ Query: GapFilters }>({
@@ -44,7 +44,7 @@ export const dataSourceRoutes = [
             validate: { query: Schemas.gapQuery },
             response: { schema: Schemas.opportunityPage }
         },
-        handler: (request) => request.services().dataSources.opportunities(request.query)
+        handler: (request) => request.services().dataSources.opportunities(actorOf(request), request.query)
     }),
 
     route<{ Params: { id: string } }>({
@@ -58,7 +58,7 @@ export const dataSourceRoutes = [
             response: { schema: Schemas.dataComponentDetail },
             plugins: answers(404)
         },
-        handler: (request) => request.services().dataSources.get(request.params.id)
+        handler: (request) => request.services().dataSources.get(actorOf(request), request.params.id)
     }),
 
     route<{ Payload: DataSourceCreate }>({

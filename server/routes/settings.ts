@@ -17,7 +17,7 @@ export const settingRoutes = [
             validate: { query: settingListQuery },
             response: { schema: settingsPage }
         },
-        handler: (request) => request.services().settings.list(request.query)
+        handler: (request) => request.services().settings.list(actorOf(request), request.query)
     }),
 
     route<{ Params: { key: string } }>({
@@ -31,7 +31,7 @@ export const settingRoutes = [
             response: { schema: setting },
             plugins: answers(404, 409)
         },
-        handler: (request) => request.services().settings.describe(request.params.key)
+        handler: (request) => request.services().settings.describe(actorOf(request), request.params.key)
     }),
 
     route<{ Params: { key: string }; Payload: { value: unknown } }>({

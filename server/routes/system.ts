@@ -34,7 +34,7 @@ export const systemRoutes = [
             auth: { access: { scope: [...Access.admin] } },
             response: { schema: SystemSchemas.scheduler }
         },
-        handler: (request) => request.services().system.scheduler()
+        handler: (request) => request.services().system.scheduler(actorOf(request))
     }),
 
     route({
@@ -59,6 +59,6 @@ export const systemRoutes = [
             validate: { query: SystemSchemas.auditLogQuery },
             response: { schema: SystemSchemas.auditLogPage }
         },
-        handler: (request) => request.services().audit.list(request.query)
+        handler: (request) => request.services().audit.list(actorOf(request), request.query)
     })
 ];

@@ -18,7 +18,7 @@ export const techniqueRoutes = [
             validate: { query: Schemas.techniqueListQuery },
             response: { schema: Schemas.techniquePage }
         },
-        handler: (request) => request.services().techniques.list(request.query)
+        handler: (request) => request.services().techniques.list(actorOf(request), request.query)
     }),
 
     route<{ Payload: TechniqueCreate }>({
@@ -90,6 +90,6 @@ export const techniqueRoutes = [
             response: { schema: Schemas.techniqueD3fend },
             plugins: answers(404)
         },
-        handler: (request) => request.services().techniques.d3fend(request.params.mitre_id)
+        handler: (request) => request.services().techniques.d3fend(actorOf(request), request.params.mitre_id)
     })
 ];

@@ -18,7 +18,7 @@ export const threatActorRoutes = [
             validate: { query: Schemas.threatActorListQuery },
             response: { schema: Schemas.threatActorPage }
         },
-        handler: (request) => request.services().threatActors.list(request.query)
+        handler: (request) => request.services().threatActors.list(actorOf(request), request.query)
     }),
 
     route<{ Payload: ThreatActorCreate }>({
@@ -45,7 +45,7 @@ export const threatActorRoutes = [
             response: { schema: Schemas.threatActorDetail },
             plugins: answers(404)
         },
-        handler: (request) => request.services().threatActors.get(request.params.id)
+        handler: (request) => request.services().threatActors.get(actorOf(request), request.params.id)
     }),
 
     route<{ Params: { id: string }; Payload: ThreatActorUpdate }>({

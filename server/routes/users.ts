@@ -19,7 +19,7 @@ export const userRoutes = [
             validate: { query: UserSchemas.userListQuery },
             response: { schema: UserSchemas.userPage }
         },
-        handler: (request) => request.services().users.list(request.query)
+        handler: (request) => request.services().users.list(actorOf(request), request.query)
     }),
 
     route<{ Payload: UserCreate }>({
@@ -46,7 +46,7 @@ export const userRoutes = [
             auth: { access: { scope: [...Access.any] } },
             response: { schema: UserSchemas.user }
         },
-        handler: (request) => request.services().users.get(request.auth.credentials.user!.id)
+        handler: (request) => request.services().users.get(actorOf(request), request.auth.credentials.user!.id)
     }),
 
     route<{ Payload: Preferences }>({
@@ -73,7 +73,7 @@ export const userRoutes = [
             response: { schema: UserSchemas.user },
             plugins: answers(404)
         },
-        handler: (request) => request.services().users.get(request.params.id)
+        handler: (request) => request.services().users.get(actorOf(request), request.params.id)
     }),
 
     route<{ Params: { id: string }; Payload: UserUpdate }>({

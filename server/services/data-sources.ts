@@ -95,7 +95,7 @@ export class DataSourcesService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
 
-    async list(filters: DataSourceFilters): Promise<Page<DataComponent & { technique_count: number; quality_score: number | null }>> {
+    async list(actor: Actor, filters: DataSourceFilters): Promise<Page<DataComponent & { technique_count: number; quality_score: number | null }>> {
 
         const query = DataComponent.query(this.deps.knex)
             .select('data_components.*')
@@ -125,7 +125,7 @@ export class DataSourcesService {
         return { ...result, items: result.items.map((item) => Object.assign(item, { quality_score: internals.qualityScore(item.quality) }) as DataComponent & { technique_count: number; quality_score: number | null }) };
     }
 
-    async get(id: string) {
+    async get(actor: Actor, id: string) {
 
         const { knex } = this.deps;
         const component = await DataComponent.query(knex).findById(id);
@@ -166,7 +166,7 @@ export class DataSourcesService {
             return row.id;
         });
 
-        return await this.get(id);
+        return await this.get(actor, id);
     }
 
     // An imported component takes only the organisation's view (collected, quality, notes); a custom one every field
@@ -198,7 +198,7 @@ export class DataSourcesService {
             await this.deps.audit.record(trx, actor, { action: component.is_custom ? 'data_component.update' : 'data_component.assess', entity_type: 'data_component', entity_id: id, details: { changes: input } });
         });
 
-        return await this.get(id);
+        return await this.get(actor, id);
     }
 
     async remove(actor: Actor, id: string): Promise<void> {
@@ -216,7 +216,7 @@ export class DataSourcesService {
     }
 
     // Active techniques that no collected data component can reveal (mapped to none, or only to uncollected ones).
-    async blindSpots(filters: GapFilters) {
+    async blindSpots(actor: Actor, filters: GapFilters) {
 
         const { knex } = this.deps;
         const query = internals.activeTechniques(knex, filters)
@@ -232,7 +232,7 @@ export class DataSourcesService {
     // Techniques whose telemetry is collected but which are not covered: the best places to write a detection, ranked
     // by weakest coverage first (untested and not_covered before partial), then the number of collected components
     // that can reveal them, their mean data quality, and how many threat actors use them.
-    async opportunities(filters: GapFilters) {
+    async opportunities(actor: Actor, filters: GapFilters) {
 
         const { knex } = this.deps;
         // Materialised: aggregated once, whatever the planner believes of the techniques it joins

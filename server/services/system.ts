@@ -95,7 +95,7 @@ export class SystemService {
         };
     }
 
-    async scheduler(): Promise<{ items: ScheduledJob[]; workers: WorkerHeartbeat[] }> {
+    async scheduler(actor: Actor): Promise<{ items: ScheduledJob[]; workers: WorkerHeartbeat[] }> {
 
         const [items, workers] = await Promise.all([
             this.deps.queue.list(),

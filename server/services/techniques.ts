@@ -103,7 +103,7 @@ export class TechniquesService {
                 from technique_tactics tt join tactics ta on ta.id = tt.tactic_id where tt.technique_id = techniques.mitre_id), '[]'::json) as tactics`));
     }
 
-    async list(filters: TechniqueFilters): Promise<Page<TechniqueSummary>> {
+    async list(actor: Actor, filters: TechniqueFilters): Promise<Page<TechniqueSummary>> {
 
         const { knex } = this.deps;
         const query = knex('techniques');
@@ -314,7 +314,7 @@ export class TechniquesService {
 
     // D3FEND countermeasures of a technique, grouped by D3FEND tactic in display order. A parent technique also
     // answers those mapped to its sub-techniques (D3FEND maps mostly at sub-technique level), each with the ids it came through.
-    async d3fend(mitreId: string) {
+    async d3fend(actor: Actor, mitreId: string) {
 
         const { knex } = this.deps;
         const technique = await knex('techniques').where('mitre_id', mitreId).first('mitre_id', 'name', 'is_subtechnique');

@@ -49,7 +49,7 @@ export class ThreatActorsService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
 
-    list(filters: ThreatActorFilters): Promise<Page<ThreatActor>> {
+    list(actor: Actor, filters: ThreatActorFilters): Promise<Page<ThreatActor>> {
 
         const query = ThreatActor.query(this.deps.knex)
             .select('threat_actors.*')
@@ -78,11 +78,11 @@ export class ThreatActorsService {
         return page(query, filters, { sort: 'name', order: 'asc' });
     }
 
-    async get(id: string) {
+    async get(actor: Actor, id: string) {
 
         const { knex } = this.deps;
-        const actor = await ThreatActor.query(knex).findById(id);
-        if (!actor) {
+        const threatActor = await ThreatActor.query(knex).findById(id);
+        if (!threatActor) {
             throw new NotFoundError('Threat actor');
         }
 
@@ -95,7 +95,7 @@ export class ThreatActorsService {
                 .select('c.id', 'c.mitre_id', 'c.name', 'c.first_seen', 'c.last_seen').orderBy('c.mitre_id')
         ]);
 
-        return { ...actor, techniques, software, campaigns };
+        return { ...threatActor, techniques, software, campaigns };
     }
 
     async create(actor: Actor, input: ThreatActorCreate) {
@@ -118,7 +118,7 @@ export class ThreatActorsService {
             return row;
         });
 
-        return await this.get(created.id);
+        return await this.get(actor, created.id);
     }
 
     async update(actor: Actor, id: string, input: ThreatActorUpdate) {
@@ -137,7 +137,7 @@ export class ThreatActorsService {
             await this.deps.audit.record(trx, actor, { action: 'threat_actor.update', entity_type: 'threat_actor', entity_id: id, details: { changes: input } });
         });
 
-        return await this.get(id);
+        return await this.get(actor, id);
     }
 
     async remove(actor: Actor, id: string): Promise<void> {

@@ -100,14 +100,14 @@ export class UsersService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
 
-    async list(filters: UserFilters): Promise<Page<User>> {
+    async list(actor: Actor, filters: UserFilters): Promise<Page<User>> {
 
         const statement = usersList(filters);
         const rows = await runStatement(this.deps.knex, statement.page);
         return await pageOfRows(rows as unknown as User[], statement.window, async () => Number((await runStatement(this.deps.knex, statement.count))[0]!.count));
     }
 
-    async get(id: string): Promise<User> {
+    async get(actor: Actor, id: string): Promise<User> {
 
         const user = await User.query(this.deps.knex).findById(id);
         if (!user) {
