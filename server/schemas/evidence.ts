@@ -18,6 +18,13 @@ export const evidence = Joi.object({
 }).label('Evidence');
 
 
+// The upload form's fields, which the service validates itself once the route has streamed the body to it
+export const evidenceFields = Joi.object({
+    team: Joi.string().valid('red', 'blue').required(),
+    description: Joi.string().trim().max(2000).allow('')
+});
+
+
 // The upload form as documentation: the route streams the body to the service, which validates the fields itself
 export const evidenceUpload = Joi.object({
     team: Joi.string().valid('red', 'blue').required(),

@@ -2,7 +2,6 @@ import * as Crypto from 'crypto';
 import { PassThrough, Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 
-import Joi from 'joi';
 import type { Knex } from 'knex';
 
 import {
@@ -12,6 +11,7 @@ import type { Config } from '../config';
 import { ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import { Evidence, Test } from '../models';
 import { ownsOrLead, type Actor } from '../policy';
+import { evidenceFields } from '../schemas/evidence';
 
 import type { AuditService } from './audit';
 import { appendTimeline } from './changes';
@@ -45,11 +45,6 @@ export const uploadSettings = (config: Pick<Config, 'uploads' | 'storage'>): Upl
 
 const internals = {
     formOverhead: 64 * 1024,
-
-    fields: Joi.object({
-        team: Joi.string().valid('red', 'blue').required(),
-        description: Joi.string().trim().max(2000).allow('')
-    }),
 
     // Reads until `bytes` are buffered or the stream ends; the returned stream replays them, then the rest
     peek: (stream: Readable, bytes: number): Promise<{ head: Buffer; ended: boolean; body: Readable }> => new Promise((resolve, reject) => {
@@ -194,7 +189,7 @@ export class EvidenceService {
 
         const { uploads, storage } = this.deps;
         const file = form.stream;
-        const { value: fields, error } = internals.fields.validate(form.fields, { abortEarly: false });
+        const { value: fields, error } = evidenceFields.validate(form.fields, { abortEarly: false });
         if (error) {
             throw new ValidationError(error.message, error.details.map((detail) => detail.path.join('.')), 'validation_failed');
         }
