@@ -238,11 +238,17 @@ describe('Heatmap', () => {
             expect(refused.statusCode).to.equal(400);
             expect(JSON.parse(refused.payload)).to.include({ code: 'layer_too_large', fields: ['techniques'], message: `The layer names ${padded.length} techniques; the enterprise-attack catalogue holds ${catalogue.length}` });
 
-            // Every technique under every tactic, with long comments: over 1 MiB, accepted
+            // Every technique under every tactic (or under as many as fit, for a catalogue that an import has grown in the
+            // shared database), with comments long enough to take the file to about 3 MiB: over 1 MiB, under the route's
+            // 4 MiB, accepted
             const tactics = await context.knex('tactics').where('domain', 'enterprise-attack').pluck('shortname');
-            const full = navigatorFile(catalogue.flatMap((id) => tactics.map((tactic) => entry(id, tactic, { comment: 'c'.repeat(1500) }))));
-            const text = JSON.stringify(full, null, 4);
+            const fullText = (perTechnique: number, comment: number) => JSON.stringify(navigatorFile(catalogue.flatMap((id) => tactics.slice(0, perTechnique).map((tactic) => entry(id, tactic, { comment: 'c'.repeat(comment) })))), null, 4);
+            const perEntry = fullText(1, 0).length / catalogue.length;
+            const perTechnique = Math.max(1, Math.min(tactics.length, Math.floor(2 * 1024 * 1024 / (perEntry * catalogue.length))));
+            const comment = Math.min(10_000, Math.floor((3 * 1024 * 1024 - fullText(perTechnique, 0).length) / (catalogue.length * perTechnique)));
+            const text = fullText(perTechnique, comment);
             expect(text.length).to.be.above(1024 * 1024);
+            expect(text.length).to.be.below(4 * 1024 * 1024);
             const accepted = await post('admin', text);
             expect(accepted.statusCode, accepted.payload.slice(0, 200)).to.equal(200);
             expect(JSON.parse(accepted.payload).marked.length).to.equal(catalogue.length);
