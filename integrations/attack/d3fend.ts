@@ -2,7 +2,8 @@ import { pipeline } from 'stream/promises';
 
 import { StreamParser, type Quad } from 'n3';
 
-import { openBundleStream, type BundleInput } from './stix';
+import { openBundleStream } from './stix-parser';
+import type { BundleInput } from './stix-types';
 
 
 export interface D3fendTactic {

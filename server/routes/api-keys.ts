@@ -1,10 +1,8 @@
-import Joi from 'joi';
-
 import type { ApiKeyScope } from '../models';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { apiKeyPage, apiKeyScope, createdApiKey } from '../schemas/api-keys';
-import { answers, idParams, listQuery, text } from '../schemas/common';
+import { apiKeyCreate, apiKeyListQuery, apiKeyPage, createdApiKey } from '../schemas/api-keys';
+import { answers, idParams } from '../schemas/common';
 
 import { route } from './route';
 
@@ -17,7 +15,7 @@ export const apiKeyRoutes = [
             description: 'List the own API keys (never the keys themselves)',
             tags: ['api', 'api-keys'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: listQuery(['created_at', 'name', 'last_used_at'], { include_revoked: Joi.boolean() }) },
+            validate: { query: apiKeyListQuery },
             response: { schema: apiKeyPage }
         },
         handler: (request) => request.services().apiKeys.list(actorOf(request), request.query)
@@ -31,13 +29,7 @@ export const apiKeyRoutes = [
             tags: ['api', 'api-keys'],
             auth: { access: { scope: [...Access.any] } },
             plugins: { aegis: { interactiveOnly: true } },
-            validate: {
-                payload: Joi.object({
-                    name: text(100).min(1).required(),
-                    scope: apiKeyScope.required(),
-                    expires_at: Joi.date().iso().greater('now')
-                })
-            },
+            validate: { payload: apiKeyCreate },
             response: { status: { 201: createdApiKey } }
         },
         handler: async (request, h) => h.response(await request.services().apiKeys.create(actorOf(request), request.payload)).code(201)

@@ -1,5 +1,3 @@
-import Joi from 'joi';
-
 import { User } from '../models';
 import { Access } from '../policy';
 import { refuseCrossSite } from '../plugins/auth';
@@ -28,12 +26,7 @@ export const authRoutes = [
             auth: false,
             ext: { onPreAuth: { method: refuseCrossSite } },
             payload: { allow: ['application/json', 'application/x-www-form-urlencoded'] },
-            validate: {
-                payload: Joi.object({
-                    username: Joi.string().min(1).max(128).required(),
-                    password: Joi.string().min(1).max(1024).required()
-                })
-            },
+            validate: { payload: UserSchemas.login },
             response: { schema: UserSchemas.session },
             plugins: { 'hapi-swagger': { consumes: ['application/json', 'application/x-www-form-urlencoded'], responses: responses(401, 403, 429) } }
         },
@@ -81,12 +74,7 @@ export const authRoutes = [
             tags: ['api', 'auth'],
             auth: { access: { scope: [...Access.any] } },
             plugins: internals.credentialChange,
-            validate: {
-                payload: Joi.object({
-                    current_password: UserSchemas.password.required(),
-                    new_password: UserSchemas.password.required()
-                })
-            },
+            validate: { payload: UserSchemas.passwordChange },
             response: { schema: UserSchemas.session }
         },
         handler: async (request, h) => {

@@ -1,21 +1,10 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, idParams } from '../schemas/common';
 import * as Schemas from '../schemas/data-sources';
-import { domain, platform } from '../schemas/techniques';
 import type { DataSourceCreate, DataSourceFilters, DataSourceUpdate, GapFilters } from '../services/data-sources';
 
 import { route } from './route';
-
-
-const gapQuery = Joi.object({
-    limit: Joi.number().integer().min(1).max(500).default(50),
-    offset: Joi.number().integer().min(0).max(10_000_000).default(0),
-    domain,
-    platform
-});
 
 
 export const dataSourceRoutes = [
@@ -26,18 +15,10 @@ export const dataSourceRoutes = [
             description: 'List ATT&CK data components with the organisation\'s view (collected, quality) and how many techniques each can reveal',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
-            validate: {
-                query: listQuery(['name', 'mitre_id', 'collected', 'assessed_at'], {
-                    search: searchText,
-                    collected: Joi.boolean(),
-                    is_custom: Joi.boolean(),
-                    domain,
-                    include_deprecated: Joi.boolean()
-                })
-            },
-            response: { schema: pageOf(Schemas.dataComponent, 'DataComponentPage') }
+            validate: { query: Schemas.dataSourceListQuery },
+            response: { schema: Schemas.dataComponentPage }
         },
-        handler: (request) => request.services().dataSources.list(request.query)
+        handler: (request) => request.services().dataSources.list(actorOf(request), request.query)
     }),
 
     route<{ Query: GapFilters }>({
@@ -47,10 +28,10 @@ export const dataSourceRoutes = [
             description: 'Active techniques that no collected data component can reveal',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: gapQuery },
-            response: { schema: pageOf(Schemas.gapItem, 'BlindSpotPage') }
+            validate: { query: Schemas.gapQuery },
+            response: { schema: Schemas.blindSpotPage }
         },
-        handler: (request) => request.services().dataSources.blindSpots(request.query)
+        handler: (request) => request.services().dataSources.blindSpots(actorOf(request), request.query)
     }),
 
     route<{ Query: GapFilters }>({
@@ -60,10 +41,10 @@ export const dataSourceRoutes = [
             description: 'Detection-engineering opportunities: techniques with collected telemetry that are not covered, ranked',
             tags: ['api', 'data-sources'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: gapQuery },
-            response: { schema: pageOf(Schemas.gapItem.keys({ rank: Joi.number().integer().required(), collected_count: Joi.number().integer().required() }), 'OpportunityPage') }
+            validate: { query: Schemas.gapQuery },
+            response: { schema: Schemas.opportunityPage }
         },
-        handler: (request) => request.services().dataSources.opportunities(request.query)
+        handler: (request) => request.services().dataSources.opportunities(actorOf(request), request.query)
     }),
 
     route<{ Params: { id: string } }>({
@@ -77,7 +58,7 @@ export const dataSourceRoutes = [
             response: { schema: Schemas.dataComponentDetail },
             plugins: answers(404)
         },
-        handler: (request) => request.services().dataSources.get(request.params.id)
+        handler: (request) => request.services().dataSources.get(actorOf(request), request.params.id)
     }),
 
     route<{ Payload: DataSourceCreate }>({

@@ -3,8 +3,8 @@ import type { Readable } from 'stream';
 import { contentDisposition } from '../../integrations/storage';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery, pageOf, responses } from '../schemas/common';
-import { evidence, evidenceFile, evidenceUpload } from '../schemas/evidence';
+import { answers, idParams, responses } from '../schemas/common';
+import { evidence, evidenceFile, evidenceListQuery, evidencePage, evidenceUpload } from '../schemas/evidence';
 import type { ListQuery } from '../services/lists';
 import { edits } from '../services/test-lifecycle';
 
@@ -60,8 +60,8 @@ export const evidenceRoutes = [
             description: 'List the evidence files of a test',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams, query: listQuery(['created_at', 'original_name', 'size', 'team']) },
-            response: { status: { 200: pageOf(evidence, 'EvidencePage') } },
+            validate: { params: idParams, query: evidenceListQuery },
+            response: { status: { 200: evidencePage } },
             plugins: answers(404)
         },
         handler: (request) => request.services().evidence.list(actorOf(request), request.params.id, request.query)

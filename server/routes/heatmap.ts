@@ -1,21 +1,10 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, text, uuid } from '../schemas/common';
+import { answers } from '../schemas/common';
 import * as Schemas from '../schemas/heatmap';
-import { domain, platform } from '../schemas/techniques';
 import type { HeatmapFilters, LayerImport } from '../services/heatmap';
 
 import { route } from './route';
-
-
-const filters = Joi.object({
-    domain,
-    platform,
-    threat_actor_id: uuid,
-    include_subtechniques: Joi.boolean()
-});
 
 
 export const heatmapRoutes = [
@@ -26,7 +15,7 @@ export const heatmapRoutes = [
             description: 'The coverage matrix: tactics in ATT&CK order, each cell a technique with coverage, score, test counts and its sub-technique roll-up',
             tags: ['api', 'heatmap'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: filters },
+            validate: { query: Schemas.heatmapQuery },
             response: { schema: Schemas.heatmap },
             // 404: an unknown threat_actor_id
             plugins: answers(404)
@@ -41,7 +30,7 @@ export const heatmapRoutes = [
             description: 'The coverage as an ATT&CK Navigator layer (format 4.5)',
             tags: ['api', 'heatmap'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: filters.keys({ include_subtechniques: Joi.forbidden() }) },
+            validate: { query: Schemas.layerQuery },
             response: { schema: Schemas.navigatorLayer },
             plugins: answers(404)
         },
@@ -58,7 +47,7 @@ export const heatmapRoutes = [
             // Issue 8: it changes state (review flags), so it takes the roles of PATCH /techniques/{id}/review
             auth: { access: { scope: [...Access.leads] } },
             payload: { maxBytes: Schemas.layerMaxBytes },
-            validate: { payload: Schemas.layerImportPayload, query: Joi.object({ reason: text(1000).min(1) }) },
+            validate: { payload: Schemas.layerImportPayload, query: Schemas.layerImportQuery },
             response: { schema: Schemas.layerImport }
         },
         handler: (request) => request.services().heatmap.importLayer(actorOf(request), request.payload, { reason: request.query.reason })

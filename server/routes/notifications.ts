@@ -1,9 +1,7 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery } from '../schemas/common';
-import { notification, notificationPage, readAll } from '../schemas/notifications';
+import { answers, idParams } from '../schemas/common';
+import { notification, notificationListQuery, notificationPage, readAll, readAllUpdate, readUpdate } from '../schemas/notifications';
 
 import { route } from './route';
 
@@ -16,7 +14,7 @@ export const notificationRoutes = [
             description: 'List the own notifications, newest first; `unread=true` for the unread ones; answers `unread_count` too',
             tags: ['api', 'notifications'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { query: listQuery(['created_at'], { unread: Joi.boolean(), type: Joi.string().max(64) }) },
+            validate: { query: notificationListQuery },
             response: { schema: notificationPage }
         },
         handler: (request) => request.services().notifications.list(actorOf(request), request.query)
@@ -29,7 +27,7 @@ export const notificationRoutes = [
             description: 'Mark all own notifications read',
             tags: ['api', 'notifications'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { payload: Joi.object({ read: Joi.boolean().valid(true).required() }) },
+            validate: { payload: readAllUpdate },
             response: { schema: readAll }
         },
         handler: (request) => request.services().notifications.markAllRead(actorOf(request))
@@ -42,7 +40,7 @@ export const notificationRoutes = [
             description: 'Mark one own notification read or unread',
             tags: ['api', 'notifications'],
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams, payload: Joi.object({ read: Joi.boolean().required() }) },
+            validate: { params: idParams, payload: readUpdate },
             response: { schema: notification },
             plugins: answers(404)
         },

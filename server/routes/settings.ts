@@ -1,7 +1,7 @@
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, listQuery } from '../schemas/common';
-import { emailResult, emailTest, setting, settingParams, settingsPage, settingUpdate } from '../schemas/settings';
+import { answers } from '../schemas/common';
+import { emailResult, emailTest, setting, settingListQuery, settingParams, settingsPage, settingUpdate } from '../schemas/settings';
 
 import { route } from './route';
 
@@ -14,10 +14,10 @@ export const settingRoutes = [
             description: 'Every run-time setting with its value or default (secret fields answered as { set }), in the registry\'s order or sorted by key',
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: { query: listQuery(['key']) },
+            validate: { query: settingListQuery },
             response: { schema: settingsPage }
         },
-        handler: (request) => request.services().settings.list(request.query)
+        handler: (request) => request.services().settings.list(actorOf(request), request.query)
     }),
 
     route<{ Params: { key: string } }>({
@@ -31,7 +31,7 @@ export const settingRoutes = [
             response: { schema: setting },
             plugins: answers(404, 409)
         },
-        handler: (request) => request.services().settings.describe(request.params.key)
+        handler: (request) => request.services().settings.describe(actorOf(request), request.params.key)
     }),
 
     route<{ Params: { key: string }; Payload: { value: unknown } }>({

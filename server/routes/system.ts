@@ -1,9 +1,7 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery, timestamp, uuid } from '../schemas/common';
-import { eventDelivery, failedDeliveryFilters, failedDeliveryPage } from '../schemas/events';
+import { answers, idParams } from '../schemas/common';
+import { eventDelivery, failedDeliveryPage, failedDeliveryQuery } from '../schemas/events';
 import { syncRequest } from '../schemas/heatmap';
 import * as SystemSchemas from '../schemas/system';
 import type { AuditFilters } from '../services/audit';
@@ -39,7 +37,7 @@ export const systemRoutes = [
             auth: { access: { scope: [...Access.admin] } },
             response: { schema: SystemSchemas.scheduler }
         },
-        handler: (request) => request.services().system.scheduler()
+        handler: (request) => request.services().system.scheduler(actorOf(request))
     }),
 
     route({
@@ -61,10 +59,10 @@ export const systemRoutes = [
             description: 'Deliveries of domain events parked after their last attempt, with the event and the last error, newest first',
             tags: ['api', 'system'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: { query: listQuery(['updated_at', 'created_at'], failedDeliveryFilters) },
+            validate: { query: failedDeliveryQuery },
             response: { status: { 200: failedDeliveryPage } }
         },
-        handler: (request) => request.services().events.failed(request.query)
+        handler: (request) => request.services().events.failed(actorOf(request), request.query)
     }),
 
     route<{ Params: { id: string } }>({
@@ -88,19 +86,9 @@ export const systemRoutes = [
             description: 'The audit trail, newest first, filtered by actor, action, entity, outcome and time range',
             tags: ['api', 'audit-logs'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: {
-                query: listQuery(['created_at', 'action'], {
-                    actor_id: uuid,
-                    action: Joi.string().max(100),
-                    entity_type: Joi.string().max(64),
-                    entity_id: Joi.string().max(128),
-                    outcome: Joi.string().valid('success', 'failure', 'denied'),
-                    from: timestamp,
-                    to: timestamp
-                })
-            },
+            validate: { query: SystemSchemas.auditLogQuery },
             response: { schema: SystemSchemas.auditLogPage }
         },
-        handler: (request) => request.services().audit.list(request.query)
+        handler: (request) => request.services().audit.list(actorOf(request), request.query)
     })
 ];

@@ -1,8 +1,6 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers } from '../schemas/common';
 import * as Schemas from '../schemas/techniques';
 import type { TechniqueCreate, TechniqueFilters, TechniqueReview, TechniqueUpdate } from '../services/techniques';
 
@@ -17,23 +15,10 @@ export const techniqueRoutes = [
             description: 'List techniques (revoked and deprecated hidden unless include_deprecated); search ranks id, then name, then description matches',
             tags: ['api', 'techniques'],
             auth: { access: { scope: [...Access.any] } },
-            validate: {
-                query: listQuery(['mitre_id', 'name', 'coverage_status', 'impact', 'modified', 'updated_at'], {
-                    tactic_id: Schemas.tacticId,
-                    platform: Schemas.platform,
-                    coverage_status: Schemas.coverageStatus,
-                    search: searchText,
-                    domain: Schemas.domain,
-                    needs_review: Joi.boolean(),
-                    is_custom: Joi.boolean(),
-                    parent_id: Schemas.mitreId,
-                    include_subtechniques: Joi.boolean(),
-                    include_deprecated: Joi.boolean()
-                })
-            },
-            response: { schema: pageOf(Schemas.techniqueSummary, 'TechniquePage') }
+            validate: { query: Schemas.techniqueListQuery },
+            response: { schema: Schemas.techniquePage }
         },
-        handler: (request) => request.services().techniques.list(request.query)
+        handler: (request) => request.services().techniques.list(actorOf(request), request.query)
     }),
 
     route<{ Payload: TechniqueCreate }>({
@@ -105,6 +90,6 @@ export const techniqueRoutes = [
             response: { schema: Schemas.techniqueD3fend },
             plugins: answers(404)
         },
-        handler: (request) => request.services().techniques.d3fend(request.params.mitre_id)
+        handler: (request) => request.services().techniques.d3fend(actorOf(request), request.params.mitre_id)
     })
 ];

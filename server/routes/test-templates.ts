@@ -1,7 +1,7 @@
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, pageOf } from '../schemas/common';
-import { template, templateCreate, templateListQuery, templateUpdate } from '../schemas/test-templates';
+import { answers, idParams } from '../schemas/common';
+import { template, templateCreate, templateListQuery, templatePage, templateUpdate } from '../schemas/test-templates';
 import type { TemplateCreate, TemplateFields, TemplateFilters } from '../services/test-templates';
 
 import { route } from './route';
@@ -21,7 +21,7 @@ export const testTemplateRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { query: templateListQuery },
-            response: { status: { 200: pageOf(template, 'TestTemplatePage') } }
+            response: { status: { 200: templatePage } }
         },
         handler: (request) => request.services().testTemplates.list(actorOf(request), request.query)
     }),

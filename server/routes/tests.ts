@@ -1,6 +1,6 @@
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery, pageOf } from '../schemas/common';
+import { answers, idParams } from '../schemas/common';
 import * as Schemas from '../schemas/tests';
 import { edits } from '../services/test-lifecycle';
 import type { BlueUpdate, ClassificationUpdate, FromTemplate, RedUpdate, RemediationUpdate, TestCreate, TestFilters, TestUpdate } from '../services/tests';
@@ -10,8 +10,7 @@ import { route } from './route';
 
 
 const internals = {
-    tags: ['api', 'tests'],
-    page: pageOf(Schemas.test, 'TestPage')
+    tags: ['api', 'tests']
 };
 
 
@@ -24,7 +23,7 @@ export const testRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { query: Schemas.testListQuery },
-            response: { status: { 200: internals.page } }
+            response: { status: { 200: Schemas.testPage } }
         },
         handler: (request) => request.services().tests.list(actorOf(request), request.query)
     }),
@@ -148,7 +147,7 @@ export const testRoutes = [
             description: 'The test timeline: transitions, field changes and evidence changes, oldest first',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
-            validate: { params: idParams, query: listQuery(['created_at']) },
+            validate: { params: idParams, query: Schemas.timelineQuery },
             response: { schema: Schemas.timelinePage },
             plugins: answers(404)
         },

@@ -1,9 +1,6 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
-import { mitreId } from '../schemas/techniques';
+import { answers, idParams } from '../schemas/common';
 import * as Schemas from '../schemas/threat-actors';
 import type { ThreatActorCreate, ThreatActorFilters, ThreatActorLink, ThreatActorUpdate } from '../services/threat-actors';
 
@@ -18,18 +15,10 @@ export const threatActorRoutes = [
             description: 'List threat actors (MITRE groups and the organisation\'s own), searched by name, id or alias, filtered by a technique they use',
             tags: ['api', 'threat-actors'],
             auth: { access: { scope: [...Access.any] } },
-            validate: {
-                query: listQuery(['name', 'mitre_id', 'created_at', 'updated_at'], {
-                    search: searchText,
-                    technique_id: mitreId,
-                    source: Joi.string().valid('mitre', 'custom', 'misp'),
-                    tracked: Joi.boolean(),
-                    include_deprecated: Joi.boolean()
-                })
-            },
-            response: { schema: pageOf(Schemas.threatActor, 'ThreatActorPage') }
+            validate: { query: Schemas.threatActorListQuery },
+            response: { schema: Schemas.threatActorPage }
         },
-        handler: (request) => request.services().threatActors.list(request.query)
+        handler: (request) => request.services().threatActors.list(actorOf(request), request.query)
     }),
 
     route<{ Payload: ThreatActorCreate }>({
@@ -56,7 +45,7 @@ export const threatActorRoutes = [
             response: { schema: Schemas.threatActorDetail },
             plugins: answers(404)
         },
-        handler: (request) => request.services().threatActors.get(request.params.id)
+        handler: (request) => request.services().threatActors.get(actorOf(request), request.params.id)
     }),
 
     route<{ Params: { id: string }; Payload: ThreatActorUpdate }>({

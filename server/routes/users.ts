@@ -1,11 +1,9 @@
-import Joi from 'joi';
-
 import type { Preferences } from '../models';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, listQuery, pageOf, searchText } from '../schemas/common';
+import { answers, idParams } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
-import { userSortFields, type UserCreate, type UserFilters, type UserUpdate } from '../services/users';
+import type { UserCreate, UserFilters, UserUpdate } from '../services/users';
 
 import { route } from './route';
 
@@ -18,16 +16,10 @@ export const userRoutes = [
             description: 'List users',
             tags: ['api', 'users'],
             auth: { access: { scope: [...Access.admin] } },
-            validate: {
-                query: listQuery(userSortFields, {
-                    role: UserSchemas.role,
-                    is_active: Joi.boolean(),
-                    search: searchText
-                })
-            },
-            response: { schema: pageOf(UserSchemas.user, 'UserPage') }
+            validate: { query: UserSchemas.userListQuery },
+            response: { schema: UserSchemas.userPage }
         },
-        handler: (request) => request.services().users.list(request.query)
+        handler: (request) => request.services().users.list(actorOf(request), request.query)
     }),
 
     route<{ Payload: UserCreate }>({
@@ -54,7 +46,7 @@ export const userRoutes = [
             auth: { access: { scope: [...Access.any] } },
             response: { schema: UserSchemas.user }
         },
-        handler: (request) => request.services().users.get(request.auth.credentials.user!.id)
+        handler: (request) => request.services().users.get(actorOf(request), request.auth.credentials.user!.id)
     }),
 
     route<{ Payload: Preferences }>({
@@ -81,7 +73,7 @@ export const userRoutes = [
             response: { schema: UserSchemas.user },
             plugins: answers(404)
         },
-        handler: (request) => request.services().users.get(request.params.id)
+        handler: (request) => request.services().users.get(actorOf(request), request.params.id)
     }),
 
     route<{ Params: { id: string }; Payload: UserUpdate }>({

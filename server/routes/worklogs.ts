@@ -1,9 +1,7 @@
-import Joi from 'joi';
-
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
-import { answers, idParams, pageOf } from '../schemas/common';
-import { worklog, worklogCreate, worklogListQuery, worklogSummaryQuery, worklogUpdate } from '../schemas/worklogs';
+import { answers, idParams } from '../schemas/common';
+import { worklog, worklogCreate, worklogListQuery, worklogPage, worklogSummary, worklogSummaryQuery, worklogUpdate } from '../schemas/worklogs';
 import type { WorklogCreate, WorklogFilters, WorklogUpdate } from '../services/worklogs';
 
 import { route } from './route';
@@ -23,7 +21,7 @@ export const worklogRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { query: worklogListQuery },
-            response: { status: { 200: pageOf(worklog, 'WorklogPage') } }
+            response: { status: { 200: worklogPage } }
         },
         handler: (request) => request.services().worklogs.list(actorOf(request), request.query)
     }),
@@ -36,15 +34,7 @@ export const worklogRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { query: worklogSummaryQuery },
-            response: {
-                status: {
-                    200: Joi.object({
-                        group_by: Joi.string().required(),
-                        total_minutes: Joi.number().integer().required(),
-                        items: Joi.array().items(Joi.object({ key: Joi.string().required(), minutes: Joi.number().integer().required(), entries: Joi.number().integer().required() }))
-                    }).label('WorklogSummary')
-                }
-            }
+            response: { status: { 200: worklogSummary } }
         },
         handler: (request) => request.services().worklogs.summary(actorOf(request), request.query)
     }),

@@ -1,6 +1,6 @@
 import Joi from 'joi';
 
-import { pageOf, timestamp } from './common';
+import { listQuery, pageOf, text, timestamp } from './common';
 
 
 export const apiKeyScope = Joi.string().valid('read', 'write', 'admin');
@@ -23,3 +23,13 @@ export const apiKey = Joi.object({
 export const createdApiKey = apiKey.keys({ key: Joi.string().required() }).label('CreatedApiKey');
 
 export const apiKeyPage = pageOf(apiKey, 'ApiKeyPage');
+
+
+export const apiKeyListQuery = listQuery(['created_at', 'name', 'last_used_at'], { include_revoked: Joi.boolean() });
+
+
+export const apiKeyCreate = Joi.object({
+    name: text(100).min(1).required(),
+    scope: apiKeyScope.required(),
+    expires_at: Joi.date().iso().greater('now')
+});

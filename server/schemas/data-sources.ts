@@ -2,8 +2,8 @@ import Joi from 'joi';
 
 import type { DataSourceCreate, DataSourceUpdate } from '../services/data-sources';
 
-import { text } from './common';
-import { domain, mitreId } from './techniques';
+import { listQuery, pageOf, searchText, text } from './common';
+import { domain, mitreId, platform } from './techniques';
 
 
 const score = Joi.number().integer().min(0).max(5);
@@ -59,3 +59,31 @@ export const gapItem = Joi.object({
     is_subtechnique: Joi.boolean().required(),
     coverage_status: Joi.string().required()
 }).label('TechniqueGap');
+
+
+export const dataSourceListQuery = listQuery(['name', 'mitre_id', 'collected', 'assessed_at'], {
+    search: searchText,
+    collected: Joi.boolean(),
+    is_custom: Joi.boolean(),
+    domain,
+    include_deprecated: Joi.boolean()
+});
+
+
+// Blind spots and opportunities have one fixed order each
+export const gapQuery = Joi.object({
+    limit: Joi.number().integer().min(1).max(500).default(50),
+    offset: Joi.number().integer().min(0).max(10_000_000).default(0),
+    domain,
+    platform
+});
+
+
+export const opportunity = gapItem.keys({ rank: Joi.number().integer().required(), collected_count: Joi.number().integer().required() });
+
+
+export const dataComponentPage = pageOf(dataComponent, 'DataComponentPage');
+
+export const blindSpotPage = pageOf(gapItem, 'BlindSpotPage');
+
+export const opportunityPage = pageOf(opportunity, 'OpportunityPage');

@@ -1,11 +1,11 @@
 import Joi from 'joi';
 
-import { pageOf } from './common';
+import { listQuery, pageOf } from './common';
 
 
 const consumerName = Joi.string().max(100);
 
-export const failedDeliveryFilters = { consumer: consumerName, event_type: Joi.string().max(64) };
+export const failedDeliveryQuery = listQuery(['updated_at', 'created_at'], { consumer: consumerName, event_type: Joi.string().max(64) });
 
 
 export const eventDelivery = Joi.object({

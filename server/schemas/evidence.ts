@@ -1,6 +1,6 @@
 import Joi from 'joi';
 
-import { timestamp } from './common';
+import { listQuery, pageOf, timestamp } from './common';
 
 
 export const evidence = Joi.object({
@@ -18,6 +18,13 @@ export const evidence = Joi.object({
 }).label('Evidence');
 
 
+// The upload form's fields, which the service validates itself once the route has streamed the body to it
+export const evidenceFields = Joi.object({
+    team: Joi.string().valid('red', 'blue').required(),
+    description: Joi.string().trim().max(2000).allow('')
+});
+
+
 // The upload form as documentation: the route streams the body to the service, which validates the fields itself
 export const evidenceUpload = Joi.object({
     team: Joi.string().valid('red', 'blue').required(),
@@ -32,3 +39,9 @@ export const evidenceFile = {
     description: 'The file, as an attachment in its stored type, with its SHA-256 in x-checksum-sha256',
     'x-content': { '*/*': { schema: { type: 'string', format: 'binary' } } }
 };
+
+
+export const evidenceListQuery = listQuery(['created_at', 'original_name', 'size', 'team']);
+
+
+export const evidencePage = pageOf(evidence, 'EvidencePage');

@@ -1,7 +1,7 @@
 import Joi from 'joi';
 
-import { text } from './common';
-import { coverageStatus, coverageStatuses } from './techniques';
+import { text, uuid } from './common';
+import { coverageStatus, coverageStatuses, domain, platform } from './techniques';
 
 
 const tests = Joi.object({ total: Joi.number().integer().required(), validated: Joi.number().integer().required() });
@@ -79,3 +79,34 @@ export const layerImportPayload = Joi.object({ layer: Joi.object().unknown(true)
     .unknown(true)
     .when(Joi.object({ layer: Joi.exist() }).unknown(), { then: Joi.object({ layer: Joi.required() }).unknown(false) })
     .required().label('NavigatorLayerImport');
+
+
+export const heatmapQuery = Joi.object({
+    domain,
+    platform,
+    threat_actor_id: uuid,
+    include_subtechniques: Joi.boolean()
+});
+
+
+// A Navigator layer always holds the sub-techniques
+export const layerQuery = heatmapQuery.keys({ include_subtechniques: Joi.forbidden() });
+
+
+export const layerImportQuery = Joi.object({ reason: text(1000).min(1) });
+
+
+// What a Navigator layer must look like to be read (services/navigator-layer.ts): the Navigator's own files carry much
+// more, which is ignored.
+export const navigatorLayerFile = Joi.object({
+    name: Joi.string().max(500).allow('').default(''),
+    domain: Joi.string().valid('enterprise-attack', 'mobile-attack', 'ics-attack').default('enterprise-attack'),
+    versions: Joi.object({ layer: Joi.string().max(20), attack: Joi.string().max(20), navigator: Joi.string().max(20) }).unknown(true),
+    techniques: Joi.array().max(20_000).items(Joi.object({
+        techniqueID: Joi.string().max(20).required(),
+        tactic: Joi.string().max(100).allow(''),
+        score: Joi.number().allow(null),
+        comment: Joi.string().max(10_000).allow(''),
+        enabled: Joi.boolean()
+    }).unknown(true)).required()
+}).unknown(true);

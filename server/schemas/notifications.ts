@@ -1,6 +1,6 @@
 import Joi from 'joi';
 
-import { pageOf, timestamp } from './common';
+import { listQuery, pageOf, timestamp } from './common';
 
 
 export const notification = Joi.object({
@@ -19,3 +19,12 @@ export const notification = Joi.object({
 export const notificationPage = pageOf(notification, 'NotificationPage').keys({ unread_count: Joi.number().integer().min(0).required() }).label('NotificationPage');
 
 export const readAll = Joi.object({ updated: Joi.number().integer().min(0).required() }).label('NotificationsRead');
+
+
+export const notificationListQuery = listQuery(['created_at'], { unread: Joi.boolean(), type: Joi.string().max(64) });
+
+
+export const readAllUpdate = Joi.object({ read: Joi.boolean().valid(true).required() });
+
+
+export const readUpdate = Joi.object({ read: Joi.boolean().required() });

@@ -1,6 +1,6 @@
 import Joi from 'joi';
 
-import { pageOf, timestamp, uuid } from './common';
+import { listQuery, pageOf, timestamp, uuid } from './common';
 
 
 export const settingParams = Joi.object({ key: Joi.string().max(64).pattern(/^[a-z][a-z0-9_.]*$/).required() });
@@ -28,3 +28,6 @@ export const emailResult = Joi.object({
     accepted: Joi.array().items(Joi.string()).required(),
     rejected: Joi.array().items(Joi.string()).required()
 }).label('EmailResult');
+
+
+export const settingListQuery = listQuery(['key']);

@@ -1,6 +1,6 @@
 import Joi from 'joi';
 
-import { pageOf, timestamp } from './common';
+import { listQuery, pageOf, timestamp, uuid } from './common';
 
 
 const dependency = Joi.object({
@@ -68,3 +68,14 @@ export const auditLog = Joi.object({
 }).label('AuditLog');
 
 export const auditLogPage = pageOf(auditLog, 'AuditLogPage');
+
+
+export const auditLogQuery = listQuery(['created_at', 'action'], {
+    actor_id: uuid,
+    action: Joi.string().max(100),
+    entity_type: Joi.string().max(64),
+    entity_id: Joi.string().max(128),
+    outcome: Joi.string().valid('success', 'failure', 'denied'),
+    from: timestamp,
+    to: timestamp
+});

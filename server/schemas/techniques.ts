@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import type { TechniqueCreate, TechniqueReview, TechniqueUpdate } from '../services/techniques';
 
-import { text, timestamp } from './common';
+import { listQuery, pageOf, searchText, text, timestamp } from './common';
 
 
 // A MITRE technique or sub-technique id (T1059, T1059.001, ICS T0800) or a custom one under the reserved prefix (X0001)
@@ -99,3 +99,20 @@ export const techniqueD3fend = Joi.object({
         })).required()
     })).required()
 }).label('TechniqueD3fend');
+
+
+export const techniqueListQuery = listQuery(['mitre_id', 'name', 'coverage_status', 'impact', 'modified', 'updated_at'], {
+    tactic_id: tacticId,
+    platform,
+    coverage_status: coverageStatus,
+    search: searchText,
+    domain,
+    needs_review: Joi.boolean(),
+    is_custom: Joi.boolean(),
+    parent_id: mitreId,
+    include_subtechniques: Joi.boolean(),
+    include_deprecated: Joi.boolean()
+});
+
+
+export const techniquePage = pageOf(techniqueSummary, 'TechniquePage');

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import type { TemplateCreate, TemplateFields, TemplateFilters } from '../services/test-templates';
 
-import { listQuery, searchText, text, uuid } from './common';
+import { listQuery, pageOf, searchText, text, uuid } from './common';
 import { platform, priority, tag, tags, techniqueId } from './tests';
 
 
@@ -46,3 +46,6 @@ export const template = Joi.object({
     technique_ids: Joi.array().items(Joi.string()).required(),
     source: Joi.string().required()
 }).unknown(true).label('TestTemplate');
+
+
+export const templatePage = pageOf(template, 'TestTemplatePage');

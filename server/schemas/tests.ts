@@ -180,3 +180,9 @@ export const timelineEntry = Joi.object({
 }).label('TimelineEntry');
 
 export const timelinePage = pageOf(timelineEntry, 'TimelinePage');
+
+
+export const timelineQuery = listQuery(['created_at']);
+
+
+export const testPage = pageOf(test, 'TestPage');

@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import type { ThreatActorCreate, ThreatActorLink, ThreatActorUpdate } from '../services/threat-actors';
 
-import { text, uuid } from './common';
+import { listQuery, pageOf, searchText, text, uuid } from './common';
 import { mitreId } from './techniques';
 
 
@@ -64,3 +64,15 @@ export const threatActorTechnique = Joi.object({
     source: Joi.string().required(),
     description: Joi.string().allow(null, '')
 }).label('ThreatActorTechnique');
+
+
+export const threatActorListQuery = listQuery(['name', 'mitre_id', 'created_at', 'updated_at'], {
+    search: searchText,
+    technique_id: mitreId,
+    source: Joi.string().valid('mitre', 'custom', 'misp'),
+    tracked: Joi.boolean(),
+    include_deprecated: Joi.boolean()
+});
+
+
+export const threatActorPage = pageOf(threatActor, 'ThreatActorPage');

@@ -4,9 +4,9 @@ import type { Preferences } from '../models';
 import { roles } from '../policy';
 import { notificationTypes } from '../services/notifications';
 import { maxPasswordLength } from '../services/passwords';
-import type { UserCreate, UserUpdate } from '../services/users';
+import { userSortFields, type UserCreate, type UserUpdate } from '../services/users';
 
-import { text, timestamp } from './common';
+import { listQuery, pageOf, searchText, text, timestamp } from './common';
 
 
 export const role = Joi.string().valid(...roles);
@@ -75,3 +75,25 @@ export const session = Joi.object({
     expires_at: timestamp.required(),
     user: user.required()
 }).label('Session');
+
+
+export const login = Joi.object({
+    username: Joi.string().min(1).max(128).required(),
+    password: Joi.string().min(1).max(1024).required()
+});
+
+
+export const passwordChange = Joi.object({
+    current_password: password.required(),
+    new_password: password.required()
+});
+
+
+export const userListQuery = listQuery(userSortFields, {
+    role,
+    is_active: Joi.boolean(),
+    search: searchText
+});
+
+
+export const userPage = pageOf(user, 'UserPage');

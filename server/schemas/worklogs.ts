@@ -2,7 +2,7 @@ import Joi from 'joi';
 
 import type { WorklogCreate, WorklogFilters, WorklogUpdate } from '../services/worklogs';
 
-import { listQuery, text, timestamp, uuid } from './common';
+import { listQuery, pageOf, text, timestamp, uuid } from './common';
 
 
 export const day = Joi.string().pattern(/^\d{4}-\d{2}-\d{2}$/).message('must be a date (YYYY-MM-DD)');
@@ -44,3 +44,13 @@ export const worklog = Joi.object({
     created_at: timestamp,
     updated_at: timestamp
 }).label('Worklog');
+
+
+export const worklogSummary = Joi.object({
+    group_by: Joi.string().required(),
+    total_minutes: Joi.number().integer().required(),
+    items: Joi.array().items(Joi.object({ key: Joi.string().required(), minutes: Joi.number().integer().required(), entries: Joi.number().integer().required() }))
+}).label('WorklogSummary');
+
+
+export const worklogPage = pageOf(worklog, 'WorklogPage');

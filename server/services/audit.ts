@@ -59,7 +59,7 @@ export class AuditService {
         await this.record(this.deps.knex, actor, entry).catch(() => undefined);
     }
 
-    list(filters: AuditFilters): Promise<Page<AuditLog>> {
+    list(actor: Actor, filters: AuditFilters): Promise<Page<AuditLog>> {
 
         const query = AuditLog.query(this.deps.knex);
         for (const field of ['actor_id', 'action', 'entity_type', 'entity_id', 'outcome'] as const) {

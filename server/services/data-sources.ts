@@ -6,8 +6,9 @@ import { DataComponent, type AttackDomainName, type DataQuality } from '../model
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { nextCustomId } from './custom-ids';
-import { likePattern, page, type ListQuery, type Page } from './lists';
+import { likePattern, page, pageOfQuery, type ListQuery, type Page } from './lists';
 
 
 export interface DataSourceFilters extends ListQuery {
@@ -94,7 +95,7 @@ export class DataSourcesService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
 
-    async list(filters: DataSourceFilters): Promise<Page<DataComponent & { technique_count: number; quality_score: number | null }>> {
+    async list(actor: Actor, filters: DataSourceFilters): Promise<Page<DataComponent & { technique_count: number; quality_score: number | null }>> {
 
         const query = DataComponent.query(this.deps.knex)
             .select('data_components.*')
@@ -124,7 +125,7 @@ export class DataSourcesService {
         return { ...result, items: result.items.map((item) => Object.assign(item, { quality_score: internals.qualityScore(item.quality) }) as DataComponent & { technique_count: number; quality_score: number | null }) };
     }
 
-    async get(id: string) {
+    async get(actor: Actor, id: string) {
 
         const { knex } = this.deps;
         const component = await DataComponent.query(knex).findById(id);
@@ -165,7 +166,7 @@ export class DataSourcesService {
             return row.id;
         });
 
-        return await this.get(id);
+        return await this.get(actor, id);
     }
 
     // An imported component takes only the organisation's view (collected, quality, notes); a custom one every field
@@ -197,7 +198,7 @@ export class DataSourcesService {
             await this.deps.audit.record(trx, actor, { action: component.is_custom ? 'data_component.update' : 'data_component.assess', entity_type: 'data_component', entity_id: id, details: { changes: input } });
         });
 
-        return await this.get(id);
+        return await this.get(actor, id);
     }
 
     async remove(actor: Actor, id: string): Promise<void> {
@@ -215,29 +216,23 @@ export class DataSourcesService {
     }
 
     // Active techniques that no collected data component can reveal (mapped to none, or only to uncollected ones).
-    async blindSpots(filters: GapFilters) {
+    async blindSpots(actor: Actor, filters: GapFilters) {
 
         const { knex } = this.deps;
         const query = internals.activeTechniques(knex, filters)
             .whereNotExists((sub) => sub.select(knex.raw('1')).from('technique_data_components as tdc').join('data_components as dc', 'dc.id', 'tdc.data_component_id')
                 .whereRaw('tdc.technique_id = t.mitre_id').where('dc.collected', true));
 
-        const limit = filters.limit ?? 50;
-        const offset = filters.offset ?? 0;
-        const [items, [counted]] = await Promise.all([
-            query.clone().select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status')
-                .select(knex.raw('(select count(distinct tdc.data_component_id) from technique_data_components tdc where tdc.technique_id = t.mitre_id)::integer as data_component_count'))
-                .orderBy('t.mitre_id').limit(limit).offset(offset),
-            query.clone().count('* as count')
-        ]);
-
-        return { items, total: Number(counted?.count ?? 0), limit, offset };
+        const items = query.clone().select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status')
+            .select(knex.raw('(select count(distinct tdc.data_component_id) from technique_data_components tdc where tdc.technique_id = t.mitre_id)::integer as data_component_count'))
+            .orderBy('t.mitre_id');
+        return await pageOfQuery(knex, items, query, filters);
     }
 
     // Techniques whose telemetry is collected but which are not covered: the best places to write a detection, ranked
     // by weakest coverage first (untested and not_covered before partial), then the number of collected components
     // that can reveal them, their mean data quality, and how many threat actors use them.
-    async opportunities(filters: GapFilters) {
+    async opportunities(actor: Actor, filters: GapFilters) {
 
         const { knex } = this.deps;
         // Materialised: aggregated once, whatever the planner believes of the techniques it joins
@@ -249,34 +244,20 @@ export class DataSourcesService {
             .select(knex.raw(`avg((select avg(value::numeric) from jsonb_each_text(dc.quality) where key = any(?)))::float as quality`, [qualityDimensions as unknown as string[]]));
 
         const query = internals.activeTechniques(knex, filters).withMaterialized('c', collected).join('c', 'c.technique_id', 't.mitre_id').whereIn('t.coverage_status', ['untested', 'not_covered', 'partial']);
-        const limit = filters.limit ?? 50;
-        const offset = filters.offset ?? 0;
-        const [items, [counted]] = await Promise.all([
-            query.clone()
-                .select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status', 'c.collected_count', 'c.collected_components', 'c.quality')
-                .select(knex.raw('(select count(*) from threat_actor_techniques tat where tat.technique_id = t.mitre_id)::integer as threat_actor_count'))
-                .orderByRaw(`case t.coverage_status when 'partial' then 1 else 0 end`)
-                .orderBy([{ column: 'c.collected_count', order: 'desc' }])
-                .orderByRaw('c.quality desc nulls last')
-                .orderBy([{ column: 'threat_actor_count', order: 'desc' }, { column: 't.mitre_id', order: 'asc' }])
-                .limit(limit).offset(offset),
-            query.clone().count('* as count')
-        ]);
-
-        return {
-            items: items.map((item: { quality: number | null }, index: number) => ({ rank: offset + index + 1, ...item, quality: item.quality === null ? null : Math.round(item.quality * 10) / 10 })),
-            total: Number(counted?.count ?? 0),
-            limit,
-            offset
-        };
+        const items = query.clone()
+            .select('t.mitre_id', 't.name', 't.is_subtechnique', 't.coverage_status', 'c.collected_count', 'c.collected_components', 'c.quality')
+            .select(knex.raw('(select count(*) from threat_actor_techniques tat where tat.technique_id = t.mitre_id)::integer as threat_actor_count'))
+            .orderByRaw(`case t.coverage_status when 'partial' then 1 else 0 end`)
+            .orderBy([{ column: 'c.collected_count', order: 'desc' }])
+            .orderByRaw('c.quality desc nulls last')
+            .orderBy([{ column: 'threat_actor_count', order: 'desc' }, { column: 't.mitre_id', order: 'asc' }]);
+        const result = await pageOfQuery<{ quality: number | null }>(knex, items, query, filters);
+        return { ...result, items: result.items.map((item, index) => ({ rank: result.offset + index + 1, ...item, quality: item.quality === null ? null : Math.round(item.quality * 10) / 10 })) };
     }
 
     private async lock(trx: Knex.Transaction, id: string): Promise<DataComponent> {
 
-        const component = await DataComponent.query(trx).findById(id).forUpdate();
-        if (!component) {
-            throw new NotFoundError('Data component');
-        }
+        const component = await lockOr404(DataComponent.query(trx).findById(id), 'Data component');
 
         return component;
     }

@@ -94,7 +94,7 @@ export class EventsService {
         return rows;
     }
 
-    failed(filters: FailedDeliveryFilters): Promise<Page<EventDelivery>> {
+    failed(actor: Actor, filters: FailedDeliveryFilters): Promise<Page<EventDelivery>> {
 
         const query = EventDelivery.query(this.deps.knex)
             .join('domain_events', 'domain_events.id', 'event_deliveries.event_id')

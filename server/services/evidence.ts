@@ -2,7 +2,6 @@ import * as Crypto from 'crypto';
 import { PassThrough, Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 
-import Joi from 'joi';
 import type { Knex } from 'knex';
 
 import {
@@ -10,10 +9,12 @@ import {
 } from '../../integrations/storage';
 import type { Config } from '../config';
 import { ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors';
-import { Evidence, Test, TestTimelineEntry } from '../models';
+import { Evidence, Test } from '../models';
 import { ownsOrLead, type Actor } from '../policy';
+import { evidenceFields } from '../schemas/evidence';
 
 import type { AuditService } from './audit';
+import { appendTimeline } from './changes';
 import { page, type ListQuery, type Page } from './lists';
 import { readMultipartFile, type MultipartFile } from './multipart';
 import { edits, roleAllows } from './test-lifecycle';
@@ -44,11 +45,6 @@ export const uploadSettings = (config: Pick<Config, 'uploads' | 'storage'>): Upl
 
 const internals = {
     formOverhead: 64 * 1024,
-
-    fields: Joi.object({
-        team: Joi.string().valid('red', 'blue').required(),
-        description: Joi.string().trim().max(2000).allow('')
-    }),
 
     // Reads until `bytes` are buffered or the stream ends; the returned stream replays them, then the rest
     peek: (stream: Readable, bytes: number): Promise<{ head: Buffer; ended: boolean; body: Readable }> => new Promise((resolve, reject) => {
@@ -193,7 +189,7 @@ export class EvidenceService {
 
         const { uploads, storage } = this.deps;
         const file = form.stream;
-        const { value: fields, error } = internals.fields.validate(form.fields, { abortEarly: false });
+        const { value: fields, error } = evidenceFields.validate(form.fields, { abortEarly: false });
         if (error) {
             throw new ValidationError(error.message, error.details.map((detail) => detail.path.join('.')), 'validation_failed');
         }
@@ -299,7 +295,7 @@ export class EvidenceService {
             }
 
             await row.$query(trx).delete();
-            await this.timeline(trx, actor, test, 'evidence-delete', { evidence_id: id, team: row.team, name: row.original_name, sha256: row.sha256 });
+            await appendTimeline(trx, actor, test.id, { action: 'evidence-delete', changes: { evidence_id: id, team: row.team, name: row.original_name, sha256: row.sha256 } });
             await this.deps.audit.record(trx, actor, { action: 'evidence.delete', entity_type: 'evidence', entity_id: id, details: { test_id: test.id, sha256: row.sha256 } });
             return row;
         });
@@ -383,14 +379,10 @@ export class EvidenceService {
                 uploaded_by: actor.id
             });
 
-            await this.timeline(trx, actor, test, 'evidence-add', { evidence_id: evidence.id, team: fields.team, name: object.originalName, size: object.size, sha256: object.sha256 });
+            await appendTimeline(trx, actor, test.id, { action: 'evidence-add', changes: { evidence_id: evidence.id, team: fields.team, name: object.originalName, size: object.size, sha256: object.sha256 } });
             await this.deps.audit.record(trx, actor, { action: 'evidence.upload', entity_type: 'evidence', entity_id: evidence.id, details: { test_id: testId, team: fields.team, size: object.size, sha256: object.sha256, content_type: object.contentType } });
             return evidence;
         });
     }
 
-    private async timeline(trx: Knex.Transaction, actor: Actor, test: Test, action: string, changes: Record<string, unknown>): Promise<void> {
-
-        await TestTimelineEntry.query(trx).insert({ test_id: test.id, actor_id: actor.id, actor_role: actor.role, action, from_state: null, to_state: null, changes });
-    }
 }

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Model, QueryBuilder } from 'objection';
 
 
@@ -21,6 +22,14 @@ export interface Page<T> {
 export const totalColumn = '__total';
 
 
+const internals = {
+    window: (list: ListQuery) => ({ limit: list.limit ?? 50, offset: list.offset ?? 0 }),
+
+    // The number of rows of the filtered query, as a scalar subquery or a query of its own
+    total: (knex: Knex, filtered: Knex.QueryBuilder) => knex.count('*').from(filtered.as('counted'))
+};
+
+
 // The list envelope of conventions.md. `sort` has already been checked against the route's allowlist by joi.
 //
 // One round trip: the total rides along with the page as an uncorrelated scalar subquery (PostgreSQL evaluates it
@@ -31,14 +40,13 @@ export const totalColumn = '__total';
 // exactly the public columns (hydrating and serialising models costs more than the query itself).
 export const page = async <M extends Model>(query: QueryBuilder<M, M[]>, list: ListQuery, defaults: { sort: string; order: 'asc' | 'desc'; plain?: boolean }): Promise<Page<M>> => {
 
-    const limit = list.limit ?? 50;
-    const offset = list.offset ?? 0;
+    const { limit, offset } = internals.window(list);
     const sort = list.sort ?? defaults.sort;
     const order = list.order ?? defaults.order;
     const tableName = (query.modelClass() as typeof Model).tableName;
 
     const filtered = query.clone().clear(/^(orderBy|limit|offset)$/).toKnexQuery();
-    const total = query.knex().count('*').from(filtered.as('counted'));
+    const total = internals.total(query.knex(), filtered);
 
     const items = query.clone().orderBy(`${tableName}.${sort}`, order).orderBy(`${tableName}.id`, order).limit(limit).offset(offset);
     if (!items.has('select')) {
@@ -48,6 +56,20 @@ export const page = async <M extends Model>(query: QueryBuilder<M, M[]>, list: L
     items.select(total.as(totalColumn));
     const rows = await (defaults.plain ? items.toKnexQuery() as unknown as Promise<M[]> : items);
     return await pageOfRows(rows, { limit, offset }, () => query.clone().resultSize());
+};
+
+
+// page() for a list that is not one model's rows (joins, computed columns, an order of its own): `items` selects and
+// orders the rows, `filtered` is the filtered query whose rows the total counts. The same single round trip.
+export const pageOfQuery = async <T extends object>(knex: Knex, items: Knex.QueryBuilder, filtered: Knex.QueryBuilder, list: ListQuery): Promise<Page<T>> => {
+
+    const window = internals.window(list);
+    const rows = await items.clone().select(internals.total(knex, filtered.clone()).as(totalColumn)).limit(window.limit).offset(window.offset);
+    return await pageOfRows(rows as T[], window, async () => {
+
+        const [counted] = await internals.total(knex, filtered.clone());
+        return Number((counted as { count: string | number }).count);
+    });
 };
 
 

@@ -1,6 +1,5 @@
-import Joi from 'joi';
-
 import { ValidationError } from '../errors';
+import { navigatorLayerFile } from '../schemas/heatmap';
 
 
 // ATT&CK Navigator layers (format 4.x): the one parser and builder, reused by the heatmap and by campaigns.
@@ -50,21 +49,7 @@ export interface ParsedLayer {
 
 
 const internals = {
-    techniqueId: /^[A-Z]{1,2}\d{4}(\.\d{3})?$/,
-
-    // What a layer must look like to be read: the Navigator's own files carry much more, which is ignored.
-    schema: Joi.object({
-        name: Joi.string().max(500).allow('').default(''),
-        domain: Joi.string().valid('enterprise-attack', 'mobile-attack', 'ics-attack').default('enterprise-attack'),
-        versions: Joi.object({ layer: Joi.string().max(20), attack: Joi.string().max(20), navigator: Joi.string().max(20) }).unknown(true),
-        techniques: Joi.array().max(20_000).items(Joi.object({
-            techniqueID: Joi.string().max(20).required(),
-            tactic: Joi.string().max(100).allow(''),
-            score: Joi.number().allow(null),
-            comment: Joi.string().max(10_000).allow(''),
-            enabled: Joi.boolean()
-        }).unknown(true)).required()
-    }).unknown(true)
+    techniqueId: /^[A-Z]{1,2}\d{4}(\.\d{3})?$/
 };
 
 
@@ -72,7 +57,7 @@ const internals = {
 export const parseNavigatorLayer = (input: unknown, at: string[] = ['layer']): ParsedLayer => {
 
     const field = (...path: (string | number)[]) => [...at, ...path].join('.');
-    const { error, value } = internals.schema.validate(input, { abortEarly: false, convert: true });
+    const { error, value } = navigatorLayerFile.validate(input, { abortEarly: false, convert: true });
     if (error) {
         throw new ValidationError(`Not an ATT&CK Navigator layer: ${error.message}`, error.details.map((detail) => field(...detail.path)));
     }

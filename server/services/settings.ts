@@ -70,7 +70,7 @@ export class SettingsService {
     }
 
     // In the registry's order, or by key with sort=key
-    async list({ limit, offset, sort, order }: { limit: number; offset: number; sort?: 'key'; order?: 'asc' | 'desc' }): Promise<Page<SettingView>> {
+    async list(actor: Actor, { limit, offset, sort, order }: { limit: number; offset: number; sort?: 'key'; order?: 'asc' | 'desc' }): Promise<Page<SettingView>> {
 
         const rows = new Map((await Setting.query(this.deps.knex)).map((row) => [row.key, row]));
         const keys = sort ? [...settingKeys].sort() : settingKeys;
@@ -78,7 +78,7 @@ export class SettingsService {
         return { items: items.slice(offset, offset + limit), total: items.length, limit, offset };
     }
 
-    async describe(key: string): Promise<SettingView> {
+    async describe(actor: Actor, key: string): Promise<SettingView> {
 
         const known = this.definition(key);
         return this.view(known, await Setting.query(this.deps.knex).findById(known));

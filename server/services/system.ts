@@ -98,7 +98,7 @@ export class SystemService {
         };
     }
 
-    async scheduler(): Promise<{ items: ScheduledJob[]; workers: WorkerHeartbeat[]; consumers: ConsumerStatus[] }> {
+    async scheduler(actor: Actor): Promise<{ items: ScheduledJob[]; workers: WorkerHeartbeat[]; consumers: ConsumerStatus[] }> {
 
         const [items, workers, consumers] = await Promise.all([
             this.deps.queue.list(),

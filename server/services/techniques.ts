@@ -7,9 +7,10 @@ import type { Actor } from '../policy';
 
 import { d3fendTactics } from './attack-import';
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { scoreOf, type CoverageService } from './coverage';
 import { nextCustomId } from './custom-ids';
-import { likePattern, type ListQuery, type Page } from './lists';
+import { likePattern, pageOfQuery, type ListQuery, type Page } from './lists';
 
 
 export interface TechniqueFilters extends ListQuery {
@@ -102,7 +103,7 @@ export class TechniquesService {
                 from technique_tactics tt join tactics ta on ta.id = tt.tactic_id where tt.technique_id = techniques.mitre_id), '[]'::json) as tactics`));
     }
 
-    async list(filters: TechniqueFilters): Promise<Page<TechniqueSummary>> {
+    async list(actor: Actor, filters: TechniqueFilters): Promise<Page<TechniqueSummary>> {
 
         const { knex } = this.deps;
         const query = knex('techniques');
@@ -138,17 +139,15 @@ export class TechniquesService {
                 [filters.search, prefix, prefix, pattern]);
         }
 
-        const limit = filters.limit ?? 50;
-        const offset = filters.offset ?? 0;
         const order = filters.order ?? 'asc';
         const items = this.summaries().whereIn('techniques.mitre_id', query.clone().select('techniques.mitre_id'));
         if (rank && !filters.sort) {
             items.orderByRaw(rank.toSQL().sql, rank.toSQL().bindings as any[]);
         }
 
-        items.orderBy(`techniques.${filters.sort ?? 'mitre_id'}`, order).orderBy('techniques.mitre_id', order).limit(limit).offset(offset);
-        const [rows, [counted]] = await Promise.all([items, query.clone().count('* as count')]);
-        return { items: rows.map(internals.summary), total: Number(counted?.count ?? 0), limit, offset };
+        items.orderBy(`techniques.${filters.sort ?? 'mitre_id'}`, order).orderBy('techniques.mitre_id', order);
+        const result = await pageOfQuery<Record<string, any>>(knex, items, query, filters);
+        return { ...result, items: result.items.map(internals.summary) };
     }
 
     // The technique's latest validated tests are those the actor may see
@@ -242,10 +241,7 @@ export class TechniquesService {
 
         await Technique.transaction(this.deps.knex, async (trx) => {
 
-            const technique = await Technique.query(trx).findById(mitreId).forUpdate();
-            if (!technique) {
-                throw new NotFoundError('Technique');
-            }
+            const technique = await lockOr404(Technique.query(trx).findById(mitreId), 'Technique');
 
             if (!technique.is_custom) {
                 const managed = Object.keys(input).filter((field) => !(organisationFields as readonly string[]).includes(field));
@@ -294,10 +290,7 @@ export class TechniquesService {
 
         await Technique.transaction(this.deps.knex, async (trx) => {
 
-            const technique = await Technique.query(trx).findById(mitreId).forUpdate();
-            if (!technique) {
-                throw new NotFoundError('Technique');
-            }
+            await lockOr404(Technique.query(trx).findById(mitreId), 'Technique');
 
             await this.markForReview(trx, [mitreId], input.needs_review ? input.reason ?? null : null, actor, input.needs_review);
             await this.deps.audit.record(trx, actor, { action: input.needs_review ? 'technique.review_requested' : 'technique.review_cleared', entity_type: 'technique', entity_id: mitreId, details: { reason: input.reason ?? null } });
@@ -321,7 +314,7 @@ export class TechniquesService {
 
     // D3FEND countermeasures of a technique, grouped by D3FEND tactic in display order. A parent technique also
     // answers those mapped to its sub-techniques (D3FEND maps mostly at sub-technique level), each with the ids it came through.
-    async d3fend(mitreId: string) {
+    async d3fend(actor: Actor, mitreId: string) {
 
         const { knex } = this.deps;
         const technique = await knex('techniques').where('mitre_id', mitreId).first('mitre_id', 'name', 'is_subtechnique');

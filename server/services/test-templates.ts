@@ -6,6 +6,7 @@ import { Test, TestTemplate, type Priority } from '../models';
 import { canSeeTest, everyReader, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 
 
@@ -148,10 +149,7 @@ export class TestTemplatesService {
 
         return await TestTemplate.transaction(this.deps.knex, async (trx) => {
 
-            const template = await TestTemplate.query(trx).findById(id).forUpdate();
-            if (!template) {
-                throw new NotFoundError('Test template');
-            }
+            const template = await lockOr404(TestTemplate.query(trx).findById(id), 'Test template');
 
             const updated = await template.$patchReturning(trx, input as Partial<TestTemplate>);
             await this.deps.audit.record(trx, actor, { action: 'test_template.update', entity_type: 'test_template', entity_id: id, details: { fields: Object.keys(input) } });

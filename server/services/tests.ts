@@ -5,6 +5,7 @@ import { Test, TestTemplate, TestTimelineEntry, User, type AttackResult, type Da
 import { Access, Role, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { appendTimeline, lockOr404, withTransaction, type ChangeOptions } from './changes';
 import type { CoverageService } from './coverage';
 import type { EventsService, DomainEvent, StoredEvent } from './events';
 import { likePattern, page, type ListQuery, type Page } from './lists';
@@ -207,19 +208,14 @@ export class TestsService {
     }
 
     // Visible to the actor and locked for the rest of the transaction: concurrent changes to one test serialise
-    async lock(trx: Knex.Transaction, actor: Actor, id: string): Promise<Test> {
+    lock(trx: Knex.Transaction, actor: Actor, id: string): Promise<Test> {
 
-        const test = await Test.query(trx).findById(id).modify('visibleTo', actor).forUpdate();
-        if (!test) {
-            throw new NotFoundError('Test');
-        }
-
-        return test;
+        return lockOr404(Test.query(trx).findById(id).modify('visibleTo', actor), 'Test');
     }
 
-    async create(actor: Actor, input: TestCreate): Promise<Test> {
+    async create(actor: Actor, input: TestCreate, options: ChangeOptions = {}): Promise<Test> {
 
-        return await Test.transaction(this.deps.knex, async (trx) => {
+        return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             let base: Partial<Test> = {};
             if (input.retest_of_id) {
@@ -249,9 +245,9 @@ export class TestsService {
         });
     }
 
-    async fromTemplate(actor: Actor, input: FromTemplate): Promise<{ items: Test[] }> {
+    async fromTemplate(actor: Actor, input: FromTemplate, options: ChangeOptions = {}): Promise<{ items: Test[] }> {
 
-        return await Test.transaction(this.deps.knex, async (trx) => {
+        return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             const templates = await TestTemplate.query(trx).findByIds(input.template_ids);
             const missing = input.template_ids.filter((id) => !templates.some((template) => template.id === id));
@@ -305,9 +301,9 @@ export class TestsService {
         });
     }
 
-    update(actor: Actor, id: string, input: TestUpdate): Promise<Test> {
+    update(actor: Actor, id: string, input: TestUpdate, options: ChangeOptions = {}): Promise<Test> {
 
-        return this.edit(actor, id, 'update', this.clean(input), async (trx, changes) => {
+        return this.edit(actor, id, 'update', this.clean(input), options, async (trx, changes) => {
 
             if (changes.technique_id) {
                 await this.checkTechniques(trx, [changes.technique_id as string]);
@@ -317,10 +313,10 @@ export class TestsService {
         });
     }
 
-    updateRed(actor: Actor, id: string, input: RedUpdate): Promise<Test> {
+    updateRed(actor: Actor, id: string, input: RedUpdate, options: ChangeOptions = {}): Promise<Test> {
 
         // A reopened test keeps its detections: the execution cannot move after the detection time they recorded
-        return this.edit(actor, id, 'red', this.clean(input), (_trx, changes, test) => {
+        return this.edit(actor, id, 'red', this.clean(input), options, (_trx, changes, test) => {
 
             const executed = changes.executed_at as Date | null | undefined;
             if (executed && test.detected_at && executed.getTime() > test.detected_at.getTime()) {
@@ -329,7 +325,7 @@ export class TestsService {
         });
     }
 
-    updateBlue(actor: Actor, id: string, input: BlueUpdate): Promise<Test> {
+    updateBlue(actor: Actor, id: string, input: BlueUpdate, options: ChangeOptions = {}): Promise<Test> {
 
         // detection_outcome and detected_at follow from the detections, never entered (domain.md)
         const changes: Record<string, unknown> = this.clean(input);
@@ -338,7 +334,7 @@ export class TestsService {
         }
 
         // Nothing is detected before it happens: a negative time to detect is a typo or a wrong time zone
-        return this.edit(actor, id, 'blue', changes, (_trx, _changes, test) => {
+        return this.edit(actor, id, 'blue', changes, options, (_trx, _changes, test) => {
 
             const early = test.executed_at ? detectedBefore(input.detections ?? [], test.executed_at) : [];
             if (early.length) {
@@ -347,19 +343,19 @@ export class TestsService {
         });
     }
 
-    updateRemediation(actor: Actor, id: string, input: RemediationUpdate): Promise<Test> {
+    updateRemediation(actor: Actor, id: string, input: RemediationUpdate, options: ChangeOptions = {}): Promise<Test> {
 
-        return this.edit(actor, id, 'remediation', this.clean(input));
+        return this.edit(actor, id, 'remediation', this.clean(input), options);
     }
 
-    setClassification(actor: Actor, id: string, input: ClassificationUpdate): Promise<Test> {
+    setClassification(actor: Actor, id: string, input: ClassificationUpdate, options: ChangeOptions = {}): Promise<Test> {
 
-        return this.edit(actor, id, 'classification', { ...input });
+        return this.edit(actor, id, 'classification', { ...input }, options);
     }
 
-    async transition(actor: Actor, id: string, action: TestAction, input: TransitionInput = {}): Promise<Test> {
+    async transition(actor: Actor, id: string, action: TestAction, input: TransitionInput = {}, options: ChangeOptions = {}): Promise<Test> {
 
-        return await Test.transaction(this.deps.knex, async (trx) => {
+        return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             const test = await this.lock(trx, actor, id);
             const transition = lifecycle[action];
@@ -459,9 +455,9 @@ export class TestsService {
     }
 
     // The shared path of every field edit: lock, check the state rule of the table, write, timeline, audit
-    private async edit(actor: Actor, id: string, kind: EditAction, changes: Record<string, unknown>, check?: (trx: Knex.Transaction, changes: Record<string, unknown>, test: Test) => Promise<void> | void): Promise<Test> {
+    private async edit(actor: Actor, id: string, kind: EditAction, changes: Record<string, unknown>, options: ChangeOptions, check?: (trx: Knex.Transaction, changes: Record<string, unknown>, test: Test) => Promise<void> | void): Promise<Test> {
 
-        return await Test.transaction(this.deps.knex, async (trx) => {
+        return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             const test = await this.lock(trx, actor, id);
             const rule = edits[kind];
@@ -488,10 +484,7 @@ export class TestsService {
     // The timeline row and the audit row of a change, in its transaction
     private async record(trx: Knex.Transaction, actor: Actor, test: Test, action: string, entry: { from?: TestState; to?: TestState; changes?: Changes; comment?: string | undefined; details?: Record<string, unknown> }): Promise<void> {
 
-        await TestTimelineEntry.query(trx).insert({
-            test_id: test.id,
-            actor_id: actor.id,
-            actor_role: actor.role,
+        await appendTimeline(trx, actor, test.id, {
             action,
             from_state: entry.from ?? null,
             to_state: entry.to ?? (action === 'create' ? test.state : null),

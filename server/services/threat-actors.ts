@@ -5,6 +5,7 @@ import { ThreatActor } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 
 
@@ -48,7 +49,7 @@ export class ThreatActorsService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
 
-    list(filters: ThreatActorFilters): Promise<Page<ThreatActor>> {
+    list(actor: Actor, filters: ThreatActorFilters): Promise<Page<ThreatActor>> {
 
         const query = ThreatActor.query(this.deps.knex)
             .select('threat_actors.*')
@@ -77,11 +78,11 @@ export class ThreatActorsService {
         return page(query, filters, { sort: 'name', order: 'asc' });
     }
 
-    async get(id: string) {
+    async get(actor: Actor, id: string) {
 
         const { knex } = this.deps;
-        const actor = await ThreatActor.query(knex).findById(id);
-        if (!actor) {
+        const threatActor = await ThreatActor.query(knex).findById(id);
+        if (!threatActor) {
             throw new NotFoundError('Threat actor');
         }
 
@@ -94,7 +95,7 @@ export class ThreatActorsService {
                 .select('c.id', 'c.mitre_id', 'c.name', 'c.first_seen', 'c.last_seen').orderBy('c.mitre_id')
         ]);
 
-        return { ...actor, techniques, software, campaigns };
+        return { ...threatActor, techniques, software, campaigns };
     }
 
     async create(actor: Actor, input: ThreatActorCreate) {
@@ -117,7 +118,7 @@ export class ThreatActorsService {
             return row;
         });
 
-        return await this.get(created.id);
+        return await this.get(actor, created.id);
     }
 
     async update(actor: Actor, id: string, input: ThreatActorUpdate) {
@@ -136,7 +137,7 @@ export class ThreatActorsService {
             await this.deps.audit.record(trx, actor, { action: 'threat_actor.update', entity_type: 'threat_actor', entity_id: id, details: { changes: input } });
         });
 
-        return await this.get(id);
+        return await this.get(actor, id);
     }
 
     async remove(actor: Actor, id: string): Promise<void> {
@@ -198,10 +199,7 @@ export class ThreatActorsService {
 
     private async lock(trx: Knex.Transaction, id: string): Promise<ThreatActor> {
 
-        const row = await ThreatActor.query(trx).findById(id).forUpdate();
-        if (!row) {
-            throw new NotFoundError('Threat actor');
-        }
+        const row = await lockOr404(ThreatActor.query(trx).findById(id), 'Threat actor');
 
         return row;
     }

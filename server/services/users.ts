@@ -8,6 +8,7 @@ import { User, type Preferences } from '../models';
 import { Role, systemActor, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { lockOr404 } from './changes';
 import { likePattern, pageOfRows, totalColumn, type ListQuery, type Page } from './lists';
 import type { NotificationPreferences, NotificationType } from './notifications';
 import { checkPasswordPolicy, hashPassword } from './passwords';
@@ -99,14 +100,14 @@ export class UsersService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
 
-    async list(filters: UserFilters): Promise<Page<User>> {
+    async list(actor: Actor, filters: UserFilters): Promise<Page<User>> {
 
         const statement = usersList(filters);
         const rows = await runStatement(this.deps.knex, statement.page);
         return await pageOfRows(rows as unknown as User[], statement.window, async () => Number((await runStatement(this.deps.knex, statement.count))[0]!.count));
     }
 
-    async get(id: string): Promise<User> {
+    async get(actor: Actor, id: string): Promise<User> {
 
         const user = await User.query(this.deps.knex).findById(id);
         if (!user) {
@@ -142,10 +143,7 @@ export class UsersService {
 
         return await User.transaction(this.deps.knex, async (trx) => {
 
-            const user = await User.query(trx).findById(id).forUpdate();
-            if (!user) {
-                throw new NotFoundError('User');
-            }
+            const user = await lockOr404(User.query(trx).findById(id), 'User');
 
             const losesAdmin = user.role === Role.admin && user.is_active && (input.role !== undefined && input.role !== Role.admin || input.is_active === false);
             if (losesAdmin) {
@@ -165,10 +163,7 @@ export class UsersService {
 
         return await User.transaction(this.deps.knex, async (trx) => {
 
-            const user = await User.query(trx).findById(id).forUpdate();
-            if (!user) {
-                throw new NotFoundError('User');
-            }
+            const user = await lockOr404(User.query(trx).findById(id), 'User');
 
             if (user.id === actor.id) {
                 throw new ConflictError('You cannot deactivate your own account', 'cannot_deactivate_self');

@@ -246,6 +246,7 @@ describe('Heatmap', () => {
             const full = navigatorFile(Array.from({ length: entries }, (_, i) => entry(catalogue[i % catalogue.length]!, tactics[Math.floor(i / catalogue.length) % tactics.length], { comment })));
             const text = JSON.stringify(full, null, 4);
             expect(text.length).to.be.above(1024 * 1024);
+            expect(text.length).to.be.below(4 * 1024 * 1024);
             const accepted = await post('admin', text);
             expect(accepted.statusCode, accepted.payload.slice(0, 200)).to.equal(200);
             expect(JSON.parse(accepted.payload).marked.length).to.equal(catalogue.length);

@@ -211,7 +211,7 @@ describe('Settings', () => {
         const other = new SettingsService({ knex: context.knex, audit: context.services.audit, outbound: new OutboundHttp(), secretKey: Crypto.randomBytes(32) });
 
         await expect(other.get('smtp')).to.reject(/encrypted under another AEGIS_SECRET_KEY, or altered/);
-        expect((await other.describe('smtp')).value).to.include({ password: { set: true } });
+        expect((await other.describe(context.actor('admin'), 'smtp')).value).to.include({ password: { set: true } });
         await expect(other.set(context.actor('admin'), 'smtp', { host: 'mail.example.test', from: 'aegis@example.test' })).to.reject(/set them again/);
 
         const replaced = await other.set(context.actor('admin'), 'smtp', { host: 'mail.example.test', from: 'aegis@example.test', password: 'new-password-1' });

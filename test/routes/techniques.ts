@@ -49,6 +49,19 @@ describe('Techniques', () => {
             }
         });
 
+        it('pages through the shared list path: pages add up to the whole list, and a page past the end still knows the total', async () => {
+
+            const whole = JSON.parse((await get('/api/v1/techniques?parent_id=T1059&limit=500')).payload);
+            expect(whole.total).to.equal(whole.items.length);
+            const first = JSON.parse((await get('/api/v1/techniques?parent_id=T1059&limit=2')).payload);
+            const rest = JSON.parse((await get('/api/v1/techniques?parent_id=T1059&limit=500&offset=2')).payload);
+            expect([...first.items, ...rest.items]).to.equal(whole.items);
+            expect(first).to.include({ total: whole.total, limit: 2, offset: 0 });
+
+            const past = JSON.parse((await get(`/api/v1/techniques?parent_id=T1059&offset=${whole.total + 5}`)).payload);
+            expect(past).to.equal({ items: [], total: whole.total, limit: 50, offset: whole.total + 5 });
+        });
+
         it('hides revoked and deprecated techniques unless asked, and filters sub-techniques and coverage', async () => {
 
             const hidden = JSON.parse((await get('/api/v1/techniques?search=T1002')).payload);

@@ -249,4 +249,42 @@ describe('Test routes', () => {
         expect((await request('admin', 'POST', '/tests/from-template', { template_ids: [Crypto.randomUUID()] })).statusCode).to.equal(404);
         expect((await request('red_tech', 'POST', '/tests/from-template', { template_ids: [single.id] })).statusCode).to.equal(403);
     });
+
+    it('joins a caller\'s transaction: two changes of a test in one transaction roll back together, and commit together', async () => {
+
+        const { tests } = context.services;
+        const actor = context.actor('admin');
+        const test = await testRow(context.knex);
+        // Rows written in one transaction share its timestamp: compared as sets
+        const trail = async () => ({
+            row: await context.knex('tests').where('id', test.id).first('title', 'state', 'version'),
+            timeline: (await context.knex('test_timeline').where('test_id', test.id).pluck('action')).sort(),
+            audit: (await context.knex('audit_logs').where('entity_id', test.id).pluck('action')).sort()
+        });
+
+        const untouched = await trail();
+        expect(untouched).to.equal({ row: { title: test.title, state: 'draft', version: 1 }, timeline: [], audit: [] });
+
+        await expect(context.knex.transaction(async (trx) => {
+
+            await tests.update(actor, test.id, { title: 'Renamed in a bulk change' }, { trx });
+            const started = await tests.transition(actor, test.id, 'start-execution', {}, { trx });
+            expect(started).to.include({ title: 'Renamed in a bulk change', state: 'red_executing', version: 3 });
+            throw new Error('the caller fails after both changes');
+        })).to.reject('the caller fails after both changes');
+
+        expect(await trail()).to.equal(untouched);
+
+        await context.knex.transaction(async (trx) => {
+
+            await tests.update(actor, test.id, { title: 'Renamed in a bulk change' }, { trx });
+            await tests.transition(actor, test.id, 'start-execution', {}, { trx });
+        });
+
+        expect(await trail()).to.equal({
+            row: { title: 'Renamed in a bulk change', state: 'red_executing', version: 3 },
+            timeline: ['start-execution', 'update-general'],
+            audit: ['test.start-execution', 'test.update-general']
+        });
+    });
 });
