@@ -28,19 +28,25 @@ export const defineAttackJobs = (agenda: Agenda, services: Services, options: { 
 
     agenda.define<Jobs['attack-sync']>('attack-sync', async (job) => {
 
+        // Progress is saved one touch after another, and the last before the job ends: a touch still in flight when
+        // Agenda saves the job's outcome could land after it and leave a failed job looking locked and running
         let last = -1;
+        let touching = Promise.resolve();
         const result = await services.attackImport.importAttack(systemActor, options.attack.source, {
             onProgress: (progress) => {
 
                 if (progress.percent !== last) {
                     last = progress.percent;
-                    void job.touch(Math.min(progress.percent, 99)).catch(() => undefined);
+                    touching = touching.then(() => job.touch(Math.min(progress.percent, 99))).catch(() => undefined);
                 }
             }
-        }).catch((err: unknown) => {
+        }).catch(async (err: unknown) => {
 
+            await touching;
             throw internals.explain(err, 'ATT&CK import', internals.remedies.attack);
         });
+
+        await touching;
 
         options.logger?.info({ job: 'attack-sync', reason: job.attrs.data?.reason, attack_version: result.attack_version, changed: result.changed, duration_ms: result.duration_ms }, 'attack import finished');
 
