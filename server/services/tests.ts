@@ -164,9 +164,9 @@ export class TestsService {
             query.where((q) => q.where('red_assignee_id', user).orWhere('blue_assignee_id', user));
         }
 
-        // Campaign membership arrives with the campaigns module: until then no test belongs to a campaign
+        // Membership as the test row carries it (campaign_tests keeps it, migrations/20261207010000_campaigns.ts)
         if (filters.campaign_id) {
-            query.whereRaw('false');
+            query.whereRaw('tests.campaign_ids @> array[?]::uuid[]', [filters.campaign_id]);
         }
 
         if (filters.tag) {
