@@ -7,6 +7,22 @@ export const name = '20261207010000_campaigns';
 // Purple-team campaigns (docs/campaigns.md): the campaign, its tests (a test may belong to several campaigns), its
 // history. `tests.campaign_ids` is the membership as every reader of a test shows it, kept by statement triggers on
 // campaign_tests so that no writer can forget it. The worklogs' campaign_id becomes a foreign key.
+
+
+// Until now a time entry's campaign_id could name anything. Each id that names no campaign becomes a draft campaign of
+// that id (the minutes logged on it are kept, and a lead can rename or fill it in); then the foreign key.
+export const worklogCampaignKey = async (knex: Knex): Promise<void> => {
+
+    await knex.raw(`
+        insert into campaigns (id, name, description)
+        select distinct w.campaign_id, 'Recovered campaign ' || left(w.campaign_id::text, 8),
+            'Created by the campaigns migration: time entries named this campaign id before campaigns existed'
+        from worklogs w where w.campaign_id is not null and not exists (select 1 from campaigns c where c.id = w.campaign_id)`);
+    await knex.raw('alter table worklogs add constraint worklogs_campaign_id_foreign foreign key (campaign_id) references campaigns (id) on delete restrict');
+};
+
+
+// See the top of the file
 export const up = async (knex: Knex): Promise<void> => {
 
     const timestamps = (table: Knex.CreateTableBuilder) => {
@@ -81,14 +97,7 @@ export const up = async (knex: Knex): Promise<void> => {
     await knex.raw('create function campaign_tests_fixed() returns trigger language plpgsql as $$ begin raise exception \'campaign_tests rows are added or removed, never changed\'; end $$');
     await knex.raw('create trigger campaign_tests_no_update before update of campaign_id, test_id on campaign_tests for each row execute function campaign_tests_fixed()');
 
-    // Until now a time entry's campaign_id could name anything. Each id that names no campaign becomes a draft
-    // campaign of that id (the minutes logged on it are kept, and an admin can rename or fill it in); then the key.
-    await knex.raw(`
-        insert into campaigns (id, name, description)
-        select distinct w.campaign_id, 'Recovered campaign ' || left(w.campaign_id::text, 8),
-            'Created by the campaigns migration: time entries named this campaign id before campaigns existed'
-        from worklogs w where w.campaign_id is not null`);
-    await knex.raw('alter table worklogs add constraint worklogs_campaign_id_foreign foreign key (campaign_id) references campaigns (id) on delete restrict');
+    await worklogCampaignKey(knex);
 };
 
 

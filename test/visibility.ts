@@ -145,13 +145,22 @@ describe('Visibility of classified tests', () => {
         }
 
         const worklog = await call('red_lead', 'POST', '/api/v1/worklogs', { test_id: restricted.id, minutes: 30, date: '2026-12-01', note: 'triage' });
+
+        // campaigns (issue 10): a campaign holding the classified tests; its history names the members' ids
+        const campaign = await call('red_lead', 'POST', '/api/v1/campaigns', { name: 'Classified members' });
+        for (const member of [restricted.id, confidential.id, retest.id]) {
+            await call('red_lead', 'POST', `/api/v1/campaigns/${campaign.id}/tests`, { test_id: member });
+        }
+
         await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 
         Object.assign(ids, { restricted: restricted.id, confidential: confidential.id, technique: techniqueId, retest: retest.id, restrictedEvidence: restricted.evidence, confidentialEvidence: confidential.evidence });
         candidates = [
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
-            techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id
+            techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id,
+            // campaigns (issue 10)
+            campaign.id
         ];
     });
 

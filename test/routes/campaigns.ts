@@ -6,6 +6,8 @@ import { expect } from '@hapi/code';
 import { roles, type Role } from '../../server/policy';
 import { campaignActions, campaignEdits, campaignLifecycle, campaignStatuses, type CampaignStatus } from '../../server/services/campaign-lifecycle';
 
+import { worklogCampaignKey } from '../../migrations/20261207010000_campaigns';
+
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
 
@@ -331,5 +333,229 @@ describe('Campaign routes', () => {
         // Completed is never overdue
         await request('admin', 'POST', `/campaigns/${late.id}/complete`);
         expect(json(await request('viewer', 'GET', `/campaigns/${late.id}`)).overdue).to.be.false();
+    });
+});
+
+
+describe('Campaign progress, history and generation', () => {
+
+    let context: TestContext;
+    const request = (role: Role, method: string, url: string, payload?: unknown) => context.server.inject({ method, url: `/api/v1${url}`, auth: context.as(role), ...(payload === undefined ? {} : { payload: payload as object }) });
+
+    const tactic = async (shortname: string, order: number): Promise<string> => {
+
+        const [row] = await context.knex('tactics').insert({ stix_id: `x-mitre-tactic--${Crypto.randomUUID()}`, domain: 'enterprise-attack', name: `Tactic ${shortname}`, shortname, matrix_order: order }).returning('id');
+        return row.id;
+    };
+
+    const techniqueWith = async (fields: { platforms?: string[]; coverage?: 'covered' | 'not_covered'; revoked?: boolean; tactics?: string[] }): Promise<string> => {
+
+        const id = await uniqueTechnique(context.knex);
+        await context.knex('techniques').where('mitre_id', id).update({
+            platforms: fields.platforms ?? [], revoked: fields.revoked ?? false,
+            ...fields.coverage ? { coverage_status: fields.coverage, score: fields.coverage === 'covered' ? 100 : 0 } : {}
+        });
+        for (const tacticId of fields.tactics ?? []) {
+            await context.knex('technique_tactics').insert({ technique_id: id, tactic_id: tacticId });
+        }
+
+        return id;
+    };
+
+    const counts = async () => ({
+        campaigns: Number((await context.knex('campaigns').count('* as n').first())!.n),
+        tests: Number((await context.knex('tests').count('* as n').first())!.n),
+        memberships: Number((await context.knex('campaign_tests').count('* as n').first())!.n)
+    });
+
+    before(async () => {
+
+        context = await init({ redis: false });
+    });
+
+    after(async () => {
+
+        await context.stop();
+    });
+
+    it('computes progress by state, outcome and tactic (hand-computed example)', async () => {
+
+        const tag = internals.unique();
+        const a = await tactic(`a-${tag}`, 1);
+        const b = await tactic(`b-${tag}`, 2);
+        const one = await techniqueWith({ tactics: [a] });
+        const two = await techniqueWith({ tactics: [a, b] });
+        const three = await techniqueWith({});
+
+        const tests = [
+            await testRow(context.knex, { technique_id: one, state: 'validated' }),                 // outcome alerted
+            await testRow(context.knex, { technique_id: two, state: 'validated', detections: [{ tool: 'EDR', outcome: 'not_detected' }] as never, detection_outcome: 'not_detected', detected_at: null }),
+            await testRow(context.knex, { technique_id: one, state: 'draft' }),
+            await testRow(context.knex, { technique_id: three, state: 'in_review' }),
+            await testRow(context.knex, { technique_id: two, state: 'blue_evaluating' })
+        ];
+
+        const campaign = json(await request('red_lead', 'POST', '/campaigns', { name: `Progress ${tag}` }));
+        const empty = json(await request('viewer', 'GET', `/campaigns/${campaign.id}/progress`));
+        expect(empty).to.equal({
+            campaign_id: campaign.id, total: 0, validated: 0, percent: 0,
+            by_state: { draft: 0, red_executing: 0, blue_evaluating: 0, in_review: 0, validated: 0, rejected: 0 },
+            by_outcome: { prevented: 0, alerted: 0, logged: 0, not_detected: 0, not_applicable: 0, none: 0 },
+            by_tactic: []
+        });
+
+        for (const test of tests) {
+            await request('red_lead', 'POST', `/campaigns/${campaign.id}/tests`, { test_id: test.id });
+        }
+
+        // 2 of 5 validated = 40 %; technique two sits under both tactics, so its tests count under each
+        expect(json(await request('viewer', 'GET', `/campaigns/${campaign.id}/progress`))).to.equal({
+            campaign_id: campaign.id, total: 5, validated: 2, percent: 40,
+            by_state: { draft: 1, red_executing: 0, blue_evaluating: 1, in_review: 1, validated: 2, rejected: 0 },
+            by_outcome: { prevented: 0, alerted: 1, logged: 0, not_detected: 1, not_applicable: 0, none: 0 },
+            by_tactic: [
+                { tactic: `a-${tag}`, name: `Tactic a-${tag}`, total: 4, validated: 2 },
+                { tactic: `b-${tag}`, name: `Tactic b-${tag}`, total: 2, validated: 1 },
+                { tactic: null, name: null, total: 1, validated: 0 }
+            ]
+        });
+
+        // 1 of 3 = 33.3 % (one decimal)
+        await request('red_lead', 'DELETE', `/campaigns/${campaign.id}/tests/${tests[1]!.id}`);
+        await request('red_lead', 'DELETE', `/campaigns/${campaign.id}/tests/${tests[4]!.id}`);
+        expect(json(await request('viewer', 'GET', `/campaigns/${campaign.id}/progress`))).to.include({ total: 3, validated: 1, percent: 33.3 });
+    });
+
+    it('keeps a membership change of a test the reader may not see, without the test', async () => {
+
+        const restricted = await testRow(context.knex, { data_classification: 'restricted' });
+        const campaign = json(await request('red_lead', 'POST', '/campaigns', { name: `Hidden ${internals.unique()}` }));
+        await request('red_lead', 'POST', `/campaigns/${campaign.id}/tests`, { test_id: restricted.id });
+
+        const asViewer = json(await request('viewer', 'GET', `/campaigns/${campaign.id}/history`)).items;
+        expect(asViewer.map((entry: any) => [entry.action, entry.test_id, entry.changes])).to.equal([['create', null, { name: { from: null, to: campaign.name } }], ['add-test', null, { test: 'not visible to you' }]]);
+        expect(json(await request('blue_tech', 'GET', `/campaigns/${campaign.id}/history`)).items[1].test_id).to.equal(null);
+        expect(json(await request('blue_lead', 'GET', `/campaigns/${campaign.id}/history`)).items[1].test_id).to.equal(restricted.id);
+
+        // Nor can a caller add a test it cannot see (the leads see every test: shown through the service)
+        const refused = await context.services.campaigns.addTests(context.actor('viewer'), campaign.id, { test_id: restricted.id }).catch((err: Error) => err);
+        expect(refused).to.be.an.error('Test not found');
+    });
+
+    it('creates a campaign and its tests from a threat actor, filtered by platform and coverage, reusing the best template', async () => {
+
+        const tag = internals.unique();
+        const threatActor = await context.services.threatActors.create(context.actor('admin'), { name: `APT ${tag}` });
+        const windows = await techniqueWith({ platforms: ['Windows'] });
+        const linux = await techniqueWith({ platforms: ['Linux'] });
+        const covered = await techniqueWith({ platforms: ['Windows'], coverage: 'covered' });
+        const revoked = await techniqueWith({ platforms: ['Windows'], revoked: true });
+        const both = await techniqueWith({ platforms: ['Linux', 'Windows'], coverage: 'not_covered' });
+        for (const id of [windows, linux, covered, revoked, both]) {
+            await context.knex('threat_actor_techniques').insert({ threat_actor_id: threatActor.id, technique_id: id, source: 'manual' });
+        }
+
+        // The specific Windows template wins over a broader Linux one
+        const best = json(await request('red_lead', 'POST', '/test-templates', { name: `Best ${tag}`, technique_ids: [windows], platforms: ['Windows'], procedure: 'the procedure', command: 'cmd /c whoami' }));
+        await request('red_lead', 'POST', '/test-templates', { name: `Broad ${tag}`, technique_ids: [windows, linux], platforms: ['Linux'] });
+
+        const res = await request('blue_lead', 'POST', `/campaigns/from-threat-actor/${threatActor.id}`, { platforms: ['Windows'], coverage: ['untested', 'not_covered'], start_date: '2026-12-07', end_date: '2026-12-18' });
+        expect(res.statusCode, res.payload).to.equal(201);
+        const body = json(res);
+        expect(body.campaign).to.include({ name: `APT ${tag} emulation`, type: 'threat_actor', threat_actor_id: threatActor.id, status: 'draft', start_date: '2026-12-07', end_date: '2026-12-18', test_count: 2 });
+
+        const created = [...body.created].sort((x: any, y: any) => x.technique_id.localeCompare(y.technique_id));
+        expect(created.map((item: any) => [item.technique_id, item.template_id, item.title])).to.equal([
+            [windows, best.id, `Best ${tag}`], [both, null, `${both} Technique ${both}`]
+        ].sort((x, y) => x[0]!.localeCompare(y[0]!)));
+        expect(body.skipped.map((item: any) => [item.technique_id, item.reason]).sort()).to.equal([[covered, 'coverage'], [linux, 'platform'], [revoked, 'revoked']].sort());
+        expect(body.skipped.find((item: any) => item.reason === 'platform').detail).to.equal('Runs on Linux, not on Windows');
+
+        const fromTemplate = json(await request('admin', 'GET', `/tests/${created.find((item: any) => item.technique_id === windows).test_id}`));
+        expect(fromTemplate).to.include({ state: 'draft', platform: 'Windows', procedure: 'the procedure', command: 'cmd /c whoami', campaign_ids: [body.campaign.id], created_by: context.users.blue_lead.id });
+        const fresh = json(await request('admin', 'GET', `/tests/${created.find((item: any) => item.technique_id === both).test_id}`));
+        expect(fresh).to.include({ state: 'draft', platform: 'Windows', objective: `Emulate APT ${tag}: Technique ${both}`, template_id: null, campaign_ids: [body.campaign.id] });
+
+        const history = json(await request('viewer', 'GET', `/campaigns/${body.campaign.id}/history`)).items;
+        expect(history.map((entry: { action: string }) => entry.action)).to.equal(['create', 'add-test', 'add-test']);
+
+        // Filters that leave nothing: 400 naming them, nothing written
+        const earlier = await counts();
+        const none = await request('blue_lead', 'POST', `/campaigns/from-threat-actor/${threatActor.id}`, { platforms: ['macOS'] });
+        expect(none.statusCode).to.equal(400);
+        expect(json(none)).to.include({ code: 'nothing_to_test', fields: ['platforms', 'coverage'] });
+        expect(await counts()).to.equal(earlier);
+
+        // An actor without techniques: 409; a bad filter: 400
+        const idle = await context.services.threatActors.create(context.actor('admin'), { name: `Idle ${tag}` });
+        const idleRes = await request('red_lead', 'POST', `/campaigns/from-threat-actor/${idle.id}`);
+        expect(idleRes.statusCode).to.equal(409);
+        expect(json(idleRes).code).to.equal('actor_without_techniques');
+        const badFilter = await request('red_lead', 'POST', `/campaigns/from-threat-actor/${threatActor.id}`, { coverage: ['great'] });
+        expect(badFilter.statusCode).to.equal(400);
+        expect(json(badFilter).fields).to.equal(['coverage.0']);
+        expect(await counts()).to.equal(earlier);
+    });
+
+    it('creates a campaign from an ATT&CK Navigator layer: enabled techniques once each, the rest skipped with a reason', async () => {
+
+        const tag = internals.unique();
+        const kept = await techniqueWith({ platforms: ['Windows'] });
+        const disabled = await techniqueWith({});
+        const low = await techniqueWith({});
+        const unknown = `T8${String(Crypto.randomInt(0, 1000)).padStart(3, '0')}.${String(Crypto.randomInt(0, 1000)).padStart(3, '0')}`;
+        await context.knex('techniques').where('mitre_id', unknown).delete();
+        const layer = {
+            name: `Scope ${tag}`, versions: { layer: '4.5', attack: '18', navigator: '5.1.0' }, domain: 'enterprise-attack',
+            techniques: [
+                { techniqueID: kept, tactic: 'execution', score: 3, comment: 'Seen in the wild' },
+                { techniqueID: kept, tactic: 'persistence', score: 3 },
+                { techniqueID: disabled, tactic: 'execution', score: 5, enabled: false },
+                { techniqueID: low, tactic: 'execution', score: 1 },
+                { techniqueID: unknown, tactic: 'execution', score: 4 }
+            ]
+        };
+
+        const res = await request('red_lead', 'POST', '/campaigns/from-layer?min_score=2&type=adversary_emulation', layer);
+        expect(res.statusCode, res.payload).to.equal(201);
+        const body = json(res);
+        expect(body.campaign).to.include({ name: `Scope ${tag}`, type: 'adversary_emulation', test_count: 1 });
+        expect(body.created.map((item: any) => [item.technique_id, item.template_id])).to.equal([[kept, null]]);
+        expect(body.skipped).to.equal([
+            { technique_id: disabled, reason: 'disabled', detail: 'Disabled in the layer' },
+            { technique_id: low, reason: 'score', detail: 'Score 1 is below 2' },
+            { technique_id: unknown, reason: 'unknown_technique', detail: 'Not in the ATT&CK catalogue: import ATT&CK or create the custom technique' }
+        ]);
+        expect(json(await request('admin', 'GET', `/tests/${body.created[0].test_id}`)).objective).to.equal(`Listed in the ATT&CK Navigator layer "Scope ${tag}": Seen in the wild`);
+
+        const earlier = await counts();
+        for (const [payload, field] of [[{ ...layer, techniques: 'all' }, 'techniques'], [{ ...layer, versions: { layer: '3.0' } }, 'versions.layer'], [{ ...layer, techniques: [{ techniqueID: 'whoami' }] }, 'techniques']] as const) {
+            const bad = await request('red_lead', 'POST', '/campaigns/from-layer', payload);
+            expect(bad.statusCode, bad.payload).to.equal(400);
+            expect(json(bad).fields).to.include(field);
+        }
+
+        expect((await request('red_lead', 'POST', '/campaigns/from-layer?min_score=x', layer)).statusCode).to.equal(400);
+        expect(await counts()).to.equal(earlier);
+    });
+
+    it('the migration keeps the time logged on a campaign id that names nothing, as a recovered campaign', async () => {
+
+        const orphan = Crypto.randomUUID();
+        await context.knex.transaction(async (trx) => {
+
+            await trx.raw('alter table worklogs drop constraint worklogs_campaign_id_foreign');
+            await trx('worklogs').insert({ user_id: context.users.red_tech.id, campaign_id: orphan, minutes: 45, date: '2026-11-30' });
+            await worklogCampaignKey(trx);
+            const recovered = await trx('campaigns').where('id', orphan).first();
+            expect(recovered).to.include({ name: `Recovered campaign ${orphan.slice(0, 8)}`, status: 'draft' });
+            expect(await trx('worklogs').where('campaign_id', orphan).pluck('minutes')).to.equal([45]);
+            await trx.rollback();
+        }).catch((err: Error) => {
+
+            expect(err).to.be.undefined();      // rollback() rejects with undefined
+        });
+
+        expect(await context.knex('campaigns').where('id', orphan).first()).to.not.exist();
     });
 });
