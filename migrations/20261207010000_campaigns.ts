@@ -41,6 +41,7 @@ export const up = async (knex: Knex): Promise<void> => {
         table.uuid('threat_actor_id').references('threat_actors.id').onDelete('SET NULL');
         table.date('start_date');
         table.date('end_date');
+        table.boolean('blind').notNullable().defaultTo(false);
         table.text('notes');
         table.timestamp('activated_at', { useTz: true });
         table.timestamp('completed_at', { useTz: true });
@@ -82,18 +83,29 @@ export const up = async (knex: Knex): Promise<void> => {
         table.index(['campaign_id', 'created_at', 'seq']);
     });
 
-    // The membership on the test row: one statement updates every test it touched, whatever the number of rows
+    // The membership on the test row: one statement updates every test it touched, whatever the number of rows; and
+    // `blind`: the test is in a blind campaign (the visibility rule, policy.ts hidesRedFrom)
     await knex.raw('alter table tests add column campaign_ids uuid[] not null default \'{}\'');
+    await knex.raw('alter table tests add column blind boolean not null default false');
     await knex.raw('create index tests_campaign_ids_index on tests using gin (campaign_ids)');
     await knex.raw(`
         create function campaign_tests_sync() returns trigger language plpgsql as $$
         begin
-            update tests t set campaign_ids = coalesce((select array_agg(ct.campaign_id order by ct.created_at, ct.campaign_id) from campaign_tests ct where ct.test_id = t.id), '{}')
+            update tests t set campaign_ids = coalesce((select array_agg(ct.campaign_id order by ct.created_at, ct.campaign_id) from campaign_tests ct where ct.test_id = t.id), '{}'),
+                    blind = exists (select 1 from campaign_tests ct join campaigns c on c.id = ct.campaign_id where ct.test_id = t.id and c.blind)
                 where t.id in (select test_id from changed);
             return null;
         end $$`);
     await knex.raw('create trigger campaign_tests_inserted after insert on campaign_tests referencing new table as changed for each statement execute function campaign_tests_sync()');
     await knex.raw('create trigger campaign_tests_deleted after delete on campaign_tests referencing old table as changed for each statement execute function campaign_tests_sync()');
+    await knex.raw(`
+        create function campaigns_blind_sync() returns trigger language plpgsql as $$
+        begin
+            update tests t set blind = exists (select 1 from campaign_tests ct join campaigns c on c.id = ct.campaign_id where ct.test_id = t.id and c.blind)
+                where t.id in (select test_id from campaign_tests where campaign_id = new.id);
+            return null;
+        end $$`);
+    await knex.raw('create trigger campaigns_blind_changed after update of blind on campaigns for each row when (old.blind is distinct from new.blind) execute function campaigns_blind_sync()');
     await knex.raw('create function campaign_tests_fixed() returns trigger language plpgsql as $$ begin raise exception \'campaign_tests rows are added or removed, never changed\'; end $$');
     await knex.raw('create trigger campaign_tests_no_update before update of campaign_id, test_id on campaign_tests for each row execute function campaign_tests_fixed()');
 
@@ -107,9 +119,12 @@ export const down = async (knex: Knex): Promise<void> => {
     await knex.raw('drop trigger campaign_tests_inserted on campaign_tests');
     await knex.raw('drop trigger campaign_tests_deleted on campaign_tests');
     await knex.raw('drop trigger campaign_tests_no_update on campaign_tests');
+    await knex.raw('drop trigger campaigns_blind_changed on campaigns');
+    await knex.raw('drop function campaigns_blind_sync()');
     await knex.raw('drop function campaign_tests_sync()');
     await knex.raw('drop function campaign_tests_fixed()');
     await knex.raw('alter table tests drop column campaign_ids');
+    await knex.raw('alter table tests drop column blind');
     await knex.schema.dropTable('campaign_history');
     await knex.schema.dropTable('campaign_tests');
     await knex.schema.dropTable('campaigns');

@@ -17,6 +17,7 @@ export class Campaign extends BaseModel {
     declare start_date: string | null;
     declare end_date: string | null;
     declare notes: string | null;
+    declare blind: boolean;
     declare activated_at: Date | null;
     declare completed_at: Date | null;
     declare version: number;

@@ -37,6 +37,7 @@ export class Test extends BaseModel {
     declare expected_detection_asset_ids: string[];
     declare state: TestState;
     declare campaign_ids: string[];
+    declare blind: boolean;
 
     declare procedure: string | null;
     declare tool: string | null;

@@ -26,7 +26,9 @@ const metadata = {
     description: text(10_000).allow(null, ''),
     type,
     threat_actor_id: uuid.allow(null),
-    notes: text(20_000).allow(null, '')
+    notes: text(20_000).allow(null, ''),
+    // Blind mode: the blue team does not see what red runs until submit-red (docs/campaigns.md)
+    blind: Joi.boolean()
 };
 
 const schedule = {
@@ -71,6 +73,7 @@ const generate = {
     name: metadata.name,
     description: metadata.description,
     type,
+    blind: metadata.blind,
     start_date: nullableDay,
     end_date: nullableDay,
     platforms: Joi.array().items(platform).min(1).max(20).unique().single(),
@@ -97,6 +100,7 @@ export const campaign = Joi.object({
     start_date: nullableString,
     end_date: nullableString,
     notes: nullableString,
+    blind: Joi.boolean().required(),
     overdue: Joi.boolean().description('An active campaign past its end date'),
     test_count: Joi.number().integer(),
     activated_at: timestamp.allow(null),

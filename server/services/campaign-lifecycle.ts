@@ -50,7 +50,7 @@ export interface CampaignEditRule {
 }
 
 export const campaignEdits = {
-    'metadata': { statuses: ['draft', 'active'], roles: Access.leads, fields: ['name', 'description', 'type', 'threat_actor_id'], description: 'PATCH /campaigns/{id}: name, description, type, threat actor' },
+    'metadata': { statuses: ['draft', 'active'], roles: Access.leads, fields: ['name', 'description', 'type', 'threat_actor_id', 'blind'], description: 'PATCH /campaigns/{id}: name, description, type, threat actor, blind mode' },
     'notes': { statuses: campaignStatuses, roles: Access.leads, fields: ['notes'], description: 'PATCH /campaigns/{id}: the notes, in every status (a completed campaign keeps its lessons)' },
     'schedule': { statuses: ['draft', 'active'], roles: Access.leads, fields: ['start_date', 'end_date'], description: 'PATCH /campaigns/{id}/schedule' },
     'add-test': { statuses: ['draft', 'active'], roles: Access.leads, fields: [], description: 'POST /campaigns/{id}/tests: an existing test, or new ones from a template' },

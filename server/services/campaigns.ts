@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { Campaign, CampaignHistoryEntry, CampaignTest, Test, TestTemplate, ThreatActor } from '../models';
-import type { Actor } from '../policy';
+import { blindTo, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import {
@@ -23,6 +23,7 @@ export interface CampaignCreate {
     type?: CampaignType;
     threat_actor_id?: string | null;
     notes?: string | null;
+    blind?: boolean;
     start_date?: string | null;
     end_date?: string | null;
 }
@@ -56,6 +57,7 @@ export interface GenerateOptions {
     name?: string;
     description?: string | null;
     type?: CampaignType;
+    blind?: boolean;
     start_date?: string | null;
     end_date?: string | null;
     platforms?: string[];
@@ -277,7 +279,7 @@ export class CampaignsService {
 
             const memberships = await this.join(trx, actor, campaign, testIds);
             const tests = new Map((await Test.query(trx).findByIds(testIds)).map((test) => [test.id, test]));
-            return { items: memberships.map((membership) => Object.assign(membership, { test: tests.get(membership.test_id)! })) };
+            return { items: memberships.map((membership) => Object.assign(membership, { test: blindTo(actor, tests.get(membership.test_id)!) })) };
         });
     }
 
@@ -427,7 +429,7 @@ export class CampaignsService {
             throw new ValidationError(`No technique is left to test once ${skipped.length} were skipped (${[...new Set(skipped.map((item) => item.reason))].join(', ')}): widen the filters`, ['platforms', 'coverage'], 'nothing_to_test');
         }
 
-        const campaign = await this.create(actor, { ...base, description: options.description ?? null, start_date: options.start_date ?? null, end_date: options.end_date ?? null }, { trx });
+        const campaign = await this.create(actor, { ...base, description: options.description ?? null, blind: options.blind ?? false, start_date: options.start_date ?? null, end_date: options.end_date ?? null }, { trx });
         const templates = await this.bestTemplates(trx, actor, kept.map((item) => item.technique_id), options.platforms);
         const created: Generated['created'] = [];
         for (const item of kept) {

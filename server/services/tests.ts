@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 
 import { ConflictError, InvalidTransitionError, NotFoundError, ValidationError } from '../errors';
 import { Test, TestTemplate, TestTimelineEntry, User, type AttackResult, type DataClassification, type Priority, type RemediationStatus } from '../models';
-import { Access, Role, type Actor } from '../policy';
+import { Access, Role, blindFields, blindTo, hidesRedFrom, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { appendTimeline, lockOr404, withTransaction, type ChangeOptions } from './changes';
@@ -145,7 +145,7 @@ export class TestsService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService; events: EventsService; coverage: CoverageService; notifications: NotificationsService }) { }
 
-    list(actor: Actor, filters: TestFilters): Promise<Page<Test>> {
+    async list(actor: Actor, filters: TestFilters): Promise<Page<Test>> {
 
         const query = Test.query(this.deps.knex).modify('visibleTo', actor);
         const states = filters.state === undefined ? [] : [filters.state].flat();
@@ -194,7 +194,9 @@ export class TestsService {
             });
         }
 
-        return page(query, filters, { sort: 'created_at', order: 'desc' });
+        const result = await page(query, filters, { sort: 'created_at', order: 'desc' });
+        result.items.forEach((test) => blindTo(actor, test));
+        return result;
     }
 
     async get(actor: Actor, id: string): Promise<Test> {
@@ -204,7 +206,7 @@ export class TestsService {
             throw new NotFoundError('Test');
         }
 
-        return test;
+        return blindTo(actor, test);
     }
 
     // Visible to the actor and locked for the rest of the transaction: concurrent changes to one test serialise
@@ -406,6 +408,7 @@ export class TestsService {
 
             const updated = await test.$patchReturning(trx, patch);
             await this.record(trx, actor, updated, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } });
+            const answer = blindTo(actor, updated.$clone());
 
             const events: DomainEvent[] = [];
             if (from !== to && effects.includes('emit-state-changed')) {
@@ -422,14 +425,25 @@ export class TestsService {
                 await this.deps.coverage.recompute(trx, actor, [test.technique_id]);
             }
 
-            return updated;
+            return answer;
         });
     }
 
     async timeline(actor: Actor, id: string, list: ListQuery): Promise<Page<TestTimelineEntry>> {
 
-        await this.get(actor, id);
-        return await page(TestTimelineEntry.query(this.deps.knex).where('test_id', id), list, { sort: 'created_at', order: 'asc' });
+        const test = await Test.query(this.deps.knex).findById(id).modify('visibleTo', actor);
+        if (!test) {
+            throw new NotFoundError('Test');
+        }
+
+        const result = await page(TestTimelineEntry.query(this.deps.knex).where('test_id', id), list, { sort: 'created_at', order: 'asc' });
+        if (hidesRedFrom(actor, test)) {
+            for (const entry of result.items) {
+                entry.changes = Object.fromEntries(Object.entries(entry.changes).filter(([field]) => !(blindFields as readonly string[]).includes(field)));
+            }
+        }
+
+        return result;
     }
 
     // From any member: up to the first test, then every retest of it; oldest first, only what the actor may see
@@ -451,7 +465,7 @@ export class TestsService {
             select id from down`, [id]);
 
         const items = await Test.query(this.deps.knex).findByIds(rows.map((row) => row.id)).modify('visibleTo', actor).orderBy([{ column: 'created_at' }, { column: 'id' }]);
-        return { items };
+        return { items: items.map((test) => blindTo(actor, test)) };
     }
 
     // The shared path of every field edit: lock, check the state rule of the table, write, timeline, audit
@@ -468,7 +482,7 @@ export class TestsService {
             await check?.(trx, changes, test);
             const diff = internals.diff(test as unknown as Record<string, unknown>, changes);
             if (!Object.keys(diff).length) {
-                return test;
+                return blindTo(actor, test);
             }
 
             const updated = await test.$patchReturning(trx, { ...changes, version: test.version + 1 } as Partial<Test>);
@@ -477,7 +491,7 @@ export class TestsService {
             }
 
             await this.record(trx, actor, updated, `update-${kind === 'update' ? 'general' : kind}`, { changes: diff });
-            return updated;
+            return blindTo(actor, updated);
         });
     }
 

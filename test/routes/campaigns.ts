@@ -78,7 +78,7 @@ describe('Campaign routes', () => {
         const campaign = json(created);
         expect(campaign).to.equal({
             id: campaign.id, name, description: 'Quarterly exercise', type: 'purple_team', status: 'draft', threat_actor_id: null,
-            start_date: '2026-12-01', end_date: '2026-12-20', notes: null, overdue: false, test_count: 0, activated_at: null, completed_at: null,
+            start_date: '2026-12-01', end_date: '2026-12-20', notes: null, blind: false, overdue: false, test_count: 0, activated_at: null, completed_at: null,
             version: 1, created_by: context.users.blue_lead.id, created_at: campaign.created_at, updated_at: campaign.updated_at
         });
 
@@ -537,6 +537,62 @@ describe('Campaign progress, history and generation', () => {
 
         expect((await request('red_lead', 'POST', '/campaigns/from-layer?min_score=x', layer)).statusCode).to.equal(400);
         expect(await counts()).to.equal(earlier);
+    });
+
+    it('blind mode: hides the red procedure, command, tool and template of a blind campaign\'s tests from blue roles until submit-red', async () => {
+
+        const tag = internals.unique();
+        const techniqueId = await uniqueTechnique(context.knex);
+        const template = json(await request('red_lead', 'POST', '/test-templates', { name: `Blind ${tag}`, technique_ids: [techniqueId], procedure: 'secret procedure', command: 'secret command', tool: 'secret tool' }));
+        const campaign = json(await request('red_lead', 'POST', '/campaigns', { name: `Blind ${tag}`, blind: true }));
+        expect(campaign.blind).to.be.true();
+
+        // Added from a template by a blue lead: the answer already hides what red will run
+        const added = json(await request('blue_lead', 'POST', `/campaigns/${campaign.id}/tests`, { template_id: template.id }));
+        const hidden = { procedure: null, command: null, tool: null, template_id: null };
+        expect(added.items[0].test).to.include({ ...hidden, blind: true });
+        const id = added.items[0].test_id;
+
+        const blue = (role: Role) => role === 'blue_lead' || role === 'blue_tech';
+        const check = async (shown: Record<string, unknown>, hide: (role: Role) => boolean) => {
+
+            for (const role of roles) {
+                const expected = hide(role) ? hidden : shown;
+                expect(json(await request(role, 'GET', `/tests/${id}`)), role).to.include(expected);
+                expect(json(await request(role, 'GET', `/tests?campaign_id=${campaign.id}`)).items[0], role).to.include(expected);
+                const timeline = (await request(role, 'GET', `/tests/${id}/timeline`)).payload;
+                expect(timeline.includes('secret'), `${role} timeline`).to.equal(!hide(role));
+            }
+        };
+
+        const shown = { procedure: 'secret procedure', command: 'secret command', tool: 'secret tool', template_id: template.id };
+        await check(shown, blue);
+        expect(json(await request('blue_lead', 'PATCH', `/tests/${id}`, { priority: 'high' }))).to.include({ ...hidden, priority: 'high' });
+
+        await request('red_lead', 'POST', `/tests/${id}/start-execution`);
+        await request('red_tech', 'PATCH', `/tests/${id}/red`, { procedure: 'secret procedure, second try', executed_at: new Date(Date.now() - 60_000).toISOString(), attack_result: 'succeeded' });
+        const executing = { ...shown, procedure: 'secret procedure, second try' };
+        await check(executing, blue);
+        expect(json(await request('blue_tech', 'POST', `/tests/${id}/pause-timer`))).to.include(hidden);
+
+        // Every role reads templates: a blind test cannot be a template's source before red submits
+        const copy = await request('red_lead', 'POST', '/test-templates', { source_test_id: id });
+        expect(copy.statusCode).to.equal(409);
+        expect(json(copy).code).to.equal('blind_source');
+
+        // submit-red reveals it to everyone
+        expect(json(await request('red_tech', 'POST', `/tests/${id}/submit-red`))).to.include(executing);
+        await check(executing, () => false);
+
+        // The flag follows the campaign: turned on later, and gone when the test leaves the campaign
+        const plain = json(await request('red_lead', 'POST', '/campaigns', { name: `Plain ${tag}` }));
+        const test = await testRow(context.knex, { technique_id: techniqueId, procedure: 'secret plain' });
+        await request('red_lead', 'POST', `/campaigns/${plain.id}/tests`, { test_id: test.id });
+        expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: false, procedure: 'secret plain' });
+        expect(json(await request('red_lead', 'PATCH', `/campaigns/${plain.id}`, { blind: true })).blind).to.be.true();
+        expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: true, procedure: null });
+        await request('red_lead', 'DELETE', `/campaigns/${plain.id}/tests/${test.id}`);
+        expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: false, procedure: 'secret plain' });
     });
 
     it('the migration keeps the time logged on a campaign id that names nothing, as a recovered campaign', async () => {
