@@ -103,7 +103,8 @@ export const campaigns: Suite = {
             const services = createServices(serviceDeps(config, { knex, queue, outbound: new OutboundHttp(config.outbound), version: 'bench' }));
             await services.attackImport.importAttack(systemActor, internals.bundle);
             const server = await createServer({ config, services, logger: Pino({ level: 'silent' }), version: 'bench' });
-            const lead = await services.users.create(systemActor, { username: 'bench-lead', password: 'Purple-Quartz-Lantern-8', role: 'red_lead' });
+            const created = await services.users.create(systemActor, { username: 'bench-lead', password: 'Purple-Quartz-Lantern-8', role: 'red_lead' });
+            const lead = await created.$query(knex).patchAndFetch({ must_change_password: false });
             const auth = { strategy: 'jwt-bearer', credentials: { user: lead, scope: ['red_lead'], app: {} } } as never;
             await pg.connect();
 
