@@ -431,14 +431,32 @@ export class CampaignsService {
 
         const campaign = await this.create(actor, { ...base, description: options.description ?? null, blind: options.blind ?? false, start_date: options.start_date ?? null, end_date: options.end_date ?? null }, { trx });
         const templates = await this.bestTemplates(trx, actor, kept.map((item) => item.technique_id), options.platforms);
-        const created: Generated['created'] = [];
-        for (const item of kept) {
-            const templateId = templates.get(item.technique_id) ?? null;
-            const test = templateId ?
-                (await this.deps.tests.fromTemplate(actor, { template_ids: [templateId], technique_ids: [item.technique_id], ...item.platform ? { overrides: { platform: item.platform } } : {} }, { trx })).items[0]! :
-                await this.deps.tests.create(actor, { title: `${item.technique_id} ${item.name}`.slice(0, 300), objective: item.objective, technique_id: item.technique_id, platform: item.platform }, { trx });
-            created.push({ test_id: test.id, technique_id: item.technique_id, title: test.title, template_id: templateId });
+
+        // A few statements whatever the number of techniques: one batch of plain drafts, and one from-template call per
+        // template and platform (a template copies itself onto exactly the techniques that chose it)
+        const tests = new Map<string, Test>();
+        const plain = kept.filter((item) => !templates.has(item.technique_id));
+        const made = await this.deps.tests.createMany(actor, plain.map((item) => ({ title: `${item.technique_id} ${item.name}`.slice(0, 300), objective: item.objective, technique_id: item.technique_id, platform: item.platform })), { trx });
+        made.forEach((test) => tests.set(test.technique_id, test));
+
+        const groups = new Map<string, { template: string; platform: string | null; techniques: string[] }>();
+        for (const item of kept.filter((entry) => templates.has(entry.technique_id))) {
+            const key = `${templates.get(item.technique_id)} ${item.platform ?? ''}`;
+            const group = groups.get(key) ?? { template: templates.get(item.technique_id)!, platform: item.platform, techniques: [] };
+            group.techniques.push(item.technique_id);
+            groups.set(key, group);
         }
+
+        for (const group of groups.values()) {
+            const { items } = await this.deps.tests.fromTemplate(actor, { template_ids: [group.template], technique_ids: group.techniques, ...group.platform ? { overrides: { platform: group.platform } } : {} }, { trx });
+            items.forEach((test) => tests.set(test.technique_id, test));
+        }
+
+        const created: Generated['created'] = kept.map((item) => {
+
+            const test = tests.get(item.technique_id)!;
+            return { test_id: test.id, technique_id: item.technique_id, title: test.title, template_id: templates.get(item.technique_id) ?? null };
+        });
 
         await this.join(trx, actor, campaign, created.map((item) => item.test_id));
         await this.deps.audit.record(trx, actor, { action: 'campaign.generate', entity_type: 'campaign', entity_id: campaign.id, details: { created: created.length, skipped: skipped.length, with_template: created.filter((item) => item.template_id).length } });

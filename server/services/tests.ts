@@ -291,15 +291,23 @@ export class TestsService {
 
             await this.checkTechniques(trx, rows.map((row) => row.technique_id!));
             await this.checkAssignees(trx, rows[0]!);
+            return { items: await this.insertAll(trx, actor, rows) };
+        });
+    }
 
-            const items: Test[] = [];
-            for (const row of rows) {
-                const test = await Test.insertReturning(trx, { ...row, created_by: actor.id });
-                await this.record(trx, actor, test, 'create', { changes: internals.diff({}, row as Record<string, unknown>), details: { template_id: row.template_id } });
-                items.push(test);
+    // Many plain drafts (no template, no retest) in one transaction and a few statements, whatever their number
+    // (campaigns generated from a threat actor or a Navigator layer)
+    async createMany(actor: Actor, inputs: Omit<TestCreate, 'template_id' | 'retest_of_id'>[], options: ChangeOptions = {}): Promise<Test[]> {
+
+        return await withTransaction(this.deps.knex, options.trx, async (trx) => {
+
+            const rows = inputs.map((input) => this.clean(input) as Partial<Test>);
+            await this.checkTechniques(trx, rows.map((row) => row.technique_id!));
+            for (const row of rows.filter((item) => item.red_assignee_id || item.blue_assignee_id)) {
+                await this.checkAssignees(trx, row);
             }
 
-            return { items };
+            return await this.insertAll(trx, actor, rows);
         });
     }
 
@@ -493,6 +501,23 @@ export class TestsService {
             await this.record(trx, actor, updated, `update-${kind === 'update' ? 'general' : kind}`, { changes: diff });
             return blindTo(actor, updated);
         });
+    }
+
+    // New drafts in bulk: one INSERT of the tests, one of their timeline rows, one of their audit rows
+    private async insertAll(trx: Knex.Transaction, actor: Actor, rows: Partial<Test>[]): Promise<Test[]> {
+
+        if (!rows.length) {
+            return [];
+        }
+
+        const items = await Test.query(trx).insert(rows.map((row) => ({ ...row, created_by: actor.id }))).returning('*') as unknown as Test[];
+        const changes = rows.map((row) => internals.diff({}, row as Record<string, unknown>));
+        await TestTimelineEntry.query(trx).insert(items.map((test, i) => ({ test_id: test.id, actor_id: actor.id, actor_role: actor.role, action: 'create', to_state: test.state, changes: changes[i]! })));
+        await this.deps.audit.record(trx, actor, items.map((test, i) => ({
+            action: 'test.create', entity_type: 'test', entity_id: test.id,
+            details: { ...(rows[i]!.template_id ? { template_id: rows[i]!.template_id } : {}), fields: Object.keys(changes[i]!) }
+        })));
+        return items;
     }
 
     // The timeline row and the audit row of a change, in its transaction

@@ -543,7 +543,7 @@ describe('Campaign progress, history and generation', () => {
 
         const tag = internals.unique();
         const techniqueId = await uniqueTechnique(context.knex);
-        const template = json(await request('red_lead', 'POST', '/test-templates', { name: `Blind ${tag}`, technique_ids: [techniqueId], procedure: 'secret procedure', command: 'secret command', tool: 'secret tool' }));
+        const template = json(await request('red_lead', 'POST', '/test-templates', { name: `Blind ${tag}`, technique_ids: [techniqueId], procedure: `covert-${tag} procedure`, command: `covert-${tag} command`, tool: `covert-${tag} tool` }));
         const campaign = json(await request('red_lead', 'POST', '/campaigns', { name: `Blind ${tag}`, blind: true }));
         expect(campaign.blind).to.be.true();
 
@@ -561,17 +561,17 @@ describe('Campaign progress, history and generation', () => {
                 expect(json(await request(role, 'GET', `/tests/${id}`)), role).to.include(expected);
                 expect(json(await request(role, 'GET', `/tests?campaign_id=${campaign.id}`)).items[0], role).to.include(expected);
                 const timeline = (await request(role, 'GET', `/tests/${id}/timeline`)).payload;
-                expect(timeline.includes('secret'), `${role} timeline`).to.equal(!hide(role));
+                expect(timeline.includes(`covert-${tag}`), `${role} timeline`).to.equal(!hide(role));
             }
         };
 
-        const shown = { procedure: 'secret procedure', command: 'secret command', tool: 'secret tool', template_id: template.id };
+        const shown = { procedure: `covert-${tag} procedure`, command: `covert-${tag} command`, tool: `covert-${tag} tool`, template_id: template.id };
         await check(shown, blue);
         expect(json(await request('blue_lead', 'PATCH', `/tests/${id}`, { priority: 'high' }))).to.include({ ...hidden, priority: 'high' });
 
         await request('red_lead', 'POST', `/tests/${id}/start-execution`);
-        await request('red_tech', 'PATCH', `/tests/${id}/red`, { procedure: 'secret procedure, second try', executed_at: new Date(Date.now() - 60_000).toISOString(), attack_result: 'succeeded' });
-        const executing = { ...shown, procedure: 'secret procedure, second try' };
+        await request('red_tech', 'PATCH', `/tests/${id}/red`, { procedure: `covert-${tag} procedure, second try`, executed_at: new Date(Date.now() - 60_000).toISOString(), attack_result: 'succeeded' });
+        const executing = { ...shown, procedure: `covert-${tag} procedure, second try` };
         await check(executing, blue);
         expect(json(await request('blue_tech', 'POST', `/tests/${id}/pause-timer`))).to.include(hidden);
 
@@ -586,13 +586,13 @@ describe('Campaign progress, history and generation', () => {
 
         // The flag follows the campaign: turned on later, and gone when the test leaves the campaign
         const plain = json(await request('red_lead', 'POST', '/campaigns', { name: `Plain ${tag}` }));
-        const test = await testRow(context.knex, { technique_id: techniqueId, procedure: 'secret plain' });
+        const test = await testRow(context.knex, { technique_id: techniqueId, procedure: `covert-${tag} plain` });
         await request('red_lead', 'POST', `/campaigns/${plain.id}/tests`, { test_id: test.id });
-        expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: false, procedure: 'secret plain' });
+        expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: false, procedure: `covert-${tag} plain` });
         expect(json(await request('red_lead', 'PATCH', `/campaigns/${plain.id}`, { blind: true })).blind).to.be.true();
         expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: true, procedure: null });
         await request('red_lead', 'DELETE', `/campaigns/${plain.id}/tests/${test.id}`);
-        expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: false, procedure: 'secret plain' });
+        expect(json(await request('blue_tech', 'GET', `/tests/${test.id}`))).to.include({ blind: false, procedure: `covert-${tag} plain` });
     });
 
     it('the migration keeps the time logged on a campaign id that names nothing, as a recovered campaign', async () => {
