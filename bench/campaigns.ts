@@ -12,31 +12,13 @@ import { serviceDeps } from '../server/runtime';
 import { createServer } from '../server/server';
 import { createServices } from '../server/services';
 
-import { createDatabase } from './lib';
+import { createDatabase, timeRuns } from './lib';
 import type { Suite } from './suites';
 
 
 const internals = {
     bundle: Path.join(__dirname, '..', '..', '..', 'shared', 'data', 'attack', 'enterprise-attack.json.gz'),
     progressTests: 10_000,
-
-    percentile: (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(p / 100 * values.length))]!,
-
-    time: async (warmup: number, runs: number, run: () => Promise<unknown>) => {
-
-        for (let i = 0; i < warmup; ++i) {
-            await run();
-        }
-
-        const samples: number[] = [];
-        for (let i = 0; i < runs; ++i) {
-            const start = process.hrtime.bigint();
-            await run();
-            samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-        }
-
-        return { p50: internals.percentile(samples, 50), p99: internals.percentile(samples, 99) };
-    },
 
     row: (name: string, value: { p50: number; p99: number }) => `  ${name.padEnd(34)} p50 ${value.p50.toFixed(1).padStart(8)} ms   p99 ${value.p99.toFixed(1).padStart(8)} ms`,
 
@@ -111,14 +93,14 @@ export const campaigns: Suite = {
             const [top] = (await knex.raw(`select ta.id, ta.name, count(*)::integer as techniques from threat_actors ta join threat_actor_techniques tat on tat.threat_actor_id = ta.id
                 join techniques t on t.mitre_id = tat.technique_id where not t.revoked and not t.deprecated group by ta.id order by techniques desc, ta.name limit 1`)).rows;
 
-            const generate = await internals.time(1, 5, async () => {
+            const generate = await timeRuns(1, 5, async () => {
 
                 const res = await server.inject({ method: 'POST', url: `/api/v1/campaigns/from-threat-actor/${top.id}`, auth, payload: {} });
                 if (res.statusCode !== 201) {
                     throw new Error(`from-threat-actor: ${res.statusCode} ${res.payload.slice(0, 300)}`);
                 }
             });
-            const generateSql = await internals.time(1, 5, async () => {
+            const generateSql = await timeRuns(1, 5, async () => {
 
                 await pg.query('begin');
                 await pg.query(internals.generateSql, [top.name, top.id, lead.id]);
@@ -139,14 +121,14 @@ export const campaigns: Suite = {
             await knex.raw('insert into campaign_tests (campaign_id, test_id) select ?, id from tests where title like \'progress %\'', [campaign.id]);
             await knex.raw('analyze');
 
-            const progress = await internals.time(10, 200, async () => {
+            const progress = await timeRuns(10, 200, async () => {
 
                 const res = await server.inject({ method: 'GET', url: `/api/v1/campaigns/${campaign.id}/progress`, auth });
                 if (res.statusCode !== 200 || JSON.parse(res.payload).total !== internals.progressTests) {
                     throw new Error(`progress: ${res.statusCode} ${res.payload.slice(0, 300)}`);
                 }
             });
-            const progressSql = await internals.time(10, 200, () => pg.query(internals.progressSql, [campaign.id]));
+            const progressSql = await timeRuns(10, 200, () => pg.query(internals.progressSql, [campaign.id]));
             internals.print(`GET /campaigns/{id}/progress, a campaign of ${internals.progressTests.toLocaleString('en')} tests, 200 sequential requests`, progress, progressSql);
 
             await server.stop();

@@ -476,6 +476,12 @@ describe('Campaign progress, history and generation', () => {
         const fresh = json(await request('admin', 'GET', `/tests/${created.find((item: any) => item.technique_id === both).test_id}`));
         expect(fresh).to.include({ state: 'draft', platform: 'Windows', objective: `Emulate APT ${tag}: Technique ${both}`, template_id: null, campaign_ids: [body.campaign.id] });
 
+        // Written in bulk, each test still has its timeline and audit rows
+        for (const test of [fromTemplate, fresh]) {
+            expect(await context.knex('test_timeline').where({ test_id: test.id }).pluck('action')).to.equal(['create']);
+            expect(await context.knex('audit_logs').where({ entity_id: test.id }).pluck('action')).to.equal(['test.create']);
+        }
+
         const history = json(await request('viewer', 'GET', `/campaigns/${body.campaign.id}/history`)).items;
         expect(history.map((entry: { action: string }) => entry.action)).to.equal(['create', 'add-test', 'add-test']);
 
