@@ -13,7 +13,7 @@ import { serviceDeps } from '../server/runtime';
 import { createServer } from '../server/server';
 import { createServices } from '../server/services';
 
-import { createDatabase } from './lib';
+import { createDatabase, timeRuns } from './lib';
 import type { Suite } from './suites';
 
 
@@ -37,27 +37,7 @@ const internals = {
         return { seconds: (Date.now() - started) / 1000, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, output: child.stdout.split('\n')[0]! };
     },
 
-    percentile: (values: number[], p: number) => {
-
-        const sorted = [...values].sort((a, b) => a - b);
-        return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]!;
-    },
-
-    time: async (runs: number, run: () => Promise<unknown>) => {
-
-        for (let i = 0; i < 5; ++i) {
-            await run();
-        }
-
-        const samples: number[] = [];
-        for (let i = 0; i < runs; ++i) {
-            const start = process.hrtime.bigint();
-            await run();
-            samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-        }
-
-        return { p50: internals.percentile(samples, 50), p99: internals.percentile(samples, 99) };
-    },
+    time: (runs: number, run: () => Promise<unknown>) => timeRuns(5, runs, run),
 
     row: (name: string, value: { p50: number; p99: number }) => `  ${name.padEnd(34)} p50 ${value.p50.toFixed(1).padStart(7)} ms   p99 ${value.p99.toFixed(1).padStart(7)} ms`
 };

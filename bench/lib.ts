@@ -131,3 +131,23 @@ export const printComparison = (title: string, subject: LoadResult, baseline: Lo
     const row = (name: string, value: LoadResult) => `  ${name.padEnd(28)} ${value.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${String(value.p50).padStart(4)} ms   p99 ${String(value.p99).padStart(4)} ms   errors ${value.errors}   non-2xx ${value.non2xx}`;
     process.stdout.write(`${title}\n${row('aegis', subject)}\n${row('baseline', baseline)}\n  ratio ${ratio.toFixed(2)}${target ? `   (target >= ${target}: ${ratio >= target ? 'met' : 'NOT met'})` : ''}\n`);
 };
+
+
+// `runs` sequential calls after `warmup` unmeasured ones: their p50 and p99 in milliseconds
+export const timeRuns = async (warmup: number, runs: number, run: () => Promise<unknown>): Promise<{ p50: number; p99: number }> => {
+
+    for (let i = 0; i < warmup; ++i) {
+        await run();
+    }
+
+    const samples: number[] = [];
+    for (let i = 0; i < runs; ++i) {
+        const start = process.hrtime.bigint();
+        await run();
+        samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+
+    const sorted = samples.sort((a, b) => a - b);
+    const percentile = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]!;
+    return { p50: percentile(50), p99: percentile(99) };
+};

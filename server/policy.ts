@@ -93,3 +93,32 @@ export const canSeeTest = (actor: Actor, test: ClassifiedTest): boolean => {
 
 // Whom a copy readable by every role (a test template) must be visible to: a viewer assigned to nothing
 export const everyReader: Actor = Object.freeze({ id: null, role: Role.viewer });
+
+
+// campaigns (issue 10): blind mode (docs/campaigns.md "Blind mode"). A test of a blind campaign hides what red runs
+// from the blue team until red submits (submit-red): its procedure, command, tool, and the template they came from.
+// `blind` is a column of the test, kept by triggers on campaign_tests and campaigns.
+
+export const blindFields = ['procedure', 'command', 'tool', 'template_id'] as const;
+
+export const blindStates: readonly string[] = ['draft', 'red_executing'];
+
+export interface BlindableTest {
+    state: string;
+    blind: boolean;
+}
+
+export const hidesRedFrom = (actor: Actor, test: BlindableTest): boolean => test.blind && blindStates.includes(test.state) && (actor.role === Role.blueLead || actor.role === Role.blueTech);
+
+// The test as the actor may read it: the blind fields blanked, on the instance about to be answered, when the rule
+// hides them (never on one that is written back)
+export const blindTo = <T extends BlindableTest>(actor: Actor, test: T): T => {
+
+    if (hidesRedFrom(actor, test)) {
+        for (const field of blindFields) {
+            (test as Record<string, unknown>)[field] = null;
+        }
+    }
+
+    return test;
+};

@@ -23,6 +23,8 @@ const { describe, it, before, after } = lab;
 const internals = {
     restricted: `RESTRICTED${Crypto.randomBytes(6).toString('hex')}`,
     confidential: `CONFIDENTIAL${Crypto.randomBytes(6).toString('hex')}`,
+    // campaigns (issue 10): what red runs in a blind campaign, hidden from the blue team until submit-red
+    blind: `BLIND${Crypto.randomBytes(6).toString('hex')}`,
 
     // The API's own description carries no data; building it is also what a loaded machine is slowest at
     documentation: (path: string) => path === '/api/v1/openapi.json' || path === '/docs' || path.startsWith('/swaggerui'),
@@ -145,13 +147,28 @@ describe('Visibility of classified tests', () => {
         }
 
         const worklog = await call('red_lead', 'POST', '/api/v1/worklogs', { test_id: restricted.id, minutes: 30, date: '2026-12-01', note: 'triage' });
+
+        // campaigns (issue 10): a campaign holding the classified tests; its history names the members' ids
+        const campaign = await call('red_lead', 'POST', '/api/v1/campaigns', { name: 'Classified members' });
+        for (const member of [restricted.id, confidential.id, retest.id]) {
+            await call('red_lead', 'POST', `/api/v1/campaigns/${campaign.id}/tests`, { test_id: member });
+        }
+
+        const blindCampaign = await call('red_lead', 'POST', '/api/v1/campaigns', { name: 'Blind exercise', blind: true });
+        const blindTest = await call('red_lead', 'POST', '/api/v1/tests', { title: 'Blind test', technique_id: techniqueId });
+        await call('red_lead', 'POST', `/api/v1/campaigns/${blindCampaign.id}/tests`, { test_id: blindTest.id });
+        await call('red_lead', 'POST', `/api/v1/tests/${blindTest.id}/start-execution`, {});
+        await call('red_tech', 'PATCH', `/api/v1/tests/${blindTest.id}/red`, { procedure: `Procedure ${internals.blind}`, tool: `Tool ${internals.blind}`, command: `run ${internals.blind}` });
+
         await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 
         Object.assign(ids, { restricted: restricted.id, confidential: confidential.id, technique: techniqueId, retest: retest.id, restrictedEvidence: restricted.evidence, confidentialEvidence: confidential.evidence });
         candidates = [
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
-            techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id
+            techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id,
+            // campaigns (issue 10)
+            campaign.id, blindCampaign.id, blindTest.id
         ];
     });
 
@@ -206,6 +223,18 @@ describe('Visibility of classified tests', () => {
         const marked = await context.server.inject({ method: 'PATCH', url: `/api/v1/notifications/${(about[0] as unknown as { id: string }).id}`, auth: context.as('red_tech'), payload: { read: true } });
         expect(json(marked)).to.include({ title: 'A test you can no longer see', body: null });
         expect(marked.payload).to.not.contain(internals.restricted);
+    });
+
+    it('hands no red procedure, tool or command of a blind campaign\'s test to a blue role before submit-red, on any GET route', async () => {
+
+        for (const role of ['blue_tech', 'blue_lead'] as const) {
+            const { seen } = await walk(role, [internals.blind]);
+            expect(Object.fromEntries(seen), role).to.equal({});
+        }
+
+        // Not blind: the red team reads them
+        const { seen } = await walk('red_tech', [internals.blind]);
+        expect([...seen.get(internals.blind)!.map((entry) => entry.split(' ')[0])]).to.include(['/api/v1/tests/{id}', '/api/v1/tests/{id}/timeline']);
     });
 
     it('names the test a technique\'s coverage comes from only to those who may see it', async () => {

@@ -36,6 +36,8 @@ export class Test extends BaseModel {
     declare expected_outcome: string | null;
     declare expected_detection_asset_ids: string[];
     declare state: TestState;
+    declare campaign_ids: string[];
+    declare blind: boolean;
 
     declare procedure: string | null;
     declare tool: string | null;
@@ -111,13 +113,13 @@ export class Test extends BaseModel {
         return parsed;
     }
 
-    // What every reader gets besides the columns: the timer as of now, time to detect, and the campaigns (none until
-    // the campaigns module exists)
+    // What every reader gets besides the columns: the timer as of now and time to detect (campaign_ids is a column,
+    // kept by triggers on campaign_tests)
     override $formatJson(json: Record<string, unknown>) {
 
         const formatted = super.$formatJson(json);
         const timer = timerReading(this, new Date());
         const ttd = this.detected_at && this.executed_at ? Math.round((new Date(this.detected_at).getTime() - new Date(this.executed_at).getTime()) / 1000) : null;
-        return { ...formatted, ...timer, time_to_detect_seconds: ttd, campaign_ids: [] };
+        return { ...formatted, ...timer, time_to_detect_seconds: ttd };
     }
 }

@@ -48,7 +48,7 @@ export const worklogRoutes = [
             auth: { access: { scope: [...Access.any] } },
             validate: { payload: worklogCreate },
             response: { status: { 201: worklog } },
-            // 404: a test the caller cannot see
+            // 404: a test the caller cannot see, or no such campaign
             plugins: answers(404)
         },
         handler: async (request, h) => h.response(await request.services().worklogs.create(actorOf(request), request.payload)).code(201)

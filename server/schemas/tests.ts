@@ -141,7 +141,7 @@ export const test = Joi.object({
     state: state.required(),
     technique_id: Joi.string().required(),
     objective: nullableString, description: nullableString, platform: nullableString, priority: Joi.string(),
-    tags: Joi.array().items(Joi.string()), campaign_ids: Joi.array().items(Joi.string()),
+    tags: Joi.array().items(Joi.string()), campaign_ids: Joi.array().items(Joi.string()), blind: Joi.boolean(),
     red_assignee_id: nullableString, blue_assignee_id: nullableString, data_classification: Joi.string(),
     template_id: nullableString, retest_of_id: nullableString, expected_outcome: nullableString,
     expected_detection_asset_ids: Joi.array().items(Joi.string()),

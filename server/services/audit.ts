@@ -36,21 +36,27 @@ export class AuditService {
 
     constructor(private readonly deps: { knex: Knex }) { }
 
-    // Always called with the transaction of the change it records, so both commit or neither does.
-    async record(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry): Promise<void> {
+    // Always called with the transaction of the change it records, so both commit or neither does. Several entries (a
+    // bulk change) are one statement.
+    async record(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry | AuditEntry[]): Promise<void> {
 
-        await AuditLog.query(trx).insert({
+        const entries = [entry].flat();
+        if (!entries.length) {
+            return;
+        }
+
+        await AuditLog.query(trx).insert(entries.map((item) => ({
             actor_id: actor.id,
             actor_role: actor.role,
-            action: entry.action,
-            entity_type: entry.entity_type ?? null,
-            entity_id: entry.entity_id ?? null,
-            outcome: entry.outcome ?? 'success',
+            action: item.action,
+            entity_type: item.entity_type ?? null,
+            entity_id: item.entity_id ?? null,
+            outcome: item.outcome ?? 'success',
             ip: actor.ip ?? null,
             user_agent: actor.userAgent?.slice(0, 512) ?? null,
             request_id: actor.requestId ?? null,
-            details: redact(entry.details ?? {})
-        });
+            details: redact(item.details ?? {})
+        })));
     }
 
     // For events that change nothing (a refused request): its own statement, and never an error for the caller.

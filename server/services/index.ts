@@ -26,6 +26,8 @@ import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
+// campaigns (issue 10)
+import { CampaignsService } from './campaigns';
 
 
 export interface ServiceDeps {
@@ -82,7 +84,9 @@ export const createServices = (deps: ServiceDeps) => {
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
+        // campaigns (issue 10)
+        campaigns: new CampaignsService({ knex, audit, events, tests })
     };
 };
 

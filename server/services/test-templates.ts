@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { parseAtomicsDirectory, type AtomicTest } from '../../integrations/atomic';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { Test, TestTemplate, type Priority } from '../models';
-import { canSeeTest, everyReader, type Actor } from '../policy';
+import { canSeeTest, everyReader, hidesRedFrom, Role, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { lockOr404 } from './changes';
@@ -121,6 +121,11 @@ export class TestTemplatesService {
                 // Every role reads templates: a copy of a test some of them may not see would hand them its procedure
                 if (!canSeeTest(everyReader, test)) {
                     throw new ConflictError(`A template is readable by every role; a ${test.data_classification} test cannot be its source`, 'classified_source', { data_classification: test.data_classification });
+                }
+
+                // campaigns (issue 10): nor may it hand a blind test's red procedure to the blue team before submit-red
+                if (hidesRedFrom({ id: null, role: Role.blueTech }, test)) {
+                    throw new ConflictError('A template is readable by every role; a test of a blind campaign cannot be its source before red submits', 'blind_source');
                 }
 
                 base = {

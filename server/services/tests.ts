@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 
 import { ConflictError, InvalidTransitionError, NotFoundError, ValidationError } from '../errors';
 import { Test, TestTemplate, TestTimelineEntry, User, type AttackResult, type DataClassification, type Priority, type RemediationStatus } from '../models';
-import { Access, Role, type Actor } from '../policy';
+import { Access, Role, blindFields, blindTo, hidesRedFrom, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { appendTimeline, lockOr404, withTransaction, type ChangeOptions } from './changes';
@@ -145,7 +145,7 @@ export class TestsService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService; events: EventsService; coverage: CoverageService; notifications: NotificationsService }) { }
 
-    list(actor: Actor, filters: TestFilters): Promise<Page<Test>> {
+    async list(actor: Actor, filters: TestFilters): Promise<Page<Test>> {
 
         const query = Test.query(this.deps.knex).modify('visibleTo', actor);
         const states = filters.state === undefined ? [] : [filters.state].flat();
@@ -164,9 +164,9 @@ export class TestsService {
             query.where((q) => q.where('red_assignee_id', user).orWhere('blue_assignee_id', user));
         }
 
-        // Campaign membership arrives with the campaigns module: until then no test belongs to a campaign
+        // Membership as the test row carries it (campaign_tests keeps it, migrations/20261207010000_campaigns.ts)
         if (filters.campaign_id) {
-            query.whereRaw('false');
+            query.whereRaw('tests.campaign_ids @> array[?]::uuid[]', [filters.campaign_id]);
         }
 
         if (filters.tag) {
@@ -194,7 +194,9 @@ export class TestsService {
             });
         }
 
-        return page(query, filters, { sort: 'created_at', order: 'desc' });
+        const result = await page(query, filters, { sort: 'created_at', order: 'desc' });
+        result.items.forEach((test) => blindTo(actor, test));
+        return result;
     }
 
     async get(actor: Actor, id: string): Promise<Test> {
@@ -204,7 +206,7 @@ export class TestsService {
             throw new NotFoundError('Test');
         }
 
-        return test;
+        return blindTo(actor, test);
     }
 
     // Visible to the actor and locked for the rest of the transaction: concurrent changes to one test serialise
@@ -289,15 +291,23 @@ export class TestsService {
 
             await this.checkTechniques(trx, rows.map((row) => row.technique_id!));
             await this.checkAssignees(trx, rows[0]!);
+            return { items: await this.insertAll(trx, actor, rows) };
+        });
+    }
 
-            const items: Test[] = [];
-            for (const row of rows) {
-                const test = await Test.insertReturning(trx, { ...row, created_by: actor.id });
-                await this.record(trx, actor, test, 'create', { changes: internals.diff({}, row as Record<string, unknown>), details: { template_id: row.template_id } });
-                items.push(test);
+    // Many plain drafts (no template, no retest) in one transaction and a few statements, whatever their number
+    // (campaigns generated from a threat actor or a Navigator layer)
+    async createMany(actor: Actor, inputs: Omit<TestCreate, 'template_id' | 'retest_of_id'>[], options: ChangeOptions = {}): Promise<Test[]> {
+
+        return await withTransaction(this.deps.knex, options.trx, async (trx) => {
+
+            const rows = inputs.map((input) => this.clean(input) as Partial<Test>);
+            await this.checkTechniques(trx, rows.map((row) => row.technique_id!));
+            for (const row of rows.filter((item) => item.red_assignee_id || item.blue_assignee_id)) {
+                await this.checkAssignees(trx, row);
             }
 
-            return { items };
+            return await this.insertAll(trx, actor, rows);
         });
     }
 
@@ -406,6 +416,7 @@ export class TestsService {
 
             const updated = await test.$patchReturning(trx, patch);
             await this.record(trx, actor, updated, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } });
+            const answer = blindTo(actor, updated.$clone());
 
             const events: DomainEvent[] = [];
             if (from !== to && effects.includes('emit-state-changed')) {
@@ -422,14 +433,25 @@ export class TestsService {
                 await this.deps.coverage.recompute(trx, actor, [test.technique_id]);
             }
 
-            return updated;
+            return answer;
         });
     }
 
     async timeline(actor: Actor, id: string, list: ListQuery): Promise<Page<TestTimelineEntry>> {
 
-        await this.get(actor, id);
-        return await page(TestTimelineEntry.query(this.deps.knex).where('test_id', id), list, { sort: 'created_at', order: 'asc' });
+        const test = await Test.query(this.deps.knex).findById(id).modify('visibleTo', actor);
+        if (!test) {
+            throw new NotFoundError('Test');
+        }
+
+        const result = await page(TestTimelineEntry.query(this.deps.knex).where('test_id', id), list, { sort: 'created_at', order: 'asc' });
+        if (hidesRedFrom(actor, test)) {
+            for (const entry of result.items) {
+                entry.changes = Object.fromEntries(Object.entries(entry.changes).filter(([field]) => !(blindFields as readonly string[]).includes(field)));
+            }
+        }
+
+        return result;
     }
 
     // From any member: up to the first test, then every retest of it; oldest first, only what the actor may see
@@ -451,7 +473,7 @@ export class TestsService {
             select id from down`, [id]);
 
         const items = await Test.query(this.deps.knex).findByIds(rows.map((row) => row.id)).modify('visibleTo', actor).orderBy([{ column: 'created_at' }, { column: 'id' }]);
-        return { items };
+        return { items: items.map((test) => blindTo(actor, test)) };
     }
 
     // The shared path of every field edit: lock, check the state rule of the table, write, timeline, audit
@@ -468,7 +490,7 @@ export class TestsService {
             await check?.(trx, changes, test);
             const diff = internals.diff(test as unknown as Record<string, unknown>, changes);
             if (!Object.keys(diff).length) {
-                return test;
+                return blindTo(actor, test);
             }
 
             const updated = await test.$patchReturning(trx, { ...changes, version: test.version + 1 } as Partial<Test>);
@@ -477,8 +499,25 @@ export class TestsService {
             }
 
             await this.record(trx, actor, updated, `update-${kind === 'update' ? 'general' : kind}`, { changes: diff });
-            return updated;
+            return blindTo(actor, updated);
         });
+    }
+
+    // New drafts in bulk: one INSERT of the tests, one of their timeline rows, one of their audit rows
+    private async insertAll(trx: Knex.Transaction, actor: Actor, rows: Partial<Test>[]): Promise<Test[]> {
+
+        if (!rows.length) {
+            return [];
+        }
+
+        const items = await Test.query(trx).insert(rows.map((row) => ({ ...row, created_by: actor.id }))).returning('*') as unknown as Test[];
+        const changes = rows.map((row) => internals.diff({}, row as Record<string, unknown>));
+        await TestTimelineEntry.query(trx).insert(items.map((test, i) => ({ test_id: test.id, actor_id: actor.id, actor_role: actor.role, action: 'create', to_state: test.state, changes: changes[i]! })));
+        await this.deps.audit.record(trx, actor, items.map((test, i) => ({
+            action: 'test.create', entity_type: 'test', entity_id: test.id,
+            details: { ...(rows[i]!.template_id ? { template_id: rows[i]!.template_id } : {}), fields: Object.keys(changes[i]!) }
+        })));
+        return items;
     }
 
     // The timeline row and the audit row of a change, in its transaction

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 import { NotFoundError } from '../errors';
-import { Worklog } from '../models';
+import { Campaign, Worklog } from '../models';
 import { isAdmin, ownsOrAdmin, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
@@ -80,6 +80,11 @@ export class WorklogsService {
         if (input.test_id) {
             // Time can only be logged on a test the user can see
             await this.deps.tests.get(actor, input.test_id);
+        }
+
+        // The campaign must exist (a foreign key since the campaigns module)
+        if (input.campaign_id && !await Campaign.query(this.deps.knex).findById(input.campaign_id)) {
+            throw new NotFoundError('Campaign');
         }
 
         return await Worklog.transaction(this.deps.knex, async (trx) => {

@@ -41,6 +41,11 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/heatmap/layer', allowed: Access.leads,
             reason: 'Issue 8 item 3: importing a layer marks techniques for review, a change of state that PATCH /techniques/{mitre_id}/review gives RL, BL and A only; the Heatmap row ("Any") is about reading the matrix'
+        },
+        // campaigns (issue 10)
+        {
+            method: 'POST', path: '/api/v1/campaigns/from-layer', allowed: Access.leads,
+            reason: 'Issue 10 adds this route (not in the reference, so not an override of it): a campaign from a Navigator layer, with the roles of its twin POST /campaigns/from-threat-actor/{actor_id}'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };

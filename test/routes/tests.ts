@@ -50,7 +50,7 @@ describe('Test routes', () => {
             blue_approved: null, blue_validated_by: null, blue_validated_at: null, blue_validation_comment: null, validated_at: null, rejected_at: null,
             red_seconds: 0, blue_seconds: 0, elapsed_seconds: 0, timer_running: false, timer_started_at: null, timer_paused: false, time_to_detect_seconds: null,
             remediation_status: 'none', remediation_notes: null, remediation_owner_id: null, remediation_due: null, jira_issue_key: null,
-            campaign_ids: [], version: 1, created_by: context.users.blue_lead.id, created_at: test.created_at, updated_at: test.updated_at
+            campaign_ids: [], blind: false, version: 1, created_by: context.users.blue_lead.id, created_at: test.created_at, updated_at: test.updated_at
         });
 
         expect(json(await request('viewer', 'GET', `/tests/${test.id}`))).to.equal(test);

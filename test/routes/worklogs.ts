@@ -41,8 +41,12 @@ describe('Worklog routes', () => {
             expect(created[role]).to.equal({ id: created[role].id, user_id: context.users[role].id, test_id: test.id, campaign_id: null, minutes: 30, date: '2026-11-27', note: `${role} work`, created_at: created[role].created_at, updated_at: created[role].updated_at });
         }
 
-        const campaignId = Crypto.randomUUID();
-        expect((await request('red_tech', 'POST', '/worklogs', { campaign_id: campaignId, minutes: 90, date: '2026-11-28' })).statusCode).to.equal(201);
+        // A campaign must exist (a foreign key since issue 10): an unknown one is a 404 and writes nothing
+        const campaign = await context.services.campaigns.create(context.actor('red_lead'), { name: `Worklog campaign ${Crypto.randomBytes(3).toString('hex')}` });
+        const unknown = await request('red_tech', 'POST', '/worklogs', { campaign_id: Crypto.randomUUID(), minutes: 90, date: '2026-11-28' });
+        expect(unknown.statusCode).to.equal(404);
+        expect(json(unknown).message).to.equal('Campaign not found');
+        expect((await request('red_tech', 'POST', '/worklogs', { campaign_id: campaign.id, minutes: 90, date: '2026-11-28' })).statusCode).to.equal(201);
 
         const own = json(await request('red_tech', 'GET', '/worklogs'));
         expect(own.total).to.equal(2);
