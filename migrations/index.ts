@@ -11,6 +11,9 @@ import * as CoverageRollup from './20261206000301_coverage_rollup';
 import * as CustomDataComponents from './20261206000302_custom_data_components';
 import * as Settings from './20261206000600_settings';
 import * as EventRelay from './20261206000500_event_relay';
+// scores (issue 12: scores, risk, compliance)
+import * as RiskProfiles from './20261207030001_risk_profiles';
+import * as Compliance from './20261207030002_compliance';
 
 
 export interface Migration {
@@ -32,5 +35,8 @@ export const migrations: Migration[] = [
     CoverageRollup,
     CustomDataComponents,
     EventRelay,
-    Settings
+    Settings,
+    // scores (issue 12: scores, risk, compliance)
+    RiskProfiles,
+    Compliance
 ];

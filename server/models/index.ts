@@ -12,3 +12,5 @@ export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
+// scores (issue 12: scores, risk, compliance)
+export { RiskProfile, ComplianceFramework, ComplianceControl, ComplianceMapping } from './posture';

@@ -13,6 +13,8 @@ import { techniqueRoutes } from './techniques';
 import { threatActorRoutes } from './threat-actors';
 import { userRoutes } from './users';
 import { worklogRoutes } from './worklogs';
+// scores (issue 12: scores, risk, compliance)
+import { complianceRoutes, riskRoutes, scoreRoutes } from './posture';
 
 
 // Every module's routes, in one explicit list.
@@ -31,5 +33,9 @@ export const routes = [
     ...techniqueRoutes,
     ...threatActorRoutes,
     ...dataSourceRoutes,
-    ...heatmapRoutes
+    ...heatmapRoutes,
+    // scores (issue 12: scores, risk, compliance)
+    ...scoreRoutes,
+    ...riskRoutes,
+    ...complianceRoutes
 ];

@@ -41,6 +41,19 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/heatmap/layer', allowed: Access.leads,
             reason: 'Issue 8 item 3: importing a layer marks techniques for review, a change of state that PATCH /techniques/{mitre_id}/review gives RL, BL and A only; the Heatmap row ("Any") is about reading the matrix'
+        },
+        // scores (issue 12: scores, risk, compliance)
+        {
+            method: 'GET', path: '/api/v1/risk/profiles/{technique_id}', allowed: Access.any,
+            reason: 'Issue 12: one technique\'s row of GET /risk/profiles (Any), read as that list is'
+        },
+        {
+            method: 'PATCH', path: '/api/v1/risk/impact/{technique_id}', allowed: Access.admin,
+            reason: 'Issue 12: impact is admin-editable, as PATCH /techniques/{mitre_id} (A) edits it'
+        },
+        {
+            method: 'POST', path: '/api/v1/compliance/import', allowed: Access.admin,
+            reason: 'Issue 12 design: an admin import path; the Compliance row ("Any") is about reading frameworks, controls and gaps'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
