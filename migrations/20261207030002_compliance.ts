@@ -59,7 +59,7 @@ export const up = async (knex: Knex): Promise<void> => {
         table.index(['technique_id']);
     });
 
-    await knex.raw(`alter table compliance_mappings add constraint compliance_mappings_match_check check (
+    await knex.raw(`alter table compliance_mappings add constraint compliance_mappings_matched_check check (
         (match = 'unmatched' and technique_id is null and unmatched_reason is not null) or (match <> 'unmatched' and technique_id is not null and unmatched_reason is null))`);
 };
 
