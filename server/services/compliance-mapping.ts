@@ -170,7 +170,7 @@ export const matchTechnique = (attackId: string, techniques: Map<string, KnownTe
     }
 
     let revoked = false;
-    for (let hops = 0; technique.revoked && hops < 10; hops++) {
+    for (let i = 0; technique.revoked && i < 10; ++i) {
         revoked = true;
         const next: KnownTechnique | undefined = technique.revoked_by_id ? techniques.get(technique.revoked_by_id) : undefined;
         if (!next) {

@@ -168,7 +168,7 @@ describe('Scores and risk', () => {
         // S1 is covered with a score of 100: nothing to recommend; the others by risk: P 5.2, R 5, S2 4
         expect(mine(recommended.items).map((item) => item.technique_id)).to.equal([ids.P, ids.R, S2]);
         expect(recommended.items.every((item: { reason: string }) => /risk \d+\.\d\d of 25$/.test(item.reason))).to.be.true();
-        for (let i = 1; i < recommended.items.length; i++) {
+        for (let i = 1; i < recommended.items.length; ++i) {
             expect(recommended.items[i - 1].risk).to.be.at.least(recommended.items[i].risk);
         }
 
@@ -231,10 +231,14 @@ describe('Scores and risk', () => {
         // A validation emits test.validated / coverage.changed; the risk consumer asks for the debounced job
         await context.knex('agenda_jobs').where('name', 'risk-recompute').whereRaw(`data->>'debounce_key' = 'coverage'`).delete();
         await context.relay.drain();
-        for (const technique of [ids.R, ids.Q]) {
+        const validate = async (technique: string) => {
+
             await testRow(context.knex, { technique_id: technique, state: 'validated', detection_outcome: 'alerted', validated_at: new Date() });
             await context.knex.transaction((trx) => context.services.coverage.recompute(trx, context.actor('admin'), [technique]));
-        }
+        };
+
+        await validate(ids.R);
+        await validate(ids.Q);
 
         await context.relay.drain();
         const jobs = await context.knex('agenda_jobs').where('name', 'risk-recompute').whereRaw(`data->>'debounce_key' = 'coverage'`).select('next_run_at');
@@ -369,11 +373,11 @@ describe('Compliance', () => {
 
         const bare = await init({ redis: false });
         try {
-            const before = await bare.knex('compliance_frameworks').count('* as n').first();
+            const counted = await bare.knex('compliance_frameworks').count('* as n').first();
             const res = await bare.server.inject({ method: 'POST', url: '/api/v1/compliance/import', auth: bare.as('admin') });
             expect(res.statusCode).to.equal(409);
             expect(json(res).code).to.equal('compliance_source_unset');
-            expect(await bare.knex('compliance_frameworks').count('* as n').first()).to.equal(before);
+            expect(await bare.knex('compliance_frameworks').count('* as n').first()).to.equal(counted);
             await expect(bare.services.compliance.importFolder(systemActor, Path.join(dir, 'missing'))).to.reject(/is not a folder/);
         }
         finally {
