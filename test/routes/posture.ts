@@ -152,7 +152,7 @@ describe('Scores and risk', () => {
         expect(res.statusCode, res.payload).to.equal(200);
         const changed = json(res);
         expect(changed).to.include({ weights: { prevented: 100, alerted: 90, logged: 60, not_detected: 0 }, half_life_days: 90 });
-        expect(changed.recomputed.profiles).to.be.above(4);
+        expect(changed.recomputed.profiles as number).to.be.above(4);
         expect(json(await request('viewer', 'GET', `/scores/techniques/${S2}`))).to.include({ own_score: 15, weight: 60 });
         expect(json(await request('viewer', 'GET', `/scores/techniques/${ids.P}`)).score).to.equal(58);
         expect(await context.knex('audit_logs').where({ action: 'settings.update', entity_id: 'scores.weights', actor_id: context.users.admin.id }).first()).to.exist();
@@ -169,11 +169,11 @@ describe('Scores and risk', () => {
         expect(mine(recommended.items).map((item) => item.technique_id)).to.equal([ids.P, ids.R, S2]);
         expect(recommended.items.every((item: { reason: string }) => /risk \d+\.\d\d of 25$/.test(item.reason))).to.be.true();
         for (let i = 1; i < recommended.items.length; ++i) {
-            expect(recommended.items[i - 1].risk).to.be.at.least(recommended.items[i].risk);
+            expect(recommended.items[i - 1].risk as number).to.be.at.least(recommended.items[i].risk);
         }
 
         const top = json(await request('viewer', 'GET', '/risk/top?limit=3'));
-        expect(top.items.length).to.be.at.most(3);
+        expect(top.items.length as number).to.be.at.most(3);
         expect(top.limit).to.equal(3);
         expect(top.items.every((item: { coverage_status: string }) => item.coverage_status !== 'covered')).to.be.true();
         for (const url of ['/risk/top?limit=0', '/risk/top?limit=101', '/risk/top?offset=2', '/risk/recommendations?band=red', '/risk/profiles?band=red', '/risk/profiles?sort=name']) {
@@ -197,7 +197,7 @@ describe('Scores and risk', () => {
         const [expected] = await context.knex('risk_profiles').select(context.knex.raw('count(*)::integer as n, round(sum(risk)::numeric, 2)::float as total, (count(*) filter (where band = \'medium\'))::integer as medium'));
         expect(summary).to.include({ techniques: expected.n, total_risk: expected.total });
         expect(summary.by_band.medium).to.equal(expected.medium);
-        expect(summary.risk_reduction).to.be.between(-0.0001, 1.0001);
+        expect(summary.risk_reduction as number).to.be.between(-0.0001, 1.0001);
         expect((await request('viewer', 'GET', '/risk/summary?domain=moon')).statusCode).to.equal(400);
     });
 
@@ -243,7 +243,7 @@ describe('Scores and risk', () => {
         await context.relay.drain();
         const jobs = await context.knex('agenda_jobs').where('name', 'risk-recompute').whereRaw(`data->>'debounce_key' = 'coverage'`).select('next_run_at');
         expect(jobs.length).to.equal(1);
-        expect(jobs[0].next_run_at.getTime()).to.be.above(Date.now());
+        expect(jobs[0].next_run_at.getTime() as number).to.be.above(Date.now());
 
         // The job's work itself
         await context.services.risk.recompute(systemActor);
@@ -294,7 +294,7 @@ describe('Compliance', () => {
 
         // Counted from the files themselves: distinct (control, technique) pairs of mapped rows, distinct controls
         for (const [file, key] of [['csa_ccm-4.1_attack-17.1-enterprise.json', 'csa_ccm-4.1'], ['nist_800_53-rev5_attack-16.1-enterprise.json', 'nist_800_53-rev5']]) {
-            const objects: { capability_id: string | null; attack_object_id: string | null; status: string }[] = JSON.parse(Fs.readFileSync(Path.join(internals.complianceDir, file), 'utf8')).mapping_objects;
+            const objects: { capability_id: string | null; attack_object_id: string | null; status: string }[] = JSON.parse(Fs.readFileSync(Path.join(internals.complianceDir, file!), 'utf8')).mapping_objects;
             const pairs = new Set(objects.filter((item) => item.capability_id && item.attack_object_id && item.status !== 'non_mappable').map((item) => `${item.capability_id}/${item.attack_object_id}`));
             const controls = new Set(objects.filter((item) => item.capability_id).map((item) => item.capability_id));
             const summary = frameworks.find((item: { key: string }) => item.key === key);
@@ -315,7 +315,7 @@ describe('Compliance', () => {
         const ac2 = controls.items.find((item: { control_id: string }) => item.control_id === 'AC-02');
         const control = json(await request('viewer', 'GET', `/compliance/controls/${ac2.id}`));
         expect(control.name).to.equal('Account Management');
-        expect(control.description).to.startWith('Examples of system account types include');
+        expect(control.description as string).to.startWith('Examples of system account types include');
         expect(control.description).to.not.include('<p>');
 
         // Importing again keeps the ids
@@ -352,7 +352,7 @@ describe('Compliance', () => {
         const detail = json(await request('viewer', 'GET', `/compliance/controls/${aa1.id}`));
         expect(detail.mappings.map((item: Record<string, unknown>) => [item.attack_id, item.technique_id, item.match, item.coverage_status])).to.equal([
             [ids.active, ids.active, 'exact', 'covered'], [ids.revoked, ids.active, 'revoked', 'covered']
-        ].sort((a, b) => a[0]!.localeCompare(b[0]!)));
+        ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))));
         expect(detail.framework).to.include({ id, key: `test_fw-${ids.active}` });
 
         const framework = json(await request('viewer', 'GET', `/compliance/frameworks/${id}`));
