@@ -153,6 +153,10 @@ describe('Visibility of classified tests', () => {
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
             techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id
         ];
+
+        // scores (issue 12): the technique's score and risk profile, computed from the classified validated tests,
+        // so that /scores/techniques/{id} and /risk/profiles/{id} answer 200 in the walk
+        await context.services.risk.recompute({ id: null, role: 'system' });
     });
 
     after(async () => {
