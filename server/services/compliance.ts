@@ -21,7 +21,7 @@ export interface UnmatchedFilters extends ListQuery {
     reason?: 'unknown' | 'deprecated' | 'revoked';
 }
 
-export interface ControlView {
+interface ControlFields {
     id: string;
     framework_id: string;
     control_id: string;
@@ -29,6 +29,9 @@ export interface ControlView {
     family_name: string | null;
     name: string;
     mappable: boolean;
+}
+
+export interface ControlView extends ControlFields {
     status: ControlStatus;
     techniques: number;
     covered: number;
@@ -47,14 +50,7 @@ export interface ImportSummary {
 }
 
 
-interface ControlRow {
-    id: string;
-    framework_id: string;
-    control_id: string;
-    family: string;
-    family_name: string | null;
-    name: string;
-    mappable: boolean;
+interface ControlRow extends ControlFields {
     technique_ids: string[] | null;
     statuses: CoverageStatus[] | null;
 }

@@ -10,6 +10,7 @@ import { withTransaction, type ChangeOptions } from './changes';
 import type { CoverageStatus } from './coverage';
 import { pageOfQuery, type ListQuery, type Page } from './lists';
 import { bandOf, impactOf, likelihoodOf, osintPrevalence, reasonOf, riskOf, scoreTechniques, type Outcome, type RiskBand, type ScoreConfig } from './scoring';
+import type { TechniqueScoreView } from './scores';
 import type { SettingsService } from './settings';
 
 
@@ -27,20 +28,7 @@ export interface RiskFilters extends ListQuery {
 }
 
 
-export interface RiskProfileView {
-    technique_id: string;
-    name: string;
-    domain: string;
-    is_subtechnique: boolean;
-    parent_id: string | null;
-    tactics: string[];
-    coverage_status: CoverageStatus;
-    outcome: Outcome | null;
-    validated_at: Date | null;
-    own_score: number | null;
-    score: number | null;
-    decay: number | null;
-    confidence: number;
+export interface RiskProfileView extends TechniqueScoreView {
     actor_count: number;
     likelihood: number;
     impact: number;
@@ -48,7 +36,6 @@ export interface RiskProfileView {
     risk: number;
     band: RiskBand;
     reason: string;
-    computed_at: Date;
 }
 
 
