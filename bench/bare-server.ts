@@ -58,10 +58,10 @@ const main = async () => {
         handler: async (request) => {
 
             await lookup(request.params as { id: string; jti: string });
-            return (await pool.query(`select count(*)::integer as techniques, coalesce(sum(risk), 0)::float as total_risk, coalesce(avg(risk), 0)::float as mean_risk, coalesce(max(risk), 0)::float as max_risk,
-                coalesce(sum(likelihood * impact), 0)::float as max_possible, max(computed_at) as computed_at, count(*) filter (where band = 'critical') as critical, count(*) filter (where band = 'high') as high,
-                count(*) filter (where band = 'medium') as medium, count(*) filter (where band = 'low') as low, count(*) filter (where coverage_status = 'covered') as covered,
-                count(*) filter (where coverage_status = 'untested') as untested from risk_profiles rp join techniques t on t.mitre_id = rp.technique_id where not rp.is_subtechnique`)).rows[0];
+            return (await pool.query(`select count(*)::integer as techniques, coalesce(sum(rp.risk), 0)::float as total_risk, coalesce(avg(rp.risk), 0)::float as mean_risk, coalesce(max(rp.risk), 0)::float as max_risk,
+                coalesce(sum(rp.likelihood * rp.impact), 0)::float as max_possible, max(rp.computed_at) as computed_at, count(*) filter (where rp.band = 'critical') as critical, count(*) filter (where rp.band = 'high') as high,
+                count(*) filter (where rp.band = 'medium') as medium, count(*) filter (where rp.band = 'low') as low, count(*) filter (where rp.coverage_status = 'covered') as covered,
+                count(*) filter (where rp.coverage_status = 'untested') as untested from risk_profiles rp join techniques t on t.mitre_id = rp.technique_id where not rp.is_subtechnique`)).rows[0];
         }
     });
 
