@@ -93,9 +93,10 @@ export class ScoresService {
     // Overall and per tactic, over the top-level techniques of a domain (their scores roll up their sub-techniques)
     async overview(actor: Actor, filters: { domain: string }) {
 
-        const [overall] = await this.deps.knex('risk_profiles as rp').where('rp.domain', filters.domain).where('rp.is_subtechnique', false)
-            .select(...internals.aggregates(this.deps.knex), this.deps.knex.raw('max(rp.computed_at) as computed_at'));
-        const tactics = await this.tacticQuery(filters.domain).orderBy('ta.matrix_order', 'asc').orderBy('ta.mitre_id', 'asc');
+        const [[overall], tactics] = await Promise.all([
+            this.deps.knex('risk_profiles as rp').where('rp.domain', filters.domain).where('rp.is_subtechnique', false).select(...internals.aggregates(this.deps.knex), this.deps.knex.raw('max(rp.computed_at) as computed_at')),
+            this.tacticQuery(filters.domain).orderBy('ta.matrix_order', 'asc').orderBy('ta.mitre_id', 'asc')
+        ]);
         const { computed_at: computedAt, ...totals } = overall as { techniques: number; tested: number; score: number | null; computed_at: Date | null };
         return { domain: filters.domain, overall: { ...totals, score: totals.techniques ? totals.score : null }, tactics, computed_at: computedAt ?? null };
     }
