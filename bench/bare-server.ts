@@ -51,6 +51,36 @@ const main = async () => {
         }
     });
 
+    // scores (issue 12): the aggregates of GET /risk/summary and GET /scores, written by hand over risk_profiles
+    server.route({
+        method: 'GET',
+        path: '/bare/risk-summary/{id}/{jti}',
+        handler: async (request) => {
+
+            await lookup(request.params as { id: string; jti: string });
+            return (await pool.query(`select count(*)::integer as techniques, coalesce(sum(rp.risk), 0)::float as total_risk, coalesce(avg(rp.risk), 0)::float as mean_risk, coalesce(max(rp.risk), 0)::float as max_risk,
+                coalesce(sum(rp.likelihood * rp.impact), 0)::float as max_possible, max(rp.computed_at) as computed_at, count(*) filter (where rp.band = 'critical') as critical, count(*) filter (where rp.band = 'high') as high,
+                count(*) filter (where rp.band = 'medium') as medium, count(*) filter (where rp.band = 'low') as low, count(*) filter (where rp.coverage_status = 'covered') as covered,
+                count(*) filter (where rp.coverage_status = 'untested') as untested from risk_profiles rp join techniques t on t.mitre_id = rp.technique_id where not rp.is_subtechnique`)).rows[0];
+        }
+    });
+
+    server.route({
+        method: 'GET',
+        path: '/bare/scores/{id}/{jti}',
+        handler: async (request) => {
+
+            await lookup(request.params as { id: string; jti: string });
+            const [overall, tactics] = await Promise.all([
+                pool.query(`select count(*)::integer as techniques, count(score)::integer as tested, round(avg(coalesce(score, 0))::numeric, 1)::float as score from risk_profiles where domain = 'enterprise-attack' and not is_subtechnique`),
+                pool.query(`select ta.mitre_id, ta.name, ta.shortname, ta.matrix_order, count(*)::integer as techniques, count(rp.score)::integer as tested, round(avg(coalesce(rp.score, 0))::numeric, 1)::float as score
+                    from tactics ta join technique_tactics tt on tt.tactic_id = ta.id join risk_profiles rp on rp.technique_id = tt.technique_id and not rp.is_subtechnique
+                    where ta.domain = 'enterprise-attack' group by ta.id order by ta.matrix_order`)
+            ]);
+            return { overall: overall.rows[0], tactics: tactics.rows };
+        }
+    });
+
     await server.start();
     process.stdout.write('bare listening\n');
     process.on('SIGTERM', async () => {

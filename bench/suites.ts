@@ -4,6 +4,8 @@ import { foundation } from './foundation';
 import { tests } from './tests';
 // campaigns (issue 10)
 import { campaigns } from './campaigns';
+// scores (issue 12)
+import { risk } from './risk';
 
 
 export interface Suite {
@@ -19,5 +21,7 @@ export const suites: Record<string, Suite> = {
     tests,
     events,
     // campaigns (issue 10)
-    campaigns
+    campaigns,
+    // scores (issue 12)
+    risk
 };

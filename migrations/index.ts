@@ -13,6 +13,9 @@ import * as Settings from './20261206000600_settings';
 import * as EventRelay from './20261206000500_event_relay';
 // campaigns (issue 10)
 import * as Campaigns from './20261207010000_campaigns';
+// scores (issue 12: scores, risk, compliance)
+import * as RiskProfiles from './20261207030001_risk_profiles';
+import * as Compliance from './20261207030002_compliance';
 
 
 export interface Migration {
@@ -36,5 +39,8 @@ export const migrations: Migration[] = [
     EventRelay,
     Settings,
     // campaigns (issue 10)
-    Campaigns
+    Campaigns,
+    // scores (issue 12: scores, risk, compliance)
+    RiskProfiles,
+    Compliance
 ];

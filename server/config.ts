@@ -55,6 +55,8 @@ export interface Config {
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
     relay: { pollMs: number; maxAttempts: number; retentionDays: number };
     metrics: { host: string; port: number | undefined; workerPort: number | undefined };
+    // scores (issue 12): the folder of the compliance mappings that POST /compliance/import reads
+    compliance: { source: string | undefined };
 }
 
 export const defaultAttackSource = 'https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json';
@@ -118,6 +120,7 @@ const internals = {
         ATTACK_SOURCE: Joi.string().default(defaultAttackSource),
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
         COVERAGE_STALENESS_DAYS: Joi.number().integer().min(1).max(3650).default(180),
+        COMPLIANCE_SOURCE: Joi.string().max(4096),
         CHROMIUM_PATH: Joi.string().default('/usr/bin/chromium'),
         AEGIS_SECRET_KEY: Joi.string().custom((value: string, helpers) => internals.key(value) ?? helpers.message({ custom: 'must be 32 bytes written in base64 or hex' })),
         OUTBOUND_ALLOW_HOSTS: Joi.string().custom((value: string, helpers) => {
@@ -247,6 +250,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
         apiKeys: { maxLifetimeDays: v.API_KEY_MAX_LIFETIME_DAYS },
         attack: { source: v.ATTACK_SOURCE, d3fendSource: v.D3FEND_SOURCE },
         coverage: { stalenessDays: v.COVERAGE_STALENESS_DAYS },
+        compliance: { source: v.COMPLIANCE_SOURCE },
         chromiumPath: v.CHROMIUM_PATH,
         secretKey: v.AEGIS_SECRET_KEY,                                  // a Buffer: the schema decoded it
         outbound: {

@@ -11,6 +11,8 @@ export interface Jobs {
     'test-templates.import-atomics': { dir: string };
     'coverage.mark-stale': Record<string, never>;
     'events.prune': Record<string, never>;
+    // scores (issue 12: scores, risk, compliance)
+    'risk-recompute': { reason: 'manual' | 'coverage' | 'schedule'; requested_by?: string | null };
 }
 
 export type JobName = keyof Jobs;
@@ -34,6 +36,8 @@ export interface ScheduledJob {
 // What services see of the queue: they enqueue, they never process.
 export interface Queue {
     enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<string>;
+    // One job for a burst of requests: it runs debounceMs after the last one, and at most maxWaitMs after the first
+    enqueueDebounced<N extends JobName>(name: N, data: Jobs[N], options: { key: string; debounceMs: number; maxWaitMs: number }): Promise<string>;
     pending(name: JobName): Promise<string | null>;         // the id of a job of that name queued or running now
     list(): Promise<ScheduledJob[]>;
     stop(): Promise<void>;
@@ -83,6 +87,12 @@ export class AgendaQueue implements Queue {
     async enqueue<N extends JobName>(name: N, data: Jobs[N]): Promise<string> {
 
         const job = await this.agenda.now(name, data);
+        return String(job.attrs._id);
+    }
+
+    async enqueueDebounced<N extends JobName>(name: N, data: Jobs[N], options: { key: string; debounceMs: number; maxWaitMs: number }): Promise<string> {
+
+        const job = await this.agenda.nowDebounced(name, { ...data, debounce_key: options.key }, { 'data.debounce_key': options.key }, options.debounceMs, { maxWait: options.maxWaitMs });
         return String(job.attrs._id);
     }
 

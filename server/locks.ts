@@ -11,7 +11,10 @@ export const LockKey = {
     // with a second key per consumer (hashtext of its name): one relay at a time delivers to a consumer
     eventRelay: 736_421_907,
     // Held by every change that can leave fewer active admins (a demotion, a deactivation)
-    activeAdmins: 736_421_908
+    activeAdmins: 736_421_908,
+    // scores (issue 12: scores, risk, compliance): one risk recompute at a time; one compliance import at a time
+    riskRecompute: 736_421_930,
+    complianceImport: 736_421_931
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -11,6 +11,8 @@ export interface SettingValues {
     'coverage.staleness_days': number;
     'scores.weights': { prevented: number; alerted: number; logged: number; not_detected: number };
     'scores.half_life_days': number;
+    // scores (issue 12: scores, risk, compliance)
+    'risk.likelihood_saturation': number;
 }
 
 export type SettingKey = keyof SettingValues;
@@ -78,6 +80,14 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         secrets: [],
         urls: [],
         default: 180
+    },
+    // scores (issue 12: scores, risk, compliance)
+    'risk.likelihood_saturation': {
+        description: 'Number of tracked threat actors using a technique at which its likelihood reaches 5 (docs/posture.md)',
+        schema: Joi.number().integer().min(1).max(1000),
+        secrets: [],
+        urls: [],
+        default: 31
     }
 };
 

@@ -133,7 +133,7 @@ describe('Resilience: PostgreSQL unreachable', () => {
 
         const config = makeConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
         const knex = createKnex({ url: config.database.url! });
-        const queue: Queue = { enqueue: () => Promise.resolve(''), pending: () => Promise.resolve(null), list: () => Promise.resolve([]), stop: () => Promise.resolve() };
+        const queue: Queue = { enqueue: () => Promise.resolve(''), enqueueDebounced: () => Promise.resolve(''), pending: () => Promise.resolve(null), list: () => Promise.resolve([]), stop: () => Promise.resolve() };
         const services = createServices(serviceDeps(config, { knex, queue, storage: createObjectStore(config.storage), outbound: new OutboundHttp(config.outbound), version: 'test' }));
 
         const server = await createServer({ config, services, logger: Pino({ level: 'silent' }), version: 'test' });

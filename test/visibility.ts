@@ -170,6 +170,10 @@ describe('Visibility of classified tests', () => {
             // campaigns (issue 10)
             campaign.id, blindCampaign.id, blindTest.id
         ];
+
+        // scores (issue 12): the technique's score and risk profile, computed from the classified validated tests,
+        // so that /scores/techniques/{id} and /risk/profiles/{id} answer 200 in the walk
+        await context.services.risk.recompute({ id: null, role: 'system' });
     });
 
     after(async () => {

@@ -3,6 +3,8 @@ import type { Logger } from '../../server/logger';
 
 import { importAtomics } from './import-atomics';
 import { importAttack, importD3fend } from './import-attack';
+// scores (issue 12)
+import { importCompliance } from './import-compliance';
 
 
 export interface CommandContext {
@@ -22,5 +24,7 @@ export interface Command {
 export const commands: Record<string, Command> = {
     'import-atomics': importAtomics,
     'import-attack': importAttack,
-    'import-d3fend': importD3fend
+    'import-d3fend': importD3fend,
+    // scores (issue 12)
+    'import-compliance': importCompliance
 };

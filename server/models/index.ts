@@ -14,3 +14,5 @@ export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
 // campaigns (issue 10)
 export { Campaign, CampaignTest, CampaignHistoryEntry } from './campaign';
+// scores (issue 12: scores, risk, compliance)
+export { RiskProfile, ComplianceFramework, ComplianceControl, ComplianceMapping } from './posture';

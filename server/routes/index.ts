@@ -15,6 +15,8 @@ import { userRoutes } from './users';
 import { worklogRoutes } from './worklogs';
 // campaigns (issue 10)
 import { campaignRoutes } from './campaigns';
+// scores (issue 12: scores, risk, compliance)
+import { complianceRoutes, riskRoutes, scoreRoutes } from './posture';
 
 
 // Every module's routes, in one explicit list.
@@ -35,5 +37,9 @@ export const routes = [
     ...dataSourceRoutes,
     ...heatmapRoutes,
     // campaigns (issue 10)
-    ...campaignRoutes
+    ...campaignRoutes,
+    // scores (issue 12: scores, risk, compliance)
+    ...scoreRoutes,
+    ...riskRoutes,
+    ...complianceRoutes
 ];

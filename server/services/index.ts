@@ -28,6 +28,10 @@ import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
 // campaigns (issue 10)
 import { CampaignsService } from './campaigns';
+// scores (issue 12: scores, risk, compliance)
+import { ComplianceService } from './compliance';
+import { RiskService } from './risk';
+import { ScoresService } from './scores';
 
 
 export interface ServiceDeps {
@@ -46,6 +50,8 @@ export interface ServiceDeps {
     version: string;
     heartbeatSeconds: number;
     coverage?: CoverageSettings | undefined;        // unset: the defaults of config.ts
+    // scores (issue 12): COMPLIANCE_SOURCE, the folder POST /compliance/import reads
+    compliance?: { source: string | undefined } | undefined;
 }
 
 
@@ -63,6 +69,8 @@ export const createServices = (deps: ServiceDeps) => {
     const tests = new TestsService({ knex, audit, events, coverage, notifications });
     const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
     const settings = new SettingsService({ knex, audit, outbound: deps.outbound, secretKey: deps.secretKey });
+    // scores (issue 12: scores, risk, compliance)
+    const risk = new RiskService({ knex, audit, settings, queue: deps.queue });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
 
     return {
@@ -86,7 +94,11 @@ export const createServices = (deps: ServiceDeps) => {
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
         system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
         // campaigns (issue 10)
-        campaigns: new CampaignsService({ knex, audit, events, tests })
+        campaigns: new CampaignsService({ knex, audit, events, tests }),
+        // scores (issue 12: scores, risk, compliance)
+        risk,
+        scores: new ScoresService({ knex, settings, risk }),
+        compliance: new ComplianceService({ knex, audit, source: deps.compliance?.source })
     };
 };
 

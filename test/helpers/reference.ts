@@ -46,6 +46,19 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/campaigns/from-layer', allowed: Access.leads,
             reason: 'Issue 10 adds this route (not in the reference, so not an override of it): a campaign from a Navigator layer, with the roles of its twin POST /campaigns/from-threat-actor/{actor_id}'
+        },
+        // scores (issue 12: scores, risk, compliance)
+        {
+            method: 'GET', path: '/api/v1/risk/profiles/{technique_id}', allowed: Access.any,
+            reason: 'Issue 12: one technique\'s row of GET /risk/profiles (Any), read as that list is'
+        },
+        {
+            method: 'PATCH', path: '/api/v1/risk/impact/{technique_id}', allowed: Access.admin,
+            reason: 'Issue 12: impact is admin-editable, as PATCH /techniques/{mitre_id} (A) edits it'
+        },
+        {
+            method: 'POST', path: '/api/v1/compliance/import', allowed: Access.admin,
+            reason: 'Issue 12 design: an admin import path; the Compliance row ("Any") is about reading frameworks, controls and gaps'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
