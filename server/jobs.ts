@@ -11,6 +11,8 @@ export interface Jobs {
     'test-templates.import-atomics': { dir: string };
     'coverage.mark-stale': Record<string, never>;
     'events.prune': Record<string, never>;
+    // alerts
+    'alerts.evaluate': { reason: 'schedule' | 'manual'; requested_by?: string | null };
 }
 
 export type JobName = keyof Jobs;

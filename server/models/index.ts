@@ -12,3 +12,5 @@ export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
+// alerts
+export { Alert, AlertRule, type AlertRuleType, type AlertSeverity, type AlertStatus, type AlertSubjectType } from './alert';

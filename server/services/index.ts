@@ -26,6 +26,8 @@ import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
+// alerts
+import { AlertsService } from './alerts';
 
 
 export interface ServiceDeps {
@@ -61,6 +63,7 @@ export const createServices = (deps: ServiceDeps) => {
     const tests = new TestsService({ knex, audit, events, coverage, notifications });
     const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
     const settings = new SettingsService({ knex, audit, outbound: deps.outbound, secretKey: deps.secretKey });
+    const mail = new MailService({ knex, audit, settings, smtp: deps.smtp });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
 
     return {
@@ -81,8 +84,10 @@ export const createServices = (deps: ServiceDeps) => {
         testTemplates: new TestTemplatesService({ knex, audit }),
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
-        mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        mail,
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
+        // alerts
+        alerts: new AlertsService({ knex, audit, events, notifications, mail, queue: deps.queue })
     };
 };
 
