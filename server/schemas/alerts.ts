@@ -34,7 +34,7 @@ export const ruleParameters = (type: AlertRuleType, parameters: unknown): Record
 
     const { value, error } = parameterSchemas[type].validate(parameters ?? {}, { abortEarly: false, convert: false });
     if (error) {
-        const fields = [...new Set(error.details.map((detail) => ['parameters', ...detail.path].join('.')))];
+        const fields = [...new Set(error.details.map((detail) => ['parameters', ...detail.path].join('.')))].sort();
         throw new ValidationError(`Invalid parameters for a ${type} rule: ${error.details.map((detail) => detail.message.replace(/^"(.+?)"/, 'parameters.$1')).join('; ')}`, fields);
     }
 
