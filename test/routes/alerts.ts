@@ -109,7 +109,7 @@ describe('Alerts', () => {
 
         it('refuses bad rules with a 400 naming the field, and writes nothing', async () => {
 
-            const before = await AlertRule.query(context.knex).resultSize();
+            const rulesBefore = await AlertRule.query(context.knex).resultSize();
             const cases: [Record<string, unknown>, string[] | undefined][] = [
                 [{ name: 'x', rule_type: 'risk_threshold', parameters: {} }, ['parameters.min_risk']],
                 [{ name: 'x', rule_type: 'risk_threshold', parameters: { min_risk: 26 } }, ['parameters.min_risk']],
@@ -140,7 +140,7 @@ describe('Alerts', () => {
             }
 
             expect(json(await request('admin', 'GET', `/alerts/rules/${existing.id}`))).to.equal(existing);
-            expect(await AlertRule.query(context.knex).resultSize()).to.equal(before + 1);
+            expect(await AlertRule.query(context.knex).resultSize()).to.equal(rulesBefore + 1);
 
             for (const [method, url] of [['GET', '/alerts/rules/'], ['PATCH', '/alerts/rules/'], ['DELETE', '/alerts/rules/']] as const) {
                 expect((await request('admin', method, `${url}${Crypto.randomUUID()}`, method === 'PATCH' ? { enabled: true } : undefined)).statusCode).to.equal(404);
@@ -153,7 +153,7 @@ describe('Alerts', () => {
 
             expect((await request('red_lead', 'DELETE', `/alerts/rules/${existing.id}`)).statusCode).to.equal(403);
             expect((await request('red_tech', 'POST', '/alerts/rules', { name: 'x', rule_type: 'sla_breach' })).statusCode).to.equal(403);
-            expect(await AlertRule.query(context.knex).resultSize()).to.equal(before + 1);
+            expect(await AlertRule.query(context.knex).resultSize()).to.equal(rulesBefore + 1);
         });
     });
 
@@ -319,15 +319,15 @@ describe('Alerts', () => {
 
         it('lists, filters and reads instances, and counts them in the summary', async () => {
 
-            const before = json(await request('viewer', 'GET', '/alerts/summary'));
+            const earlier = json(await request('viewer', 'GET', '/alerts/summary'));
             const { rule: created, alert, techniqueId } = await breached();
-            const after = json(await request('viewer', 'GET', '/alerts/summary'));
-            expect(after.total - before.total).to.equal(1);
-            expect(after.by_status.open - before.by_status.open).to.equal(1);
-            expect(after.by_severity.medium - before.by_severity.medium).to.equal(1);
-            expect(after.by_rule_type.sla_breach - before.by_rule_type.sla_breach).to.equal(1);
-            expect(after.active_by_severity.medium - before.active_by_severity.medium).to.equal(1);
-            expect(Object.keys(after.by_status)).to.equal(['open', 'acknowledged', 'resolved', 'dismissed']);
+            const later = json(await request('viewer', 'GET', '/alerts/summary'));
+            expect(later.total - earlier.total).to.equal(1);
+            expect(later.by_status.open - earlier.by_status.open).to.equal(1);
+            expect(later.by_severity.medium - earlier.by_severity.medium).to.equal(1);
+            expect(later.by_rule_type.sla_breach - earlier.by_rule_type.sla_breach).to.equal(1);
+            expect(later.active_by_severity.medium - earlier.active_by_severity.medium).to.equal(1);
+            expect(Object.keys(later.by_status)).to.equal(['open', 'acknowledged', 'resolved', 'dismissed']);
 
             const read = json(await request('viewer', 'GET', `/alerts/${alert.id}`));
             expect(read).to.include({ id: alert.id, rule_id: created.id, status: 'open', subject_id: alert.subject_id, technique_id: techniqueId, note: null, acknowledged_at: null });
