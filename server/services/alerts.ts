@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { renderMail, type MailMessage } from '../../integrations/mail';
 import { ConflictError, NotFoundError } from '../errors';
 import type { Queue } from '../jobs';
+import { dateOnly } from '../models/test';
 import { Alert, AlertRule, User, type AlertRuleType, type AlertSeverity, type AlertStatus, type AlertSubjectType } from '../models';
 import { Role, type Actor } from '../policy';
 import { alertRuleTypes, alertSeverities, alertStatuses, ruleParameters } from '../schemas/alerts';
@@ -12,7 +13,7 @@ import { lockOr404, withTransaction, type ChangeOptions } from './changes';
 import type { EventsService, StoredEvent } from './events';
 import { page, type ListQuery, type Page } from './lists';
 import type { MailService } from './mail';
-import { risksAbove, type RiskSource } from './alerts-risk';
+import type { RiskSource } from './alerts-risk';
 import { wantsEmail, type NotificationsService } from './notifications';
 
 
@@ -126,7 +127,8 @@ const internals = {
 
     zeros: <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>,
 
-    day: (value: Date | string) => (value instanceof Date ? value.toISOString().slice(0, 10) : String(value).slice(0, 10))
+    // node-postgres reads a DATE as local midnight: the calendar date it holds
+    day: (value: Date) => dateOnly(value)
 };
 
 
@@ -263,7 +265,7 @@ const matchers: Record<AlertRuleType, Matcher> = {
 // consumer); the API lists, changes instances' status and manages rules.
 export class AlertsService {
 
-    constructor(private readonly deps: { knex: Knex; audit: AuditService; events: EventsService; notifications: NotificationsService; mail: MailService; queue: Queue; risk?: RiskSource }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; events: EventsService; notifications: NotificationsService; mail: MailService; queue: Queue; risk: RiskSource }) { }
 
     // --- Rules
 
@@ -458,7 +460,7 @@ export class AlertsService {
             return { fired: 0, resolved: 0 };
         }
 
-        const matches = (await matchers[rule.rule_type](trx, rule.parameters, techniques, this.deps.risk ?? risksAbove)).sort((a, b) => internals.key(a).localeCompare(internals.key(b)));
+        const matches = (await matchers[rule.rule_type](trx, rule.parameters, techniques, this.deps.risk)).sort((a, b) => internals.key(a).localeCompare(internals.key(b)));
         const keys = matches.map(internals.key);
 
         // A dismissal keeps the rule quiet on its subject until the condition clears

@@ -28,6 +28,7 @@ import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
 // alerts
 import { AlertsService } from './alerts';
+import { risksAbove } from './alerts-risk';
 
 
 export interface ServiceDeps {
@@ -87,7 +88,7 @@ export const createServices = (deps: ServiceDeps) => {
         mail,
         system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
         // alerts
-        alerts: new AlertsService({ knex, audit, events, notifications, mail, queue: deps.queue })
+        alerts: new AlertsService({ knex, audit, events, notifications, mail, queue: deps.queue, risk: risksAbove })
     };
 };
 

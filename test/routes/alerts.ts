@@ -92,6 +92,9 @@ describe('Alerts', () => {
                 });
             }
 
+            const plain = await request('admin', 'POST', '/alerts/rules', { name: 'sla_breach 000000', rule_type: 'sla_breach', description: 'Remediation SLA', severity: 'low', enabled: false });
+            expect(json(plain)).to.include({ parameters: { subjects: ['remediation'], grace_days: 0 }, description: 'Remediation SLA', severity: 'low', created_by: context.users.admin.id });
+
             const id = created.stale_validation.id;
             expect(json(await request('viewer', 'GET', `/alerts/rules/${id}`))).to.equal(created.stale_validation);
             const listed = json(await request('red_tech', 'GET', '/alerts/rules?rule_type=stale_validation&enabled=false&limit=500'));
@@ -210,6 +213,29 @@ describe('Alerts', () => {
             const fired = await instances(regression.id);
             expect(fired.map((item) => item.status)).to.equal(['open']);
             expect(fired[0]!.details).to.include({ previous_outcome: 'logged', outcome: 'not_detected', drop: 1 });
+        });
+
+        it('evaluates, on an event\'s technique, a rule watching every technique, and skips one watching others', async () => {
+
+            const techniqueId = await uniqueTechnique(context.knex);
+            const other = await uniqueTechnique(context.knex);
+            const test = await validated(techniqueId, 'not_detected');
+            const everywhere = await rule('detection_failure', {});
+            const elsewhere = await rule('detection_failure', { technique_ids: [other] });
+            try {
+                const result = await context.services.alerts.evaluate(systemActor, { techniques: [techniqueId] });
+                expect(result.fired).to.equal(1);
+                expect((await instances(everywhere.id)).map((item) => item.subject_id)).to.equal([test.id]);
+                expect(await instances(elsewhere.id)).to.have.length(0);
+                expect((await AlertRule.query(context.knex).findById(elsewhere.id))!.last_evaluated_at).to.be.null();
+
+                // And everywhere on the scheduled run (the instances of other scripts' techniques go with the rule)
+                await context.services.alerts.evaluate(systemActor);
+                expect((await instances(everywhere.id)).filter((item) => item.technique_id === techniqueId).map((item) => item.status)).to.equal(['open']);
+            }
+            finally {
+                await AlertRule.query(context.knex).delete().whereIn('id', [everywhere.id, elsewhere.id]);
+            }
         });
 
         it('stale_validation fires on a technique last validated too long ago, for both leads, and resolves when it is validated again', async () => {
@@ -489,6 +515,33 @@ describe('Alerts', () => {
             finally {
                 await mailing.stop();
                 await new Promise<void>((resolve) => smtp.close(() => resolve()));
+            }
+        });
+
+        it('sends nothing for an instance gone or without SMTP, and hands a delivery failure to the relay to retry', async () => {
+
+            const event = (id: string) => ({ id: Crypto.randomUUID(), seq: 1, xid: '1', type: 'alert.fired' as const, entity_type: 'alert', entity_id: id, payload: {} as never, actor_id: null, created_at: new Date() });
+            expect(await context.services.alerts.mailFired(event(Crypto.randomUUID()))).to.equal(0);
+
+            const techniqueId = await uniqueTechnique(context.knex);
+            await validated(techniqueId, 'alerted', { daysAgo: 5 });
+            const created = await rule('stale_validation', { technique_ids: [techniqueId], max_age_days: 1 }, { enabled: false });
+            await context.knex('alert_rules').where('id', created.id).update({ enabled: true });
+            await evaluate();
+            await context.knex('alert_rules').where('id', created.id).update({ enabled: false });
+            const [alert] = await instances(created.id);
+
+            const lead = await context.createUser('red_lead');
+            await context.knex('users').where('id', lead.id).update({ email: `${lead.username}@example.test`, preferences: { notifications: { email: true } } });
+            const unreachable = await init({ redis: false, env: { SMTP_URL: 'smtp://127.0.0.1:9', SMTP_FROM: 'aegis@example.test' } });
+            try {
+                await context.knex('settings').where('key', 'smtp').delete();
+                expect(await context.services.alerts.mailFired(event(alert!.id))).to.equal(0);            // not configured: nothing to send
+                await expect(unreachable.services.alerts.mailFired(event(alert!.id))).to.reject(/./);
+            }
+            finally {
+                await context.knex('users').where('id', lead.id).update({ is_active: false });
+                await unreachable.stop();
             }
         });
     });
