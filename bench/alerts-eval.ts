@@ -61,6 +61,7 @@ const internals = {
         await knex.raw(`update tests t set retest_of_id = p.prev from (
             select id, lag(id) over (partition by technique_id order by validated_at, id) as prev from tests) p
             where p.id = t.id and p.prev is not null`);
+        await knex.raw('analyze');              // as autovacuum would have by then
     },
 
     rules: async (services: Services) => {
