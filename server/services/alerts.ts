@@ -461,6 +461,13 @@ export class AlertsService {
             return { fired: 0, resolved: 0 };
         }
 
+        // Still there and enabled, and kept so until the commit: a rule deleted or disabled meanwhile is not evaluated
+        // (KEY SHARE leaves the rule's own timestamp, a non-key update, free to another evaluation)
+        const { rows: current } = await trx.raw<{ rows: unknown[] }>('select id from alert_rules where id = ? and enabled for key share', [rule.id]);
+        if (!current.length) {
+            return { fired: 0, resolved: 0 };
+        }
+
         const matches = (await matchers[rule.rule_type](trx, rule.parameters, techniques, this.deps.risk)).sort((a, b) => internals.key(a).localeCompare(internals.key(b)));
         const keys = matches.map(internals.key);
 

@@ -441,6 +441,24 @@ describe('Alerts', () => {
             await context.knex('alerts').insert({ ...duplicate, status: 'resolved', resolved_at: new Date() });
         });
 
+        it('skips a rule deleted while an evaluation was on its way to it, instead of failing the evaluation', async () => {
+
+            const techniqueId = await uniqueTechnique(context.knex);
+            await validated(techniqueId, 'not_detected', { overrides: { remediation_status: 'open', remediation_due: internals.dateOnly(new Date(Date.now() - 5 * internals.day)) } });
+            const created = await rule('sla_breach', { technique_ids: [techniqueId] });
+
+            // An admin's delete holds the rule while the evaluation reaches it, then commits
+            const trx = await context.knex.transaction();
+            await trx('alert_rules').where('id', created.id).forUpdate().first();
+            const evaluation = context.services.alerts.evaluate(systemActor, { techniques: [techniqueId] });
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            await trx('alert_rules').where('id', created.id).delete();
+            await trx.commit();
+
+            expect(await evaluation).to.include({ fired: 0 });
+            expect(await instances(created.id)).to.have.length(0);
+        });
+
         it('hides an instance that refers to a test the caller may not see, from every read and action', async () => {
 
             const { alert: restricted } = await breached({ data_classification: 'restricted' });
