@@ -468,28 +468,34 @@ export class AlertsService {
             return { fired: 0, resolved: 0 };
         }
 
+        // In one order for every evaluation: concurrent inserts of the same subjects wait on each other, never cross
         const matches = (await matchers[rule.rule_type](trx, rule.parameters, techniques, this.deps.risk)).sort((a, b) => internals.key(a).localeCompare(internals.key(b)));
-        const keys = matches.map(internals.key);
 
-        // A dismissal keeps the rule quiet on its subject until the condition clears
-        const scoped = (query: Knex.QueryBuilder) => (techniques ? query.whereIn('technique_id', techniques) : query);
-        const quiet = new Set((await scoped(trx('alerts').where({ rule_id: rule.id, status: 'dismissed' }).whereNull('cleared_at').select('subject_type', 'subject_id'))).map(internals.key));
+        // What the rule already holds: its live instances, and the dismissed ones that keep it quiet on their subject
+        // until the condition clears. Only subjects with neither are inserted; the insert still goes through the
+        // index (an evaluation running at the same time may have raised the same subject since).
+        const held: { id: string; subject_type: string; subject_id: string; status: AlertStatus }[] = await trx('alerts')
+            .where('rule_id', rule.id)
+            .where((q) => q.whereIn('status', internals.live).orWhere((r) => r.where('status', 'dismissed').whereNull('cleared_at')))
+            .modify((q) => (techniques ? q.whereIn('technique_id', techniques) : q))
+            .select('id', 'subject_type', 'subject_id', 'status');
+
+        const matched = new Set(matches.map(internals.key));
+        const holding = new Set(held.map(internals.key));
+        const fresh = matches.filter((match) => !holding.has(internals.key(match)));
         const fired: Alert[] = [];
-        for (let i = 0; i < matches.length; i += 500) {
-            const rows = matches.slice(i, i + 500).filter((match) => !quiet.has(internals.key(match))).map((match) => ({
-                ...match, details: JSON.stringify(match.details), rule_id: rule.id, rule_type: rule.rule_type, severity: rule.severity
-            }));
-
-            if (rows.length) {
-                const { sql, bindings } = trx('alerts').insert(rows).toSQL();
-                const { rows: inserted } = await trx.raw<{ rows: Alert[] }>(`${sql} on conflict (rule_id, subject_type, subject_id) where status in ('open', 'acknowledged') do nothing returning *`, bindings);
-                fired.push(...inserted);
-            }
+        for (let i = 0; i < fresh.length; i += 500) {
+            const rows = fresh.slice(i, i + 500).map((match) => ({ ...match, details: JSON.stringify(match.details), rule_id: rule.id, rule_type: rule.rule_type, severity: rule.severity }));
+            const { sql, bindings } = trx('alerts').insert(rows).toSQL();
+            const { rows: inserted } = await trx.raw<{ rows: Alert[] }>(`${sql} on conflict (rule_id, subject_type, subject_id) where status in ('open', 'acknowledged') do nothing returning *`, bindings);
+            fired.push(...inserted);
         }
 
-        const cleared = (query: Knex.QueryBuilder) => scoped(query.where('rule_id', rule.id)).whereRaw('not ((subject_type || \':\' || subject_id) = any(?))', [keys]);
-        const resolved = await cleared(trx('alerts').whereIn('status', internals.live)).update({ status: 'resolved', resolved_at: trx.fn.now(), resolved_by: null, note: internals.cleared[rule.rule_type], updated_at: trx.fn.now() });
-        await cleared(trx('alerts').where('status', 'dismissed').whereNull('cleared_at')).update({ cleared_at: trx.fn.now(), updated_at: trx.fn.now() });
+        // The condition cleared: live instances resolve themselves, dismissed ones stop keeping the rule quiet
+        const gone = (statuses: AlertStatus[]) => held.filter((row) => statuses.includes(row.status) && !matched.has(internals.key(row))).map((row) => row.id);
+        const resolved = await trx('alerts').whereIn('id', gone(internals.live)).whereIn('status', internals.live)
+            .update({ status: 'resolved', resolved_at: trx.fn.now(), resolved_by: null, note: internals.cleared[rule.rule_type], updated_at: trx.fn.now() });
+        await trx('alerts').whereIn('id', gone(['dismissed'])).where('status', 'dismissed').whereNull('cleared_at').update({ cleared_at: trx.fn.now(), updated_at: trx.fn.now() });
         await trx('alert_rules').where('id', rule.id).update({ last_evaluated_at: trx.fn.now() });
 
         if (fired.length) {
