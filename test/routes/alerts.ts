@@ -531,6 +531,8 @@ describe('Alerts', () => {
                 expect(mine).to.equal([{ to: [email], subject: `[Aegis] medium alert: ${alert!.title}` }]);
             }
             finally {
+                // No later alert of the run e-mails this lead
+                await mailing.knex('users').where('id', mailing.users.blue_lead.id).update({ is_active: false });
                 await mailing.stop();
                 await new Promise<void>((resolve) => smtp.close(() => resolve()));
             }
