@@ -6,6 +6,8 @@ import { tests } from './tests';
 import { campaigns } from './campaigns';
 // scores (issue 12)
 import { risk } from './risk';
+// alerts
+import { alerts } from './alerts-eval';
 
 
 export interface Suite {
@@ -23,5 +25,7 @@ export const suites: Record<string, Suite> = {
     // campaigns (issue 10)
     campaigns,
     // scores (issue 12)
-    risk
+    risk,
+    // alerts
+    alerts
 };

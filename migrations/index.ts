@@ -16,6 +16,8 @@ import * as Campaigns from './20261207010000_campaigns';
 // scores (issue 12: scores, risk, compliance)
 import * as RiskProfiles from './20261207030001_risk_profiles';
 import * as Compliance from './20261207030002_compliance';
+// alerts
+import * as Alerts from './20261207040000_alerts';
 
 
 export interface Migration {
@@ -42,5 +44,7 @@ export const migrations: Migration[] = [
     Campaigns,
     // scores (issue 12: scores, risk, compliance)
     RiskProfiles,
-    Compliance
+    Compliance,
+    // alerts
+    Alerts
 ];

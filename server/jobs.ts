@@ -13,6 +13,8 @@ export interface Jobs {
     'events.prune': Record<string, never>;
     // scores (issue 12: scores, risk, compliance)
     'risk-recompute': { reason: 'manual' | 'coverage' | 'schedule'; requested_by?: string | null };
+    // alerts
+    'alerts.evaluate': { reason: 'schedule' | 'manual'; requested_by?: string | null };
 }
 
 export type JobName = keyof Jobs;

@@ -24,6 +24,7 @@ type Operation = { responses: Record<string, { content?: Record<string, { schema
 
 
 const internals = {
+
     // The redocly lint problems of the document, under the recommended rules; the rule set ships inside the library
     // (nothing is fetched, and the document has no external reference)
     lint: async (source: string, core: typeof Redocly) => {
@@ -139,8 +140,8 @@ describe('OpenAPI', () => {
 
     it('passes redocly lint under its recommended rules without an error or a warning', async () => {
 
-        // campaigns (issue 10): the reference itself fixes /campaigns/from-threat-actor/{actor_id} beside
-        // /campaigns/{id}/<action>; hapi routes a literal segment before a parameter, so neither shadows the other
+        // The reference itself fixes paths an OpenAPI reader finds ambiguous: /campaigns/from-threat-actor/{actor_id}
+        // beside /campaigns/{id}/<action>, /alerts/rules/{id} beside /alerts/{id}/acknowledge; hapi routes a literal segment before a parameter, so neither shadows the other
         const reference = new Set(loadReference().routes.map((route) => route.path));
         const fixed = (problem: string) => {
 

@@ -163,12 +163,26 @@ describe('Visibility of classified tests', () => {
         await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 
-        Object.assign(ids, { restricted: restricted.id, confidential: confidential.id, technique: techniqueId, retest: retest.id, restrictedEvidence: restricted.evidence, confidentialEvidence: confidential.evidence });
+        // alerts: an sla_breach instance on each classified test (its remediation past due), and the rule that raised them
+        const overdue = new Date(Date.now() - 5 * 86_400_000).toISOString().slice(0, 10);
+        for (const [test, marker] of [[restricted.id, internals.restricted], [confidential.id, internals.confidential]] as const) {
+            await call('blue_lead', 'PATCH', `/api/v1/tests/${test}/remediation`, { remediation_status: 'open', remediation_due: overdue, remediation_notes: `Remediation ${marker}` });
+        }
+
+        const alertRule = await call('blue_lead', 'POST', '/api/v1/alerts/rules', { name: `Visibility ${internals.restricted.slice(-6)}`, rule_type: 'sla_breach', parameters: { technique_ids: [techniqueId] } });
+        await context.services.alerts.evaluate({ id: null, role: 'system' });
+        const alerts = await context.knex('alerts').where('rule_id', alertRule.id).pluck('id');
+        expect(alerts).to.have.length(2);
+        await context.knex('alert_rules').where('id', alertRule.id).update({ enabled: false });
+
+        Object.assign(ids, { alertRule: alertRule.id, restricted: restricted.id, confidential: confidential.id, technique: techniqueId, retest: retest.id, restrictedEvidence: restricted.evidence, confidentialEvidence: confidential.evidence });
         candidates = [
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
             techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id,
             // campaigns (issue 10)
-            campaign.id, blindCampaign.id, blindTest.id
+            campaign.id, blindCampaign.id, blindTest.id,
+            // alerts
+            alertRule.id, ...alerts
         ];
 
         // scores (issue 12): the technique's score and risk profile, computed from the classified validated tests,
@@ -247,6 +261,15 @@ describe('Visibility of classified tests', () => {
         expect(await latest('viewer')).to.be.null();
         expect(await latest('red_tech')).to.equal(ids.confidential);
         expect(await latest('admin')).to.equal(ids.confidential);
+    });
+
+    // alerts
+    it('answers the alerts about a classified test only to those who may see the test (the walk is not blind to them)', async () => {
+
+        const subjects = async (role: Role) => json(await context.server.inject({ method: 'GET', url: `/api/v1/alerts?rule_id=${ids.alertRule}`, auth: context.as(role) })).items.map((item: { subject_id: string }) => item.subject_id).sort();
+        expect(await subjects('admin')).to.equal([ids.restricted, ids.confidential].sort());
+        expect(await subjects('red_tech')).to.equal([ids.confidential]);
+        expect(await subjects('viewer')).to.equal([]);
     });
 
     it('walks routes that do carry the markers to those who may see them (the walk is not blind)', async () => {

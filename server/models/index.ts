@@ -16,3 +16,5 @@ export { EventDelivery } from './event-delivery';
 export { Campaign, CampaignTest, CampaignHistoryEntry } from './campaign';
 // scores (issue 12: scores, risk, compliance)
 export { RiskProfile, ComplianceFramework, ComplianceControl, ComplianceMapping } from './posture';
+// alerts
+export { Alert, AlertRule, type AlertRuleType, type AlertSeverity, type AlertStatus, type AlertSubjectType } from './alert';

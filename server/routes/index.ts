@@ -17,6 +17,8 @@ import { worklogRoutes } from './worklogs';
 import { campaignRoutes } from './campaigns';
 // scores (issue 12: scores, risk, compliance)
 import { complianceRoutes, riskRoutes, scoreRoutes } from './posture';
+// alerts
+import { alertRoutes } from './alerts';
 
 
 // Every module's routes, in one explicit list.
@@ -41,5 +43,7 @@ export const routes = [
     // scores (issue 12: scores, risk, compliance)
     ...scoreRoutes,
     ...riskRoutes,
-    ...complianceRoutes
+    ...complianceRoutes,
+    // alerts
+    ...alertRoutes
 ];

@@ -15,7 +15,8 @@ export interface DomainEventPayloads {
     'test.validated': { test_id: string; technique_id: string; detection_outcome: string | null };
     'coverage.changed': { technique_id: string; from: string; to: string; test_id: string | null };
     'campaign.completed': Record<string, unknown>;
-    'alert.fired': Record<string, unknown>;
+    // alerts
+    'alert.fired': { alert_id: string; rule_id: string; rule_type: string; severity: string; subject_type: string; subject_id: string; technique_id: string | null };
 }
 
 export type DomainEventType = keyof DomainEventPayloads;

@@ -32,6 +32,9 @@ import { CampaignsService } from './campaigns';
 import { ComplianceService } from './compliance';
 import { RiskService } from './risk';
 import { ScoresService } from './scores';
+// alerts
+import { AlertsService } from './alerts';
+import { risksAbove } from './alerts-risk';
 
 
 export interface ServiceDeps {
@@ -71,6 +74,7 @@ export const createServices = (deps: ServiceDeps) => {
     const settings = new SettingsService({ knex, audit, outbound: deps.outbound, secretKey: deps.secretKey });
     // scores (issue 12: scores, risk, compliance)
     const risk = new RiskService({ knex, audit, settings, queue: deps.queue });
+    const mail = new MailService({ knex, audit, settings, smtp: deps.smtp });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
 
     return {
@@ -91,14 +95,16 @@ export const createServices = (deps: ServiceDeps) => {
         testTemplates: new TestTemplatesService({ knex, audit }),
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
-        mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
+        mail,
         system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
         // campaigns (issue 10)
         campaigns: new CampaignsService({ knex, audit, events, tests }),
         // scores (issue 12: scores, risk, compliance)
         risk,
         scores: new ScoresService({ knex, settings, risk }),
-        compliance: new ComplianceService({ knex, audit, source: deps.compliance?.source })
+        compliance: new ComplianceService({ knex, audit, source: deps.compliance?.source }),
+        // alerts
+        alerts: new AlertsService({ knex, audit, events, notifications, mail, queue: deps.queue, risk: risksAbove })
     };
 };
 

@@ -24,6 +24,14 @@ export interface NotificationPreferences {
 export const wantsInApp = (preferences: NotificationPreferences | undefined, type: string): boolean => preferences?.in_app !== false && preferences?.events?.[type as NotificationType]?.in_app !== false;
 
 
+// alerts: e-mail is off unless asked for, for all events (and not switched off for this type) or for this type
+export const wantsEmail = (preferences: NotificationPreferences | undefined, type: string): boolean => {
+
+    const own = preferences?.events?.[type as NotificationType]?.email;
+    return own ?? preferences?.email === true;
+};
+
+
 export interface NotificationCreate {
     user_id: string;
     type: string;

@@ -5,6 +5,8 @@ import type { Consumer } from '../relay';
 import { notificationsConsumer } from './notifications';
 // scores (issue 12: scores, risk, compliance)
 import { riskConsumer } from './risk';
+// alerts
+import { alertMailConsumer, alertsConsumer } from './alerts';
 
 
 // A consumer typed by its event types, into the one list the relay runs (as route() does for routes): the handler's
@@ -17,5 +19,8 @@ const consumer = <T extends DomainEventType>(definition: Consumer<T>): Consumer 
 export const consumers = (services: Services): Consumer[] => [
     consumer(notificationsConsumer(services)),
     // scores (issue 12: scores, risk, compliance)
-    consumer(riskConsumer(services))
+    consumer(riskConsumer(services)),
+    // alerts
+    consumer(alertsConsumer(services)),
+    consumer(alertMailConsumer(services))
 ];

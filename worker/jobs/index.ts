@@ -10,6 +10,8 @@ import { defineSystemJobs, scheduleSystemJobs, type RetentionOptions } from './s
 import { defineTestJobs, scheduleTestJobs } from './tests';
 // scores (issue 12: scores, risk, compliance)
 import { defineRiskJobs, scheduleRiskJobs } from './risk';
+// alerts
+import { defineAlertJobs, scheduleAlertJobs } from './alerts';
 
 
 export interface JobOptions {
@@ -28,6 +30,8 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineCoverageJobs(agenda, services, options);
     // scores (issue 12)
     defineRiskJobs(agenda, services, options);
+    // alerts
+    defineAlertJobs(agenda, services, options);
 };
 
 
@@ -49,4 +53,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleCoverageJobs(agenda);
     // scores (issue 12)
     await scheduleRiskJobs(agenda);
+    // alerts
+    await scheduleAlertJobs(agenda);
 };
