@@ -12,3 +12,5 @@ export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
+// webhooks
+export { Webhook, WebhookDelivery, WebhookAttempt, webhookEventTypes, type WebhookEventType } from './webhook';

@@ -26,6 +26,8 @@ import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
+// webhooks
+import { WebhooksService, type WebhookSettings } from './webhooks';
 
 
 export interface ServiceDeps {
@@ -44,6 +46,8 @@ export interface ServiceDeps {
     version: string;
     heartbeatSeconds: number;
     coverage?: CoverageSettings | undefined;        // unset: the defaults of config.ts
+    // webhooks: unset, the defaults of services/webhooks.ts
+    webhooks?: Partial<WebhookSettings> | undefined;
 }
 
 
@@ -82,7 +86,9 @@ export const createServices = (deps: ServiceDeps) => {
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
+        // webhooks
+        webhooks: new WebhooksService({ knex, audit, outbound: deps.outbound, notifications, secretKey: deps.secretKey, settings: deps.webhooks })
     };
 };
 

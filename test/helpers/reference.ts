@@ -41,6 +41,15 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/heatmap/layer', allowed: Access.leads,
             reason: 'Issue 8 item 3: importing a layer marks techniques for review, a change of state that PATCH /techniques/{mitre_id}/review gives RL, BL and A only; the Heatmap row ("Any") is about reading the matrix'
+        },
+        // webhooks
+        {
+            method: 'GET', path: '/api/v1/webhooks/{id}/deliveries', allowed: Access.admin,
+            reason: 'Issue 13: the delivery log of a webhook; the section is "admin only"'
+        },
+        {
+            method: 'POST', path: '/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver', allowed: Access.admin,
+            reason: 'Issue 13: "a delivery can be redelivered by an admin (design the route, A)"'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };

@@ -3,6 +3,8 @@ import type { Services } from '../../server/services';
 import type { Consumer } from '../relay';
 
 import { notificationsConsumer } from './notifications';
+// webhooks
+import { webhooksConsumer } from './webhooks';
 
 
 // A consumer typed by its event types, into the one list the relay runs (as route() does for routes): the handler's
@@ -13,5 +15,7 @@ const consumer = <T extends DomainEventType>(definition: Consumer<T>): Consumer 
 // Every consumer of domain events, in one explicit list: a consumer is a file in this folder plus a line here. A name
 // is its cursor in `event_consumers`: renaming one starts it again from the oldest event kept.
 export const consumers = (services: Services): Consumer[] => [
-    consumer(notificationsConsumer(services))
+    consumer(notificationsConsumer(services)),
+    // webhooks
+    consumer(webhooksConsumer(services))
 ];
