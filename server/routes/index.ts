@@ -15,6 +15,8 @@ import { userRoutes } from './users';
 import { worklogRoutes } from './worklogs';
 // webhooks
 import { webhookRoutes } from './webhooks';
+// reports
+import { reportRoutes } from './reports';
 
 
 // Every module's routes, in one explicit list.
@@ -35,5 +37,7 @@ export const routes = [
     ...dataSourceRoutes,
     ...heatmapRoutes,
     // webhooks
-    ...webhookRoutes
+    ...webhookRoutes,
+    // reports
+    ...reportRoutes
 ];

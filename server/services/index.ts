@@ -28,6 +28,8 @@ import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
 // webhooks
 import { WebhooksService, type WebhookSettings } from './webhooks';
+// reports
+import { ReportsService } from './reports';
 
 
 export interface ServiceDeps {
@@ -88,7 +90,9 @@ export const createServices = (deps: ServiceDeps) => {
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
         system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
         // webhooks
-        webhooks: new WebhooksService({ knex, audit, outbound: deps.outbound, notifications, secretKey: deps.secretKey, settings: deps.webhooks })
+        webhooks: new WebhooksService({ knex, audit, outbound: deps.outbound, notifications, secretKey: deps.secretKey, settings: deps.webhooks }),
+        // reports
+        reports: new ReportsService({ knex })
     };
 };
 
