@@ -145,6 +145,8 @@ describe('Visibility of classified tests', () => {
         }
 
         const worklog = await call('red_lead', 'POST', '/api/v1/worklogs', { test_id: restricted.id, minutes: 30, date: '2026-12-01', note: 'triage' });
+        // reports: the remediation report lists only tests with a remediation under way
+        await context.knex('tests').whereIn('id', [restricted.id, confidential.id]).update({ remediation_status: 'open', remediation_due: '2020-01-01' });
         await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 

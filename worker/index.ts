@@ -30,7 +30,7 @@ run('aegis-worker', async () => {
     metrics.watchJobs(agenda);
 
     // webhooks: woken when the relay commits deliveries of its `webhooks` consumer
-    const sender = new WebhookSender({ services, logger });
+    const sender = new WebhookSender({ webhooks: services.webhooks, logger });
     const relay = new EventRelay({
         knex: runtime.knex,
         consumers: consumers(services),

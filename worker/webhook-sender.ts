@@ -1,6 +1,6 @@
 import type { Logger } from '../server/logger';
 import { systemActor } from '../server/policy';
-import type { Services } from '../server/services';
+import type { WebhooksService } from '../server/services/webhooks';
 
 
 // The worker's webhook sender: passes of `WebhooksService.sendDue` while deliveries are due. Woken by the relay
@@ -13,7 +13,7 @@ export class WebhookSender {
     private again = false;
     private poller: NodeJS.Timeout | undefined;
 
-    constructor(private readonly deps: { services: Services; logger?: Logger | undefined; pollMs?: number }) { }
+    constructor(private readonly deps: { webhooks: WebhooksService; logger?: Logger | undefined; pollMs?: number }) { }
 
     start(): void {
 
@@ -35,7 +35,7 @@ export class WebhookSender {
     async drain(): Promise<void> {
 
         await this.running;
-        while (await this.deps.services.webhooks.sendDue(systemActor)) { }
+        while (await this.deps.webhooks.sendDue(systemActor)) { }
     }
 
     async stop(): Promise<void> {
@@ -50,7 +50,7 @@ export class WebhookSender {
         do {
             this.again = false;
             try {
-                while (await this.deps.services.webhooks.sendDue(systemActor)) { }
+                while (await this.deps.webhooks.sendDue(systemActor)) { }
             }
             catch (err) {
                 this.deps.logger?.warn({ err: (err as Error).message }, 'webhook sender pass failed');

@@ -324,9 +324,24 @@ export class WebhooksService {
         return await this.record(webhook, delivery, { statusCode, error, latency });
     }
 
-    // One attempt's outcome, in one short transaction: the attempt row, the delivery, and the webhook's failing
-    // streak, which disables it once a delivery has failed for its whole retry window with no success in between
+    // One attempt's outcome: the attempt row, the delivery, and the webhook's failing streak, which disables it once a
+    // delivery has failed for its whole retry window with no success in between (a failure: one short transaction)
     private async record(webhook: Webhook | undefined, delivery: WebhookDelivery, outcome: { statusCode: number | null; error: string | null; latency: number }): Promise<WebhookDelivery> {
+
+        if (!outcome.error) {
+            // The common case in one statement (one round trip): the attempt, the delivery done (unless it was
+            // claimed again after our lease ran out), the webhook's failing streak ended
+            const { rows: [done] } = await this.deps.knex.raw<{ rows: Record<string, unknown>[] }>(`
+                with attempt as (insert into webhook_attempts (delivery_id, attempt, status_code, latency_ms) values (:id, :attempts, :status, :latency)),
+                done as (
+                    update webhook_deliveries set status = 'delivered', delivered_at = now(), next_attempt_at = null, last_status_code = :status, last_latency_ms = :latency, last_error = null, updated_at = now()
+                    where id = :id and attempts = :attempts and status = 'pending'
+                    returning *),
+                streak as (update webhooks set failing_since = null where id = :webhook and failing_since is not null and exists (select 1 from done))
+                select * from done`, { id: delivery.id, attempts: delivery.attempts, status: outcome.statusCode, latency: outcome.latency, webhook: delivery.webhook_id });
+
+            return done ? WebhookDelivery.fromDatabaseJson(done) : delivery;
+        }
 
         return await this.deps.knex.transaction(async (trx) => {
 
@@ -336,14 +351,6 @@ export class WebhooksService {
             const current = await WebhookDelivery.query(trx).findById(delivery.id).forUpdate();
             if (!current || current.attempts !== delivery.attempts || current.status !== 'pending') {
                 return current ?? delivery;                     // deleted, or claimed again after our lease ran out
-            }
-
-            if (!outcome.error) {
-                if (webhook?.failing_since) {
-                    await Webhook.query(trx).findById(webhook.id).patch({ failing_since: null });
-                }
-
-                return await current.$patchReturning(trx, { ...last, status: 'delivered', delivered_at: now, next_attempt_at: null });
             }
 
             if (webhook && !webhook.failing_since && current.event_type !== 'ping') {

@@ -13,6 +13,9 @@ import { retryDelayMs, signWebhook, WebhooksService, webhookDefaults } from '../
 import { json } from '../helpers/factories';
 import { startReceiver } from '../helpers/receiver';
 import { init, type TestContext } from '../helpers/server';
+import { webhooksConsumer } from '../../worker/consumers/webhooks';
+import { EventRelay } from '../../worker/relay';
+import { WebhookSender } from '../../worker/webhook-sender';
 
 
 const lab = Lab.script();
@@ -301,6 +304,38 @@ describe('Webhooks', () => {
         expect(failed).to.include({ status: 'failed', attempts: 1, last_status_code: 500, next_attempt_at: null });
         expect(failed.last_error).to.include('answered 500');
         expect((await Webhook.query(context.knex).findById(created.id))!.failing_since).to.be.null();        // a ping is not a failing delivery
+
+        await request('admin', 'DELETE', `/webhooks/${created.id}`);
+        await receiver.close();
+    });
+
+    it('delivers without anyone draining: the worker relay wakes the sender once the deliveries of the consumer commit', async () => {
+
+        let secret = '';
+        let arrived: () => void = () => undefined;
+        const receiver = await startReceiver(() => secret);
+        const created = json(await request('admin', 'POST', '/webhooks', { name: 'Live', url: receiver.url, events: ['coverage.changed'] }));
+        secret = created.secret;
+
+        // As worker/index.ts wires them; the poll is an hour, so only the wake-up can deliver within the test
+        const live = new WebhookSender({ webhooks: sender, pollMs: 3600_000 });
+        const relay = new EventRelay({ knex: context.knex, consumers: [webhooksConsumer(context.services) as never], databaseUrl: context.config.database.url, onDelivery: (consumer) => consumer === 'webhooks' && live.wake(), options: { pollMs: 3600_000 } });
+        const delivered = new Promise<void>((resolve) => (arrived = resolve));
+        const poll = setInterval(() => receiver.received.length && arrived(), 5);
+        await relay.start();
+        live.start();
+        try {
+            const entityId = Crypto.randomUUID();
+            await context.knex.transaction((trx) => context.services.events.emit(trx, context.actor('admin'), [{ type: 'coverage.changed', entity_type: 'technique', entity_id: entityId, payload: { technique_id: 'T1059.001', from: 'none', to: 'covered', test_id: null } }]));
+            await delivered;
+            expect(receiver.received[0]!.verified).to.be.true();
+            expect(JSON.parse(receiver.received[0]!.body).data.entity_id).to.equal(entityId);
+        }
+        finally {
+            clearInterval(poll);
+            await relay.stop();
+            await live.stop();
+        }
 
         await request('admin', 'DELETE', `/webhooks/${created.id}`);
         await receiver.close();
