@@ -3,10 +3,10 @@ import type { Readable } from 'stream';
 import type { ResponseToolkit } from '@hapi/hapi';
 
 import { actorOf } from '../plugins/services';
-import { Access } from '../policy';
+import { Access, type Actor } from '../policy';
 import { responses } from '../schemas/common';
 import { coverageQuery, coverageSummary, csvFile, remediationPage, remediationQuery, testResultsPage, testResultsQuery } from '../schemas/reports';
-import type { CoverageFilters, RemediationFilters, TestResultFilters } from '../services/reports';
+import type { CoverageFilters, RemediationFilters, ReportsService, TestResultFilters } from '../services/reports';
 
 import { route } from './route';
 
@@ -29,10 +29,35 @@ const internals = {
         .header('content-disposition', `attachment; filename="aegis-${name}-${new Date().toISOString().slice(0, 10)}.csv"`)
         .header('x-content-type-options', 'nosniff'),
 
-    // The JSON page documented with its schema, the CSV alternative in words (one media type per answer in hapi-swagger)
-    dual: (schema: object, description: string) => ({
-        'aegis/formats': { stream: 'text/csv' as const },
-        'hapi-swagger': { responses: { 200: { description, schema }, ...responses() } }
+    // A report answered as a JSON page (its schema documented with its streamed alternative in words: one media type
+    // per answer in hapi-swagger), or with ?format=csv as a streamed attachment
+    dualRoute: <Q extends { format?: 'json' | 'csv' }>(definition: {
+        path: string;
+        description: string;
+        query: object;
+        page: object;
+        name: string;
+        json: (reports: ReportsService, actor: Actor, query: Q) => Promise<object>;
+        csv: (reports: ReportsService, actor: Actor, query: Q) => Promise<Readable>;
+    }) => route<{ Query: Q }>({
+        method: 'GET',
+        path: definition.path,
+        options: {
+            description: definition.description,
+            tags: internals.tags,
+            auth: internals.any,
+            validate: { query: definition.query },
+            plugins: {
+                'aegis/formats': { stream: 'text/csv' },
+                'hapi-swagger': { responses: { 200: { description: 'A page of rows and a summary over every matching row (JSON), or with ?format=csv the rows as a text/csv attachment', schema: definition.page }, ...responses() } }
+            }
+        },
+        handler: async (request, h) => {
+
+            const { reports } = request.services();
+            const actor = actorOf(request);
+            return request.query.format === 'csv' ? internals.csv(h, await definition.csv(reports, actor, request.query), definition.name) : await definition.json(reports, actor, request.query);
+        }
     })
 };
 
@@ -64,37 +89,23 @@ export const reportRoutes = [
         handler: async (request, h) => internals.csv(h, await request.services().reports.coverageCsv(actorOf(request), request.query), 'coverage')
     }),
 
-    route<{ Query: TestResultFilters }>({
-        method: 'GET',
+    internals.dualRoute<TestResultFilters>({
         path: '/api/v1/reports/test-results',
-        options: {
-            description: 'Test results of the tests the caller may see. Filters: date_from/date_to (execution day, UTC), tactic, technique_id, outcome (detection), state. ?format=csv streams every matching row as RFC 4180 CSV instead of a page',
-            tags: internals.tags,
-            auth: internals.any,
-            validate: { query: testResultsQuery },
-            plugins: internals.dual(testResultsPage, 'A page of rows and a summary over every matching row (JSON), or with ?format=csv the rows as a text/csv attachment')
-        },
-        handler: async (request, h) => {
-
-            const { reports } = request.services();
-            return request.query.format === 'csv' ? internals.csv(h, await reports.testResultsCsv(actorOf(request), request.query), 'test-results') : await reports.testResults(actorOf(request), request.query);
-        }
+        description: 'Test results of the tests the caller may see. Filters: date_from/date_to (execution day, UTC), tactic, technique_id, outcome (detection), state. ?format=csv streams every matching row as RFC 4180 CSV instead of a page',
+        query: testResultsQuery,
+        page: testResultsPage,
+        name: 'test-results',
+        json: (reports, actor, query) => reports.testResults(actor, query),
+        csv: (reports, actor, query) => reports.testResultsCsv(actor, query)
     }),
 
-    route<{ Query: RemediationFilters }>({
-        method: 'GET',
+    internals.dualRoute<RemediationFilters>({
         path: '/api/v1/reports/remediation-status',
-        options: {
-            description: 'Remediation tracking of the tests the caller may see (remediation_status other than none unless filtered). Filters: remediation_status, owner_id, overdue, tactic, technique_id. ?format=csv streams every matching row as RFC 4180 CSV instead of a page',
-            tags: internals.tags,
-            auth: internals.any,
-            validate: { query: remediationQuery },
-            plugins: internals.dual(remediationPage, 'A page of rows and a summary over every matching row (JSON), or with ?format=csv the rows as a text/csv attachment')
-        },
-        handler: async (request, h) => {
-
-            const { reports } = request.services();
-            return request.query.format === 'csv' ? internals.csv(h, await reports.remediationCsv(actorOf(request), request.query), 'remediation') : await reports.remediationStatus(actorOf(request), request.query);
-        }
+        description: 'Remediation tracking of the tests the caller may see (remediation_status other than none unless filtered). Filters: remediation_status, owner_id, overdue, tactic, technique_id. ?format=csv streams every matching row as RFC 4180 CSV instead of a page',
+        query: remediationQuery,
+        page: remediationPage,
+        name: 'remediation',
+        json: (reports, actor, query) => reports.remediationStatus(actor, query),
+        csv: (reports, actor, query) => reports.remediationCsv(actor, query)
     })
 ];
