@@ -1,6 +1,7 @@
 import * as Crypto from 'crypto';
 
 import type { Knex } from 'knex';
+import { ForeignKeyViolationError } from 'objection';
 
 import { OutboundError, type OutboundHttp } from '../../integrations/http';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
@@ -321,7 +322,17 @@ export class WebhooksService {
         }
 
         const latency = Number((process.hrtime.bigint() - started) / 1_000_000n);
-        return await this.record(webhook, delivery, { statusCode, error, latency });
+        try {
+            return await this.record(webhook, delivery, { statusCode, error, latency });
+        }
+        catch (err) {
+            // The webhook (and its deliveries) was deleted while the request was out: nothing left to record
+            if (err instanceof ForeignKeyViolationError || (err as { code?: string }).code === '23503') {
+                return delivery;
+            }
+
+            throw err;
+        }
     }
 
     // One attempt's outcome: the attempt row, the delivery, and the webhook's failing streak, which disables it once a

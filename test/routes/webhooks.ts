@@ -341,6 +341,26 @@ describe('Webhooks', () => {
         await receiver.close();
     });
 
+    it('forgets an attempt whose webhook was deleted while the request was out', async () => {
+
+        let secret = '';
+        const receiver = await startReceiver(() => secret, ['hang']);
+        const created = json(await request('admin', 'POST', '/webhooks', { name: 'Deleted', url: receiver.url, events: ['test.validated'] }));
+        secret = created.secret;
+        await emit('test.validated', { technique_id: 'T1059.001', detection_outcome: 'logged' });
+
+        const sending = sendAll();
+        for (let i = 0; i < 200 && !receiver.received.length; ++i) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+
+        expect(receiver.received).to.have.length(1);
+        expect((await request('admin', 'DELETE', `/webhooks/${created.id}`)).statusCode).to.equal(204);
+        await sending;
+        expect(await WebhookDelivery.query(context.knex).where('webhook_id', created.id).resultSize()).to.equal(0);
+        await receiver.close();
+    });
+
     it('checks the URL again at delivery: an address the outbound rules refuse now is a failed attempt, never a request', async () => {
 
         let secret = '';
