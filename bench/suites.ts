@@ -8,6 +8,8 @@ import { campaigns } from './campaigns';
 import { risk } from './risk';
 // alerts
 import { alerts } from './alerts-eval';
+// reports
+import { reports } from './reports';
 
 
 export interface Suite {
@@ -27,5 +29,7 @@ export const suites: Record<string, Suite> = {
     // scores (issue 12)
     risk,
     // alerts
-    alerts
+    alerts,
+    // reports
+    reports
 };

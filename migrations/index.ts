@@ -18,6 +18,8 @@ import * as RiskProfiles from './20261207030001_risk_profiles';
 import * as Compliance from './20261207030002_compliance';
 // alerts
 import * as Alerts from './20261207040000_alerts';
+// webhooks
+import * as Webhooks from './20261207070001_webhooks';
 
 
 export interface Migration {
@@ -46,5 +48,7 @@ export const migrations: Migration[] = [
     RiskProfiles,
     Compliance,
     // alerts
-    Alerts
+    Alerts,
+    // webhooks
+    Webhooks
 ];

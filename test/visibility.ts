@@ -160,6 +160,8 @@ describe('Visibility of classified tests', () => {
         await call('red_lead', 'POST', `/api/v1/tests/${blindTest.id}/start-execution`, {});
         await call('red_tech', 'PATCH', `/api/v1/tests/${blindTest.id}/red`, { procedure: `Procedure ${internals.blind}`, tool: `Tool ${internals.blind}`, command: `run ${internals.blind}` });
 
+        // reports: the remediation report lists only tests with a remediation under way
+        await context.knex('tests').whereIn('id', [restricted.id, confidential.id]).update({ remediation_status: 'open', remediation_due: '2020-01-01' });
         await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 

@@ -9,6 +9,8 @@ import { createRuntime } from '../server/runtime';
 import { consumers } from './consumers';
 import { defineJobs, logJobEvents, scheduleJobs } from './jobs';
 import { EventRelay } from './relay';
+// webhooks
+import { WebhookSender } from './webhook-sender';
 
 
 // The worker process: the same runtime and services as the API, Agenda processing the jobs, the event relay, a
@@ -27,12 +29,20 @@ run('aegis-worker', async () => {
     metrics.watch({ knex: runtime.knex, relayStatus: () => services.events.status() });
     metrics.watchJobs(agenda);
 
+    // webhooks: woken when the relay commits deliveries of its `webhooks` consumer
+    const sender = new WebhookSender({ webhooks: services.webhooks, logger });
     const relay = new EventRelay({
         knex: runtime.knex,
         consumers: consumers(services),
         databaseUrl: config.database.url,
         logger,
-        onDelivery: (consumer, outcome, createdAt) => metrics.delivery(consumer, outcome, createdAt),
+        onDelivery: (consumer, outcome, createdAt) => {
+
+            metrics.delivery(consumer, outcome, createdAt);
+            if (consumer === 'webhooks' && outcome !== 'parked') {
+                sender.wake();
+            }
+        },
         options: { pollMs: config.relay.pollMs, maxAttempts: config.relay.maxAttempts }
     });
 
@@ -40,6 +50,7 @@ run('aegis-worker', async () => {
     await agenda.start();
     await scheduleJobs(agenda, services);
     await relay.start();
+    sender.start();
 
     const metricsServer = config.metrics.workerPort === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.workerPort });
     if (metricsServer) {
@@ -60,6 +71,7 @@ run('aegis-worker', async () => {
         // Running jobs finish; those still running after the timeout are released (their lock is cleared)
         const result = await agenda.drain(30_000).catch((err: Error) => logger.warn({ err: err.message }, 'drain failed'));
         await relay.stop();
+        await sender.stop();
         logger.info({ result }, 'worker drained');
         await metricsServer?.close();
         await services.system.removeHeartbeat(workerId).catch(() => undefined);

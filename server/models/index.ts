@@ -18,3 +18,5 @@ export { Campaign, CampaignTest, CampaignHistoryEntry } from './campaign';
 export { RiskProfile, ComplianceFramework, ComplianceControl, ComplianceMapping } from './posture';
 // alerts
 export { Alert, AlertRule, type AlertRuleType, type AlertSeverity, type AlertStatus, type AlertSubjectType } from './alert';
+// webhooks
+export { Webhook, WebhookDelivery, WebhookAttempt, webhookEventTypes, type WebhookEventType } from './webhook';

@@ -19,6 +19,10 @@ import { campaignRoutes } from './campaigns';
 import { complianceRoutes, riskRoutes, scoreRoutes } from './posture';
 // alerts
 import { alertRoutes } from './alerts';
+// webhooks
+import { webhookRoutes } from './webhooks';
+// reports
+import { reportRoutes } from './reports';
 
 
 // Every module's routes, in one explicit list.
@@ -45,5 +49,9 @@ export const routes = [
     ...riskRoutes,
     ...complianceRoutes,
     // alerts
-    ...alertRoutes
+    ...alertRoutes,
+    // webhooks
+    ...webhookRoutes,
+    // reports
+    ...reportRoutes
 ];

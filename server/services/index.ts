@@ -35,6 +35,10 @@ import { ScoresService } from './scores';
 // alerts
 import { AlertsService } from './alerts';
 import { risksAbove } from './alerts-risk';
+// webhooks
+import { WebhooksService, type WebhookSettings } from './webhooks';
+// reports
+import { ReportsService } from './reports';
 
 
 export interface ServiceDeps {
@@ -55,6 +59,8 @@ export interface ServiceDeps {
     coverage?: CoverageSettings | undefined;        // unset: the defaults of config.ts
     // scores (issue 12): COMPLIANCE_SOURCE, the folder POST /compliance/import reads
     compliance?: { source: string | undefined } | undefined;
+    // webhooks: unset, the defaults of services/webhooks.ts
+    webhooks?: Partial<WebhookSettings> | undefined;
 }
 
 
@@ -104,7 +110,11 @@ export const createServices = (deps: ServiceDeps) => {
         scores: new ScoresService({ knex, settings, risk }),
         compliance: new ComplianceService({ knex, audit, source: deps.compliance?.source }),
         // alerts
-        alerts: new AlertsService({ knex, audit, events, notifications, mail, queue: deps.queue, risk: risksAbove })
+        alerts: new AlertsService({ knex, audit, events, notifications, mail, queue: deps.queue, risk: risksAbove }),
+        // webhooks
+        webhooks: new WebhooksService({ knex, audit, outbound: deps.outbound, notifications, secretKey: deps.secretKey, settings: deps.webhooks }),
+        // reports
+        reports: new ReportsService({ knex })
     };
 };
 

@@ -9,7 +9,9 @@ import { page, type ListQuery, type Page } from './lists';
 
 
 // The events a user is notified of; each can be switched off in the app (PATCH /users/me/preferences)
-export const notificationTypes = ['test.assigned', 'test.review', 'test.validated', 'test.rejected', 'alert.fired', 'campaign.completed', 'report.ready'] as const;
+export const notificationTypes = ['test.assigned', 'test.review', 'test.validated', 'test.rejected', 'alert.fired', 'campaign.completed', 'report.ready',
+    // webhooks
+    'webhook.disabled'] as const;
 
 export type NotificationType = typeof notificationTypes[number];
 

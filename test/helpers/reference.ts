@@ -59,6 +59,15 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/compliance/import', allowed: Access.admin,
             reason: 'Issue 12 design: an admin import path; the Compliance row ("Any") is about reading frameworks, controls and gaps'
+        },
+        // webhooks
+        {
+            method: 'GET', path: '/api/v1/webhooks/{id}/deliveries', allowed: Access.admin,
+            reason: 'Issue 13: the delivery log of a webhook; the section is "admin only"'
+        },
+        {
+            method: 'POST', path: '/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver', allowed: Access.admin,
+            reason: 'Issue 13: "a delivery can be redelivered by an admin (design the route, A)"'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };

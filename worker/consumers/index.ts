@@ -7,6 +7,8 @@ import { notificationsConsumer } from './notifications';
 import { riskConsumer } from './risk';
 // alerts
 import { alertMailConsumer, alertsConsumer } from './alerts';
+// webhooks
+import { webhooksConsumer } from './webhooks';
 
 
 // A consumer typed by its event types, into the one list the relay runs (as route() does for routes): the handler's
@@ -22,5 +24,7 @@ export const consumers = (services: Services): Consumer[] => [
     consumer(riskConsumer(services)),
     // alerts
     consumer(alertsConsumer(services)),
-    consumer(alertMailConsumer(services))
+    consumer(alertMailConsumer(services)),
+    // webhooks
+    consumer(webhooksConsumer(services))
 ];
