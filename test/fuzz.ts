@@ -51,19 +51,25 @@ describe('Fuzzing every route', () => {
         await context.stop();
     });
 
-    it('never answers a 5xx to malformed, oversized, mistyped or hostile input', async () => {
+    // Every route of every module, about 60 requests each: its time grows with the API, hence a timeout of its own
+    it('never answers a 5xx to malformed, oversized, mistyped or hostile input', { timeout: 600_000 }, async () => {
 
         let requests = 0;
+        const bomb = Zlib.gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x20));
         const routes = context.server.table().filter((route) => route.path.startsWith('/api/v1/') && route.path !== '/api/v1/system/health');
         for (const route of routes) {
             const url = internals.fill(route.path);
             const variants: { method: string; url: string; payload?: string | Buffer; headers?: Record<string, string> }[] = [];
 
-            for (const payload of internals.payloads) {
-                variants.push({ method: route.method, url, payload: payload.body, headers: { 'content-type': payload.type } });
+            // hapi never reads the body of a GET, so bodies go only to the routes that take one
+            if (route.method !== 'get') {
+                for (const payload of internals.payloads) {
+                    variants.push({ method: route.method, url, payload: payload.body, headers: { 'content-type': payload.type } });
+                }
+
+                variants.push({ method: route.method, url, payload: bomb, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
             }
 
-            variants.push({ method: route.method, url, payload: Zlib.gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x20)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
             for (const query of internals.queries) {
                 variants.push({ method: route.method, url: `${url}?${query}` });
             }
