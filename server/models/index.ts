@@ -12,3 +12,5 @@ export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
+// documents (issue 13)
+export { ReportRender, ReportSchedule, ReportScheduleRun, type DocumentKind } from './report';
