@@ -68,8 +68,11 @@ export const up = async (knex: Knex): Promise<void> => {
         table.integer('attempts').notNullable().defaultTo(1);
         table.text('error');
         table.integer('recipients').notNullable().defaultTo(0);
+        table.specificType('sent_to', 'text[]').notNullable().defaultTo('{}');     // a retry skips them
         table.timestamp('started_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
         table.timestamp('finished_at', { useTz: true });
+        table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        table.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
         table.unique(['schedule_id', 'period_key']);
         table.index(['status', 'started_at']);
     });

@@ -11,6 +11,10 @@ export interface Jobs {
     'test-templates.import-atomics': { dir: string };
     'coverage.mark-stale': Record<string, never>;
     'events.prune': Record<string, never>;
+    // documents (issue 13)
+    'documents.render': { render_id: string };
+    'documents.prune': Record<string, never>;
+    'reports.schedules': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

@@ -11,6 +11,8 @@ export interface SettingValues {
     'coverage.staleness_days': number;
     'scores.weights': { prevented: number; alerted: number; logged: number; not_detected: number };
     'scores.half_life_days': number;
+    // documents (issue 13)
+    'reports.external_recipients': boolean;
 }
 
 export type SettingKey = keyof SettingValues;
@@ -78,6 +80,14 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         secrets: [],
         urls: [],
         default: 180
+    },
+    // documents (issue 13)
+    'reports.external_recipients': {
+        description: 'Whether report schedules may send to e-mail addresses outside the users of Aegis (they receive what a viewer sees)',
+        schema: Joi.boolean(),
+        secrets: [],
+        urls: [],
+        default: false
     }
 };
 

@@ -58,6 +58,7 @@ export class ReportScheduleRun extends BaseModel {
     declare attempts: number;
     declare error: string | null;
     declare recipients: number;
+    declare sent_to: string[];
     declare started_at: Date;
     declare finished_at: Date | null;
 }

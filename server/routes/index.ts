@@ -13,6 +13,8 @@ import { techniqueRoutes } from './techniques';
 import { threatActorRoutes } from './threat-actors';
 import { userRoutes } from './users';
 import { worklogRoutes } from './worklogs';
+// documents (issue 13)
+import { documentRoutes } from './documents';
 
 
 // Every module's routes, in one explicit list.
@@ -31,5 +33,7 @@ export const routes = [
     ...techniqueRoutes,
     ...threatActorRoutes,
     ...dataSourceRoutes,
-    ...heatmapRoutes
+    ...heatmapRoutes,
+    // documents (issue 13)
+    ...documentRoutes
 ];

@@ -26,6 +26,9 @@ import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
+// documents (issue 13)
+import { DocumentsService } from './documents';
+import { ReportSchedulesService } from './report-schedules';
 
 
 export interface ServiceDeps {
@@ -44,6 +47,8 @@ export interface ServiceDeps {
     version: string;
     heartbeatSeconds: number;
     coverage?: CoverageSettings | undefined;        // unset: the defaults of config.ts
+    // documents (issue 13): REPORT_WAIT_MS (5000 when not given)
+    documents?: { waitMs: number } | undefined;
 }
 
 
@@ -62,6 +67,9 @@ export const createServices = (deps: ServiceDeps) => {
     const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
     const settings = new SettingsService({ knex, audit, outbound: deps.outbound, secretKey: deps.secretKey });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
+    const mail = new MailService({ knex, audit, settings, smtp: deps.smtp });
+    // documents (issue 13)
+    const documents = new DocumentsService({ knex, audit, queue: deps.queue, storage: deps.storage!, waitMs: deps.documents?.waitMs ?? 5000 });
 
     return {
         audit,
@@ -81,8 +89,11 @@ export const createServices = (deps: ServiceDeps) => {
         testTemplates: new TestTemplatesService({ knex, audit }),
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
-        mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        mail,
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
+        // documents (issue 13)
+        documents,
+        reportSchedules: new ReportSchedulesService({ knex, audit, documents, mail, settings })
     };
 };
 

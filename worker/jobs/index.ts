@@ -8,12 +8,17 @@ import { defineAttackJobs, scheduleAttackJobs } from './attack';
 import { defineCoverageJobs, scheduleCoverageJobs } from './coverage';
 import { defineSystemJobs, scheduleSystemJobs, type RetentionOptions } from './system';
 import { defineTestJobs, scheduleTestJobs } from './tests';
+// documents (issue 13)
+import { defineDocumentJobs, scheduleDocumentJobs } from './documents';
+import type { PdfPrinter } from '../../server/services/documents';
 
 
 export interface JobOptions {
     attack: Config['attack'];
     relay: RetentionOptions;
     logger?: Logger;
+    // documents (issue 13): the worker's one browser
+    documents?: { printer: PdfPrinter; timeoutMs: number };
 }
 
 
@@ -24,6 +29,10 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineAttackJobs(agenda, services, options);
     defineTestJobs(agenda, services, options);
     defineCoverageJobs(agenda, services, options);
+    // documents (issue 13)
+    if (options.documents) {
+        defineDocumentJobs(agenda, services, { ...options.documents, logger: options.logger });
+    }
 };
 
 
@@ -43,4 +52,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleAttackJobs(agenda, services);
     await scheduleTestJobs(agenda);
     await scheduleCoverageJobs(agenda);
+    // documents (issue 13)
+    await scheduleDocumentJobs(agenda);
 };
