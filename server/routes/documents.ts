@@ -20,7 +20,7 @@ import { route } from './route';
 const internals = {
     tags: ['api', 'reports'],
     // A document is shown, never run: no script, nothing loaded from elsewhere
-    policy: 'default-src \'none\'; style-src \'unsafe-inline\'; img-src data:; sandbox',
+    policy: 'default-src \'none\'; style-src \'unsafe-inline\'; img-src data:; frame-ancestors \'none\'; base-uri \'none\'; form-action \'none\'; sandbox',
 
     // The answer of a document in its format; a PDF still printing is a 202 that says where to ask again
     answer: <R extends ReqRef>(h: ResponseToolkit<R>, generated: Generated) => {
@@ -30,7 +30,7 @@ const internals = {
                 return h.response(generated.data);
             case 'html':
                 // A stream, so that hapi leaves it alone (the 200 schema is the JSON's)
-                return h.response(Readable.from([Buffer.from(generated.html)])).type('text/html; charset=utf-8')
+                return h.response(Readable.from([Buffer.from(generated.html)], { objectMode: false })).type('text/html; charset=utf-8')
                     .header('content-security-policy', internals.policy).header('x-content-type-options', 'nosniff')
                     .header('content-disposition', contentDisposition(generated.file_name).replace(/^attachment/, 'inline'));
             case 'pdf':

@@ -452,7 +452,8 @@ export class DocumentsService {
                 return { format: 'pending', render: this.status(render) };
             }
 
-            await new Promise((resolve) => setTimeout(resolve, delay));
+            const pause = delay;
+            await new Promise((resolve) => setTimeout(resolve, pause));
             delay = Math.min(delay * 2, 200);
         }
     }
