@@ -1,5 +1,3 @@
-import { Readable } from 'stream';
-
 import type { ReqRef, ResponseToolkit, RouteOptionsValidate } from '@hapi/hapi';
 
 import { contentDisposition } from '../../integrations/storage';
@@ -7,7 +5,7 @@ import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { answers, idParams, responses } from '../schemas/common';
 import {
-    coverageDocumentQuery, documentFile, executiveDocumentQuery, quarterlyDocumentQuery, renderFile, renderStatus, schedule, scheduleCreate, scheduleListQuery,
+    coverageDocumentQuery, documentAnswer, documentFile, executiveDocumentQuery, quarterlyDocumentQuery, renderFile, renderStatus, schedule, scheduleCreate, scheduleListQuery,
     schedulePage, scheduleRunPage, scheduleRunsQuery, scheduleUpdate, techniqueDocumentParams, techniqueDocumentQuery
 } from '../schemas/documents';
 import type { DocumentFormat, DocumentParams, Generated } from '../services/documents';
@@ -23,22 +21,30 @@ const internals = {
     policy: 'default-src \'none\'; style-src \'unsafe-inline\'; img-src data:; frame-ancestors \'none\'; base-uri \'none\'; form-action \'none\'; sandbox',
 
     // The answer of a document in its format; a PDF still printing is a 202 that says where to ask again
+    // A PDF printed within the wait is a 303 to its render, which streams it from the store: the generate routes'
+    // own 200 is a body hapi validates (the JSON against its schema, the HTML as text)
     answer: <R extends ReqRef>(h: ResponseToolkit<R>, generated: Generated) => {
 
         switch (generated.format) {
             case 'json':
                 return h.response(generated.data);
             case 'html':
-                // A stream, so that hapi leaves it alone (the 200 schema is the JSON's)
-                return h.response(Readable.from([Buffer.from(generated.html)], { objectMode: false })).type('text/html; charset=utf-8')
+                return h.response(generated.html).type('text/html; charset=utf-8')
                     .header('content-security-policy', internals.policy).header('x-content-type-options', 'nosniff')
                     .header('content-disposition', contentDisposition(generated.file_name).replace(/^attachment/, 'inline'));
             case 'pdf':
                 return h.response(generated.file).type('application/pdf').bytes(generated.size)
                     .header('content-disposition', contentDisposition(generated.file_name)).header('x-content-type-options', 'nosniff');
+            case 'ready':
+                return h.response(generated.render).code(303).header('location', generated.render.location);
             default:
                 return h.response(generated.render).code(202).header('location', generated.render.location).header('retry-after', '1');
         }
+    },
+
+    pdfAnswers: {
+        202: { description: 'format=pdf: the worker is still printing it; ask the Location again', schema: renderStatus },
+        303: { description: 'format=pdf: printed; the PDF is at the Location (GET /reports/renders/{id})', schema: renderStatus }
     },
 
     document: (path: string, description: string, query: RouteOptionsValidate['query'], kind: 'coverage-summary' | 'executive-summary' | 'quarterly-summary') => route<{ Query: DocumentParams & { format: DocumentFormat } }>({
@@ -49,8 +55,8 @@ const internals = {
             tags: internals.tags,
             auth: { access: { scope: [...Access.reports] } },
             validate: { query },
-            response: { status: { 202: renderStatus } },
-            plugins: { 'hapi-swagger': { responses: { 200: documentFile, 202: { description: 'format=pdf: the worker is still printing it; ask the location again', schema: renderStatus }, ...responses(409) } } }
+            response: { status: { 200: documentAnswer, 202: renderStatus, 303: renderStatus } },
+            plugins: { 'hapi-swagger': { responses: { 200: documentFile, ...internals.pdfAnswers, ...responses(409) } } }
         },
         handler: async (request, h) => {
 
@@ -74,8 +80,8 @@ export const documentRoutes = [
             tags: internals.tags,
             auth: { access: { scope: [...Access.reports] } },
             validate: { params: techniqueDocumentParams, query: techniqueDocumentQuery },
-            response: { status: { 202: renderStatus } },
-            plugins: { 'hapi-swagger': { responses: { 200: documentFile, 202: { description: 'format=pdf: the worker is still printing it; ask the location again', schema: renderStatus }, ...responses(404, 409) } } }
+            response: { status: { 200: documentAnswer, 202: renderStatus, 303: renderStatus } },
+            plugins: { 'hapi-swagger': { responses: { 200: documentFile, ...internals.pdfAnswers, ...responses(404, 409) } } }
         },
         handler: async (request, h) => internals.answer(h, await request.services().documents.generate(actorOf(request), 'technique', { id: request.params.id }, request.query.format))
     }),

@@ -78,14 +78,16 @@ export const renderStatus = Joi.object({
     finished_at: timestamp.allow(null).required()
 }).label('RenderStatus');
 
+// What hapi validates a document's 200 against: the data (JSON), or the HTML
+export const documentAnswer = Joi.alternatives().try(documentData, Joi.string());
+
 // The 200 of a document: the data, the HTML document or the PDF, by `format`
 export const documentFile = {
-    description: 'format=json: the document\'s data; format=html: the HTML document; format=pdf: the PDF (attachment)',
+    description: 'format=json: the document\'s data; format=html: the HTML document (format=pdf answers 202 or 303)',
     schema: documentData,
     'x-content': {
         'application/json': { schema: { $ref: '#/components/schemas/DocumentData' } },
-        'text/html': { schema: { type: 'string' } },
-        'application/pdf': { schema: { type: 'string', format: 'binary' } }
+        'text/html': { schema: { type: 'string' } }
     }
 };
 

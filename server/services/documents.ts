@@ -92,7 +92,7 @@ export type Generated =
     | { format: 'json'; data: DocumentData }
     | { format: 'html'; html: string; file_name: string }
     | { format: 'pdf'; file: Readable; size: number; file_name: string }
-    | { format: 'pending'; render: RenderStatus };
+    | { format: 'pending' | 'ready'; render: RenderStatus };
 
 export interface PdfPrinter {
     pdf(html: string, options?: { title?: string }): Promise<Buffer>;
@@ -322,13 +322,13 @@ export class DocumentsService {
         }
 
         const render = await this.queueRender(actor, data, html, `${fileName}.pdf`);
-        return await this.awaitRender(actor, render.id, this.deps.waitMs);
+        return await this.awaitRender(actor, render.id, this.deps.waitMs, false);
     }
 
     // GET /reports/renders/{id}: the PDF once printed, else the render's status
     async render(actor: Actor, id: string): Promise<Generated> {
 
-        return await this.awaitRender(actor, id, 0);
+        return await this.awaitRender(actor, id, 0, true);
     }
 
     // The worker: print a queued render and store its file. A render another worker holds is left to it, unless it has
@@ -426,7 +426,8 @@ export class DocumentsService {
         return render;
     }
 
-    private async awaitRender(actor: Actor, id: string, waitMs: number): Promise<Generated> {
+    // A printed render is opened (the renders route), or answered as ready (the generate routes send the client there)
+    private async awaitRender(actor: Actor, id: string, waitMs: number, open: boolean): Promise<Generated> {
 
         const deadline = Date.now() + waitMs;
         let delay = 25;
@@ -434,6 +435,10 @@ export class DocumentsService {
             const render = await ReportRender.query(this.deps.knex).findById(id);
             if (!render || !(isAdmin(actor) || (actor.id && render.readers.includes(actor.id)))) {
                 throw new NotFoundError('Render');
+            }
+
+            if (render.status === 'done' && !open) {
+                return { format: 'ready', render: this.status(render) };
             }
 
             if (render.status === 'done') {

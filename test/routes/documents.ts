@@ -42,8 +42,12 @@ describe('Report documents', () => {
     const pdfOf = async (role: Role, url: string) => {
 
         let res = await request(role, url);
-        for (let i = 0; i < 200 && res.statusCode === 202; ++i) {
-            await new Promise((resolve) => setTimeout(resolve, 100));
+        for (let i = 0; i < 200 && (res.statusCode === 202 || res.statusCode === 303); ++i) {
+            expect(res.headers.location).to.match(/^\/api\/v1\/reports\/renders\/[0-9a-f-]{36}$/);
+            if (res.statusCode === 202) {
+                await new Promise((resolve) => setTimeout(resolve, 100));
+            }
+
             res = await context.server.inject({ method: 'GET', url: res.headers.location as string, auth: context.as(role) });
         }
 
@@ -219,7 +223,7 @@ describe('Report documents', () => {
 
     it('refuses bad input naming the field, and unknown techniques with 404, writing no render', async () => {
 
-        const before = Number((await context.knex('report_renders').count('* as n').first())!.n);
+        const rendersBefore = Number((await context.knex('report_renders').count('* as n').first())!.n);
         const cases: [string, number, string | undefined][] = [
             ['/reports/generate/coverage-summary?format=docx', 400, 'format'],
             ['/reports/generate/quarterly-summary?quarter=2026-Q5&format=pdf', 400, 'quarter'],
@@ -236,7 +240,7 @@ describe('Report documents', () => {
             }
         }
 
-        expect(Number((await context.knex('report_renders').count('* as n').first())!.n)).to.equal(before);
+        expect(Number((await context.knex('report_renders').count('* as n').first())!.n)).to.equal(rendersBefore);
         expect((await request('viewer', `/reports/renders/${Crypto.randomUUID()}`)).statusCode).to.equal(404);
     });
 
