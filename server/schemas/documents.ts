@@ -117,7 +117,7 @@ export const scheduleCreate = Joi.object<ScheduleInput, true>({
     timezone,
     ...recipients,
     enabled: Joi.boolean()
-}).xor('cron', 'period').label('ReportScheduleCreate');
+}).label('ReportScheduleCreate');
 
 export const scheduleUpdate = Joi.object<Partial<ScheduleInput>, true>({
     name: text(200).min(1),
@@ -128,7 +128,7 @@ export const scheduleUpdate = Joi.object<Partial<ScheduleInput>, true>({
     timezone,
     ...recipients,
     enabled: Joi.boolean()
-}).oxor('cron', 'period').min(1).label('ReportScheduleUpdate');
+}).min(1).label('ReportScheduleUpdate');
 
 export const scheduleListQuery = listQuery(['created_at', 'name', 'next_run_at'], { owner_id: uuid, kind: Joi.string().valid(...documentKinds) }) as Joi.ObjectSchema<ScheduleFilters>;
 

@@ -191,8 +191,8 @@ export class ReportSchedulesService {
 
             const period = schedule.next_run_at!.toISOString();
             await schedule.$query(trx).patch({ next_run_at: internals.next(schedule, now) });
-            const [run] = await ReportScheduleRun.query(trx).insert({ schedule_id: id, period_key: period, status: 'running' }).onConflict(['schedule_id', 'period_key']).ignore().returning('*') as unknown as ReportScheduleRun[];
-            return run ?? null;
+            const [row] = await trx('report_schedule_runs').insert({ schedule_id: id, period_key: period, status: 'running' }).onConflict(['schedule_id', 'period_key']).ignore().returning('*');
+            return row ? ReportScheduleRun.fromDatabaseJson(row) as ReportScheduleRun : null;
         });
     }
 
@@ -256,7 +256,7 @@ export class ReportSchedulesService {
         }
 
         if (!input.cron === !input.period) {
-            throw new ValidationError('Give either "cron" or "period"', ['cron']);
+            throw new ValidationError('Give one of "cron" (a cron expression) or "period" (daily, weekly, monthly, quarterly), not both', ['cron']);
         }
 
         let next: Date;

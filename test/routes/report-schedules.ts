@@ -120,8 +120,8 @@ describe('Report schedules', () => {
         const rows = await count();
         const stranger = await context.createUser('viewer');
         const cases: [Record<string, unknown>, string][] = [
-            [schedule({ cron: '0 7 * * *' }), 'period'],
-            [schedule({ period: undefined }), 'value'],
+            [schedule({ cron: '0 7 * * *' }), 'cron'],
+            [schedule({ period: undefined }), 'cron'],
             [schedule({ period: undefined, cron: 'every tuesday' }), 'cron'],
             [schedule({ timezone: 'Mars/Olympus_Mons' }), 'timezone'],
             [schedule({ recipient_emails: ['ciso@outside.example'] }), 'recipient_emails'],
@@ -134,7 +134,7 @@ describe('Report schedules', () => {
             const res = await request('blue_lead', 'POST', '/reports/schedules', payload);
             expect(res.statusCode, `${field}: ${res.payload}`).to.equal(400);
             const body = json(res);
-            expect(JSON.stringify(body.fields ?? body.validation?.keys ?? []), res.payload).to.contain(field === 'value' ? '' : field.split('.')[0]!);
+            expect(body.fields, res.payload).to.include(field);
         }
 
         expect(await count()).to.equal(rows);
@@ -195,7 +195,7 @@ describe('Report schedules', () => {
         expect(await context.services.reportSchedules.tick(printer, now)).to.include({ claimed: 1, failed: 1 });
         let run = json(await request('admin', 'GET', `/reports/schedules/${created.id}/runs`)).items[0];
         expect(run).to.include({ status: 'failed', attempts: 1, recipients: 1, sent_to: [email('admin')] });
-        expect(run.error).to.contain('550');
+        expect(run.error).to.equal('The SMTP server could not deliver the message (EENVELOPE)');
         expect(mailsTo(email('admin'))).to.have.length(1);
 
         // Not before its back-off (5 minutes after the first failure); then once, to the one not yet served
