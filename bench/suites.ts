@@ -2,6 +2,8 @@ import { attack } from './attack';
 import { events } from './events';
 import { foundation } from './foundation';
 import { tests } from './tests';
+// documents (issue 13)
+import { documents } from './documents';
 
 
 export interface Suite {
@@ -15,5 +17,7 @@ export const suites: Record<string, Suite> = {
     foundation,
     attack,
     tests,
-    events
+    events,
+    // documents (issue 13)
+    documents
 };
