@@ -59,7 +59,10 @@ export class PdfRenderer {
             throw new PdfRenderError('The PDF renderer is closed', 'render_failed');
         }
 
-        const page = await this.page();
+        const page = await this.page().catch((err: Error) => {
+
+            throw new PdfRenderError(`Chromium could not start: ${err.message.split('\n')[0]}`, 'render_failed');
+        });
         let healthy = false;
         let timer: NodeJS.Timeout | undefined;
         try {

@@ -6,6 +6,8 @@ import { expect } from '@hapi/code';
 import { Test } from '../../server/models';
 import type { Role } from '../../server/policy';
 import { documentData } from '../../server/schemas/documents';
+import { columns, lines, stackedBars } from '../../server/services/document-charts';
+import { duration } from '../../server/services/document-templates';
 import { gapRisk, periodOf, timeToDetect } from '../../server/services/documents';
 
 import { pdfText, startDocumentWorker } from '../helpers/documents';
@@ -117,6 +119,25 @@ describe('Report documents', () => {
         expect(periodOf('quarterly-summary', { quarter: '2026-Q1' }, now)).to.equal({ from: '2026-01-01', to: '2026-03-31', previous_from: '2025-10-01', previous_to: '2025-12-31' });
         expect(periodOf('executive-summary', {}, now)).to.equal({ from: '2026-04-16', to: '2026-05-15', previous_from: '2026-03-17', previous_to: '2026-04-15' });
         expect(periodOf('coverage-summary', {}, now)).to.be.null();
+    });
+
+    it('draws the charts as SVG in proportion, labels escaped', () => {
+
+        // 410 px of bar: 1 covered, 1 partial, 2 untested of 4 → 102.5, 102.5 and 205; the covered share written after it
+        const bars = stackedBars([{ label: 'Execution <x>', parts: { covered: 1, partial: 1, not_covered: 0, untested: 2 } }, { label: 'Empty', parts: {} }], ['covered', 'partial', 'not_covered', 'untested'], { title: 'By "tactic"' });
+        expect(bars).to.contain('<title>By &#34;tactic&#34;</title>').and.to.contain('Execution &#60;x&#62;');
+        expect(bars.match(/<rect x="[\d.]+" y="\d+" width="([\d.]+)"/g)!.map((rect) => /width="([\d.]+)"/.exec(rect)![1]).slice(0, 3)).to.equal(['102.5', '102.5', '205']);
+        expect(bars).to.contain('>25%<').and.to.contain('>0%<');
+
+        // The tallest column fills the 130 px plot; the others in proportion
+        const cols = columns([{ label: 'a', value: 4 }, { label: 'b', value: 1 }, { label: 'c', value: 0 }], { title: 'Outcomes', unit: 'x' });
+        expect(cols).to.contain('height="130"').and.to.contain('height="32.5"').and.to.contain('>4x<');
+
+        // 594 px of plot width over two steps of 297; 128 px of height, the maximum (2) at its top
+        expect(lines(['01-06'], [{ name: 'validated', values: [3] }], { title: 'Trend' })).to.contain('points="36,26"');
+        expect(lines(['a', 'b', 'c'], [{ name: 's', values: [0, 2, 1] }], { title: 'Trend' })).to.contain('points="36,154 333,26 630,90"');
+
+        expect([duration(null), duration(59), duration(450), duration(5400)]).to.equal(['-', '59 s', '8 min', '1.5 h']);
     });
 
     it('answers an executive summary\'s data with the viewer\'s visibility, against the previous period', async () => {
