@@ -108,18 +108,7 @@ const cron = Joi.string().trim().max(120).description('a cron expression (5 or 6
 const period = Joi.string().valid('daily', 'weekly', 'monthly', 'quarterly').description('07:00 in the time zone: every day, every Monday, the 1st of each month, the 1st of each quarter');
 const timezone = Joi.string().max(64).description('IANA time zone (default UTC)');
 
-export const scheduleCreate = Joi.object<ScheduleInput, true>({
-    name: text(200).min(1).required(),
-    kind: Joi.string().valid(...documentKinds).required(),
-    params: scheduleParams,
-    cron,
-    period,
-    timezone,
-    ...recipients,
-    enabled: Joi.boolean()
-}).label('ReportScheduleCreate');
-
-export const scheduleUpdate = Joi.object<Partial<ScheduleInput>, true>({
+const scheduleFields = {
     name: text(200).min(1),
     kind: Joi.string().valid(...documentKinds),
     params: scheduleParams,
@@ -128,7 +117,12 @@ export const scheduleUpdate = Joi.object<Partial<ScheduleInput>, true>({
     timezone,
     ...recipients,
     enabled: Joi.boolean()
-}).min(1).label('ReportScheduleUpdate');
+};
+
+// Either cron or period: the service says which is missing or doubled, naming "cron"
+export const scheduleCreate = Joi.object<ScheduleInput, true>({ ...scheduleFields, name: scheduleFields.name.required(), kind: scheduleFields.kind.required() }).label('ReportScheduleCreate');
+
+export const scheduleUpdate = Joi.object<Partial<ScheduleInput>, true>(scheduleFields).min(1).label('ReportScheduleUpdate');
 
 export const scheduleListQuery = listQuery(['created_at', 'name', 'next_run_at'], { owner_id: uuid, kind: Joi.string().valid(...documentKinds) }) as Joi.ObjectSchema<ScheduleFilters>;
 
