@@ -11,6 +11,9 @@ import * as CoverageRollup from './20261206000301_coverage_rollup';
 import * as CustomDataComponents from './20261206000302_custom_data_components';
 import * as Settings from './20261206000600_settings';
 import * as EventRelay from './20261206000500_event_relay';
+// attack paths and knowledge (issue 10)
+import * as AttackPaths from './20261207020000_attack_paths';
+import * as Knowledge from './20261207020100_knowledge';
 
 
 export interface Migration {
@@ -32,5 +35,8 @@ export const migrations: Migration[] = [
     CoverageRollup,
     CustomDataComponents,
     EventRelay,
-    Settings
+    Settings,
+    // attack paths and knowledge (issue 10)
+    AttackPaths,
+    Knowledge
 ];

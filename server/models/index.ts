@@ -12,3 +12,6 @@ export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
+// attack paths and knowledge (issue 10)
+export { AttackPath, AttackPathStep, AttackPathExecution, ExecutionStep, executionStates, stepOutcomes, type ExecutionState, type StepOutcome } from './attack-path';
+export { Playbook, PlaybookVersion, Lesson, playbookTypes, lessonSeverities, lessonStatuses, type PlaybookType, type LessonSeverity, type LessonStatus } from './knowledge';

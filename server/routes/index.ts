@@ -13,6 +13,9 @@ import { techniqueRoutes } from './techniques';
 import { threatActorRoutes } from './threat-actors';
 import { userRoutes } from './users';
 import { worklogRoutes } from './worklogs';
+// attack paths and knowledge (issue 10)
+import { attackPathRoutes } from './attack-paths';
+import { knowledgeRoutes } from './knowledge';
 
 
 // Every module's routes, in one explicit list.
@@ -31,5 +34,8 @@ export const routes = [
     ...techniqueRoutes,
     ...threatActorRoutes,
     ...dataSourceRoutes,
-    ...heatmapRoutes
+    ...heatmapRoutes,
+    // attack paths and knowledge (issue 10)
+    ...attackPathRoutes,
+    ...knowledgeRoutes
 ];

@@ -26,6 +26,9 @@ import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
+// attack paths and knowledge (issue 10)
+import { AttackPathsService } from './attack-paths';
+import { KnowledgeService } from './knowledge';
 
 
 export interface ServiceDeps {
@@ -82,7 +85,10 @@ export const createServices = (deps: ServiceDeps) => {
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
+        // attack paths and knowledge (issue 10)
+        attackPaths: new AttackPathsService({ knex, audit, tests }),
+        knowledge: new KnowledgeService({ knex, audit, tests })
     };
 };
 

@@ -41,6 +41,19 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/heatmap/layer', allowed: Access.leads,
             reason: 'Issue 8 item 3: importing a layer marks techniques for review, a change of state that PATCH /techniques/{mitre_id}/review gives RL, BL and A only; the Heatmap row ("Any") is about reading the matrix'
+        },
+        // attack paths (issue 10): routes the reference does not list
+        {
+            method: 'PATCH', path: '/api/v1/attack-paths/{id}/steps/{sid}', allowed: Access.allExceptViewer,
+            reason: 'Issue 10: reordering (and editing) a step has no route in the reference; it is a change of the steps, which POST and DELETE of steps give "All except V"'
+        },
+        {
+            method: 'GET', path: '/api/v1/attack-paths/{id}/executions', allowed: Access.any,
+            reason: 'Issue 10: the reference can start and record executions but not read them; reading follows GET /attack-paths/{id} ("Any")'
+        },
+        {
+            method: 'GET', path: '/api/v1/executions/{id}', allowed: Access.any,
+            reason: 'Issue 10: an execution\'s detail (its steps and proving tests) has no route in the reference; reading follows GET /attack-paths/{id} ("Any")'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
