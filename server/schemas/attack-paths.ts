@@ -74,7 +74,7 @@ export const attackPathStep = Joi.object({
     id: Joi.string().required(),
     position: Joi.number().integer().required(),
     technique_id: Joi.string().required(),
-    technique_name: Joi.string().allow(null).required(),
+    technique_name: Joi.string().required(),
     notes: nullable,
     template_id: nullable,
     created_at: timestamp,

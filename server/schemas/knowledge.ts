@@ -28,7 +28,7 @@ export const playbookCreate = Joi.object<PlaybookCreate, true>({
     type: type.required()
 }).label('PlaybookCreate');
 
-export const playbookUpdate = Joi.object<PlaybookUpdate, true>({ ...playbookFields, version }).or(...Object.keys(playbookFields)).label('PlaybookUpdate');
+export const playbookUpdate = Joi.object<PlaybookUpdate, true>({ ...playbookFields, version }).min(1).label('PlaybookUpdate');
 
 export const playbookRestore = Joi.object({ version }).allow(null).label('PlaybookRestore');
 

@@ -85,7 +85,7 @@ export interface ProvingTest {
     detection_outcome: string | null;
 }
 
-export type PathStepView = Pick<AttackPathStep, 'id' | 'position' | 'technique_id' | 'notes' | 'template_id' | 'created_at' | 'updated_at'> & { technique_name: string | null };
+export type PathStepView = Pick<AttackPathStep, 'id' | 'position' | 'technique_id' | 'notes' | 'template_id' | 'created_at' | 'updated_at'> & { technique_name: string };
 export type PathView = AttackPath & { step_count: number; execution_count: number; steps?: PathStepView[] };
 export type ExecutionStepView = Omit<ExecutionStep, 'execution_id' | 'created_at' | 'updated_at'> & { test: ProvingTest | null };
 export type ExecutionView = AttackPathExecution & { steps: ExecutionStepView[] };
@@ -143,7 +143,7 @@ export class AttackPathsService {
         const names = await knownTechniques(db, steps.map((step) => step.technique_id), 'technique_id');
         const templates = await this.visibleTemplates(actor, steps.map((step) => step.template_id), db);
         path.steps = steps.map((step) => ({
-            id: step.id, position: step.position, technique_id: step.technique_id, technique_name: names.get(step.technique_id) ?? null, notes: step.notes,
+            id: step.id, position: step.position, technique_id: step.technique_id, technique_name: names.get(step.technique_id)!, notes: step.notes,
             template_id: step.template_id && templates.has(step.template_id) ? step.template_id : null, created_at: step.created_at, updated_at: step.updated_at
         }));
         return path;

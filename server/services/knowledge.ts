@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 
-import { ConflictError, NotFoundError } from '../errors';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { Lesson, Playbook, PlaybookVersion, lessonSeverities, playbookTypes, type LessonSeverity, type LessonStatus, type PlaybookType } from '../models';
 import type { Actor } from '../policy';
 
@@ -140,6 +140,10 @@ export class KnowledgeService {
 
             const playbook = await lockOr404(Playbook.query(trx).findById(id), 'Playbook');
             const { version: expected, ...changes } = input;
+            if (!Object.keys(changes).length) {
+                throw new ValidationError('Nothing to change: send at least one of title, type, technique_ids, body, tags', ['title', 'type', 'technique_ids', 'body', 'tags']);
+            }
+
             this.checkVersion(playbook, expected);
             if (changes.technique_ids) {
                 await knownTechniques(trx, changes.technique_ids, 'technique_ids');

@@ -90,6 +90,7 @@ describe('Attack path routes', () => {
         expect((await ok('viewer', 'GET', `/attack-paths?technique_id=${t2}&search=kill%20CHAIN`)).items.map((item: { id: string }) => item.id)).to.include(created.id);
         expect((await ok('viewer', 'GET', `/attack-paths?technique_id=${t3}&tag=${tag}`)).total).to.equal(0);
 
+        expect(await ok('red_tech', 'POST', '/attack-paths', { name: 'Bare' }, 201)).to.include({ name: 'Bare', description: null, tags: [], steps: [], step_count: 0 });
         const updated = await ok('red_tech', 'PATCH', `/attack-paths/${created.id}`, { description: '', tags: [] });
         expect(updated).to.include({ name: 'Kill chain', description: null, tags: [] });
 
@@ -310,6 +311,36 @@ describe('Attack path routes', () => {
         expect((await ok('red_tech', 'POST', `/executions/${run.id}/steps/${run.steps[0].id}`, { outcome: 'blocked', test_id: subTest.id })).steps[0].test_id).to.equal(subTest.id);
     });
 
+    it('shows a step\'s template only to who may see it, and adds only templates the caller may see', async () => {
+
+        const restricted = await testRow(context.knex, { technique_id: t1, data_classification: 'restricted' });
+        const [copy] = await context.knex('test_templates').insert({ name: `Copy ${Crypto.randomBytes(3).toString('hex')}`, technique_ids: [t1], source: 'test', source_test_id: restricted.id }).returning('id');
+        const [manual] = await context.knex('test_templates').insert({ name: `Manual ${Crypto.randomBytes(3).toString('hex')}`, technique_ids: [t2] }).returning('id');
+
+        const path = await ok('red_lead', 'POST', '/attack-paths', { name: 'Templated', steps: [{ technique_id: t1, template_id: copy.id }, { technique_id: t2, template_id: manual.id }] }, 201);
+        expect(path.steps.map((step: { template_id: string }) => step.template_id)).to.equal([copy.id, manual.id]);
+        await refused('red_tech', 'POST', `/attack-paths/${path.id}/steps`, { technique_id: t1, template_id: copy.id }, 404);
+        await refused('red_tech', 'PATCH', `/attack-paths/${path.id}/steps/${path.steps[1].id}`, { template_id: copy.id }, 404);
+        expect((await ok('red_tech', 'PATCH', `/attack-paths/${path.id}/steps/${path.steps[1].id}`, { template_id: null })).steps[1].template_id).to.be.null();
+        expect((await ok('red_tech', 'POST', `/attack-paths/${path.id}/steps`, { technique_id: t2, template_id: manual.id }, 201)).steps[2].template_id).to.equal(manual.id);
+        expect((await ok('red_tech', 'DELETE', `/attack-paths/${path.id}/steps/${path.steps[1].id}`)).steps.map((step: { template_id: string }) => step.template_id)).to.equal([null, manual.id]);
+        await ok('red_tech', 'PATCH', `/attack-paths/${path.id}/steps/${path.steps[0].id}`, { notes: 'kept' });
+
+        const seen = await ok('viewer', 'GET', `/attack-paths/${path.id}`);
+        expect(seen.steps.map((step: { template_id: string | null }) => step.template_id)).to.equal([null, manual.id]);
+        const execution = await ok('red_lead', 'POST', `/attack-paths/${path.id}/executions`, {}, 201);
+        expect(execution.steps[0].template_id).to.equal(copy.id);
+        expect((await ok('blue_tech', 'GET', `/executions/${execution.id}`)).steps[0].template_id).to.be.null();
+
+        // Started, recorded and completed without a body
+        await ok('red_lead', 'POST', `/executions/${execution.id}/start`);
+        for (const step of execution.steps) {
+            await ok('red_lead', 'POST', `/executions/${execution.id}/steps/${step.id}`, { outcome: 'failed' });
+        }
+
+        expect(await ok('red_lead', 'POST', `/executions/${execution.id}/complete`)).to.include({ state: 'completed', notes: null });
+    });
+
     it('aborts from pending or running for the leads only, and keeps executions readable when their path is deleted', async () => {
 
         const path = await newPath([t1, t2]);
@@ -328,6 +359,7 @@ describe('Attack path routes', () => {
         await refused('admin', 'POST', `/executions/${running.id}/abort`, { reason: 'x'.repeat(2001) }, 400, { fields: ['reason'] });
 
         expect((await ok('viewer', 'GET', `/attack-paths/${path.id}`)).execution_count).to.equal(2);
+        expect((await ok('viewer', 'GET', `/attack-paths/${path.id}/executions?sort=state&order=asc`)).items.map((item: { id: string }) => item.id).sort()).to.equal([pending.id, running.id].sort());
         expect((await request('admin', 'DELETE', `/attack-paths/${path.id}`)).statusCode).to.equal(204);
         const kept = await ok('viewer', 'GET', `/executions/${running.id}`);
         expect(kept).to.include({ id: running.id, path_id: null, path_name: path.name, state: 'aborted' });
