@@ -145,13 +145,23 @@ describe('Visibility of classified tests', () => {
         }
 
         const worklog = await call('red_lead', 'POST', '/api/v1/worklogs', { test_id: restricted.id, minutes: 30, date: '2026-12-01', note: 'triage' });
+        // attack paths and knowledge (issue 10): an execution step proved by the restricted test, a lesson drawn from it
+        const attackPath = await call('red_lead', 'POST', '/api/v1/attack-paths', { name: 'Visibility path', steps: [{ technique_id: techniqueId }] });
+        const execution = await call('red_lead', 'POST', `/api/v1/attack-paths/${attackPath.id}/executions`, {});
+        await call('red_lead', 'POST', `/api/v1/executions/${execution.id}/start`, {});
+        await call('red_lead', 'POST', `/api/v1/executions/${execution.id}/steps/${execution.steps[0].id}`, { outcome: 'detected', notes: 'proved', test_id: restricted.id });
+        const lesson = await call('red_lead', 'POST', '/api/v1/knowledge/lessons', { title: 'Lesson', severity: 'high', technique_id: techniqueId, test_id: restricted.id });
+        const playbook = await call('red_lead', 'POST', '/api/v1/knowledge/playbooks', { title: 'Playbook', type: 'response', technique_ids: [techniqueId] });
+        const knowledgeIds: string[] = [attackPath.id, execution.id, lesson.id, playbook.id];
         await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 
         Object.assign(ids, { restricted: restricted.id, confidential: confidential.id, technique: techniqueId, retest: retest.id, restrictedEvidence: restricted.evidence, confidentialEvidence: confidential.evidence });
         candidates = [
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
-            techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id
+            techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id,
+            // attack paths and knowledge (issue 10)
+            ...knowledgeIds
         ];
     });
 
@@ -226,6 +236,9 @@ describe('Visibility of classified tests', () => {
                 '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}'
             ]);
         }
+
+        // attack paths and knowledge (issue 10): an execution names the restricted test that proved one of its steps
+        expect([...paths(internals.restricted)]).to.include(['/api/v1/executions/{id}']);
 
         const { seen: red } = await walk('red_tech', [internals.confidential]);
         expect([...red.get(internals.confidential)!.map((entry) => entry.split(' ')[0])]).to.include('/api/v1/techniques/{mitre_id}');

@@ -106,7 +106,7 @@ describe('Attack path routes', () => {
     it('refuses bad input naming the field, unknown ids, and writes nothing on a refusal', async () => {
 
         const path = await newPath([t1]);
-        const before = await counts();
+        const initial = await counts();
         await refused('red_lead', 'POST', '/attack-paths', { name: '' }, 400, { fields: ['name'] });
         await refused('red_lead', 'POST', '/attack-paths', { name: 'x', owner: 'me' }, 400, { fields: ['owner'] });
         await refused('red_lead', 'POST', '/attack-paths', { name: 'x', steps: [{ technique_id: 'not-a-technique' }] }, 400, { fields: ['steps.0.technique_id'] });
@@ -133,8 +133,8 @@ describe('Attack path routes', () => {
         await refused('red_lead', 'DELETE', `/attack-paths/${path.id}/steps/${other.steps[0].id}`, undefined, 404);
         await refused('red_lead', 'PATCH', `/attack-paths/${path.id}/steps/${other.steps[0].id}`, { position: 1 }, 404);
 
-        const after = await counts();
-        expect({ ...after, paths: after.paths - 1, steps: after.steps - 1 }).to.equal(before);
+        const final = await counts();
+        expect({ ...final, paths: final.paths - 1, steps: final.steps - 1 }).to.equal(initial);
     });
 
     it('adds, inserts, moves and removes steps keeping positions 1..n', async () => {
@@ -211,12 +211,12 @@ describe('Attack path routes', () => {
     it('runs an execution pending -> running -> completed on a copy of the steps, recording outcome, notes, time and proving test', async () => {
 
         const path = await newPath([t1, t2]);
-        const before = await counts();
+        const initial = await counts();
         const empty = await newPath([]);
         await refused('red_tech', 'POST', `/attack-paths/${empty.id}/executions`, {}, 409, { code: 'path_empty' });
         await refused('viewer', 'POST', `/attack-paths/${path.id}/executions`, {}, 403);
         await refused('red_tech', 'POST', `/attack-paths/${Crypto.randomUUID()}/executions`, {}, 404);
-        expect({ ...await counts(), paths: before.paths }).to.equal(before);
+        expect({ ...await counts(), paths: initial.paths }).to.equal(initial);
 
         const created = await ok('blue_tech', 'POST', `/attack-paths/${path.id}/executions`, { notes: 'Q4 run' }, 201);
         expect(created).to.include({ path_id: path.id, path_name: path.name, state: 'pending', notes: 'Q4 run', started_at: null, completed_at: null, aborted_at: null, abort_reason: null, created_by: context.users.blue_tech.id });

@@ -141,16 +141,16 @@ describe('Knowledge routes', () => {
         expect(conflict).to.include({ code: 'stale_version' });
         expect(conflict.message).to.contain('version 8');
 
-        const before = await counts();
+        const initial = await counts();
         await refused('admin', 'PATCH', `/knowledge/playbooks/${created.id}`, { body: 'late', version: 3 }, 409, { code: 'stale_version' });
         await refused('admin', 'POST', `/knowledge/playbooks/${created.id}/restore/1`, { version: 2 }, 409, { code: 'stale_version' });
-        expect(await counts()).to.equal(before);
+        expect(await counts()).to.equal(initial);
     });
 
     it('refuses bad playbook input naming the field and unknown ids, writing nothing', async () => {
 
         const created = await ok('admin', 'POST', '/knowledge/playbooks', { title: 'Bad input', type: 'attack' }, 201);
-        const before = await counts();
+        const initial = await counts();
         await refused('red_lead', 'POST', '/knowledge/playbooks', { type: 'attack' }, 400, { fields: ['title'] });
         await refused('red_lead', 'POST', '/knowledge/playbooks', { title: 'x', type: 'poem' }, 400, { fields: ['type'] });
         await refused('red_lead', 'POST', '/knowledge/playbooks', { title: 'x', type: 'attack', technique_ids: ['T1'] }, 400, { fields: ['technique_ids.0'] });
@@ -168,7 +168,7 @@ describe('Knowledge routes', () => {
         await refused('viewer', 'GET', '/knowledge/playbooks?type=poem', undefined, 400, { fields: ['type'] });
         await refused('viewer', 'GET', '/knowledge/playbooks?sort=body', undefined, 400, { fields: ['sort'] });
         await refused('viewer', 'GET', `/knowledge/playbooks/${created.id}/versions?sort=title`, undefined, 400, { fields: ['sort'] });
-        expect(await counts()).to.equal(before);
+        expect(await counts()).to.equal(initial);
 
         // A restore without a body is a plain restore
         expect((await ok('red_lead', 'POST', `/knowledge/playbooks/${created.id}/restore/1`)).version).to.equal(2);
@@ -215,7 +215,7 @@ describe('Knowledge routes', () => {
 
         const lesson = await ok('admin', 'POST', '/knowledge/lessons', { title: 'Lesson', severity: 'medium' }, 201);
         const restricted = await testRow(context.knex, { technique_id: t1, data_classification: 'restricted' });
-        const before = await counts();
+        const initial = await counts();
         await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x' }, 400, { fields: ['severity'] });
         await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x', severity: 'severe' }, 400, { fields: ['severity'] });
         await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x', severity: 'low', status: 'done' }, 400, { fields: ['status'] });
@@ -229,7 +229,7 @@ describe('Knowledge routes', () => {
         await refused('viewer', 'GET', '/knowledge/lessons?severity=severe', undefined, 400, { fields: ['severity'] });
         await refused('viewer', 'GET', '/knowledge/lessons?campaign_id=1', undefined, 400, { fields: ['campaign_id'] });
         await refused('viewer', 'GET', `/knowledge/lessons/${Crypto.randomUUID()}`, undefined, 404);
-        expect(await counts()).to.equal(before);
+        expect(await counts()).to.equal(initial);
 
         // A lesson drawn from a restricted test is as hidden as the test
         const hidden = await ok('red_lead', 'POST', '/knowledge/lessons', { title: 'About a restricted test', severity: 'critical', test_id: restricted.id }, 201);
