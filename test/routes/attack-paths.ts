@@ -1,4 +1,6 @@
 import * as Crypto from 'crypto';
+import * as Fs from 'fs';
+import * as Path from 'path';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
@@ -376,6 +378,16 @@ describe('Attack path routes', () => {
             'complete': [['running'], 'completed'],
             'abort': [['pending', 'running'], 'aborted']
         });
+
+        // docs/attack-paths.md shows the same table
+        const page = Fs.readFileSync(Path.join(__dirname, '..', '..', 'docs', 'attack-paths.md'), 'utf8');
+        const short: Record<string, string> = { admin: 'A', red_lead: 'RL', blue_lead: 'BL', red_tech: 'RT', blue_tech: 'BT', viewer: 'V' };
+        const roles = (set: readonly string[]) => (set.length === 5 && !set.includes('viewer') ? 'All except V' : set.map((role) => short[role]).join(', '));
+        for (const [action, rule] of Object.entries(executionLifecycle)) {
+            const to = rule.to === 'same' ? '(unchanged)' : `\`${rule.to}\``;
+            expect(page).to.match(new RegExp(`\\| \`${action}\` \\| [^|]+ \\| ${rule.from.map((state) => `\`${state}\``).join(', ')} \\| ${to.replace(/[()]/g, '\\$&')} \\| ${roles(rule.roles)} \\|`));
+        }
+
         const route = context.server.table().find((item) => item.method === 'post' && item.path === '/api/v1/executions/{id}/abort')!;
         expect([...(route.settings.auth as { access: { scope: { selection: string[] } }[] }).access[0]!.scope.selection].sort()).to.equal([...executionLifecycle.abort.roles].sort());
     });
