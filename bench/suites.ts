@@ -2,6 +2,8 @@ import { attack } from './attack';
 import { events } from './events';
 import { foundation } from './foundation';
 import { tests } from './tests';
+// attack paths and knowledge (issue 10)
+import { attackPaths } from './attack-paths';
 
 
 export interface Suite {
@@ -15,5 +17,7 @@ export const suites: Record<string, Suite> = {
     foundation,
     attack,
     tests,
-    events
+    events,
+    // attack paths and knowledge (issue 10)
+    'attack-paths': attackPaths
 };
