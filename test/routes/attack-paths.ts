@@ -370,6 +370,50 @@ describe('Attack path routes', () => {
         await refused('viewer', 'GET', `/executions/${Crypto.randomUUID()}`, undefined, 404);
     });
 
+    it('applies the table in every state: each action succeeds exactly from the states it lists, else 409 writing nothing', async () => {
+
+        const path = await newPath([t1]);
+        const stored = async (id: string) => ({ execution: await context.knex('attack_path_executions').where('id', id).first(), steps: await context.knex('attack_path_execution_steps').where('execution_id', id) });
+        const inState = async (state: string) => {
+
+            const execution = await ok('admin', 'POST', `/attack-paths/${path.id}/executions`, {}, 201);
+            if (state === 'aborted') {
+                await ok('admin', 'POST', `/executions/${execution.id}/abort`, {});
+            }
+            else if (state !== 'pending') {
+                await ok('admin', 'POST', `/executions/${execution.id}/start`, {});
+                if (state === 'completed') {
+                    await ok('admin', 'POST', `/executions/${execution.id}/steps/${execution.steps[0].id}`, { outcome: 'succeeded' });
+                    await ok('admin', 'POST', `/executions/${execution.id}/complete`, {});
+                }
+            }
+
+            return execution;
+        };
+
+        for (const state of ['pending', 'running', 'completed', 'aborted']) {
+            for (const [action, rule] of Object.entries(executionLifecycle)) {
+                const execution = await inState(state);
+                if (action === 'complete' && state === 'running') {
+                    await ok('admin', 'POST', `/executions/${execution.id}/steps/${execution.steps[0].id}`, { outcome: 'skipped' });
+                }
+
+                const url = action === 'record-step' ? `/executions/${execution.id}/steps/${execution.steps[0].id}` : `/executions/${execution.id}/${action}`;
+                const previous = await stored(execution.id);
+                const res = await request('admin', 'POST', url, action === 'record-step' ? { outcome: 'failed' } : {});
+                if ((rule.from as readonly string[]).includes(state)) {
+                    expect(res.statusCode, `${action} from ${state}`).to.equal(200);
+                    expect(json(res).state).to.equal(rule.to === 'same' ? state : rule.to);
+                }
+                else {
+                    expect(res.statusCode, `${action} from ${state}`).to.equal(409);
+                    expect(json(res).code).to.equal('invalid_state_transition');
+                    expect(await stored(execution.id)).to.equal(previous);
+                }
+            }
+        }
+    });
+
     it('declares the execution state machine as a table the routes read their roles from', () => {
 
         expect(Object.fromEntries(Object.entries(executionLifecycle).map(([action, rule]) => [action, [rule.from, rule.to]]))).to.equal({
