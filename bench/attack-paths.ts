@@ -18,6 +18,7 @@ import type { Suite } from './suites';
 const internals = {
     writers: 16,
     total: 1600,                        // in all, on one path (one playbook): every write waits for the one before
+    pathSteps: 12,
     readers: 16,
     readSeconds: 5,
     executionSteps: 20,
@@ -66,20 +67,35 @@ const internals = {
         return { rate: latencies.length / seconds, latencies };
     },
 
-    // The floor of a step add: the same lock, count and insert as bare SQL in one transaction, no audit, no answer
-    bareAdd: async (pool: Pg.Pool, pathId: string, techniqueId: string) => {
+    // The floor of a step insert and removal: the same locks and shifts as bare SQL, one transaction each, no audit, no answer
+    bareChurn: async (pool: Pg.Pool, pathId: string, techniqueId: string) => {
 
-        const client = await pool.connect();
-        try {
-            await client.query('begin');
-            await client.query('select id from attack_paths where id = $1 for update', [pathId]);
-            const { rows } = await client.query('select count(*)::int as n from attack_path_steps where path_id = $1', [pathId]);
-            await client.query('insert into attack_path_steps (path_id, position, technique_id) values ($1, $2, $3)', [pathId, rows[0].n + 1, techniqueId]);
-            await client.query('commit');
-        }
-        finally {
-            client.release();
-        }
+        const transaction = async (work: (client: Pg.PoolClient) => Promise<void>) => {
+
+            const client = await pool.connect();
+            try {
+                await client.query('begin');
+                await client.query('select id from attack_paths where id = $1 for update', [pathId]);
+                await work(client);
+                await client.query('commit');
+            }
+            finally {
+                client.release();
+            }
+        };
+
+        let id = '';
+        await transaction(async (client) => {
+
+            await client.query('update attack_path_steps set position = position + 1 where path_id = $1 and position >= 1', [pathId]);
+            id = (await client.query('insert into attack_path_steps (path_id, position, technique_id) values ($1, 1, $2) returning id', [pathId, techniqueId])).rows[0].id;
+        });
+
+        await transaction(async (client) => {
+
+            const { rows } = await client.query('delete from attack_path_steps where id = $1 returning position', [id]);
+            await client.query('update attack_path_steps set position = position - 1 where path_id = $1 and position > $2', [pathId, rows[0].position]);
+        });
     },
 
     bareVersion: async (pool: Pg.Pool, playbookId: string, body: string) => {
@@ -107,7 +123,7 @@ const internals = {
 
 
 export const attackPaths: Suite = {
-    description: 'attack paths and knowledge: concurrent step adds on one path and concurrent playbook updates (each serialised on its row) vs the same locked SQL bare; execution detail reads vs its three SELECTs bare',
+    description: 'attack paths and knowledge: concurrent step inserts and removals on one path and concurrent playbook updates (each serialised on its row) vs the same locked SQL bare; execution detail reads vs its three SELECTs bare',
     run: async () => {
 
         const database = await createDatabase(`aegis_bench_paths_${process.pid}`);
@@ -127,14 +143,20 @@ export const attackPaths: Suite = {
             const knowledge = new KnowledgeService({ knex, audit, tests });
             let out = `  ${internals.writers} concurrent writers, ${internals.total} writes on one row each; ${internals.readers} readers for ${internals.readSeconds} s\n`;
 
-            const path = await paths.create(actor, { name: 'Bench path' });
-            const adds = await internals.writes(internals.writers, internals.total, () => paths.addStep(actor, path.id, { technique_id: 'T1059', notes: 'bench' }));
-            out += internals.row('step add (service, answers the path)', adds.rate, 'adds/s', adds.latencies);
+            // Churn on a path of realistic size: each call inserts a step at the front, then removes it (two changes)
+            const steps = Array.from({ length: internals.pathSteps }, () => ({ technique_id: 'T1059' }));
+            const path = await paths.create(actor, { name: 'Bench path', steps });
+            const churn = await internals.writes(internals.writers, internals.total / 2, async (index) => {
+
+                const added = await paths.addStep(actor, path.id, { technique_id: 'T1059', notes: `bench ${index}`, position: 1 });
+                await paths.removeStep(actor, path.id, added.steps!.find((step) => step.notes === `bench ${index}`)!.id);
+            });
+            out += internals.row('step insert + remove (service)', churn.rate * 2, 'changes/s', churn.latencies.map((latency) => latency / 2));
             out += `    ${await internals.dense(knex, path.id)}\n`;
 
-            const barePath = await paths.create(actor, { name: 'Bare path' });
-            const bare = await internals.writes(internals.writers, internals.total, () => internals.bareAdd(pool, barePath.id, 'T1059'));
-            out += internals.row('step add (bare SQL: lock, count, insert)', bare.rate, 'adds/s', bare.latencies);
+            const barePath = await paths.create(actor, { name: 'Bare path', steps });
+            const bare = await internals.writes(internals.writers, internals.total / 2, () => internals.bareChurn(pool, barePath.id, 'T1059'));
+            out += internals.row('step insert + remove (bare SQL: lock, shift)', bare.rate * 2, 'changes/s', bare.latencies.map((latency) => latency / 2));
             out += `    ${await internals.dense(knex, barePath.id)}\n`;
 
             const playbook = await knowledge.createPlaybook(actor, { title: 'Bench', type: 'response', technique_ids: ['T1059'], body: '# Steps\n'.repeat(200) });

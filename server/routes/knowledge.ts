@@ -47,7 +47,7 @@ export const knowledgeRoutes = [
         method: 'GET',
         path: '/api/v1/knowledge/playbooks/{id}',
         options: {
-            description: 'A playbook as of its latest version, with the list of its versions (newest first)',
+            description: 'A playbook as of its latest version, with the list of its 50 newest versions (GET /versions pages through all)',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             validate: { params: idParams },

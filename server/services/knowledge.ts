@@ -63,6 +63,9 @@ export interface KnowledgeStats {
 
 
 const internals = {
+    // How many of the newest versions a playbook's detail lists (`/versions` pages through all of them)
+    versionsShown: 50,
+
     // How many techniques without a playbook the stats name (the total counts them all)
     uncoveredSample: 100,
 
@@ -106,7 +109,7 @@ export class KnowledgeService {
             throw new NotFoundError('Playbook');
         }
 
-        const versions = await PlaybookVersion.query(db).where('playbook_id', id).orderBy('version', 'desc').select('version', 'title', 'author_id', 'restored_from', 'created_at');
+        const versions = await PlaybookVersion.query(db).where('playbook_id', id).orderBy('version', 'desc').limit(internals.versionsShown).select('version', 'title', 'author_id', 'restored_from', 'created_at');
         return Object.assign(playbook, { versions: versions.map((row) => ({ version: row.version, title: row.title, author_id: row.author_id, restored_from: row.restored_from, created_at: row.created_at })) });
     }
 

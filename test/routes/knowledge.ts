@@ -147,6 +147,19 @@ describe('Knowledge routes', () => {
         expect(await counts()).to.equal(initial);
     });
 
+    it('lists the 50 newest versions in a playbook\'s detail, and all of them in /versions', async () => {
+
+        const created = await ok('admin', 'POST', '/knowledge/playbooks', { title: 'Long history', type: 'remediation' }, 201);
+        await context.knex('playbook_versions').insert(Array.from({ length: 59 }, (_, index) => ({ playbook_id: created.id, version: index + 2, title: `Long history ${index + 2}`, type: 'remediation', technique_ids: [], body: '', tags: [] })));
+        await context.knex('playbooks').where('id', created.id).update({ version: 60 });
+        const detail = await ok('viewer', 'GET', `/knowledge/playbooks/${created.id}`);
+        expect(detail.versions.length).to.equal(50);
+        expect([detail.versions[0].version, detail.versions[49].version]).to.equal([60, 11]);
+        const all = await ok('viewer', 'GET', `/knowledge/playbooks/${created.id}/versions?limit=500&sort=version&order=asc`);
+        expect(all.items.map((item: { version: number }) => item.version)).to.equal(Array.from({ length: 60 }, (_, index) => index + 1));
+        expect(all.total).to.equal(60);
+    });
+
     it('refuses bad playbook input naming the field and unknown ids, writing nothing', async () => {
 
         const created = await ok('admin', 'POST', '/knowledge/playbooks', { title: 'Bad input', type: 'attack' }, 201);
