@@ -9,6 +9,7 @@ import type { Role } from '../../server/policy';
 import { executionLifecycle } from '../../server/services/attack-paths';
 
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
+import { callsAs } from '../helpers/calls';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -24,29 +25,7 @@ describe('Attack path routes', () => {
     let t2: string;
     let t3: string;
 
-    const request = (role: Role, method: string, url: string, payload?: object) => context.server.inject({ method, url: `/api/v1${url}`, auth: context.as(role), ...(payload ? { payload } : {}) });
-    const ok = async (role: Role, method: string, url: string, payload?: object, status = 200) => {
-
-        const res = await request(role, method, url, payload);
-        expect(res.statusCode, `${role} ${method} ${url}: ${res.payload}`).to.equal(status);
-        return res.payload ? json(res) : {};
-    };
-
-    const refused = async (role: Role, method: string, url: string, payload: object | undefined, status: number, extra: { code?: string; fields?: string[] } = {}) => {
-
-        const res = await request(role, method, url, payload);
-        expect(res.statusCode, `${role} ${method} ${url}: ${res.payload}`).to.equal(status);
-        const body = json(res);
-        if (extra.code) {
-            expect(body.code).to.equal(extra.code);
-        }
-
-        if (extra.fields) {
-            expect(body.fields).to.equal(extra.fields);
-        }
-
-        return body;
-    };
+    const { request, ok, refused } = callsAs(() => context);
 
     const positions = async (pathId: string) => (await context.knex('attack_path_steps').where('path_id', pathId).orderBy('position')).map((row) => ({ id: row.id as string, position: row.position as number, technique_id: row.technique_id as string }));
     const expectDense = (rows: { position: number }[]) => expect(rows.map((row) => row.position)).to.equal(rows.map((_, index) => index + 1));

@@ -6,6 +6,7 @@ import { expect } from '@hapi/code';
 import type { Role } from '../../server/policy';
 
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
+import { callsAs } from '../helpers/calls';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -20,29 +21,7 @@ describe('Knowledge routes', () => {
     let t1: string;
     let t2: string;
 
-    const request = (role: Role, method: string, url: string, payload?: object) => context.server.inject({ method, url: `/api/v1${url}`, auth: context.as(role), ...(payload ? { payload } : {}) });
-    const ok = async (role: Role, method: string, url: string, payload?: object, status = 200) => {
-
-        const res = await request(role, method, url, payload);
-        expect(res.statusCode, `${role} ${method} ${url}: ${res.payload}`).to.equal(status);
-        return res.payload ? json(res) : {};
-    };
-
-    const refused = async (role: Role, method: string, url: string, payload: object | undefined, status: number, extra: { code?: string; fields?: string[] } = {}) => {
-
-        const res = await request(role, method, url, payload);
-        expect(res.statusCode, `${role} ${method} ${url}: ${res.payload}`).to.equal(status);
-        const body = json(res);
-        if (extra.code) {
-            expect(body.code).to.equal(extra.code);
-        }
-
-        if (extra.fields) {
-            expect(body.fields).to.equal(extra.fields);
-        }
-
-        return body;
-    };
+    const { request, ok, refused } = callsAs(() => context);
 
     const counts = async () => {
 
