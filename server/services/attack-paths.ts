@@ -6,7 +6,7 @@ import { Access, type Actor, type Role } from '../policy';
 
 import type { AuditService } from './audit';
 import { lockOr404, withTransaction, type ChangeOptions } from './changes';
-import { page, type ListQuery, type Page } from './lists';
+import { likePattern, page, type ListQuery, type Page } from './lists';
 import { knownTechniques } from './technique-refs';
 import type { TestsService } from './tests';
 
@@ -126,7 +126,7 @@ export class AttackPathsService {
         }
 
         if (filters.search) {
-            query.whereRaw('attack_paths.name ilike ?', [`%${filters.search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`]);
+            query.where('attack_paths.name', 'ilike', likePattern(filters.search));
         }
 
         return await page(query, filters, { sort: 'created_at', order: 'desc' }) as Page<PathView>;

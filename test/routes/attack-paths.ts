@@ -70,6 +70,7 @@ describe('Attack path routes', () => {
         expect(listed).to.equal({ items: [summary], total: 1, limit: 50, offset: 0 });
         expect((await ok('viewer', 'GET', `/attack-paths?technique_id=${t2}&search=kill%20CHAIN`)).items.map((item: { id: string }) => item.id)).to.include(created.id);
         expect((await ok('viewer', 'GET', `/attack-paths?technique_id=${t3}&tag=${tag}`)).total).to.equal(0);
+        expect((await ok('viewer', 'GET', `/attack-paths?tag=${tag}&search=%25`)).total).to.equal(0);           // a literal %, not a wildcard
 
         expect(await ok('red_tech', 'POST', '/attack-paths', { name: 'Bare' }, 201)).to.include({ name: 'Bare', description: null, tags: [], steps: [], step_count: 0 });
         const updated = await ok('red_tech', 'PATCH', `/attack-paths/${created.id}`, { description: '', tags: [] });
