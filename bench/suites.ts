@@ -12,6 +12,8 @@ import { alerts } from './alerts-eval';
 import { reports } from './reports';
 // documents (issue 13)
 import { documents } from './documents';
+// attack paths and knowledge (issue 10)
+import { attackPaths } from './attack-paths';
 
 
 export interface Suite {
@@ -35,5 +37,7 @@ export const suites: Record<string, Suite> = {
     // reports
     reports,
     // documents (issue 13)
-    documents
+    documents,
+    // attack paths and knowledge (issue 10)
+    'attack-paths': attackPaths
 };

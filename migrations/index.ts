@@ -22,6 +22,9 @@ import * as Alerts from './20261207040000_alerts';
 import * as Webhooks from './20261207070001_webhooks';
 // documents (issue 13)
 import * as Documents from './20261207080000_documents';
+// attack paths and knowledge (issue 10)
+import * as AttackPaths from './20261207020000_attack_paths';
+import * as Knowledge from './20261207020100_knowledge';
 
 
 export interface Migration {
@@ -54,5 +57,8 @@ export const migrations: Migration[] = [
     // webhooks
     Webhooks,
     // documents (issue 13)
-    Documents
+    Documents,
+    // attack paths and knowledge (issue 10)
+    AttackPaths,
+    Knowledge
 ];

@@ -22,3 +22,6 @@ export { Alert, AlertRule, type AlertRuleType, type AlertSeverity, type AlertSta
 export { Webhook, WebhookDelivery, WebhookAttempt, webhookEventTypes, type WebhookEventType } from './webhook';
 // documents (issue 13)
 export { ReportRender, ReportSchedule, ReportScheduleRun, type DocumentKind } from './report';
+// attack paths and knowledge (issue 10)
+export { AttackPath, AttackPathStep, AttackPathExecution, ExecutionStep, executionStates, stepOutcomes, type ExecutionState, type StepOutcome } from './attack-path';
+export { Playbook, PlaybookVersion, Lesson, playbookTypes, lessonSeverities, lessonStatuses, type PlaybookType, type LessonSeverity, type LessonStatus } from './knowledge';

@@ -25,6 +25,9 @@ import { webhookRoutes } from './webhooks';
 import { reportRoutes } from './reports';
 // documents (issue 13)
 import { documentRoutes } from './documents';
+// attack paths and knowledge (issue 10)
+import { attackPathRoutes } from './attack-paths';
+import { knowledgeRoutes } from './knowledge';
 
 
 // Every module's routes, in one explicit list.
@@ -57,5 +60,8 @@ export const routes = [
     // reports
     ...reportRoutes,
     // documents (issue 13)
-    ...documentRoutes
+    ...documentRoutes,
+    // attack paths and knowledge (issue 10)
+    ...attackPathRoutes,
+    ...knowledgeRoutes
 ];

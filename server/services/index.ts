@@ -42,6 +42,9 @@ import { ReportsService } from './reports';
 // documents (issue 13)
 import { DocumentsService } from './documents';
 import { ReportSchedulesService } from './report-schedules';
+// attack paths and knowledge (issue 10)
+import { AttackPathsService } from './attack-paths';
+import { KnowledgeService } from './knowledge';
 
 
 export interface ServiceDeps {
@@ -124,7 +127,10 @@ export const createServices = (deps: ServiceDeps) => {
         reports: new ReportsService({ knex }),
         // documents (issue 13)
         documents,
-        reportSchedules: new ReportSchedulesService({ knex, audit, documents, mail, settings })
+        reportSchedules: new ReportSchedulesService({ knex, audit, documents, mail, settings }),
+        // attack paths and knowledge (issue 10)
+        attackPaths: new AttackPathsService({ knex, audit, tests }),
+        knowledge: new KnowledgeService({ knex, audit, tests })
     };
 };
 
