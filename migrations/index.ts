@@ -11,6 +11,8 @@ import * as CoverageRollup from './20261206000301_coverage_rollup';
 import * as CustomDataComponents from './20261206000302_custom_data_components';
 import * as Settings from './20261206000600_settings';
 import * as EventRelay from './20261206000500_event_relay';
+// dashboards (issue 12)
+import * as Posture from './20261207050001_posture';
 
 
 export interface Migration {
@@ -32,5 +34,7 @@ export const migrations: Migration[] = [
     CoverageRollup,
     CustomDataComponents,
     EventRelay,
-    Settings
+    Settings,
+    // dashboards (issue 12)
+    Posture
 ];

@@ -12,3 +12,5 @@ export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
+// dashboards (issue 12)
+export { PostureSnapshot, PostureSnapshotTechnique, type PostureSummary } from './posture-snapshot';
