@@ -11,6 +11,8 @@ export interface Jobs {
     'test-templates.import-atomics': { dir: string };
     'coverage.mark-stale': Record<string, never>;
     'events.prune': Record<string, never>;
+    // dashboards (issue 12)
+    'snapshots.daily': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

@@ -89,7 +89,9 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
     apiKeys: config.apiKeys,
     version: parts.version ?? version,
     heartbeatSeconds: config.worker.heartbeatSeconds,
-    coverage: config.coverage
+    coverage: config.coverage,
+    // dashboards (issue 12)
+    snapshots: config.snapshots
 });
 
 

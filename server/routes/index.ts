@@ -14,6 +14,8 @@ import { threatActorRoutes } from './threat-actors';
 import { userRoutes } from './users';
 import { worklogRoutes } from './worklogs';
 
+// dashboards (issue 12)
+import { dashboardRoutes } from './dashboards';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -31,5 +33,7 @@ export const routes = [
     ...techniqueRoutes,
     ...threatActorRoutes,
     ...dataSourceRoutes,
-    ...heatmapRoutes
+    ...heatmapRoutes,
+    // dashboards (issue 12)
+    ...dashboardRoutes
 ];

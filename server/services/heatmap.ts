@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 import { NotFoundError, ValidationError } from '../errors';
-import { Test, type AttackDomainName, type CoverageStatusName } from '../models';
+import { type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';

@@ -26,6 +26,10 @@ import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
+// dashboards (issue 12)
+import { AnalyticsService } from './analytics';
+import { DashboardsService } from './dashboards';
+import { SnapshotsService } from './snapshots';
 
 
 export interface ServiceDeps {
@@ -44,6 +48,8 @@ export interface ServiceDeps {
     version: string;
     heartbeatSeconds: number;
     coverage?: CoverageSettings | undefined;        // unset: the defaults of config.ts
+    // dashboards (issue 12): SNAPSHOT_RETENTION_DAYS
+    snapshots?: { retentionDays: number } | undefined;
 }
 
 
@@ -62,6 +68,9 @@ export const createServices = (deps: ServiceDeps) => {
     const apiKeys = deps.apiKeys ?? { maxLifetimeDays: 365 };
     const settings = new SettingsService({ knex, audit, outbound: deps.outbound, secretKey: deps.secretKey });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
+    // dashboards (issue 12)
+    const snapshots = new SnapshotsService({ knex, audit, settings: deps.snapshots ?? { retentionDays: 365 } });
+    const analytics = new AnalyticsService({ knex });
 
     return {
         audit,
@@ -82,7 +91,11 @@ export const createServices = (deps: ServiceDeps) => {
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
+        // dashboards (issue 12)
+        snapshots,
+        analytics,
+        dashboards: new DashboardsService({ knex, snapshots, analytics })
     };
 };
 

@@ -8,6 +8,8 @@ import { defineAttackJobs, scheduleAttackJobs } from './attack';
 import { defineCoverageJobs, scheduleCoverageJobs } from './coverage';
 import { defineSystemJobs, scheduleSystemJobs, type RetentionOptions } from './system';
 import { defineTestJobs, scheduleTestJobs } from './tests';
+// dashboards (issue 12)
+import { defineSnapshotJobs, scheduleSnapshotJobs } from './snapshots';
 
 
 export interface JobOptions {
@@ -24,6 +26,8 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineAttackJobs(agenda, services, options);
     defineTestJobs(agenda, services, options);
     defineCoverageJobs(agenda, services, options);
+    // dashboards (issue 12)
+    defineSnapshotJobs(agenda, services, options);
 };
 
 
@@ -43,4 +47,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleAttackJobs(agenda, services);
     await scheduleTestJobs(agenda);
     await scheduleCoverageJobs(agenda);
+    // dashboards (issue 12)
+    await scheduleSnapshotJobs(agenda);
 };
