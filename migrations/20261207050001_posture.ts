@@ -44,12 +44,20 @@ export const up = async (knex: Knex): Promise<void> => {
                     from (select technique_id, data_classification, state, coalesce(detection_outcome, '') as detection_outcome, count(*) as n from old_rows group by 1, 2, 3, 4) d
                     where c.technique_id = d.technique_id and c.data_classification = d.data_classification and c.state = d.state and c.detection_outcome = d.detection_outcome;
             else
-                insert into test_counts as c (technique_id, data_classification, state, detection_outcome, count)
-                    select technique_id, data_classification, state, detection_outcome, sum(n) from (
+                -- The net change per key: decrements of existing counters, then increments (a CHECK on the proposed row
+                -- of an INSERT ... ON CONFLICT would refuse a negative count before the conflict is resolved)
+                with delta as (
+                    select technique_id, data_classification, state, detection_outcome, sum(n) as n from (
                         select technique_id, data_classification, state, coalesce(detection_outcome, '') as detection_outcome, -1 as n from old_rows
                         union all
                         select technique_id, data_classification, state, coalesce(detection_outcome, ''), 1 from new_rows
-                    ) d group by 1, 2, 3, 4 having sum(n) <> 0 order by 1, 2, 3, 4
+                    ) d group by 1, 2, 3, 4 having sum(n) <> 0
+                ), decrements as (
+                    update test_counts c set count = c.count + delta.n from delta
+                        where delta.n < 0 and c.technique_id = delta.technique_id and c.data_classification = delta.data_classification and c.state = delta.state and c.detection_outcome = delta.detection_outcome
+                )
+                insert into test_counts as c (technique_id, data_classification, state, detection_outcome, count)
+                    select technique_id, data_classification, state, detection_outcome, n from delta where n > 0 order by 1, 2, 3, 4
                     on conflict (technique_id, data_classification, state, detection_outcome) do update set count = c.count + excluded.count;
             end if;
             return null;

@@ -99,7 +99,8 @@ export const evolution = Joi.object({ domain: Joi.string().required(), points: J
 export const sentence = Joi.object({
     key: Joi.string().required(),
     text: Joi.string().required(),
-    figures: Joi.object().pattern(Joi.string(), Joi.alternatives(Joi.number(), Joi.string()).allow(null)).required()
+    figures: Joi.object().pattern(Joi.string(), Joi.number().allow(null)).required(),
+    dates: Joi.object().pattern(Joi.string(), Joi.string()).required()
 }).label('ExecutiveSentence');
 
 export const executive = Joi.object({

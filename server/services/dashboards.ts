@@ -57,7 +57,8 @@ export interface ActivityItem {
 export interface Sentence {
     key: string;
     text: string;
-    figures: Record<string, number | string | null>;
+    figures: Record<string, number | null>;
+    dates: Record<string, string>;              // YYYY-MM-DD
 }
 
 export interface Executive {
@@ -242,7 +243,7 @@ export class DashboardsService {
 
         const posture = kpis.techniques;
         const sentences: Sentence[] = [];
-        const say = (key: string, text: string, figures: Sentence['figures']) => sentences.push({ key, text, figures });
+        const say = (key: string, text: string, figures: Sentence['figures'], dates: Sentence['dates'] = {}) => sentences.push({ key, text, figures, dates });
 
         say('coverage.now', `${posture.covered_percent}% of the ${posture.techniques} techniques are covered (${posture.by_status.covered} covered, ${posture.by_status.partial} partially covered, ${posture.by_status.not_covered} not covered, ${posture.by_status.untested} untested).`,
             { covered_percent: posture.covered_percent, techniques: posture.techniques, covered: posture.by_status.covered, partial: posture.by_status.partial, not_covered: posture.by_status.not_covered, untested: posture.by_status.untested });
@@ -253,7 +254,7 @@ export class DashboardsService {
         if (start && was) {
             const change = Math.round((posture.covered_percent - was.covered_percent) * 10) / 10;
             say('coverage.change', `Coverage ${change > 0 ? 'rose' : change < 0 ? 'fell' : 'held'} ${change ? `by ${Math.abs(change)} points ` : ''}from ${was.covered_percent}% on ${internals.day(start.taken_at)}.`,
-                { covered_percent_then: was.covered_percent, covered_percent: posture.covered_percent, change_points: change, snapshot_taken_at: internals.day(start.taken_at) });
+                { covered_percent_then: was.covered_percent, covered_percent: posture.covered_percent, change_points: change }, { snapshot_taken_at: internals.day(start.taken_at) });
 
             const moves = await knex('posture_snapshot_techniques as s').join('techniques as t', 't.mitre_id', 's.technique_id')
                 .where('s.snapshot_id', start.id).where('s.domain', domain).where('s.is_subtechnique', false)
@@ -263,7 +264,7 @@ export class DashboardsService {
             say('coverage.moves', `Since then ${internals.plural(improved, 'technique')} improved and ${internals.plural(regressed, 'technique')} regressed.`, { improved, regressed });
         }
         else {
-            say('coverage.no_baseline', `No snapshot exists from on or before ${internals.day(period.from)}, so the change in coverage over the period cannot be stated.`, { period_start: internals.day(period.from) });
+            say('coverage.no_baseline', `No snapshot exists from on or before ${internals.day(period.from)}, so the change in coverage over the period cannot be stated.`, {}, { period_start: internals.day(period.from) });
         }
 
         say('tests.validated', `${internals.plural(validatedNow, 'test')} ${validatedNow === 1 ? 'was' : 'were'} validated in the last ${days} days, against ${validatedBefore} in the ${days} days before.`,
