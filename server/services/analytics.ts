@@ -186,7 +186,7 @@ export class AnalyticsService {
     validated(actor: Actor, window: Window): Knex.QueryBuilder {
 
         return Test.query(this.deps.knex).modify('visibleTo', actor).where('tests.state', 'validated')
-            .where('tests.validated_at', '>=', window.from).where('tests.validated_at', '<', window.to).toKnexQuery();
+            .where('tests.validated_at', '>=', window.from).where('tests.validated_at', '<', window.to).toKnexQuery().clearSelect();
     }
 
     // Verdicts (moves to validated or rejected) given in the window, counted
@@ -203,7 +203,7 @@ export class AnalyticsService {
 
         return Test.query(this.deps.knex).modify('visibleTo', actor).join('test_timeline', 'test_timeline.test_id', 'tests.id')
             .where('test_timeline.created_at', '>=', window.from).where('test_timeline.created_at', '<', window.to)
-            .clearSelect().toKnexQuery();
+            .toKnexQuery().clearSelect();
     }
 
     // The key and label of each group. A test counts under every tactic of its technique (a sub-technique's tactics

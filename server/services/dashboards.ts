@@ -192,7 +192,7 @@ export class DashboardsService {
         const filtered = Test.query(knex).modify('visibleTo', actor).join('test_timeline', 'test_timeline.test_id', 'tests.id')
             .where('test_timeline.created_at', '>=', since)
             .where((q) => q.where('test_timeline.action', 'create').orWhereRaw('test_timeline.to_state is distinct from test_timeline.from_state'))
-            .clearSelect().toKnexQuery();
+            .toKnexQuery().clearSelect();
         if (filters.type === 'validation') {
             filtered.whereIn('test_timeline.to_state', ['validated', 'rejected']);
         }

@@ -2,7 +2,7 @@ import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
 import { Test } from '../../server/models';
-import { testAccess, type Role } from '../../server/policy';
+import { testAccess, type Actor } from '../../server/policy';
 import { visibleTestCounts } from '../../server/services/test-counts';
 
 import { testRow, uniqueTechnique } from '../helpers/factories';
@@ -73,13 +73,13 @@ describe('Test counters (test_counts)', () => {
         expect(await counted([a])).to.include([`${a}|internal|draft||3`, `${a}|restricted|draft||4`]);
 
         // What a rolled-back transaction wrote is not counted
-        const before = await counted([a, b]);
+        const kept = await counted([a, b]);
         await expect(context.knex.transaction(async (trx) => {
 
             await trx('tests').where('technique_id', a).del();
             throw new Error('roll back');
         })).to.reject('roll back');
-        expect(await counted([a, b])).to.equal(before);
+        expect(await counted([a, b])).to.equal(kept);
     });
 
     it('counts for each reader only the tests the visibility rule shows them', async () => {
@@ -93,8 +93,8 @@ describe('Test counters (test_counts)', () => {
         // Assigned on both sides: counted once
         await testRow(context.knex, { technique_id: technique, data_classification: 'restricted', red_assignee_id: tech.id, blue_assignee_id: tech.id });
 
-        const visible = async (actor: { id: string | null; role: Role }) => (await visibleTestCounts(context.knex, actor)).filter((row) => row.technique_id === technique).reduce((sum, row) => sum + row.count, 0);
-        const expected = async (actor: { id: string | null; role: Role }) => Number((await Test.query(context.knex).modify('visibleTo', actor).where('technique_id', technique).resultSize()));
+        const visible = async (actor: Actor) => (await visibleTestCounts(context.knex, actor)).filter((row) => row.technique_id === technique).reduce((sum, row) => sum + row.count, 0);
+        const expected = async (actor: Actor) => Number((await Test.query(context.knex).modify('visibleTo', actor).where('technique_id', technique).resultSize()));
 
         for (const actor of [context.actor('admin'), context.actor('red_lead'), context.actor('viewer'), context.actor('blue_tech'), { id: tech.id, role: 'red_tech' as const }]) {
             expect(await visible(actor), actor.role).to.equal(await expected(actor));
