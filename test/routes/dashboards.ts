@@ -71,15 +71,15 @@ describe('Dashboard routes', () => {
 
             // A validation moves one technique to covered and one test to validated (alerted)
             await validate(technique, 'alerted');
-            const after = json(await request('admin', 'GET', '/dashboard/kpis'));
-            expect(after.techniques.techniques).to.equal(admin.techniques.techniques);
-            expect(after.techniques.by_status.covered).to.equal(admin.techniques.by_status.covered + 1);
-            expect(after.techniques.by_status.untested).to.equal(admin.techniques.by_status.untested - 1);
-            expect(after.tests.total).to.equal(admin.tests.total + 1);
-            expect(after.tests.by_state.validated).to.equal(admin.tests.by_state.validated + 1);
-            expect(after.tests.validated_outcomes.alerted).to.equal(admin.tests.validated_outcomes.alerted + 1);
-            const verdicts = after.tests.by_state.validated + after.tests.by_state.rejected;
-            expect(after.tests.validation_rate).to.equal(Math.round(after.tests.by_state.validated / verdicts * 1000) / 1000);
+            const later = json(await request('admin', 'GET', '/dashboard/kpis'));
+            expect(later.techniques.techniques).to.equal(admin.techniques.techniques);
+            expect(later.techniques.by_status.covered).to.equal(admin.techniques.by_status.covered + 1);
+            expect(later.techniques.by_status.untested).to.equal(admin.techniques.by_status.untested - 1);
+            expect(later.tests.total).to.equal(admin.tests.total + 1);
+            expect(later.tests.by_state.validated).to.equal(admin.tests.by_state.validated + 1);
+            expect(later.tests.validated_outcomes.alerted).to.equal(admin.tests.validated_outcomes.alerted + 1);
+            const verdicts = later.tests.by_state.validated + later.tests.by_state.rejected;
+            expect(later.tests.validation_rate).to.equal(Math.round(later.tests.by_state.validated / verdicts * 1000) / 1000);
         });
 
         it('refuses an unknown domain with 400 naming it', async () => {
