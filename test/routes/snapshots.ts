@@ -57,7 +57,7 @@ describe('Snapshot routes', () => {
         const diff = json(await request('viewer', 'GET', `/snapshots/compare?a=${a.id}&b=${b.id}`));
         expect(diff.a).to.equal({ id: a.id, taken_at: a.taken_at });
         expect(diff.b).to.equal({ id: b.id, taken_at: b.taken_at });
-        const find = (list: { technique_id: string }[], id: string) => list.find((item) => item.technique_id === id);
+        const find = (list: Record<string, any>[], id: string) => list.find((item) => item.technique_id === id);
         expect(find(diff.improved, up)).to.equal({ technique_id: up, name: `Technique ${up}`, is_subtechnique: false, from: { coverage_status: 'untested', score: null }, to: { coverage_status: 'covered', score: 100 } });
         expect(find(diff.regressed, down)).to.equal({ technique_id: down, name: `Technique ${down}`, is_subtechnique: false, from: { coverage_status: 'covered', score: 90 }, to: { coverage_status: 'not_covered', score: 0 } });
         expect(find(diff.unchanged, same)).to.equal({ technique_id: same, name: `Technique ${same}`, is_subtechnique: false, from: { coverage_status: 'partial', score: 40 }, to: { coverage_status: 'partial', score: 40 } });
