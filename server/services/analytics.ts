@@ -82,7 +82,8 @@ export class AnalyticsService {
 
         this.group(query, groupBy);
         const rows: { key: string; label: string; tests: string; mean: string; median: string; p90: string }[] = await query;
-        const items = rows.map((row) => ({
+        // Without a group, an empty period still answers one row of aggregates over nothing: no item
+        const items = rows.filter((row) => Number(row.tests) > 0).map((row) => ({
             key: row.key,
             label: row.label,
             tests: Number(row.tests),

@@ -102,7 +102,7 @@ describe('Snapshot routes', () => {
 
         const a = json(await request('admin', 'POST', '/snapshots'));
         const unknown = Crypto.randomUUID();
-        const before = await count();
+        const rows = await count();
         for (const url of [`/snapshots/${unknown}`, `/snapshots/compare?a=${a.id}&b=${unknown}`, `/snapshots/compare?a=${unknown}&b=${a.id}`]) {
             const res = await request('viewer', 'GET', url);
             expect(res.statusCode, url).to.equal(404);
@@ -120,7 +120,7 @@ describe('Snapshot routes', () => {
         const bad = await request('admin', 'POST', '/snapshots', { note: 'x'.repeat(501) });
         expect(bad.statusCode).to.equal(400);
         expect((await request('admin', 'POST', '/snapshots', { kind: 'scheduled' })).statusCode).to.equal(400);
-        expect(await count()).to.equal(before);
+        expect(await count()).to.equal(rows);
     });
 
     it('lets an admin delete a snapshot, with its rows, and audits it', async () => {
