@@ -131,3 +131,28 @@ export const printComparison = (title: string, subject: LoadResult, baseline: Lo
     const row = (name: string, value: LoadResult) => `  ${name.padEnd(28)} ${value.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${String(value.p50).padStart(4)} ms   p99 ${String(value.p99).padStart(4)} ms   errors ${value.errors}   non-2xx ${value.non2xx}`;
     process.stdout.write(`${title}\n${row('aegis', subject)}\n${row('baseline', baseline)}\n  ratio ${ratio.toFixed(2)}${target ? `   (target >= ${target}: ${ratio >= target ? 'met' : 'NOT met'})` : ''}\n`);
 };
+
+
+export const percentile = (values: number[], p: number) => {
+
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+};
+
+
+// Bare SQL through pg with the same concurrency: the floor an API over this database can reach
+export const sqlLoad = async (pool: Pg.Pool, queries: { text: string; values: unknown[] }[], connections: number, seconds: number) => {
+
+    const latencies: number[] = [];
+    const until = Date.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: connections }, async () => {
+
+        while (Date.now() < until) {
+            const started = process.hrtime.bigint();
+            await Promise.all(queries.map((query) => pool.query(query)));
+            latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+        }
+    }));
+
+    return { rate: latencies.length / seconds, unit: 'req/s', p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+};

@@ -1,6 +1,8 @@
 import { attack } from './attack';
 import { events } from './events';
 import { foundation } from './foundation';
+// dashboards (issue 12)
+import { posture } from './posture';
 import { tests } from './tests';
 
 
@@ -15,5 +17,7 @@ export const suites: Record<string, Suite> = {
     foundation,
     attack,
     tests,
-    events
+    events,
+    // dashboards (issue 12)
+    posture
 };

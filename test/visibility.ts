@@ -153,6 +153,10 @@ describe('Visibility of classified tests', () => {
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
             techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id
         ];
+
+        // dashboards (issue 12): a snapshot taken after the classified tests were validated, for /snapshots/{id}
+        const snapshot = await call('admin', 'POST', '/api/v1/snapshots', { note: 'visibility walk' });
+        candidates.push(snapshot.id);
     });
 
     after(async () => {
