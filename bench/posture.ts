@@ -97,6 +97,7 @@ export const posture: Suite = {
             const database = await createDatabase(`aegis_bench_posture_${process.pid}`);
             const dataDir = await Fs.promises.mkdtemp(Path.join(Os.tmpdir(), 'aegis-bench-posture-'));
             const pool = new Pg.Pool({ connectionString: database.url, max: internals.connections });
+            pool.on('error', () => undefined);             // an idle client ended by the database's drop
             let server: ChildProcess.ChildProcess | undefined;
             try {
                 await migrate(database.url);
