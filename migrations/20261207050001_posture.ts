@@ -30,47 +30,75 @@ export const up = async (knex: Knex): Promise<void> => {
 
     await knex.raw('alter table test_counts add constraint test_counts_count_check check (count >= 0)');
 
-    // One statement per change of tests adds the net difference of its rows, in key order (two transactions touching
-    // the same counters lock them in the same order). Rows whose key did not move cancel out and write nothing.
+    // The restricted tests per assignee (red or blue; once when both): what a technician sees beyond their
+    // classifications, counted without reading their tests
+    await knex.schema.createTable('test_assignee_counts', (table) => {
+
+        table.uuid('user_id').notNullable();
+        table.text('technique_id').notNullable();
+        table.text('state').notNullable();
+        table.text('detection_outcome').notNullable().defaultTo('');
+        table.bigInteger('count').notNullable().defaultTo(0);
+        table.primary(['user_id', 'technique_id', 'state', 'detection_outcome']);
+    });
+
+    await knex.raw('alter table test_assignee_counts add constraint test_assignee_counts_count_check check (count >= 0)');
+
+    // One statement per change of tests adds the net difference of its rows to both tables: decrements by UPDATE,
+    // increments by an upsert in key order (a CHECK on the proposed row of an INSERT ... ON CONFLICT would refuse a
+    // negative count before the conflict is resolved; the key order makes two transactions lock counters in the same
+    // order). Rows whose key did not move cancel out and write nothing. The transition tables are visible to EXECUTE.
     await knex.raw(`create function test_counts_apply() returns trigger language plpgsql as $$
+        declare
+            changed text := case tg_op
+                when 'INSERT' then 'select 1 as n, * from new_rows'
+                when 'DELETE' then 'select -1 as n, * from old_rows'
+                else 'select -1 as n, * from old_rows union all select 1 as n, * from new_rows' end;
         begin
-            if tg_op = 'INSERT' then
-                insert into test_counts as c (technique_id, data_classification, state, detection_outcome, count)
-                    select technique_id, data_classification, state, coalesce(detection_outcome, ''), count(*) from new_rows
-                    group by 1, 2, 3, 4 order by 1, 2, 3, 4
-                    on conflict (technique_id, data_classification, state, detection_outcome) do update set count = c.count + excluded.count;
-            elsif tg_op = 'DELETE' then
-                update test_counts c set count = c.count - d.n
-                    from (select technique_id, data_classification, state, coalesce(detection_outcome, '') as detection_outcome, count(*) as n from old_rows group by 1, 2, 3, 4) d
-                    where c.technique_id = d.technique_id and c.data_classification = d.data_classification and c.state = d.state and c.detection_outcome = d.detection_outcome;
-            else
-                -- The net change per key: decrements of existing counters, then increments (a CHECK on the proposed row
-                -- of an INSERT ... ON CONFLICT would refuse a negative count before the conflict is resolved)
-                with delta as (
-                    select technique_id, data_classification, state, detection_outcome, sum(n) as n from (
-                        select technique_id, data_classification, state, coalesce(detection_outcome, '') as detection_outcome, -1 as n from old_rows
-                        union all
-                        select technique_id, data_classification, state, coalesce(detection_outcome, ''), 1 from new_rows
-                    ) d group by 1, 2, 3, 4 having sum(n) <> 0
-                ), decrements as (
-                    update test_counts c set count = c.count + delta.n from delta
-                        where delta.n < 0 and c.technique_id = delta.technique_id and c.data_classification = delta.data_classification and c.state = delta.state and c.detection_outcome = delta.detection_outcome
-                )
-                insert into test_counts as c (technique_id, data_classification, state, detection_outcome, count)
+            execute format($sql$
+                with changed as (%s),
+                delta as (
+                    select technique_id, data_classification, state, coalesce(detection_outcome, '') as detection_outcome, sum(n) as n
+                    from changed group by 1, 2, 3, 4 having sum(n) <> 0
+                ),
+                assigned as (
+                    select a.user_id, c.technique_id, c.state, coalesce(c.detection_outcome, '') as detection_outcome, sum(c.n) as n
+                    from changed c cross join lateral (select c.red_assignee_id union select c.blue_assignee_id) a(user_id)
+                    where c.data_classification = 'restricted' and a.user_id is not null
+                    group by 1, 2, 3, 4 having sum(c.n) <> 0
+                ),
+                decrements as (
+                    update test_counts t set count = t.count + d.n from delta d
+                    where d.n < 0 and t.technique_id = d.technique_id and t.data_classification = d.data_classification and t.state = d.state and t.detection_outcome = d.detection_outcome
+                ),
+                assignee_decrements as (
+                    update test_assignee_counts t set count = t.count + d.n from assigned d
+                    where d.n < 0 and t.user_id = d.user_id and t.technique_id = d.technique_id and t.state = d.state and t.detection_outcome = d.detection_outcome
+                ),
+                increments as (
+                    insert into test_counts as t (technique_id, data_classification, state, detection_outcome, count)
                     select technique_id, data_classification, state, detection_outcome, n from delta where n > 0 order by 1, 2, 3, 4
-                    on conflict (technique_id, data_classification, state, detection_outcome) do update set count = c.count + excluded.count;
-            end if;
+                    on conflict (technique_id, data_classification, state, detection_outcome) do update set count = t.count + excluded.count
+                )
+                insert into test_assignee_counts as t (user_id, technique_id, state, detection_outcome, count)
+                select user_id, technique_id, state, detection_outcome, n from assigned where n > 0 order by 1, 2, 3, 4
+                on conflict (user_id, technique_id, state, detection_outcome) do update set count = t.count + excluded.count
+            $sql$, changed);
             return null;
         end $$`);
 
     await knex.raw('create trigger tests_count_insert after insert on tests referencing new table as new_rows for each statement execute function test_counts_apply()');
     await knex.raw('create trigger tests_count_update after update on tests referencing old table as old_rows new table as new_rows for each statement execute function test_counts_apply()');
     await knex.raw('create trigger tests_count_delete after delete on tests referencing old table as old_rows for each statement execute function test_counts_apply()');
-    await knex.raw(`create function test_counts_clear() returns trigger language plpgsql as $$ begin delete from test_counts; return null; end $$`);
+    await knex.raw(`create function test_counts_clear() returns trigger language plpgsql as $$ begin delete from test_counts; delete from test_assignee_counts; return null; end $$`);
     await knex.raw('create trigger tests_count_truncate after truncate on tests for each statement execute function test_counts_clear()');
     await knex.raw('lock table tests in share mode');
     await knex.raw(`insert into test_counts (technique_id, data_classification, state, detection_outcome, count)
         select technique_id, data_classification, state, coalesce(detection_outcome, ''), count(*) from tests group by 1, 2, 3, 4`);
+    await knex.raw(`insert into test_assignee_counts (user_id, technique_id, state, detection_outcome, count)
+        select a.user_id, t.technique_id, t.state, coalesce(t.detection_outcome, ''), count(*)
+        from tests t cross join lateral (select t.red_assignee_id union select t.blue_assignee_id) a(user_id)
+        where t.data_classification = 'restricted' and a.user_id is not null group by 1, 2, 3, 4`);
 
     // Analytics and the activity feed read a period: these keep them to the period's rows
     await knex.raw('create index tests_validated_at_index on tests (validated_at) where validated_at is not null');
@@ -118,5 +146,6 @@ export const down = async (knex: Knex): Promise<void> => {
     await knex.raw('drop trigger tests_count_update on tests');
     await knex.raw('drop trigger tests_count_insert on tests');
     await knex.raw('drop function test_counts_apply()');
+    await knex.schema.dropTable('test_assignee_counts');
     await knex.schema.dropTable('test_counts');
 };

@@ -13,8 +13,8 @@ export interface TestCountRow {
 
 // The tests an actor may see, counted per technique, state and detection outcome, without reading the tests: the
 // counters of `test_counts` (kept by triggers on tests, migrations/20261207050001_posture.ts) summed over the
-// classifications the actor sees, plus the restricted tests assigned to them (an indexed query over their own
-// assignments). The same rule as `Test.visibleTo` (policy.ts testAccess): a hidden test is never counted.
+// classifications the actor sees, plus their own counters of the restricted tests assigned to them
+// (`test_assignee_counts`). The same rule as `Test.visibleTo` (policy.ts testAccess): a hidden test is never counted.
 export const visibleTestCounts = async (knex: Knex | Knex.Transaction, actor: Actor): Promise<TestCountRow[]> => {
 
     const access = testAccess(actor);
@@ -25,10 +25,7 @@ export const visibleTestCounts = async (knex: Knex | Knex.Transaction, actor: Ac
 
     const parts: Knex.QueryBuilder[] = [counters];
     if (access?.assignee) {
-        const assignee = access.assignee;
-        parts.push(knex('tests').select('technique_id', 'state', knex.raw('coalesce(detection_outcome, \'\')'), knex.raw('count(*)'))
-            .where('data_classification', 'restricted').where((q) => q.where('red_assignee_id', assignee).orWhere('blue_assignee_id', assignee))
-            .groupBy('technique_id', 'state', 'detection_outcome'));
+        parts.push(knex('test_assignee_counts').select('technique_id', 'state', 'detection_outcome', 'count').where('user_id', access.assignee).where('count', '>', 0));
     }
 
     const rows: { technique_id: string; state: string; detection_outcome: string; count: string }[] = await knex

@@ -105,5 +105,18 @@ describe('Test counters (test_counts)', () => {
         expect(await visible(context.actor('viewer'))).to.equal(2);
         expect(await visible(context.actor('blue_tech'))).to.equal(3);
         expect(await visible({ id: tech.id, role: 'red_tech' })).to.equal(6);
+
+        // Reassigned, unassigned, declassified, deleted: each reader's count follows
+        const other = await context.createUser('blue_tech');
+        const assigned = await context.knex('tests').where({ technique_id: technique, red_assignee_id: tech.id, data_classification: 'restricted' }).orderBy('id').pluck('id');
+        await context.knex('tests').where('id', assigned[0]).update({ red_assignee_id: other.id });
+        await context.knex('tests').where('id', assigned[1]).update({ red_assignee_id: null, blue_assignee_id: other.id });
+        await context.knex('tests').where('id', assigned[2]).update({ data_classification: 'internal' });
+        await context.knex('tests').where({ technique_id: technique, data_classification: 'public' }).del();
+        for (const actor of [context.actor('admin'), context.actor('viewer'), { id: tech.id, role: 'red_tech' as const }, { id: other.id, role: 'blue_tech' as const }]) {
+            expect(await visible(actor), actor.role).to.equal(await expected(actor));
+        }
+
+        expect(await visible({ id: other.id, role: 'blue_tech' })).to.equal(5);           // 2 internal (one declassified), 1 confidential, the 2 restricted now theirs
     });
 });
