@@ -114,7 +114,7 @@ export const posture: Suite = {
                 const visible = `(data_classification in ('public','internal','confidential') or (data_classification = 'restricted' and (red_assignee_id = $1 or blue_assignee_id = $1)))`;
                 const counters = `select technique_id, state, detection_outcome, sum(count) from (
                         select technique_id, state, detection_outcome, count from test_counts where count > 0 and data_classification in ('public','internal','confidential')
-                        union all select technique_id, state, coalesce(detection_outcome, ''), count(*) from tests where data_classification = 'restricted' and (red_assignee_id = $1 or blue_assignee_id = $1) group by 1, 2, 3
+                        union all select technique_id, state, detection_outcome, count from test_assignee_counts where user_id = $1 and count > 0
                     ) c group by 1, 2, 3`;
                 const figures: Figure[] = [
                     {
