@@ -253,7 +253,7 @@ export class DashboardsService {
         let regressed: number | null = null;
         if (start && was) {
             const change = Math.round((posture.covered_percent - was.covered_percent) * 10) / 10;
-            say('coverage.change', `Coverage ${change > 0 ? 'rose' : change < 0 ? 'fell' : 'held'} ${change ? `by ${Math.abs(change)} points ` : ''}from ${was.covered_percent}% on ${internals.day(start.taken_at)}.`,
+            say('coverage.change', `Coverage ${change > 0 ? 'rose' : change < 0 ? 'fell' : 'changed'} by ${Math.abs(change)} points, from ${was.covered_percent}% on ${internals.day(start.taken_at)} to ${posture.covered_percent}%.`,
                 { covered_percent_then: was.covered_percent, covered_percent: posture.covered_percent, change_points: change }, { snapshot_taken_at: internals.day(start.taken_at) });
 
             const moves = await knex('posture_snapshot_techniques as s').join('techniques as t', 't.mitre_id', 's.technique_id')
@@ -279,7 +279,7 @@ export class DashboardsService {
                 { median_seconds: now.median_seconds, tests: now.tests, median_seconds_previous: before?.median_seconds ?? null });
         }
         else {
-            say('ttd.none', 'No validated test of the period recorded both its execution and its detection time, so no time to detect can be stated.', { tests: 0 });
+            say('ttd.none', 'No validated test of the period recorded both its execution and its detection time, so no time to detect can be stated.', {});
         }
 
         say('review.pending', `${internals.plural(posture.needs_review, 'technique')} need${posture.needs_review === 1 ? 's' : ''} review.`, { needs_review: posture.needs_review });
