@@ -179,8 +179,9 @@ export const posture: Suite = {
         if (smallest !== undefined && largest !== smallest) {
             process.stdout.write(`\np50 at ${largest.toLocaleString('en')} tests / p50 at ${smallest.toLocaleString('en')} (target for the dashboards and the heatmap: at most 2)\n`);
             for (const [title, bySize] of Object.entries(results)) {
-                const ratio = bySize[largest]!.p50 / Math.max(bySize[smallest]!.p50, 1);
-                process.stdout.write(`  ${title.padEnd(24)} ${ratio.toFixed(2)}   (p99 ${bySize[smallest]!.p99} -> ${bySize[largest]!.p99} ms)\n`);
+                // autocannon answers 0 when no request finished in the window (a machine too loaded to say)
+                const ratio = bySize[smallest]!.p50 > 0 && bySize[largest]!.p50 > 0 ? (bySize[largest]!.p50 / bySize[smallest]!.p50).toFixed(2) : 'n/a (no request finished in the window)';
+                process.stdout.write(`  ${title.padEnd(24)} ${ratio}   (p99 ${bySize[smallest]!.p99} -> ${bySize[largest]!.p99} ms)\n`);
             }
         }
     }
