@@ -151,3 +151,28 @@ export const timeRuns = async (warmup: number, runs: number, run: () => Promise<
     const percentile = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]!;
     return { p50: percentile(50), p99: percentile(99) };
 };
+
+
+export const percentile = (values: number[], p: number) => {
+
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+};
+
+
+// Bare SQL through pg with the same concurrency: the floor an API over this database can reach
+export const sqlLoad = async (pool: Pg.Pool, queries: { text: string; values: unknown[] }[], connections: number, seconds: number) => {
+
+    const latencies: number[] = [];
+    const until = Date.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: connections }, async () => {
+
+        while (Date.now() < until) {
+            const started = process.hrtime.bigint();
+            await Promise.all(queries.map((query) => pool.query(query)));
+            latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+        }
+    }));
+
+    return { rate: latencies.length / seconds, unit: 'req/s', p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+};

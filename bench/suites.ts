@@ -1,6 +1,8 @@
 import { attack } from './attack';
 import { events } from './events';
 import { foundation } from './foundation';
+// dashboards (issue 12)
+import { posture } from './posture';
 import { tests } from './tests';
 // campaigns (issue 10)
 import { campaigns } from './campaigns';
@@ -39,5 +41,7 @@ export const suites: Record<string, Suite> = {
     // documents (issue 13)
     documents,
     // attack paths and knowledge (issue 10)
-    'attack-paths': attackPaths
+    'attack-paths': attackPaths,
+    // dashboards (issue 12)
+    posture
 };

@@ -25,6 +25,8 @@ import * as Documents from './20261207080000_documents';
 // attack paths and knowledge (issue 10)
 import * as AttackPaths from './20261207020000_attack_paths';
 import * as Knowledge from './20261207020100_knowledge';
+// dashboards (issue 12)
+import * as Posture from './20261207050001_posture';
 
 
 export interface Migration {
@@ -60,5 +62,7 @@ export const migrations: Migration[] = [
     Documents,
     // attack paths and knowledge (issue 10)
     AttackPaths,
-    Knowledge
+    Knowledge,
+    // dashboards (issue 12)
+    Posture
 ];

@@ -19,6 +19,8 @@ export interface Jobs {
     'documents.render': { render_id: string };
     'documents.prune': Record<string, never>;
     'reports.schedules': Record<string, never>;
+    // dashboards (issue 12)
+    'snapshots.daily': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

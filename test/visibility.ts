@@ -200,6 +200,10 @@ describe('Visibility of classified tests', () => {
         // scores (issue 12): the technique's score and risk profile, computed from the classified validated tests,
         // so that /scores/techniques/{id} and /risk/profiles/{id} answer 200 in the walk
         await context.services.risk.recompute({ id: null, role: 'system' });
+
+        // dashboards (issue 12): a snapshot taken after the classified tests were validated, for /snapshots/{id}
+        const snapshot = await call('admin', 'POST', '/api/v1/snapshots', { note: 'visibility walk' });
+        candidates.push(snapshot.id);
     });
 
     after(async () => {

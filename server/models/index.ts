@@ -25,3 +25,5 @@ export { ReportRender, ReportSchedule, ReportScheduleRun, type DocumentKind } fr
 // attack paths and knowledge (issue 10)
 export { AttackPath, AttackPathStep, AttackPathExecution, ExecutionStep, executionStates, stepOutcomes, type ExecutionState, type StepOutcome } from './attack-path';
 export { Playbook, PlaybookVersion, Lesson, playbookTypes, lessonSeverities, lessonStatuses, type PlaybookType, type LessonSeverity, type LessonStatus } from './knowledge';
+// dashboards (issue 12)
+export { PostureSnapshot, PostureSnapshotTechnique, type PostureSummary } from './posture-snapshot';

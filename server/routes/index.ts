@@ -29,6 +29,8 @@ import { documentRoutes } from './documents';
 import { attackPathRoutes } from './attack-paths';
 import { knowledgeRoutes } from './knowledge';
 
+// dashboards (issue 12)
+import { dashboardRoutes } from './dashboards';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -63,5 +65,7 @@ export const routes = [
     ...documentRoutes,
     // attack paths and knowledge (issue 10)
     ...attackPathRoutes,
-    ...knowledgeRoutes
+    ...knowledgeRoutes,
+    // dashboards (issue 12)
+    ...dashboardRoutes
 ];

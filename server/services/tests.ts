@@ -10,6 +10,7 @@ import type { CoverageService } from './coverage';
 import type { EventsService, DomainEvent, StoredEvent } from './events';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 import type { NotificationCreate, NotificationsService } from './notifications';
+import { visibleTestTotal } from './test-counts';
 import {
     applyTimer, decide, deriveDetection, detectedBefore, edits, incompleteDetections, lifecycle,
     type Audience, type Detection, type EditAction, type Refusal, type TestAction, type TestState
@@ -194,7 +195,10 @@ export class TestsService {
             });
         }
 
-        const result = await page(query, filters, { sort: 'created_at', order: 'desc' });
+        // Unfiltered, the total is the actor's visible count from the test counters: counting a million rows per page
+        // would cost more than the page (docs/dashboards.md "Cost at a million tests")
+        const filtered = Object.keys(filters).some((key) => !['limit', 'offset', 'sort', 'order'].includes(key) && filters[key as keyof TestFilters] !== undefined);
+        const result = await page(query, filters, { sort: 'created_at', order: 'desc', ...filtered ? {} : { count: () => visibleTestTotal(this.deps.knex, actor) } });
         result.items.forEach((test) => blindTo(actor, test));
         return result;
     }
