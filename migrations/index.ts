@@ -11,6 +11,8 @@ import * as CoverageRollup from './20261206000301_coverage_rollup';
 import * as CustomDataComponents from './20261206000302_custom_data_components';
 import * as Settings from './20261206000600_settings';
 import * as EventRelay from './20261206000500_event_relay';
+// detection (issue 11)
+import * as Detection from './20261207060001_detection';
 
 
 export interface Migration {
@@ -32,5 +34,7 @@ export const migrations: Migration[] = [
     CoverageRollup,
     CustomDataComponents,
     EventRelay,
-    Settings
+    Settings,
+    // detection (issue 11)
+    Detection
 ];

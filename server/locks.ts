@@ -11,7 +11,9 @@ export const LockKey = {
     // with a second key per consumer (hashtext of its name): one relay at a time delivers to a consumer
     eventRelay: 736_421_907,
     // Held by every change that can leave fewer active admins (a demotion, a deactivation)
-    activeAdmins: 736_421_908
+    activeAdmins: 736_421_908,
+    // detection (issue 11): one revalidation-queue generation at a time
+    revalidationQueue: 736_421_960
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -11,6 +11,9 @@ export interface SettingValues {
     'coverage.staleness_days': number;
     'scores.weights': { prevented: number; alerted: number; logged: number; not_detected: number };
     'scores.half_life_days': number;
+    // detection (issue 11)
+    'detection.half_life_days': number;
+    'detection.weights': { prevented: number; alerted: number; logged: number };
 }
 
 export type SettingKey = keyof SettingValues;
@@ -78,6 +81,21 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         secrets: [],
         urls: [],
         default: 180
+    },
+    // detection (issue 11)
+    'detection.half_life_days': {
+        description: 'Days after which a detection validation counts half in a technique\'s detection confidence',
+        schema: Joi.number().integer().min(1).max(3650),
+        secrets: [],
+        urls: [],
+        default: 180
+    },
+    'detection.weights': {
+        description: 'Detection confidence (0-100) of a fresh validation, by its outcome, before decay',
+        schema: Joi.object({ prevented: internals.weight, alerted: internals.weight, logged: internals.weight }),
+        secrets: [],
+        urls: [],
+        default: { prevented: 100, alerted: 100, logged: 50 }
     }
 };
 

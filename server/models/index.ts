@@ -12,3 +12,9 @@ export { TestTemplate } from './test-template';
 export { Worklog } from './worklog';
 export { Setting } from './setting';
 export { EventDelivery } from './event-delivery';
+// detection (issue 11)
+export {
+    DetectionAsset, TestDetection, DetectionValidation, DetectionRule, DetectionRuleEvaluation, InfrastructureChange, TechniqueAssignment, AssetOwnership,
+    RevalidationEntry, assetTypes, ruleLanguages, ruleStatuses, ruleSeverities, validatedOutcomes, assignmentRoles, assetOwnershipRoles,
+    type AssetType, type RuleLanguage, type RuleStatus, type RuleSeverity, type ValidatedOutcome, type AssignmentRole, type AssetOwnershipRole
+} from './detection';
