@@ -56,6 +56,8 @@ export const up = async (knex: Knex): Promise<void> => {
         table.text('source').notNullable().defaultTo('manual').checkIn(['manual', 'sigma']);
         table.text('source_ref');
         table.text('source_path');
+        // Atomic Red Team GUIDs a Sigma rule names in its `simulation:` block (the atomics that should make it fire)
+        table.specificType('atomic_refs', 'text[]').notNullable().defaultTo('{}');
         table.uuid('created_by').references('users.id').onDelete('SET NULL');
         timestamps(table);
     });

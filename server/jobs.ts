@@ -11,6 +11,8 @@ export interface Jobs {
     'test-templates.import-atomics': { dir: string };
     'coverage.mark-stale': Record<string, never>;
     'events.prune': Record<string, never>;
+    // detection (issue 11)
+    'detection-rules.import-sigma': { dir: string };
 }
 
 export type JobName = keyof Jobs;

@@ -3,6 +3,8 @@ import type { Logger } from '../../server/logger';
 
 import { importAtomics } from './import-atomics';
 import { importAttack, importD3fend } from './import-attack';
+// detection (issue 11)
+import { importSigma } from './import-sigma';
 
 
 export interface CommandContext {
@@ -22,5 +24,7 @@ export interface Command {
 export const commands: Record<string, Command> = {
     'import-atomics': importAtomics,
     'import-attack': importAttack,
-    'import-d3fend': importD3fend
+    'import-d3fend': importD3fend,
+    // detection (issue 11)
+    'import-sigma': importSigma
 };

@@ -113,6 +113,7 @@ export class DetectionRule extends BaseModel {
     declare source: 'manual' | 'sigma';
     declare source_ref: string | null;
     declare source_path: string | null;
+    declare atomic_refs: string[];
     declare created_by: string | null;
 }
 

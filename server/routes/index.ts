@@ -13,6 +13,8 @@ import { techniqueRoutes } from './techniques';
 import { threatActorRoutes } from './threat-actors';
 import { userRoutes } from './users';
 import { worklogRoutes } from './worklogs';
+// detection (issue 11)
+import { detectionLifecycleRoutes, detectionRuleRoutes, ownershipRoutes } from './detection';
 
 
 // Every module's routes, in one explicit list.
@@ -31,5 +33,9 @@ export const routes = [
     ...techniqueRoutes,
     ...threatActorRoutes,
     ...dataSourceRoutes,
-    ...heatmapRoutes
+    ...heatmapRoutes,
+    // detection (issue 11)
+    ...detectionLifecycleRoutes,
+    ...detectionRuleRoutes,
+    ...ownershipRoutes
 ];

@@ -26,6 +26,10 @@ import { TestsService } from './tests';
 import { ThreatActorsService } from './threat-actors';
 import { UsersService } from './users';
 import { WorklogsService } from './worklogs';
+// detection (issue 11)
+import { DetectionService } from './detection';
+import { DetectionRulesService } from './detection-rules';
+import { OwnershipService } from './ownership';
 
 
 export interface ServiceDeps {
@@ -82,7 +86,11 @@ export const createServices = (deps: ServiceDeps) => {
         worklogs: new WorklogsService({ knex, audit, tests }),
         settings,
         mail: new MailService({ knex, audit, settings, smtp: deps.smtp }),
-        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds })
+        system: new SystemService({ knex, queue: deps.queue, relayStatus: () => events.status(), redis, storage: deps.storage, version: deps.version, heartbeatSeconds: deps.heartbeatSeconds }),
+        // detection (issue 11)
+        detection: new DetectionService({ knex, audit, settings, techniques }),
+        detectionRules: new DetectionRulesService({ knex, audit, tests }),
+        ownership: new OwnershipService({ knex, audit })
     };
 };
 

@@ -41,6 +41,11 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/heatmap/layer', allowed: Access.leads,
             reason: 'Issue 8 item 3: importing a layer marks techniques for review, a change of state that PATCH /techniques/{mitre_id}/review gives RL, BL and A only; the Heatmap row ("Any") is about reading the matrix'
+        },
+        // detection (issue 11)
+        {
+            method: 'GET', path: '/api/v1/detection-lifecycle/detections', allowed: Access.any,
+            reason: 'Issue 11: the per-tool detections of tests are queryable as rows across tests; a read like the module\'s other lists (Any), each row shown only with its test (visibility rule)'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };

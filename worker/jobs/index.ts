@@ -8,6 +8,8 @@ import { defineAttackJobs, scheduleAttackJobs } from './attack';
 import { defineCoverageJobs, scheduleCoverageJobs } from './coverage';
 import { defineSystemJobs, scheduleSystemJobs, type RetentionOptions } from './system';
 import { defineTestJobs, scheduleTestJobs } from './tests';
+// detection (issue 11)
+import { defineDetectionJobs } from './detection';
 
 
 export interface JobOptions {
@@ -24,6 +26,8 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineAttackJobs(agenda, services, options);
     defineTestJobs(agenda, services, options);
     defineCoverageJobs(agenda, services, options);
+    // detection (issue 11)
+    defineDetectionJobs(agenda, services, options);
 };
 
 
