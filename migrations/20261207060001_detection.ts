@@ -87,11 +87,7 @@ export const up = async (knex: Knex): Promise<void> => {
     await knex.raw('create index test_detections_rule_ids_index on test_detections using gin (rule_ids)');
 
     // Existing tests: their JSON list becomes rows (asset ids that name no asset cannot exist yet: there were none)
-    await knex.raw(`
-        insert into test_detections (test_id, position, tool, outcome, detected_at, rule_ids, alert_reference, notes)
-        select t.id, d.position - 1, d.item->>'tool', d.item->>'outcome', (d.item->>'detected_at')::timestamptz, '{}', d.item->>'alert_reference', d.item->>'notes'
-        from tests t cross join lateral jsonb_array_elements(t.detections) with ordinality as d(item, position)
-        where d.item->>'outcome' in ('prevented', 'alerted', 'logged', 'not_detected', 'not_applicable')`);
+    await backfillDetections(knex);
 
     await knex.schema.createTable('detection_validations', (table) => {
 
@@ -113,7 +109,7 @@ export const up = async (knex: Knex): Promise<void> => {
     });
 
     await knex.raw('alter table detection_validations add constraint detection_validations_test_asset_unique unique (test_id, asset_id)');
-    await knex.raw(`alter table detection_validations add constraint detection_validations_source_check check ((source = 'test') = (test_id is not null) and (source = 'test' or reason is not null))`);
+    await knex.raw(`alter table detection_validations add constraint detection_validations_origin_check check ((source = 'test') = (test_id is not null) and (source = 'test' or reason is not null))`);
     await knex.raw(`alter table detection_validations add constraint detection_validations_invalidated_check check ((status = 'invalidated') = (invalidated_at is not null and invalidation_reason is not null))`);
 
     await knex.schema.createTable('detection_rule_evaluations', (table) => {
@@ -215,6 +211,17 @@ export const up = async (knex: Knex): Promise<void> => {
                               where i.status = 'invalidated' and i.technique_id = v.technique_id and i.asset_id = v.asset_id and i.validated_at >= v.validated_at)
             group by v.technique_id
         $$`);
+};
+
+
+// The detections of existing tests (all, or those named) as rows, from the JSON list each test holds
+export const backfillDetections = async (knex: Knex, testIds?: string[]): Promise<void> => {
+
+    await knex.raw(`
+        insert into test_detections (test_id, position, tool, outcome, detected_at, rule_ids, alert_reference, notes)
+        select t.id, d.position - 1, d.item->>'tool', d.item->>'outcome', (d.item->>'detected_at')::timestamptz, '{}', d.item->>'alert_reference', d.item->>'notes'
+        from tests t cross join lateral jsonb_array_elements(t.detections) with ordinality as d(item, position)
+        where d.item->>'outcome' in ('prevented', 'alerted', 'logged', 'not_detected', 'not_applicable') and (?::uuid[] is null or t.id = any(?::uuid[]))`, [testIds ?? null, testIds ?? null]);
 };
 
 

@@ -34,7 +34,7 @@ export const importSigma: Command = {
             }
 
             process.stdout.write(`Imported ${result.imported} Sigma rules of ${result.files} files (${result.created} new, ${result.updated} updated, ${result.skipped.length} skipped) covering ${result.techniques} techniques\n`);
-            return result.skipped.length ? 65 : 0;
+            return 0;
         }
         finally {
             await runtime.close();

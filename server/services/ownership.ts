@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 
-import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { ValidationError } from '../errors';
 import { LockKey } from '../locks';
 import { AssetOwnership, RevalidationEntry, TechniqueAssignment, type AssetOwnershipRole, type AssignmentRole } from '../models';
 import type { Actor } from '../policy';
@@ -61,8 +61,6 @@ export const impactCoveragePriority = (impact: number | null, coverage: keyof ty
 
 
 const internals = {
-    uniqueViolation: '23505',
-
     owned: (input: { user_id?: string | null; team?: string | null }) => {
 
         if (Boolean(input.user_id) === Boolean(input.team)) {
@@ -96,7 +94,7 @@ export class OwnershipService {
         return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             await this.checkReferences(trx, { technique_id: input.technique_id, user_id: input.user_id });
-            const assignment = await this.unique(() => TechniqueAssignment.insertReturning(trx, { ...input, created_by: actor.id }));
+            const assignment = await TechniqueAssignment.insertReturning(trx, { ...input, created_by: actor.id });
             await this.deps.audit.record(trx, actor, { action: 'technique_assignment.create', entity_type: 'technique_assignment', entity_id: assignment.id, details: { technique_id: input.technique_id, role: input.role } });
             return assignment;
         });
@@ -113,7 +111,7 @@ export class OwnershipService {
             }
 
             await this.checkReferences(trx, { user_id: input.user_id });
-            const updated = await this.unique(() => assignment.$patchReturning(trx, { ...input, ...owner }));
+            const updated = await assignment.$patchReturning(trx, { ...input, ...owner });
             await this.deps.audit.record(trx, actor, { action: 'technique_assignment.update', entity_type: 'technique_assignment', entity_id: id, details: { fields: Object.keys(input) } });
             return updated;
         });
@@ -147,7 +145,7 @@ export class OwnershipService {
         return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             await this.checkReferences(trx, { asset_id: input.asset_id, user_id: input.user_id });
-            const ownership = await this.unique(() => AssetOwnership.insertReturning(trx, { ...input, created_by: actor.id }));
+            const ownership = await AssetOwnership.insertReturning(trx, { ...input, created_by: actor.id });
             await this.deps.audit.record(trx, actor, { action: 'asset_ownership.create', entity_type: 'asset_ownership', entity_id: ownership.id, details: { asset_id: input.asset_id } });
             return ownership;
         });
@@ -220,20 +218,6 @@ export class OwnershipService {
             await this.deps.audit.record(trx, actor, { action: 'revalidation_queue.generate', entity_type: 'revalidation_queue', details: { created: items.length } });
             return { created: items.length, items: items.map((item) => RevalidationEntry.fromDatabaseJson(item)) };
         });
-    }
-
-    private async unique<T>(write: () => Promise<T>): Promise<T> {
-
-        try {
-            return await write();
-        }
-        catch (err) {
-            if ((err as { code?: string }).code === internals.uniqueViolation) {
-                throw new ConflictError('The same owner already has this role here', 'ownership_exists');
-            }
-
-            throw err;
-        }
     }
 
     private async checkReferences(trx: Knex.Transaction, refs: { technique_id?: string | undefined; asset_id?: string | undefined; user_id?: string | null | undefined }): Promise<void> {
