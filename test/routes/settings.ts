@@ -27,7 +27,10 @@ const internals = {
         { key: 'jira', value: null, is_default: true, updated_by: null, updated_at: null },
         { key: 'coverage.staleness_days', value: 90, is_default: true, updated_by: null, updated_at: null },
         { key: 'scores.weights', value: { prevented: 100, alerted: 90, logged: 40, not_detected: 0 }, is_default: true, updated_by: null, updated_at: null },
-        { key: 'scores.half_life_days', value: 180, is_default: true, updated_by: null, updated_at: null }
+        { key: 'scores.half_life_days', value: 180, is_default: true, updated_by: null, updated_at: null },
+        // detection (issue 11)
+        { key: 'detection.half_life_days', value: 180, is_default: true, updated_by: null, updated_at: null },
+        { key: 'detection.weights', value: { prevented: 100, alerted: 100, logged: 50 }, is_default: true, updated_by: null, updated_at: null }
     ].map((item) => ({ ...item, ...(overrides[item.key] as object) }))
 };
 
@@ -59,7 +62,7 @@ describe('Settings', () => {
         const res = await context.server.inject({ method: 'GET', url: '/api/v1/system/settings', auth: context.as('admin') });
         expect(res.statusCode).to.equal(200);
         const body = JSON.parse(res.payload);
-        expect(body).to.include({ total: 5, limit: 50, offset: 0 });
+        expect(body).to.include({ total: 7, limit: 50, offset: 0 });
         expect(body.items.map(({ description, ...item }: { description: string }) => item)).to.equal(internals.defaults());
         expect(body.items.every((item: { description: string }) => item.description.length > 10)).to.be.true();
 
@@ -67,7 +70,7 @@ describe('Settings', () => {
         expect(window.items.map((item: { key: string }) => item.key)).to.equal(['jira', 'coverage.staleness_days']);
 
         const sorted = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=key&order=desc', auth: context.as('admin') })).payload);
-        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'jira', 'coverage.staleness_days']);
+        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'jira', 'detection.weights', 'detection.half_life_days', 'coverage.staleness_days']);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=value', auth: context.as('admin') })).statusCode).to.equal(400);
     });
 
