@@ -153,6 +153,13 @@ describe('Visibility of classified tests', () => {
             restricted.id, confidential.id, retest.id, restricted.evidence, confidential.evidence, ...templates, worklog.id, ...notifications,
             techniqueId, context.users.red_tech.id, context.users.viewer.id, other.id
         ];
+
+        // detection (issue 11): validations and rule evaluations of both classified tests (their detections are rows already)
+        const [asset] = await context.knex('detection_assets').insert({ name: `Visibility EDR ${Crypto.randomUUID()}`, type: 'edr' }).returning('id');
+        const [rule] = await context.knex('detection_rules').insert({ name: 'Visibility rule', language: 'kql', query: 'q', technique_ids: [techniqueId], asset_id: asset.id }).returning('id');
+        const validations = await context.knex('detection_validations').insert([restricted.id, confidential.id].map((testId) => ({ technique_id: techniqueId, asset_id: asset.id, test_id: testId, source: 'test', outcome: 'alerted', validated_at: new Date() }))).returning('id');
+        await context.knex('detection_rule_evaluations').insert([restricted.id, confidential.id].map((testId) => ({ rule_id: rule.id, test_id: testId, fired: true })));
+        candidates.push(asset.id, rule.id, ...validations.map((row: { id: string }) => row.id));
     });
 
     after(async () => {
@@ -223,7 +230,9 @@ describe('Visibility of classified tests', () => {
         for (const marker of [internals.restricted, internals.confidential]) {
             expect([...paths(marker)]).to.include([
                 '/api/v1/tests', '/api/v1/tests/{id}', '/api/v1/tests/{id}/timeline', '/api/v1/tests/{id}/retest-chain', '/api/v1/tests/{id}/evidence',
-                '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}'
+                '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}',
+                // detection (issue 11)
+                '/api/v1/detection-lifecycle/detections'
             ]);
         }
 

@@ -31,9 +31,12 @@ export type AssetOwnershipRole = typeof assetOwnershipRoles[number];
 
 
 // Rows that carry a test's id show only when the actor may see that test (Test.visibleTo); rows without one always
-const visibleThroughTest = (table: string) => (query: QueryBuilder<any>, actor: Actor) => {
+const visibleThroughTest = (table: string) => {
 
-    query.where((q) => q.whereNull(`${table}.test_id`).orWhereExists(Test.query().whereColumn('tests.id', `${table}.test_id`).modify('visibleTo', actor)));
+    return (query: QueryBuilder<any>, actor: Actor) => {
+
+        query.where((q) => q.whereNull(`${table}.test_id`).orWhereExists(Test.query().whereColumn('tests.id', `${table}.test_id`).modify('visibleTo', actor)));
+    };
 };
 
 

@@ -79,7 +79,7 @@ describe('Detection rule routes', () => {
 
         const techniqueId = await uniqueTechnique(context.knex);
         const [rule] = await context.knex('detection_rules').insert({ name: unique('Rule'), language: 'spl', query: 'index=main' }).returning('id');
-        const before = await count('detection_rules');
+        const counted = await count('detection_rules');
         const refusals: [string, string, object | undefined, number, string][] = [
             ['POST', '/detection-rules', { name: 'x', language: 'lucene', query: 'q' }, 400, 'language'],
             ['POST', '/detection-rules', { name: 'x', language: 'kql' }, 400, 'query'],
@@ -101,7 +101,7 @@ describe('Detection rule routes', () => {
             expect(res.payload).to.contain(text);
         }
 
-        expect(await count('detection_rules')).to.equal(before);
+        expect(await count('detection_rules')).to.equal(counted);
     });
 
     it('records whether a rule fired for a test, and while blue evaluates puts a fired rule into the test\'s detections', async () => {
@@ -133,13 +133,13 @@ describe('Detection rule routes', () => {
         expect((await ok('viewer', 'GET', `/detection-rules/${rule.id}`)).evaluations.map((item: { fired: boolean }) => item.fired)).to.equal([false]);
 
         // Unknown rule or test: 404, nothing written; bad payload: 400
-        const before = await count('detection_rule_evaluations');
+        const counted = await count('detection_rule_evaluations');
         expect((await request('admin', 'POST', '/detection-rules/evaluate', { rule_id: Crypto.randomUUID(), test_id: test.id, fired: true })).statusCode).to.equal(404);
         expect((await request('admin', 'POST', '/detection-rules/evaluate', { rule_id: rule.id, test_id: Crypto.randomUUID(), fired: true })).statusCode).to.equal(404);
         const bad = await request('admin', 'POST', '/detection-rules/evaluate', { rule_id: rule.id, test_id: test.id });
         expect(bad.statusCode).to.equal(400);
         expect(bad.payload).to.contain('fired');
-        expect(await count('detection_rule_evaluations')).to.equal(before);
+        expect(await count('detection_rule_evaluations')).to.equal(counted);
     });
 
     it('imports the 500 real Sigma rules, with counts checked against the files, idempotently', { timeout: 120_000 }, async () => {
@@ -181,13 +181,13 @@ describe('Detection rule routes', () => {
             await Fs.promises.writeFile(Path.join(dir, 'code.yml'), `title: Code\nid: ${Crypto.randomUUID()}\nx: !!js/function 'function () {}'\nlogsource: {}\ndetection: {}\n`);
             await Fs.promises.writeFile(Path.join(dir, 'notes.txt'), 'not a rule');
 
-            const before = await count('detection_rules');
+            const counted = await count('detection_rules');
             const result = await context.services.detectionRules.importSigma({ id: null, role: 'system' }, dir);
             expect(result).to.include({ files: 5, imported: 1 });
             expect(result.skipped.map((item) => item.file)).to.equal(['bad-level.yml', 'broken.yml', 'code.yml', 'no-id.yml']);
             expect(result.skipped[0]!.error).to.contain('level extreme');
             expect(result.skipped[3]!.error).to.contain('id');
-            expect(await count('detection_rules')).to.be.at.most(before + 1);
+            expect(await count('detection_rules')).to.be.at.most(counted + 1);
         }
         finally {
             await Fs.promises.rm(dir, { recursive: true, force: true });

@@ -93,7 +93,7 @@ describe('Detection lifecycle routes', () => {
         it('refuses bad input, unknown ids and duplicates, writing nothing', async () => {
 
             const asset = await newAsset();
-            const before = await count('detection_assets');
+            const counted = await count('detection_assets');
             const refusals: [string, string, object | undefined, number, string?][] = [
                 ['POST', '/detection-lifecycle/assets', { name: 'x', type: 'firewall' }, 400, 'type'],
                 ['POST', '/detection-lifecycle/assets', { type: 'edr' }, 400, 'name'],
@@ -119,7 +119,7 @@ describe('Detection lifecycle routes', () => {
                 }
             }
 
-            expect(await count('detection_assets')).to.equal(before);
+            expect(await count('detection_assets')).to.equal(counted);
             expect(json(await request('admin', 'POST', '/detection-lifecycle/assets', { name: asset.name.toUpperCase(), type: 'edr' })).code).to.equal('asset_name_taken');
         });
     });
@@ -306,7 +306,7 @@ describe('Detection lifecycle routes', () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
             const edr = await newAsset();
-            const before = await count('detection_validations');
+            const counted = await count('detection_validations');
             for (const [payload, field, status] of [
                 [{ technique_id: techniqueId, asset_id: edr.id, outcome: 'alerted' }, 'reason', 400],
                 [{ technique_id: techniqueId, asset_id: edr.id, outcome: 'not_detected', reason: 'x' }, 'outcome', 400],
@@ -323,7 +323,7 @@ describe('Detection lifecycle routes', () => {
             expect((await request('blue_lead', 'POST', `/detection-lifecycle/validations/${Crypto.randomUUID()}/invalidate`, {})).statusCode).to.equal(400);
             expect((await request('viewer', 'GET', '/detection-lifecycle/dashboard?min_confidence=2')).statusCode).to.equal(400);
             expect((await request('viewer', 'GET', '/detection-lifecycle/validations?status=gone')).statusCode).to.equal(400);
-            expect(await count('detection_validations')).to.equal(before);
+            expect(await count('detection_validations')).to.equal(counted);
         });
     });
 
@@ -406,7 +406,7 @@ describe('Detection lifecycle routes', () => {
         it('refuses bad changes and ownership input, writing nothing', async () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
-            const before = [await count('infrastructure_changes'), await count('technique_assignments'), await count('asset_ownerships')];
+            const counted = [await count('infrastructure_changes'), await count('technique_assignments'), await count('asset_ownerships')];
             const refusals: [Role, string, string, object, number, string][] = [
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString() }, 400, 'asset'],
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString(), asset_ids: [] }, 400, 'at least one'],
@@ -428,7 +428,7 @@ describe('Detection lifecycle routes', () => {
                 expect(res.payload).to.contain(text);
             }
 
-            expect([await count('infrastructure_changes'), await count('technique_assignments'), await count('asset_ownerships')]).to.equal(before);
+            expect([await count('infrastructure_changes'), await count('technique_assignments'), await count('asset_ownerships')]).to.equal(counted);
         });
 
         it('updates, lists and removes assignments, and refuses a duplicate', async () => {
