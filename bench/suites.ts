@@ -2,6 +2,8 @@ import { attack } from './attack';
 import { events } from './events';
 import { foundation } from './foundation';
 import { tests } from './tests';
+// detection (issue 11)
+import { detection } from './detection';
 
 
 export interface Suite {
@@ -15,5 +17,7 @@ export const suites: Record<string, Suite> = {
     foundation,
     attack,
     tests,
-    events
+    events,
+    // detection (issue 11)
+    detection
 };

@@ -197,12 +197,12 @@ export const up = async (knex: Knex): Promise<void> => {
     // Detection confidence per technique (docs/detection.md): the strongest valid validation, its outcome's weight
     // halved every `half_life_days`; an invalidated validation also voids the older ones of its asset and technique. A function rather than a view: the half-life and weights are settings.
     await knex.raw(`
-        create function technique_detection_confidence(half_life_days numeric, w_prevented numeric, w_alerted numeric, w_logged numeric, at timestamptz)
-        returns table (technique_id text, confidence numeric, valid_validations bigint, latest_validated_at timestamptz)
+        create function technique_detection_confidence(half_life_days float8, w_prevented float8, w_alerted float8, w_logged float8, at timestamptz)
+        returns table (technique_id text, confidence float8, valid_validations bigint, latest_validated_at timestamptz)
         language sql stable as $$
             select v.technique_id,
-                   max((case v.outcome when 'prevented' then w_prevented when 'alerted' then w_alerted else w_logged end) / 100.0
-                       * power(0.5, greatest(extract(epoch from (at - v.validated_at)), 0) / 86400.0 / half_life_days)),
+                   max((case v.outcome when 'prevented' then w_prevented when 'alerted' then w_alerted else w_logged end) / 100
+                       * power(0.5::float8, greatest(date_part('epoch', at - v.validated_at), 0) / 86400 / half_life_days)),
                    count(*),
                    max(v.validated_at)
             from detection_validations v
@@ -227,7 +227,7 @@ export const backfillDetections = async (knex: Knex, testIds?: string[]): Promis
 
 export const down = async (knex: Knex): Promise<void> => {
 
-    await knex.raw('drop function if exists technique_detection_confidence(numeric, numeric, numeric, numeric, timestamptz)');
+    await knex.raw('drop function if exists technique_detection_confidence(float8, float8, float8, float8, timestamptz)');
     for (const table of ['revalidation_queue', 'asset_ownerships', 'technique_assignments', 'infrastructure_changes', 'detection_rule_evaluations', 'detection_validations', 'test_detections', 'detection_rules', 'detection_asset_techniques', 'detection_assets']) {
         await knex.schema.dropTableIfExists(table);
     }

@@ -480,7 +480,7 @@ export class DetectionService {
 
 
 // The SQL function of the migration with the settings' half-life and weights
-export const confidenceSource = (knex: Knex, settings: ConfidenceSettings, at: Date): Knex.QueryBuilder => knex.select('*').from(knex.raw('technique_detection_confidence(?::numeric, ?::numeric, ?::numeric, ?::numeric, ?::timestamptz)', [settings.half_life_days, settings.weights.prevented, settings.weights.alerted, settings.weights.logged, at]));
+export const confidenceSource = (knex: Knex, settings: ConfidenceSettings, at: Date): Knex.QueryBuilder => knex.select('*').from(knex.raw('technique_detection_confidence(?::float8, ?::float8, ?::float8, ?::float8, ?::timestamptz)', [settings.half_life_days, settings.weights.prevented, settings.weights.alerted, settings.weights.logged, at]));
 
 
 // What an infrastructure change touches (docs/detection.md): the techniques linked to a touched asset, to an asset on a
