@@ -393,8 +393,17 @@ export class DetectionService {
 
         const ids = result.items.map((item) => item.technique_id);
         const validations = ids.length ? await DetectionValidation.query(knex).modify('visibleTo', actor).whereIn('technique_id', ids).orderBy('validated_at', 'desc').orderBy('id') : [];
-        const voided = (validation: DetectionValidation) => validations.some((other) => other.status === 'invalidated' && other.asset_id === validation.asset_id && other.technique_id === validation.technique_id && other.validated_at.getTime() >= validation.validated_at.getTime());
-        const hiddenVoids = ids.length ? await this.invalidatedAfter(ids) : [];
+        const byTechnique = new Map<string, DetectionValidation[]>();
+        for (const validation of validations) {
+            byTechnique.set(validation.technique_id, [...byTechnique.get(validation.technique_id) ?? [], validation]);
+        }
+
+        // The latest invalidation per technique and asset, of every validation (visible or not): it voids the older ones
+        const voidedUntil = new Map<string, number>();
+        for (const row of ids.length ? await this.invalidations(ids) : []) {
+            const key = `${row.technique_id} ${row.asset_id}`;
+            voidedUntil.set(key, Math.max(voidedUntil.get(key) ?? 0, row.validated_at.getTime()));
+        }
 
         return {
             as_of: at,
@@ -405,9 +414,10 @@ export class DetectionService {
             items: result.items.map((item) => ({
                 ...item,
                 confidence: internals.round(Number(item.confidence)),
-                validations: validations.filter((validation) => validation.technique_id === item.technique_id).map((validation) => {
+                validations: (byTechnique.get(item.technique_id) ?? []).map((validation) => {
 
-                    const counted = validation.status === 'valid' && !voided(validation) && !hiddenVoids.some((row) => row.asset_id === validation.asset_id && row.technique_id === validation.technique_id && row.validated_at.getTime() >= validation.validated_at.getTime());
+                    const voided = (voidedUntil.get(`${validation.technique_id} ${validation.asset_id}`) ?? -Infinity) >= validation.validated_at.getTime();
+                    const counted = validation.status === 'valid' && !voided;
                     const ageDays = Math.max(0, at.getTime() - validation.validated_at.getTime()) / 86_400_000;
                     return {
                         ...validation.toJSON(),
@@ -420,7 +430,7 @@ export class DetectionService {
         };
     }
 
-    private async invalidatedAfter(techniqueIds: string[]) {
+    private async invalidations(techniqueIds: string[]) {
 
         return await this.deps.knex('detection_validations').whereIn('technique_id', techniqueIds).where('status', 'invalidated').select('asset_id', 'technique_id', 'validated_at') as { asset_id: string; technique_id: string; validated_at: Date }[];
     }
