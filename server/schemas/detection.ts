@@ -18,6 +18,10 @@ const platformName = text(64).min(1);
 const dataSourceId = Joi.string().pattern(/^DS\d{4}$/).message('must be an ATT&CK data source id such as DS0009');
 const team = text(200).min(1);
 
+// What every row answers besides its own fields
+const stamps = { created_by: nullableString, created_at: timestamp, updated_at: timestamp };
+const times = { created_at: timestamp, updated_at: timestamp };
+
 
 // ---- Assets
 
@@ -44,9 +48,7 @@ export const asset = Joi.object({
     description: nullableString,
     data_sources: Joi.array().items(Joi.string()).required(),
     technique_ids: Joi.array().items(Joi.string()).required(),
-    created_by: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...stamps
 }).label('DetectionAsset');
 
 export const assetPage = pageOf(asset, 'DetectionAssetPage');
@@ -69,8 +71,7 @@ export const testDetection = Joi.object({
     rule_ids: Joi.array().items(Joi.string()).required(),
     alert_reference: nullableString,
     notes: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...times
 }).label('TestDetection');
 
 export const testDetectionPage = pageOf(testDetection, 'TestDetectionPage');
@@ -105,9 +106,7 @@ const validationFields = {
     invalidated_at: nullableDate,
     invalidated_by: nullableString,
     invalidation_reason: nullableString,
-    created_by: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...stamps
 };
 
 export const validation = Joi.object(validationFields).label('DetectionValidation');
@@ -137,9 +136,7 @@ const changeFields = {
     asset_ids: Joi.array().items(Joi.string()).required(),
     platforms: Joi.array().items(Joi.string()).required(),
     data_sources: Joi.array().items(Joi.string()).required(),
-    created_by: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...stamps
 };
 
 export const change = Joi.object(changeFields).label('InfrastructureChange');
@@ -169,6 +166,7 @@ export const dashboard = Joi.object({
         confidence: Joi.number().min(0).max(1).required(),
         counted_validations: Joi.number().integer().required(),
         latest_validated_at: nullableDate,
+        validations_total: Joi.number().integer().min(0).required(),
         validations: Joi.array().items(Joi.object({
             ...validationFields,
             age_days: Joi.number().required(),
@@ -220,9 +218,7 @@ const ruleItem = {
     source_ref: nullableString,
     source_path: nullableString,
     atomic_refs: Joi.array().items(Joi.string()).required(),
-    created_by: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...stamps
 };
 
 export const rule = Joi.object(ruleItem).label('DetectionRule');
@@ -235,9 +231,7 @@ const evaluationItem = Joi.object({
     fired: Joi.boolean().required(),
     notes: nullableString,
     evaluated_at: timestamp,
-    created_by: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...stamps
 }).label('DetectionRuleEvaluation');
 
 export const ruleDetail = Joi.object({
@@ -285,9 +279,7 @@ export const assignment = Joi.object({
     team: nullableString,
     role: Joi.string().required(),
     notes: nullableString,
-    created_by: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...stamps
 }).label('TechniqueAssignment');
 
 export const assignmentPage = pageOf(assignment, 'TechniqueAssignmentPage');
@@ -309,9 +301,7 @@ export const assetOwnership = Joi.object({
     team: nullableString,
     role: Joi.string().required(),
     notes: nullableString,
-    created_by: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...stamps
 }).label('AssetOwnership');
 
 export const assetOwnershipPage = pageOf(assetOwnership, 'AssetOwnershipPage');
@@ -333,8 +323,7 @@ export const queueEntry = Joi.object({
     status: Joi.string().valid('open', 'closed').required(),
     closed_at: nullableDate,
     closed_by_test_id: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp
+    ...times
 }).label('RevalidationEntry');
 
 export const queuePage = pageOf(queueEntry, 'RevalidationQueuePage');

@@ -10,7 +10,7 @@ import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { lockOr404, withTransaction, type ChangeOptions } from './changes';
-import { likePattern, page, type ListQuery, type Page } from './lists';
+import { likePattern, page, whereEquals, type ListQuery, type Page } from './lists';
 import type { Detection } from './test-lifecycle';
 import type { TestsService } from './tests';
 
@@ -185,11 +185,7 @@ export class DetectionRulesService {
     async list(actor: Actor, filters: RuleFilters): Promise<Page<DetectionRule>> {
 
         const query = DetectionRule.query(this.deps.knex);
-        for (const field of ['language', 'status', 'severity', 'asset_id', 'source'] as const) {
-            if (filters[field]) {
-                query.where(`detection_rules.${field}`, filters[field]);
-            }
-        }
+        whereEquals(query, filters, ['language', 'status', 'severity', 'asset_id', 'source'], 'detection_rules');
 
         if (filters.technique_id) {
             query.whereRaw('detection_rules.technique_ids @> ?::text[]', [[filters.technique_id]]);

@@ -6,7 +6,7 @@ import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import { lockOr404, withTransaction, type ChangeOptions } from './changes';
-import { likePattern, page, pageOfQuery, type ListQuery, type Page } from './lists';
+import { likePattern, page, pageOfQuery, whereEquals, type ListQuery, type Page } from './lists';
 import type { SettingsService } from './settings';
 import type { TechniquesService } from './techniques';
 
@@ -103,6 +103,9 @@ export const decayedConfidence = (outcome: ValidatedOutcome, validatedAt: Date, 
 const internals = {
     round: (value: number) => Math.round(value * 10_000) / 10_000,
 
+    // The dashboard lists at most this many validations per technique, latest first (validations_total says how many)
+    validationsShown: 20,
+
     formula: 'confidence(technique) = max over its counted validations of weight(outcome) / 100 × 0.5 ^ (age_days / half_life_days); a validation counts while it is valid and no invalidated validation of the same asset and technique is as recent or more; 0 without one'
 };
 
@@ -118,11 +121,7 @@ export class DetectionService {
     listAssets(actor: Actor, filters: AssetFilters): Promise<Page<DetectionAsset>> {
 
         const query = DetectionAsset.query(this.deps.knex).select('detection_assets.*', this.linkedTechniques());
-        for (const field of ['type', 'platform', 'owner_id'] as const) {
-            if (filters[field]) {
-                query.where(`detection_assets.${field}`, filters[field]);
-            }
-        }
+        whereEquals(query, filters, ['type', 'platform', 'owner_id'], 'detection_assets');
 
         if (filters.technique_id) {
             query.whereExists(this.deps.knex('detection_asset_techniques').where('asset_id', this.deps.knex.ref('detection_assets.id')).where('technique_id', filters.technique_id));
@@ -227,11 +226,7 @@ export class DetectionService {
     listDetections(actor: Actor, filters: DetectionFilters): Promise<Page<TestDetection>> {
 
         const query = TestDetection.query(this.deps.knex).modify('visibleTo', actor);
-        for (const field of ['test_id', 'asset_id', 'outcome'] as const) {
-            if (filters[field]) {
-                query.where(`test_detections.${field}`, filters[field]);
-            }
-        }
+        whereEquals(query, filters, ['test_id', 'asset_id', 'outcome'], 'test_detections');
 
         if (filters.technique_id) {
             query.whereExists(this.deps.knex('tests').where('tests.id', this.deps.knex.ref('test_detections.test_id')).where('tests.technique_id', filters.technique_id));
@@ -257,11 +252,7 @@ export class DetectionService {
     listValidations(actor: Actor, filters: ValidationFilters): Promise<Page<DetectionValidation>> {
 
         const query = DetectionValidation.query(this.deps.knex).modify('visibleTo', actor);
-        for (const field of ['technique_id', 'asset_id', 'test_id', 'status', 'source'] as const) {
-            if (filters[field]) {
-                query.where(`detection_validations.${field}`, filters[field]);
-            }
-        }
+        whereEquals(query, filters, ['technique_id', 'asset_id', 'test_id', 'status', 'source'], 'detection_validations');
 
         return page(query, filters, { sort: 'validated_at', order: 'desc' });
     }
@@ -392,10 +383,17 @@ export class DetectionService {
         const result = await pageOfQuery<{ technique_id: string; confidence: number; latest_validated_at: Date | null }>(knex, items, filtered, filters);
 
         const ids = result.items.map((item) => item.technique_id);
-        const validations = ids.length ? await DetectionValidation.query(knex).modify('visibleTo', actor).whereIn('technique_id', ids).orderBy('validated_at', 'desc').orderBy('id') : [];
+        // The latest validations of each technique (those the actor may see), as plain rows: a page of 500 techniques
+        // would otherwise build thousands of model instances
+        const ranked = DetectionValidation.query(knex).modify('visibleTo', actor).whereIn('technique_id', ids)
+            .select('detection_validations.*', knex.raw('row_number() over (partition by technique_id order by validated_at desc, id) as rank'), knex.raw('count(*) over (partition by technique_id) as listed_of'))
+            .toKnexQuery();
+        const validations = ids.length ? await knex.select('*').from(ranked.as('r')).where('rank', '<=', internals.validationsShown).orderBy([{ column: 'validated_at', order: 'desc' }, { column: 'id' }]) as (DetectionValidation & { rank?: string; listed_of?: string })[] : [];
         const byTechnique = new Map<string, DetectionValidation[]>();
-        for (const validation of validations) {
-            byTechnique.set(validation.technique_id, [...byTechnique.get(validation.technique_id) ?? [], validation]);
+        const totals = new Map<string, number>();
+        for (const { rank, listed_of: listedOf, ...validation } of validations) {
+            byTechnique.set(validation.technique_id, [...byTechnique.get(validation.technique_id) ?? [], validation as DetectionValidation]);
+            totals.set(validation.technique_id, Number(listedOf));
         }
 
         // The latest invalidation per technique and asset, of every validation (visible or not): it voids the older ones
@@ -414,13 +412,14 @@ export class DetectionService {
             items: result.items.map((item) => ({
                 ...item,
                 confidence: internals.round(Number(item.confidence)),
+                validations_total: totals.get(item.technique_id) ?? 0,
                 validations: (byTechnique.get(item.technique_id) ?? []).map((validation) => {
 
                     const voided = (voidedUntil.get(`${validation.technique_id} ${validation.asset_id}`) ?? -Infinity) >= validation.validated_at.getTime();
                     const counted = validation.status === 'valid' && !voided;
                     const ageDays = Math.max(0, at.getTime() - validation.validated_at.getTime()) / 86_400_000;
                     return {
-                        ...validation.toJSON(),
+                        ...validation,
                         age_days: Math.round(ageDays * 100) / 100,
                         counted,
                         contribution: counted ? internals.round(decayedConfidence(validation.outcome, validation.validated_at, at, settings)) : 0

@@ -8,7 +8,7 @@ import type { Actor } from '../policy';
 import type { AuditService } from './audit';
 import { lockOr404, withTransaction, type ChangeOptions } from './changes';
 import { touchedTechniques } from './detection';
-import { page, type ListQuery, type Page } from './lists';
+import { page, whereEquals, type ListQuery, type Page } from './lists';
 
 
 export interface AssignmentInput {
@@ -79,11 +79,7 @@ export class OwnershipService {
     listAssignments(actor: Actor, filters: AssignmentFilters): Promise<Page<TechniqueAssignment>> {
 
         const query = TechniqueAssignment.query(this.deps.knex);
-        for (const field of ['technique_id', 'user_id', 'team', 'role'] as const) {
-            if (filters[field]) {
-                query.where(field, filters[field]);
-            }
-        }
+        whereEquals(query, filters, ['technique_id', 'user_id', 'team', 'role'], 'technique_assignments');
 
         return page(query, filters, { sort: 'technique_id', order: 'asc' });
     }
@@ -130,11 +126,7 @@ export class OwnershipService {
     listAssetOwnerships(actor: Actor, filters: AssetOwnershipFilters): Promise<Page<AssetOwnership>> {
 
         const query = AssetOwnership.query(this.deps.knex);
-        for (const field of ['asset_id', 'user_id', 'team'] as const) {
-            if (filters[field]) {
-                query.where(field, filters[field]);
-            }
-        }
+        whereEquals(query, filters, ['asset_id', 'user_id', 'team'], 'asset_ownerships');
 
         return page(query, filters, { sort: 'created_at', order: 'asc' });
     }
@@ -154,11 +146,7 @@ export class OwnershipService {
     listQueue(actor: Actor, filters: QueueFilters): Promise<Page<RevalidationEntry>> {
 
         const query = RevalidationEntry.query(this.deps.knex);
-        for (const field of ['status', 'technique_id', 'change_id', 'owner_user_id'] as const) {
-            if (filters[field]) {
-                query.where(field, filters[field]);
-            }
-        }
+        whereEquals(query, filters, ['status', 'technique_id', 'change_id', 'owner_user_id'], 'revalidation_queue');
 
         return page(query, filters, { sort: 'priority', order: 'desc' });
     }

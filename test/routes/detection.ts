@@ -241,7 +241,7 @@ describe('Detection lifecycle routes', () => {
             expect(board).to.include({ half_life_days: 180, weights: { prevented: 100, alerted: 100, logged: 50 }, total: 1 });
             expect(board.formula).to.contain('0.5 ^ (age_days / half_life_days)');
             let item = board.items[0];
-            expect(item).to.include({ technique_id: techniqueId, counted_validations: 2, needs_review: false });
+            expect(item).to.include({ technique_id: techniqueId, counted_validations: 2, validations_total: 2, needs_review: false });
             expect(item.confidence as number).to.be.about(0.5, 0.0001);
             const contribution = Object.fromEntries(item.validations.map((v: Record<string, any>) => [v.id, v]));
             expect(contribution[old.id].contribution as number).to.be.about(0.5, 0.0001);
