@@ -51,7 +51,8 @@ describe('Fuzzing every route', () => {
         await context.stop();
     });
 
-    it('never answers a 5xx to malformed, oversized, mistyped or hostile input', async () => {
+    // detection (issue 11): every route adds some 40 requests (a 20 MiB gzip among them); 27 more routes outgrew lab's 60 s on the shared machine
+    it('never answers a 5xx to malformed, oversized, mistyped or hostile input', { timeout: 240_000 }, async () => {
 
         let requests = 0;
         const routes = context.server.table().filter((route) => route.path.startsWith('/api/v1/') && route.path !== '/api/v1/system/health');
