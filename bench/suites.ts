@@ -16,6 +16,8 @@ import { reports } from './reports';
 import { documents } from './documents';
 // attack paths and knowledge (issue 10)
 import { attackPaths } from './attack-paths';
+// detection (issue 11)
+import { detection } from './detection';
 
 
 export interface Suite {
@@ -43,5 +45,7 @@ export const suites: Record<string, Suite> = {
     // attack paths and knowledge (issue 10)
     'attack-paths': attackPaths,
     // dashboards (issue 12)
-    posture
+    posture,
+    // detection (issue 11)
+    detection
 };

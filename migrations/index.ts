@@ -27,6 +27,8 @@ import * as AttackPaths from './20261207020000_attack_paths';
 import * as Knowledge from './20261207020100_knowledge';
 // dashboards (issue 12)
 import * as Posture from './20261207050001_posture';
+// detection (issue 11)
+import * as Detection from './20261207060001_detection';
 
 
 export interface Migration {
@@ -64,5 +66,7 @@ export const migrations: Migration[] = [
     AttackPaths,
     Knowledge,
     // dashboards (issue 12)
-    Posture
+    Posture,
+    // detection (issue 11)
+    Detection
 ];

@@ -21,6 +21,8 @@ export interface Jobs {
     'reports.schedules': Record<string, never>;
     // dashboards (issue 12)
     'snapshots.daily': Record<string, never>;
+    // detection (issue 11)
+    'detection-rules.import-sigma': { dir: string };
 }
 
 export type JobName = keyof Jobs;

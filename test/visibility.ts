@@ -204,6 +204,13 @@ describe('Visibility of classified tests', () => {
         // dashboards (issue 12): a snapshot taken after the classified tests were validated, for /snapshots/{id}
         const snapshot = await call('admin', 'POST', '/api/v1/snapshots', { note: 'visibility walk' });
         candidates.push(snapshot.id);
+
+        // detection (issue 11): validations and rule evaluations of both classified tests (their detections are rows already)
+        const [asset] = await context.knex('detection_assets').insert({ name: `Visibility EDR ${Crypto.randomUUID()}`, type: 'edr' }).returning('id');
+        const [rule] = await context.knex('detection_rules').insert({ name: 'Visibility rule', language: 'kql', query: 'q', technique_ids: [techniqueId], asset_id: asset.id }).returning('id');
+        const validations = await context.knex('detection_validations').insert([restricted.id, confidential.id].map((testId) => ({ technique_id: techniqueId, asset_id: asset.id, test_id: testId, source: 'test', outcome: 'alerted', validated_at: new Date() }))).returning('id');
+        await context.knex('detection_rule_evaluations').insert([restricted.id, confidential.id].map((testId) => ({ rule_id: rule.id, test_id: testId, fired: true })));
+        candidates.push(asset.id, rule.id, ...validations.map((row: { id: string }) => row.id));
     });
 
     after(async () => {
@@ -297,7 +304,9 @@ describe('Visibility of classified tests', () => {
                 '/api/v1/tests', '/api/v1/tests/{id}', '/api/v1/tests/{id}/timeline', '/api/v1/tests/{id}/retest-chain', '/api/v1/tests/{id}/evidence',
                 '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}',
                 // documents (issue 13)
-                '/api/v1/reports/generate/technique/{id}'
+                '/api/v1/reports/generate/technique/{id}',
+                // detection (issue 11)
+                '/api/v1/detection-lifecycle/detections'
             ]);
         }
 

@@ -27,3 +27,9 @@ export { AttackPath, AttackPathStep, AttackPathExecution, ExecutionStep, executi
 export { Playbook, PlaybookVersion, Lesson, playbookTypes, lessonSeverities, lessonStatuses, type PlaybookType, type LessonSeverity, type LessonStatus } from './knowledge';
 // dashboards (issue 12)
 export { PostureSnapshot, PostureSnapshotTechnique, type PostureSummary } from './posture-snapshot';
+// detection (issue 11)
+export {
+    DetectionAsset, TestDetection, DetectionValidation, DetectionRule, DetectionRuleEvaluation, InfrastructureChange, TechniqueAssignment, AssetOwnership,
+    RevalidationEntry, assetTypes, ruleLanguages, ruleStatuses, ruleSeverities, validatedOutcomes, assignmentRoles, assetOwnershipRoles,
+    type AssetType, type RuleLanguage, type RuleStatus, type RuleSeverity, type ValidatedOutcome, type AssignmentRole, type AssetOwnershipRole
+} from './detection';

@@ -28,6 +28,8 @@ import { documentRoutes } from './documents';
 // attack paths and knowledge (issue 10)
 import { attackPathRoutes } from './attack-paths';
 import { knowledgeRoutes } from './knowledge';
+// detection (issue 11)
+import { detectionLifecycleRoutes, detectionRuleRoutes, ownershipRoutes } from './detection';
 
 // dashboards (issue 12)
 import { dashboardRoutes } from './dashboards';
@@ -67,5 +69,9 @@ export const routes = [
     ...attackPathRoutes,
     ...knowledgeRoutes,
     // dashboards (issue 12)
-    ...dashboardRoutes
+    ...dashboardRoutes,
+    // detection (issue 11)
+    ...detectionLifecycleRoutes,
+    ...detectionRuleRoutes,
+    ...ownershipRoutes
 ];

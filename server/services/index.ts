@@ -49,6 +49,10 @@ import { KnowledgeService } from './knowledge';
 import { AnalyticsService } from './analytics';
 import { DashboardsService } from './dashboards';
 import { SnapshotsService } from './snapshots';
+// detection (issue 11)
+import { DetectionService } from './detection';
+import { DetectionRulesService } from './detection-rules';
+import { OwnershipService } from './ownership';
 
 
 export interface ServiceDeps {
@@ -143,7 +147,11 @@ export const createServices = (deps: ServiceDeps) => {
         // dashboards (issue 12)
         snapshots,
         analytics,
-        dashboards: new DashboardsService({ knex, snapshots, analytics })
+        dashboards: new DashboardsService({ knex, snapshots, analytics }),
+        // detection (issue 11)
+        detection: new DetectionService({ knex, audit, settings, techniques }),
+        detectionRules: new DetectionRulesService({ knex, audit, tests }),
+        ownership: new OwnershipService({ knex, audit })
     };
 };
 

@@ -100,3 +100,16 @@ export const pageOfRows = async <T extends object>(rows: T[], window: { limit: n
 
 // LIKE patterns built from user input: the wildcards and the escape character are literal.
 export const likePattern = (text: string): string => `%${text.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+
+
+// detection (issue 11): the equality filters of a list, each applied when given (`table.field = value`)
+export const whereEquals = <Q extends { where: (column: string, value: unknown) => unknown }, F extends object>(query: Q, filters: F, fields: readonly (keyof F & string)[], table: string): Q => {
+
+    for (const field of fields) {
+        if (filters[field] !== undefined && filters[field] !== null && filters[field] !== '') {
+            query.where(`${table}.${field}`, filters[field]);
+        }
+    }
+
+    return query;
+};

@@ -90,6 +90,11 @@ const internals = {
         {
             method: 'GET', path: '/api/v1/executions/{id}', allowed: Access.any,
             reason: 'Issue 10: an execution\'s detail (its steps and proving tests) has no route in the reference; reading follows GET /attack-paths/{id} ("Any")'
+        },
+        // detection (issue 11)
+        {
+            method: 'GET', path: '/api/v1/detection-lifecycle/detections', allowed: Access.any,
+            reason: 'Issue 11: the per-tool detections of tests are queryable as rows across tests; a read like the module\'s other lists (Any), each row shown only with its test (visibility rule)'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };

@@ -17,6 +17,8 @@ import { defineDocumentJobs, scheduleDocumentJobs } from './documents';
 import type { PdfPrinter } from '../../server/services/documents';
 // dashboards (issue 12)
 import { defineSnapshotJobs, scheduleSnapshotJobs } from './snapshots';
+// detection (issue 11)
+import { defineDetectionJobs } from './detection';
 
 
 export interface JobOptions {
@@ -46,6 +48,8 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
 
     // dashboards (issue 12)
     defineSnapshotJobs(agenda, services, options);
+    // detection (issue 11)
+    defineDetectionJobs(agenda, services, options);
 };
 
 
