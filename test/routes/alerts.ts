@@ -120,7 +120,7 @@ describe('Alerts', () => {
                 [{ name: 'x', rule_type: 'stale_validation', parameters: { min_drop: 1 } }, ['parameters.min_drop']],
                 [{ name: 'x', rule_type: 'coverage_regression', parameters: { min_drop: 4, technique_ids: ['nope'] } }, ['parameters.min_drop', 'parameters.technique_ids.0']],
                 [{ name: 'x', rule_type: 'detection_failure', parameters: { outcomes: ['alerted'] } }, ['parameters.outcomes.0']],
-                [{ name: 'x', rule_type: 'sla_breach', parameters: { subjects: ['campaign'] } }, ['parameters.subjects.0']],
+                [{ name: 'x', rule_type: 'sla_breach', parameters: { subjects: ['test'] } }, ['parameters.subjects.0']],
                 [{ name: 'x', rule_type: 'sla_breach', parameters: { grace_days: -1 } }, ['parameters.grace_days']],
                 [{ name: 'x', rule_type: 'everything' }, undefined],
                 [{ rule_type: 'sla_breach' }, undefined],
@@ -327,6 +327,73 @@ describe('Alerts', () => {
             await context.knex('tests').where('id', late.id).update({ remediation_status: 'resolved' });
             await evaluate();
             expect((await instances(breach.id)).map((item) => item.status)).to.equal(['resolved']);
+        });
+        it('sla_breach on campaigns fires on an active campaign past its end date (after the grace days), for both leads, and resolves when its end date moves or it completes', async () => {
+
+            const campaignIn = async (status: 'draft' | 'active', endDaysAgo: number) => {
+
+                const campaign = json(await request('red_lead', 'POST', '/campaigns', { name: `Alerted campaign ${Crypto.randomBytes(4).toString('hex')}` }));
+                const test = await testRow(context.knex);
+                expect((await request('red_lead', 'POST', `/campaigns/${campaign.id}/tests`, { test_id: test.id })).statusCode).to.equal(201);
+                if (status === 'active') {
+                    expect((await request('admin', 'POST', `/campaigns/${campaign.id}/activate`)).statusCode).to.equal(200);
+                }
+
+                const end = internals.dateOnly(new Date(Date.now() - endDaysAgo * internals.day));
+                await context.knex('campaigns').where('id', campaign.id).update({ end_date: end });
+                return { id: campaign.id as string, name: campaign.name as string, end };
+            };
+
+            const late = await campaignIn('active', 5);
+            const draft = await campaignIn('draft', 5);
+            const endsToday = await campaignIn('active', 0);
+            const ours = [late.id, draft.id, endsToday.id];
+            const mine = async (ruleId: string) => (await instances(ruleId)).filter((item) => ours.includes(item.subject_id));
+
+            const breach = await rule('sla_breach', { subjects: ['campaign'] }, { severity: 'high' });
+            const both = await rule('sla_breach', { subjects: ['remediation', 'campaign'], grace_days: 4 });
+            const graceful = await rule('sla_breach', { subjects: ['campaign'], grace_days: 5 });
+            const remediation = await rule('sla_breach', { technique_ids: [await uniqueTechnique(context.knex)] });
+            const watching = [breach.id, both.id, graceful.id];
+
+            // They watch every campaign of the shared database: disabled when done, so that no other test counts theirs
+            try {
+                await evaluate();
+                const [fired, ...others] = await mine(breach.id);
+                expect(others).to.equal([]);
+                expect(fired).to.include({ subject_type: 'campaign', subject_id: late.id, technique_id: null, test_ids: [], status: 'open', severity: 'high', title: `Campaign "${late.name}" is past its end date: ended ${late.end}, 5 days late` });
+                expect(fired!.details).to.equal({ campaign_id: late.id, end_date: late.end, days_late: 5, grace_days: 0 });
+                expect((await mine(both.id)).map((item) => item.subject_id)).to.equal([late.id]);             // 5 days late, 4 of grace
+                expect(await mine(graceful.id)).to.equal([]);                                                  // 5 days late is within 5 of grace
+                expect(await mine(remediation.id)).to.equal([]);                                               // remediation only (the default)
+
+                // A campaign is the red lead's to complete: both leads are told
+                const told = await context.knex('notifications').where({ entity_id: fired!.id }).pluck('user_id');
+                expect(told).to.include([context.users.red_lead.id, context.users.blue_lead.id]);
+
+                // Visible to every role (it refers to no test)
+                expect(json(await request('viewer', 'GET', `/alerts/${fired!.id}`))).to.include({ subject_type: 'campaign', subject_id: late.id });
+                expect(json(await request('viewer', 'GET', `/alerts?rule_id=${breach.id}&subject_type=campaign&limit=500`)).items.map((item: { id: string }) => item.id)).to.include(fired!.id);
+
+                // The end date moves: an evaluation on an event's techniques leaves the campaign alone, the whole one resolves it
+                expect((await request('red_lead', 'PATCH', `/campaigns/${late.id}/schedule`, { end_date: internals.dateOnly(new Date(Date.now() + 3 * internals.day)) })).statusCode).to.equal(200);
+                await context.services.alerts.evaluate(systemActor, { techniques: [await uniqueTechnique(context.knex)] });
+                expect((await mine(breach.id)).map((item) => item.status)).to.equal(['open']);
+                await evaluate();
+                expect((await mine(breach.id)).map((item) => [item.status, item.note, item.resolved_by])).to.equal([['resolved', 'Resolved by evaluation: the campaign is completed or no longer past its end date', null]]);
+
+                // Past due again: a new instance; completed: resolved
+                await context.knex('campaigns').where('id', late.id).update({ end_date: late.end });
+                await evaluate();
+                expect((await mine(breach.id)).map((item) => item.status)).to.equal(['resolved', 'open']);
+                expect((await request('admin', 'POST', `/campaigns/${late.id}/complete`)).statusCode).to.equal(200);
+                await evaluate();
+                expect((await mine(breach.id)).map((item) => item.status)).to.equal(['resolved', 'resolved']);
+                expect((await mine(both.id)).map((item) => item.status)).to.equal(['resolved', 'resolved']);
+            }
+            finally {
+                await AlertRule.query(context.knex).patch({ enabled: false }).whereIn('id', watching);
+            }
         });
     });
 
