@@ -10,6 +10,8 @@ import { risk } from './risk';
 import { alerts } from './alerts-eval';
 // reports
 import { reports } from './reports';
+// documents (issue 13)
+import { documents } from './documents';
 
 
 export interface Suite {
@@ -31,5 +33,7 @@ export const suites: Record<string, Suite> = {
     // alerts
     alerts,
     // reports
-    reports
+    reports,
+    // documents (issue 13)
+    documents
 };

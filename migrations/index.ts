@@ -20,6 +20,8 @@ import * as Compliance from './20261207030002_compliance';
 import * as Alerts from './20261207040000_alerts';
 // webhooks
 import * as Webhooks from './20261207070001_webhooks';
+// documents (issue 13)
+import * as Documents from './20261207080000_documents';
 
 
 export interface Migration {
@@ -50,5 +52,7 @@ export const migrations: Migration[] = [
     // alerts
     Alerts,
     // webhooks
-    Webhooks
+    Webhooks,
+    // documents (issue 13)
+    Documents
 ];

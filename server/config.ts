@@ -51,12 +51,14 @@ export interface Config {
     secretKey: Buffer | undefined;
     outbound: { allow: string[]; allowHttp: boolean; ports: number[]; connectTimeoutMs: number; timeoutMs: number; maxBytes: number };
     smtp: { url: string; from: string } | undefined;
-    chromiumPath: string;
+    chromiumPath: string | undefined;
     worker: { heartbeatSeconds: number; lockLifetimeMs: number };
     relay: { pollMs: number; maxAttempts: number; retentionDays: number };
     metrics: { host: string; port: number | undefined; workerPort: number | undefined };
     // scores (issue 12): the folder of the compliance mappings that POST /compliance/import reads
     compliance: { source: string | undefined };
+    // documents (issue 13)
+    documents: { waitMs: number; timeoutMs: number };
 }
 
 export const defaultAttackSource = 'https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json';
@@ -121,7 +123,7 @@ const internals = {
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
         COVERAGE_STALENESS_DAYS: Joi.number().integer().min(1).max(3650).default(180),
         COMPLIANCE_SOURCE: Joi.string().max(4096),
-        CHROMIUM_PATH: Joi.string().default('/usr/bin/chromium'),
+        CHROMIUM_PATH: Joi.string(),
         AEGIS_SECRET_KEY: Joi.string().custom((value: string, helpers) => internals.key(value) ?? helpers.message({ custom: 'must be 32 bytes written in base64 or hex' })),
         OUTBOUND_ALLOW_HOSTS: Joi.string().custom((value: string, helpers) => {
 
@@ -142,7 +144,10 @@ const internals = {
         RELAY_RETENTION_DAYS: Joi.number().integer().min(1).max(3650).default(7),
         METRICS_HOST: Joi.string().hostname().default('127.0.0.1'),
         METRICS_PORT: Joi.number().integer().min(0).max(65535),
-        WORKER_METRICS_PORT: Joi.number().integer().min(0).max(65535)
+        WORKER_METRICS_PORT: Joi.number().integer().min(0).max(65535),
+        // documents (issue 13)
+        REPORT_WAIT_MS: Joi.number().integer().min(0).max(60_000).default(5000),
+        REPORT_RENDER_TIMEOUT_MS: Joi.number().integer().min(1000).max(10 * 60_000).default(60_000)
     }),
 
     list: (value: string): string[] => value.split(',').map((item) => item.trim()).filter(Boolean),
@@ -264,7 +269,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
         smtp: v.SMTP_URL ? { url: v.SMTP_URL, from: v.SMTP_FROM } : undefined,
         worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS },
         relay: { pollMs: v.RELAY_POLL_MS, maxAttempts: v.RELAY_MAX_ATTEMPTS, retentionDays: v.RELAY_RETENTION_DAYS },
-        metrics: { host: v.METRICS_HOST, port: v.METRICS_PORT, workerPort: v.WORKER_METRICS_PORT }
+        metrics: { host: v.METRICS_HOST, port: v.METRICS_PORT, workerPort: v.WORKER_METRICS_PORT },
+        documents: { waitMs: v.REPORT_WAIT_MS, timeoutMs: v.REPORT_RENDER_TIMEOUT_MS }
     };
 
     return Object.freeze(config);

@@ -15,6 +15,10 @@ export interface Jobs {
     'risk-recompute': { reason: 'manual' | 'coverage' | 'schedule'; requested_by?: string | null };
     // alerts
     'alerts.evaluate': { reason: 'schedule' | 'manual'; requested_by?: string | null };
+    // documents (issue 13)
+    'documents.render': { render_id: string };
+    'documents.prune': Record<string, never>;
+    'reports.schedules': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

@@ -91,7 +91,9 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
     heartbeatSeconds: config.worker.heartbeatSeconds,
     coverage: config.coverage,
     // scores (issue 12)
-    compliance: config.compliance
+    compliance: config.compliance,
+    // documents (issue 13)
+    documents: config.documents
 });
 
 

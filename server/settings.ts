@@ -13,6 +13,8 @@ export interface SettingValues {
     'scores.half_life_days': number;
     // scores (issue 12: scores, risk, compliance)
     'risk.likelihood_saturation': number;
+    // documents (issue 13)
+    'reports.external_recipients': boolean;
 }
 
 export type SettingKey = keyof SettingValues;
@@ -88,6 +90,14 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         secrets: [],
         urls: [],
         default: 31
+    },
+    // documents (issue 13)
+    'reports.external_recipients': {
+        description: 'Whether report schedules may send to e-mail addresses outside the users of Aegis (they receive what a viewer sees)',
+        schema: Joi.boolean(),
+        secrets: [],
+        urls: [],
+        default: false
     }
 };
 

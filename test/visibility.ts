@@ -281,7 +281,9 @@ describe('Visibility of classified tests', () => {
         for (const marker of [internals.restricted, internals.confidential]) {
             expect([...paths(marker)]).to.include([
                 '/api/v1/tests', '/api/v1/tests/{id}', '/api/v1/tests/{id}/timeline', '/api/v1/tests/{id}/retest-chain', '/api/v1/tests/{id}/evidence',
-                '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}'
+                '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}',
+                // documents (issue 13)
+                '/api/v1/reports/generate/technique/{id}'
             ]);
         }
 

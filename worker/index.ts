@@ -5,6 +5,7 @@ import { createLogger } from '../server/logger';
 import { Metrics, serveMetrics } from '../server/metrics';
 import { configOrExit, onShutdown, run } from '../server/process';
 import { createRuntime } from '../server/runtime';
+import { PdfRenderer } from '../integrations/pdf';
 
 import { consumers } from './consumers';
 import { defineJobs, logJobEvents, scheduleJobs } from './jobs';
@@ -46,7 +47,9 @@ run('aegis-worker', async () => {
         options: { pollMs: config.relay.pollMs, maxAttempts: config.relay.maxAttempts }
     });
 
-    defineJobs(agenda, services, { attack: config.attack, relay: { retentionDays: config.relay.retentionDays, consumers: relay.consumers }, logger });
+    // documents (issue 13): one browser per worker, launched at its first render
+    const printer = new PdfRenderer({ chromiumPath: config.chromiumPath, timeoutMs: config.documents.timeoutMs });
+    defineJobs(agenda, services, { attack: config.attack, relay: { retentionDays: config.relay.retentionDays, consumers: relay.consumers }, logger, documents: { printer, timeoutMs: config.documents.timeoutMs } });
     await agenda.start();
     await scheduleJobs(agenda, services);
     await relay.start();
@@ -72,6 +75,7 @@ run('aegis-worker', async () => {
         const result = await agenda.drain(30_000).catch((err: Error) => logger.warn({ err: err.message }, 'drain failed'));
         await relay.stop();
         await sender.stop();
+        await printer.close();
         logger.info({ result }, 'worker drained');
         await metricsServer?.close();
         await services.system.removeHeartbeat(workerId).catch(() => undefined);

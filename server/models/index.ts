@@ -20,3 +20,5 @@ export { RiskProfile, ComplianceFramework, ComplianceControl, ComplianceMapping 
 export { Alert, AlertRule, type AlertRuleType, type AlertSeverity, type AlertStatus, type AlertSubjectType } from './alert';
 // webhooks
 export { Webhook, WebhookDelivery, WebhookAttempt, webhookEventTypes, type WebhookEventType } from './webhook';
+// documents (issue 13)
+export { ReportRender, ReportSchedule, ReportScheduleRun, type DocumentKind } from './report';

@@ -41,7 +41,10 @@ export const hardeningPlugin: Hapi.Plugin<void> = {
             const response = request.response;
             const headers = response instanceof Error ? response.output.headers : (response as Hapi.ResponseObject).headers;
             const docs = request.path === '/docs' || request.path.startsWith('/swaggerui/');
-            headers['Content-Security-Policy'] = docs ? internals.docsPolicy : internals.apiPolicy;
+            // A route that serves a document of its own (a report's HTML) keeps the stricter policy it set
+            const own = headers['content-security-policy'];
+            delete headers['content-security-policy'];
+            headers['Content-Security-Policy'] = docs ? internals.docsPolicy : own ?? internals.apiPolicy;
             headers['Cross-Origin-Opener-Policy'] = 'same-origin';
             headers['Cross-Origin-Resource-Policy'] = 'same-origin';
             headers['Permissions-Policy'] = 'camera=(), microphone=(), geolocation=()';

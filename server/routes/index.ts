@@ -23,6 +23,8 @@ import { alertRoutes } from './alerts';
 import { webhookRoutes } from './webhooks';
 // reports
 import { reportRoutes } from './reports';
+// documents (issue 13)
+import { documentRoutes } from './documents';
 
 
 // Every module's routes, in one explicit list.
@@ -53,5 +55,7 @@ export const routes = [
     // webhooks
     ...webhookRoutes,
     // reports
-    ...reportRoutes
+    ...reportRoutes,
+    // documents (issue 13)
+    ...documentRoutes
 ];

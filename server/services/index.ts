@@ -39,6 +39,9 @@ import { risksAbove } from './alerts-risk';
 import { WebhooksService, type WebhookSettings } from './webhooks';
 // reports
 import { ReportsService } from './reports';
+// documents (issue 13)
+import { DocumentsService } from './documents';
+import { ReportSchedulesService } from './report-schedules';
 
 
 export interface ServiceDeps {
@@ -61,6 +64,8 @@ export interface ServiceDeps {
     compliance?: { source: string | undefined } | undefined;
     // webhooks: unset, the defaults of services/webhooks.ts
     webhooks?: Partial<WebhookSettings> | undefined;
+    // documents (issue 13): REPORT_WAIT_MS (5000 when not given)
+    documents?: { waitMs: number } | undefined;
 }
 
 
@@ -82,6 +87,8 @@ export const createServices = (deps: ServiceDeps) => {
     const risk = new RiskService({ knex, audit, settings, queue: deps.queue });
     const mail = new MailService({ knex, audit, settings, smtp: deps.smtp });
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
+    // documents (issue 13)
+    const documents = new DocumentsService({ knex, audit, queue: deps.queue, storage: deps.storage!, waitMs: deps.documents?.waitMs ?? 5000 });
 
     return {
         audit,
@@ -114,7 +121,10 @@ export const createServices = (deps: ServiceDeps) => {
         // webhooks
         webhooks: new WebhooksService({ knex, audit, outbound: deps.outbound, notifications, secretKey: deps.secretKey, settings: deps.webhooks }),
         // reports
-        reports: new ReportsService({ knex })
+        reports: new ReportsService({ knex }),
+        // documents (issue 13)
+        documents,
+        reportSchedules: new ReportSchedulesService({ knex, audit, documents, mail, settings })
     };
 };
 

@@ -68,7 +68,16 @@ const internals = {
         {
             method: 'POST', path: '/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver', allowed: Access.admin,
             reason: 'Issue 13: "a delivery can be redelivered by an admin (design the route, A)"'
-        }
+        },
+        // documents (issue 13): routes the reference does not list, designed with the documents
+        {
+            method: 'GET', path: '/api/v1/reports/renders/{id}', allowed: Access.reports,
+            reason: 'Issue 13: the poll of a PDF render answers a /reports/generate/* request, so it has the roles of those routes (RL,BL,A,V)'
+        },
+        ...(['GET /api/v1/reports/schedules', 'POST /api/v1/reports/schedules', 'GET /api/v1/reports/schedules/{id}', 'PATCH /api/v1/reports/schedules/{id}', 'DELETE /api/v1/reports/schedules/{id}', 'GET /api/v1/reports/schedules/{id}/runs'].map((line) => ({
+            method: line.split(' ')[0]!, path: line.split(' ')[1]!, allowed: Access.leads,
+            reason: 'Issue 13: report schedules are for A, and for RL and BL their own (the service checks ownership)'
+        })))
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
 

@@ -28,7 +28,9 @@ const internals = {
         { key: 'coverage.staleness_days', value: 90, is_default: true, updated_by: null, updated_at: null },
         { key: 'scores.weights', value: { prevented: 100, alerted: 90, logged: 40, not_detected: 0 }, is_default: true, updated_by: null, updated_at: null },
         { key: 'scores.half_life_days', value: 180, is_default: true, updated_by: null, updated_at: null },
-        { key: 'risk.likelihood_saturation', value: 31, is_default: true, updated_by: null, updated_at: null }
+        { key: 'risk.likelihood_saturation', value: 31, is_default: true, updated_by: null, updated_at: null },
+        // documents (issue 13)
+        { key: 'reports.external_recipients', value: false, is_default: true, updated_by: null, updated_at: null }
     ].map((item) => ({ ...item, ...(overrides[item.key] as object) }))
 };
 
@@ -68,7 +70,7 @@ describe('Settings', () => {
         expect(window.items.map((item: { key: string }) => item.key)).to.equal(['jira', 'coverage.staleness_days']);
 
         const sorted = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=key&order=desc', auth: context.as('admin') })).payload);
-        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'jira', 'coverage.staleness_days']);
+        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'reports.external_recipients', 'jira', 'coverage.staleness_days']);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=value', auth: context.as('admin') })).statusCode).to.equal(400);
     });
 

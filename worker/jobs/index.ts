@@ -12,12 +12,17 @@ import { defineTestJobs, scheduleTestJobs } from './tests';
 import { defineRiskJobs, scheduleRiskJobs } from './risk';
 // alerts
 import { defineAlertJobs, scheduleAlertJobs } from './alerts';
+// documents (issue 13)
+import { defineDocumentJobs, scheduleDocumentJobs } from './documents';
+import type { PdfPrinter } from '../../server/services/documents';
 
 
 export interface JobOptions {
     attack: Config['attack'];
     relay: RetentionOptions;
     logger?: Logger;
+    // documents (issue 13): the worker's one browser
+    documents?: { printer: PdfPrinter; timeoutMs: number };
 }
 
 
@@ -32,6 +37,10 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineRiskJobs(agenda, services, options);
     // alerts
     defineAlertJobs(agenda, services, options);
+    // documents (issue 13)
+    if (options.documents) {
+        defineDocumentJobs(agenda, services, { ...options.documents, logger: options.logger });
+    }
 };
 
 
@@ -55,4 +64,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleRiskJobs(agenda);
     // alerts
     await scheduleAlertJobs(agenda);
+    // documents (issue 13)
+    await scheduleDocumentJobs(agenda);
 };
