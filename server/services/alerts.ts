@@ -13,7 +13,7 @@ import { lockOr404, withTransaction, type ChangeOptions } from './changes';
 import type { EventsService, StoredEvent } from './events';
 import { page, type ListQuery, type Page } from './lists';
 import type { MailService } from './mail';
-import type { RiskSource } from './alerts-risk';
+import type { RiskSource } from './risk';
 import { overdueSql } from './campaign-lifecycle';
 import { wantsEmail, type NotificationsService } from './notifications';
 

@@ -8,7 +8,7 @@ import { SMTPServer } from 'smtp-server';
 
 import { Alert, AlertRule, type Test } from '../../server/models';
 import { systemActor, type Role } from '../../server/policy';
-import { risksAbove } from '../../server/services/alerts-risk';
+import { risksAbove } from '../../server/services/risk';
 
 import { json, testRow, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
@@ -274,7 +274,7 @@ describe('Alerts', () => {
             expect((await instances(strict.id)).map((item) => item.status)).to.equal(['resolved']);
         });
 
-        it('risk_threshold fires when likelihood x impact x (1 - score/100) is above the threshold, and resolves when coverage lowers it', async () => {
+        it('risk_threshold fires when the stored risk (risk_profiles) is above the threshold, and resolves when coverage lowers it', async () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
             await context.knex('techniques').where('mitre_id', techniqueId).update({ impact: 5 });
@@ -282,29 +282,37 @@ describe('Alerts', () => {
             await context.knex('threat_actor_techniques').insert(actors.map((actor: { id: string }) => ({ threat_actor_id: actor.id, technique_id: techniqueId })));
             const untracked = await context.knex('threat_actors').insert({ name: `Alerts untracked ${techniqueId}`, tracked: false }).returning('id');
             await context.knex('threat_actor_techniques').insert({ threat_actor_id: untracked[0].id, technique_id: techniqueId });
+            const recompute = () => context.services.risk.recompute(systemActor);
 
-            // Untested: likelihood 1 + 2 tracked actors = 3, impact 5, score 0: 3 x 5 x 1 = 15
-            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, likelihood: 3, impact: 5, score: 0, risk: 15 }]);
+            // Untested, 2 tracked actors: likelihood 1 + 4 x ln(3) / ln(32) = 2.27 (saturation 31), impact 5, score 0:
+            // 2.27 x 5 x 1 = 11.35 (posture.md's formula, stored by the recompute)
+            await recompute();
+            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 11.35, band: 'high', likelihood: 2.27, impact: 5, score: null }]);
             const high = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 10 }, { severity: 'critical' });
-            const higher = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 15 });          // above, not at
+            const higher = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 11.35 });          // above, not at
 
             await evaluate();
             const [fired] = await instances(high.id);
-            expect(fired).to.include({ subject_type: 'technique', subject_id: techniqueId, severity: 'critical', title: `Risk of ${techniqueId} is 15 (above 10)` });
-            expect(fired!.details).to.equal({ technique_id: techniqueId, risk: 15, likelihood: 3, impact: 5, score: 0, min_risk: 10 });
+            expect(fired).to.include({ subject_type: 'technique', subject_id: techniqueId, severity: 'critical', title: `Risk of ${techniqueId} is 11.35 (above 10)` });
+            expect(fired!.details).to.equal({ technique_id: techniqueId, risk: 11.35, band: 'high', likelihood: 2.27, impact: 5, score: null, min_risk: 10 });
             expect(await instances(higher.id)).to.have.length(0);
 
-            // Logged (score 40): 3 x 5 x 0.6 = 9, below 10
+            // Logged today (score 40 x decay 1): 2.27 x 5 x 0.6 = 6.81, below 10; the rule reads the stored risk, so
+            // only after the recompute
             await validated(techniqueId, 'logged');
-            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, likelihood: 3, impact: 5, score: 40, risk: 9 }]);
+            await evaluate();
+            expect((await instances(high.id)).map((item) => item.status)).to.equal(['open']);
+            await recompute();
+            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 6.81, band: 'medium', likelihood: 2.27, impact: 5, score: 40 }]);
             await evaluate();
             expect((await instances(high.id)).map((item) => item.status)).to.equal(['resolved']);
 
-            // Alerted (score 90), impact unset (3): 3 x 3 x 0.1 = 0.9
+            // Alerted (score 90), impact unset and no tactic (3): 2.27 x 3 x 0.1 = 0.681, stored 0.68
             await context.knex('techniques').where('mitre_id', techniqueId).update({ impact: null });
             await validated(techniqueId, 'alerted');
-            expect(await risksAbove(context.knex, 0.5, [techniqueId])).to.equal([{ technique_id: techniqueId, likelihood: 3, impact: 3, score: 90, risk: 0.9 }]);
-            expect(await risksAbove(context.knex, 0.9, [techniqueId])).to.equal([]);
+            await recompute();
+            expect(await risksAbove(context.knex, 0.5, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 0.68, band: 'low', likelihood: 2.27, impact: 3, score: 90 }]);
+            expect(await risksAbove(context.knex, 0.68, [techniqueId])).to.equal([]);
         });
 
         it('sla_breach fires on a remediation past its due date (after the grace days), and resolves when it is resolved', async () => {
