@@ -1,19 +1,12 @@
 import * as ChildProcess from 'child_process';
 import * as Path from 'path';
 
-import Pino from 'pino';
 import * as Pg from 'pg';
 
 import { parseAttackBundle } from '../integrations/attack';
-import { OutboundHttp } from '../integrations/http';
-import { loadConfig } from '../server/config';
 import { createKnex, migrate } from '../server/db';
-import { AgendaQueue, createAgenda } from '../server/jobs';
-import { serviceDeps } from '../server/runtime';
-import { createServer } from '../server/server';
-import { createServices } from '../server/services';
 
-import { createDatabase, timeRuns } from './lib';
+import { createBenchApp, createDatabase, timeRuns, timingRow } from './lib';
 import type { Suite } from './suites';
 
 
@@ -35,11 +28,7 @@ const internals = {
 
         const rss = /MAXRSS (\d+)/.exec(child.stderr);
         return { seconds: (Date.now() - started) / 1000, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN, output: child.stdout.split('\n')[0]! };
-    },
-
-    time: (runs: number, run: () => Promise<unknown>) => timeRuns(5, runs, run),
-
-    row: (name: string, value: { p50: number; p99: number }) => `  ${name.padEnd(34)} p50 ${value.p50.toFixed(1).padStart(7)} ms   p99 ${value.p99.toFixed(1).padStart(7)} ms`
+    }
 };
 
 
@@ -69,44 +58,29 @@ export const attack: Suite = {
                     true, now() - (g || ' minutes')::interval, true, now() - (g || ' minutes')::interval
                 from generate_series(1, 100000) g
                 join lateral (select mitre_id from techniques where not revoked and not deprecated order by mitre_id offset (g % 691) limit 1) t on true`);
-            const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: database.url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0123', LOG_LEVEL: 'silent', AEGIS_DATA_DIR: `/tmp/aegis-bench-${process.pid}` });
-            const { agenda, close } = await createAgenda({ databaseUrl: database.url, name: 'bench' });
-            const services = createServices(serviceDeps(config, { knex, queue: new AgendaQueue(agenda, close), outbound: new OutboundHttp(config.outbound), version: 'bench' }));
-
+            const app = await createBenchApp(database.url, knex);
             const ids = await knex('techniques').pluck('mitre_id');
-            await knex.transaction((trx) => services.coverage.recompute(trx, { id: null, role: 'system' }, ids));
-            const server = await createServer({ config, services, logger: Pino({ level: 'silent' }), version: 'bench' });
-            const auth = { strategy: 'jwt-bearer', credentials: { user: { id: '00000000-0000-4000-8000-000000000000', role: 'viewer' }, scope: ['viewer'], app: {} } } as never;
-            const inject = (url: string) => {
-
-                return async () => {
-
-                    const res = await server.inject({ method: 'GET', url, auth });
-                    if (res.statusCode !== 200) {
-                        throw new Error(`${url}: ${res.statusCode} ${res.payload.slice(0, 200)}`);
-                    }
-                };
-            };
+            await knex.transaction((trx) => app.services.coverage.recompute(trx, { id: null, role: 'system' }, ids));
+            const inject = app.inject;
 
             const pg = new Pg.Client({ connectionString: database.url });
             await pg.connect();
-            const heatmap = await internals.time(200, inject('/api/v1/heatmap'));
-            const heatmapSql = await internals.time(200, async () => {
+            const heatmap = await timeRuns(5, 200, inject('/api/v1/heatmap'));
+            const heatmapSql = await timeRuns(5, 200, async () => {
 
                 await pg.query(`select t.mitre_id, t.name, t.coverage_status, (select array_agg(tactic_id) from technique_tactics tt where tt.technique_id = t.mitre_id)
                     from techniques t where t.domain = 'enterprise-attack' and not t.revoked and not t.deprecated`);
                 await pg.query(`select technique_id, count(*), count(*) filter (where state = 'validated') from tests group by technique_id`);
             });
-            process.stdout.write(`GET /heatmap (full matrix, 100,000 validated tests), 200 sequential requests\n${internals.row('aegis', heatmap)}\n${internals.row('baseline: bare SQL through pg', heatmapSql)}\n  ratio p50 ${(heatmap.p50 / heatmapSql.p50).toFixed(2)}   (target p50 < 100 ms: ${heatmap.p50 < 100 ? 'met' : 'NOT met'})\n`);
+            process.stdout.write(`GET /heatmap (full matrix, 100,000 validated tests), 200 sequential requests\n${timingRow('aegis', heatmap)}\n${timingRow('baseline: bare SQL through pg', heatmapSql)}\n  ratio p50 ${(heatmap.p50 / heatmapSql.p50).toFixed(2)}   (target p50 < 100 ms: ${heatmap.p50 < 100 ? 'met' : 'NOT met'})\n`);
 
-            const list = await internals.time(200, inject('/api/v1/techniques?limit=500'));
-            const listSql = await internals.time(200, () => pg.query(`select t.*, (select json_agg(ta.mitre_id) from technique_tactics tt join tactics ta on ta.id = tt.tactic_id where tt.technique_id = t.mitre_id)
+            const list = await timeRuns(5, 200, inject('/api/v1/techniques?limit=500'));
+            const listSql = await timeRuns(5, 200, () => pg.query(`select t.*, (select json_agg(ta.mitre_id) from technique_tactics tt join tactics ta on ta.id = tt.tactic_id where tt.technique_id = t.mitre_id)
                 from techniques t where not t.revoked and not t.deprecated order by t.mitre_id limit 500`));
-            process.stdout.write(`GET /techniques?limit=500, 200 sequential requests\n${internals.row('aegis', list)}\n${internals.row('baseline: bare SQL through pg', listSql)}\n  ratio p50 ${(list.p50 / listSql.p50).toFixed(2)}\n`);
+            process.stdout.write(`GET /techniques?limit=500, 200 sequential requests\n${timingRow('aegis', list)}\n${timingRow('baseline: bare SQL through pg', listSql)}\n  ratio p50 ${(list.p50 / listSql.p50).toFixed(2)}\n`);
 
             await pg.end();
-            await server.stop();
-            await close();
+            await app.stop();
             await knex.destroy();
         }
         finally {

@@ -3,7 +3,16 @@ import * as Net from 'net';
 import * as Path from 'path';
 
 import Autocannon from 'autocannon';
+import type { Knex } from 'knex';
+import Pino from 'pino';
 import * as Pg from 'pg';
+
+import { OutboundHttp } from '../integrations/http';
+import { loadConfig } from '../server/config';
+import { AgendaQueue, createAgenda } from '../server/jobs';
+import { serviceDeps } from '../server/runtime';
+import { createServer } from '../server/server';
+import { createServices } from '../server/services';
 
 
 export const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -150,4 +159,65 @@ export const timeRuns = async (warmup: number, runs: number, run: () => Promise<
     const sorted = samples.sort((a, b) => a - b);
     const percentile = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]!;
     return { p50: percentile(50), p99: percentile(99) };
+};
+
+
+export const percentile = (values: number[], p: number) => {
+
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+};
+
+
+// Bare SQL through pg with the same concurrency: the floor an API over this database can reach
+export const sqlLoad = async (pool: Pg.Pool, queries: { text: string; values: unknown[] }[], connections: number, seconds: number) => {
+
+    const latencies: number[] = [];
+    const until = Date.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: connections }, async () => {
+
+        while (Date.now() < until) {
+            const started = process.hrtime.bigint();
+            await Promise.all(queries.map((query) => pool.query(query)));
+            latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+        }
+    }));
+
+    return { rate: latencies.length / seconds, unit: 'req/s', p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+};
+
+
+
+export const timingRow = (name: string, value: { p50: number; p99: number }) => `  ${name.padEnd(34)} p50 ${value.p50.toFixed(1).padStart(7)} ms   p99 ${value.p99.toFixed(1).padStart(7)} ms`;
+
+
+// The services and the API server over a benchmark database, and a GET that must answer 200 (as a viewer)
+export const createBenchApp = async (url: string, knex: Knex) => {
+
+    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0123', LOG_LEVEL: 'silent', AEGIS_DATA_DIR: `/tmp/aegis-bench-${process.pid}` });
+    const { agenda, close } = await createAgenda({ databaseUrl: url, name: 'bench' });
+    const services = createServices(serviceDeps(config, { knex, queue: new AgendaQueue(agenda, close), outbound: new OutboundHttp(config.outbound), version: 'bench' }));
+    const server = await createServer({ config, services, logger: Pino({ level: 'silent' }), version: 'bench' });
+    const auth = { strategy: 'jwt-bearer', credentials: { user: { id: '00000000-0000-4000-8000-000000000000', role: 'viewer' }, scope: ['viewer'], app: {} } } as never;
+    const inject = (path: string) => {
+
+        return async () => {
+
+            const res = await server.inject({ method: 'GET', url: path, auth });
+            if (res.statusCode !== 200) {
+                throw new Error(`${path}: ${res.statusCode} ${res.payload.slice(0, 200)}`);
+            }
+        };
+    };
+
+    return {
+        services,
+        server,
+        inject,
+        stop: async () => {
+
+            await server.stop();
+            await close();
+        }
+    };
 };

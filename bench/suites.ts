@@ -1,6 +1,8 @@
 import { attack } from './attack';
 import { events } from './events';
 import { foundation } from './foundation';
+// dashboards (issue 12)
+import { posture } from './posture';
 import { tests } from './tests';
 // campaigns (issue 10)
 import { campaigns } from './campaigns';
@@ -12,6 +14,10 @@ import { alerts } from './alerts-eval';
 import { reports } from './reports';
 // documents (issue 13)
 import { documents } from './documents';
+// attack paths and knowledge (issue 10)
+import { attackPaths } from './attack-paths';
+// detection (issue 11)
+import { detection } from './detection';
 
 
 export interface Suite {
@@ -35,5 +41,11 @@ export const suites: Record<string, Suite> = {
     // reports
     reports,
     // documents (issue 13)
-    documents
+    documents,
+    // attack paths and knowledge (issue 10)
+    'attack-paths': attackPaths,
+    // dashboards (issue 12)
+    posture,
+    // detection (issue 11)
+    detection
 };

@@ -12,7 +12,7 @@ import * as Pg from 'pg';
 import { migrate } from '../server/db';
 import { hashPassword } from '../server/services/passwords';
 
-import { createDatabase, freePort, load, stopProcess, type LoadResult } from './lib';
+import { createDatabase, freePort, load, sqlLoad, stopProcess, type LoadResult } from './lib';
 import type { Suite } from './suites';
 
 
@@ -24,12 +24,6 @@ const internals = {
     uploaders: 5,
     lifecycleClients: 20,
     lifecycleSeconds: 10,
-
-    percentile: (values: number[], p: number) => {
-
-        const sorted = [...values].sort((a, b) => a - b);
-        return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
-    },
 
     row: (name: string, value: { rate: number; unit: string; p50?: number; p99?: number }) => `  ${name.padEnd(34)} ${value.rate.toFixed(1).padStart(9)} ${value.unit}${value.p50 === undefined ? '' : `   p50 ${value.p50.toFixed(1).padStart(6)} ms   p99 ${value.p99!.toFixed(1).padStart(6)} ms`}`,
 
@@ -60,23 +54,6 @@ const internals = {
 
         const status = Fs.readFileSync(`/proc/${pid}/status`, 'utf8');
         return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-    },
-
-    // Bare SQL through pg with the same concurrency: the floor an API over this database can reach
-    sqlLoad: async (pool: Pg.Pool, queries: { text: string; values: unknown[] }[], connections: number, seconds: number) => {
-
-        const latencies: number[] = [];
-        const until = Date.now() + seconds * 1000;
-        await Promise.all(Array.from({ length: connections }, async () => {
-
-            while (Date.now() < until) {
-                const started = process.hrtime.bigint();
-                await Promise.all(queries.map((query) => pool.query(query)));
-                latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
-            }
-        }));
-
-        return { rate: latencies.length / seconds, unit: 'req/s', p50: internals.percentile(latencies, 0.5), p99: internals.percentile(latencies, 0.99) };
     },
 
     api: async (port: number, token: string, method: string, path: string, body?: object) => {
@@ -181,7 +158,7 @@ export const tests: Suite = {
                 const url = `http://127.0.0.1:${port}/api/v1${list.path}`;
                 await load(url, { headers: { authorization: `Bearer ${list.token}` }, duration: 1, connections: 10 });
                 const aegis: LoadResult = await load(url, { headers: { authorization: `Bearer ${list.token}` }, duration: 5, connections: 10 });
-                const bare = await internals.sqlLoad(pool, [
+                const bare = await sqlLoad(pool, [
                     { text: `${select} where ${list.where} order by ${list.order} limit 50`, values: list.values },
                     { text: `select count(*) from tests where ${list.where}`, values: list.values }
                 ], 10, 5);

@@ -22,6 +22,13 @@ import * as Alerts from './20261207040000_alerts';
 import * as Webhooks from './20261207070001_webhooks';
 // documents (issue 13)
 import * as Documents from './20261207080000_documents';
+// attack paths and knowledge (issue 10)
+import * as AttackPaths from './20261207020000_attack_paths';
+import * as Knowledge from './20261207020100_knowledge';
+// dashboards (issue 12)
+import * as Posture from './20261207050001_posture';
+// detection (issue 11)
+import * as Detection from './20261207060001_detection';
 
 
 export interface Migration {
@@ -54,5 +61,12 @@ export const migrations: Migration[] = [
     // webhooks
     Webhooks,
     // documents (issue 13)
-    Documents
+    Documents,
+    // attack paths and knowledge (issue 10)
+    AttackPaths,
+    Knowledge,
+    // dashboards (issue 12)
+    Posture,
+    // detection (issue 11)
+    Detection
 ];

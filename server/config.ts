@@ -48,6 +48,8 @@ export interface Config {
     apiKeys: { maxLifetimeDays: number };
     attack: { source: string; d3fendSource: string };
     coverage: { stalenessDays: number };
+    // dashboards (issue 12)
+    snapshots: { retentionDays: number };
     secretKey: Buffer | undefined;
     outbound: { allow: string[]; allowHttp: boolean; ports: number[]; connectTimeoutMs: number; timeoutMs: number; maxBytes: number };
     smtp: { url: string; from: string } | undefined;
@@ -123,6 +125,8 @@ const internals = {
         D3FEND_SOURCE: Joi.string().default(defaultD3fendSource),
         COVERAGE_STALENESS_DAYS: Joi.number().integer().min(1).max(3650).default(180),
         COMPLIANCE_SOURCE: Joi.string().max(4096),
+        // dashboards (issue 12)
+        SNAPSHOT_RETENTION_DAYS: Joi.number().integer().min(1).max(3650).default(365),
         CHROMIUM_PATH: Joi.string(),
         AEGIS_SECRET_KEY: Joi.string().custom((value: string, helpers) => internals.key(value) ?? helpers.message({ custom: 'must be 32 bytes written in base64 or hex' })),
         OUTBOUND_ALLOW_HOSTS: Joi.string().custom((value: string, helpers) => {
@@ -256,6 +260,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
         attack: { source: v.ATTACK_SOURCE, d3fendSource: v.D3FEND_SOURCE },
         coverage: { stalenessDays: v.COVERAGE_STALENESS_DAYS },
         compliance: { source: v.COMPLIANCE_SOURCE },
+        // dashboards (issue 12)
+        snapshots: { retentionDays: v.SNAPSHOT_RETENTION_DAYS },
         chromiumPath: v.CHROMIUM_PATH,
         secretKey: v.AEGIS_SECRET_KEY,                                  // a Buffer: the schema decoded it
         outbound: {

@@ -19,6 +19,10 @@ export interface Jobs {
     'documents.render': { render_id: string };
     'documents.prune': Record<string, never>;
     'reports.schedules': Record<string, never>;
+    // dashboards (issue 12)
+    'snapshots.daily': Record<string, never>;
+    // detection (issue 11)
+    'detection-rules.import-sigma': { dir: string };
 }
 
 export type JobName = keyof Jobs;

@@ -14,7 +14,9 @@ export const LockKey = {
     activeAdmins: 736_421_908,
     // scores (issue 12: scores, risk, compliance): one risk recompute at a time; one compliance import at a time
     riskRecompute: 736_421_930,
-    complianceImport: 736_421_931
+    complianceImport: 736_421_931,
+    // detection (issue 11): one revalidation-queue generation at a time
+    revalidationQueue: 736_421_960
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -93,7 +93,9 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
     // scores (issue 12)
     compliance: config.compliance,
     // documents (issue 13)
-    documents: config.documents
+    documents: config.documents,
+    // dashboards (issue 12)
+    snapshots: config.snapshots
 });
 
 

@@ -15,6 +15,9 @@ export interface SettingValues {
     'risk.likelihood_saturation': number;
     // documents (issue 13)
     'reports.external_recipients': boolean;
+    // detection (issue 11)
+    'detection.half_life_days': number;
+    'detection.weights': { prevented: number; alerted: number; logged: number };
 }
 
 export type SettingKey = keyof SettingValues;
@@ -98,6 +101,21 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         secrets: [],
         urls: [],
         default: false
+    },
+    // detection (issue 11)
+    'detection.half_life_days': {
+        description: 'Days after which a detection validation counts half in a technique\'s detection confidence',
+        schema: Joi.number().integer().min(1).max(3650),
+        secrets: [],
+        urls: [],
+        default: 180
+    },
+    'detection.weights': {
+        description: 'Detection confidence (0-100) of a fresh validation, by its outcome, before decay',
+        schema: Joi.object({ prevented: internals.weight, alerted: internals.weight, logged: internals.weight }),
+        secrets: [],
+        urls: [],
+        default: { prevented: 100, alerted: 100, logged: 50 }
     }
 };
 

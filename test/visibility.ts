@@ -162,6 +162,14 @@ describe('Visibility of classified tests', () => {
 
         // reports: the remediation report lists only tests with a remediation under way
         await context.knex('tests').whereIn('id', [restricted.id, confidential.id]).update({ remediation_status: 'open', remediation_due: '2020-01-01' });
+        // attack paths and knowledge (issue 10): an execution step proved by the restricted test, a lesson drawn from it
+        const attackPath = await call('red_lead', 'POST', '/api/v1/attack-paths', { name: 'Visibility path', steps: [{ technique_id: techniqueId }] });
+        const execution = await call('red_lead', 'POST', `/api/v1/attack-paths/${attackPath.id}/executions`, {});
+        await call('red_lead', 'POST', `/api/v1/executions/${execution.id}/start`, {});
+        await call('red_lead', 'POST', `/api/v1/executions/${execution.id}/steps/${execution.steps[0].id}`, { outcome: 'detected', notes: 'proved', test_id: restricted.id });
+        const lesson = await call('red_lead', 'POST', '/api/v1/knowledge/lessons', { title: 'Lesson', severity: 'high', technique_id: techniqueId, test_id: restricted.id });
+        const playbook = await call('red_lead', 'POST', '/api/v1/knowledge/playbooks', { title: 'Playbook', type: 'response', technique_ids: [techniqueId] });
+        const knowledgeIds: string[] = [attackPath.id, execution.id, lesson.id, playbook.id];
         await context.relay.drain();
         const notifications = await context.knex('notifications').whereIn('user_id', [context.users.red_tech.id, context.users.viewer.id]).pluck('id');
 
@@ -184,12 +192,25 @@ describe('Visibility of classified tests', () => {
             // campaigns (issue 10)
             campaign.id, blindCampaign.id, blindTest.id,
             // alerts
-            alertRule.id, ...alerts
+            alertRule.id, ...alerts,
+            // attack paths and knowledge (issue 10)
+            ...knowledgeIds
         ];
 
         // scores (issue 12): the technique's score and risk profile, computed from the classified validated tests,
         // so that /scores/techniques/{id} and /risk/profiles/{id} answer 200 in the walk
         await context.services.risk.recompute({ id: null, role: 'system' });
+
+        // dashboards (issue 12): a snapshot taken after the classified tests were validated, for /snapshots/{id}
+        const snapshot = await call('admin', 'POST', '/api/v1/snapshots', { note: 'visibility walk' });
+        candidates.push(snapshot.id);
+
+        // detection (issue 11): validations and rule evaluations of both classified tests (their detections are rows already)
+        const [asset] = await context.knex('detection_assets').insert({ name: `Visibility EDR ${Crypto.randomUUID()}`, type: 'edr' }).returning('id');
+        const [rule] = await context.knex('detection_rules').insert({ name: 'Visibility rule', language: 'kql', query: 'q', technique_ids: [techniqueId], asset_id: asset.id }).returning('id');
+        const validations = await context.knex('detection_validations').insert([restricted.id, confidential.id].map((testId) => ({ technique_id: techniqueId, asset_id: asset.id, test_id: testId, source: 'test', outcome: 'alerted', validated_at: new Date() }))).returning('id');
+        await context.knex('detection_rule_evaluations').insert([restricted.id, confidential.id].map((testId) => ({ rule_id: rule.id, test_id: testId, fired: true })));
+        candidates.push(asset.id, rule.id, ...validations.map((row: { id: string }) => row.id));
     });
 
     after(async () => {
@@ -283,9 +304,14 @@ describe('Visibility of classified tests', () => {
                 '/api/v1/tests', '/api/v1/tests/{id}', '/api/v1/tests/{id}/timeline', '/api/v1/tests/{id}/retest-chain', '/api/v1/tests/{id}/evidence',
                 '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}',
                 // documents (issue 13)
-                '/api/v1/reports/generate/technique/{id}'
+                '/api/v1/reports/generate/technique/{id}',
+                // detection (issue 11)
+                '/api/v1/detection-lifecycle/detections'
             ]);
         }
+
+        // attack paths and knowledge (issue 10): an execution names the restricted test that proved one of its steps
+        expect([...paths(internals.restricted)]).to.include(['/api/v1/executions/{id}']);
 
         const { seen: red } = await walk('red_tech', [internals.confidential]);
         expect([...red.get(internals.confidential)!.map((entry) => entry.split(' ')[0])]).to.include('/api/v1/techniques/{mitre_id}');

@@ -5,6 +5,8 @@ import { importAtomics } from './import-atomics';
 import { importAttack, importD3fend } from './import-attack';
 // scores (issue 12)
 import { importCompliance } from './import-compliance';
+// detection (issue 11)
+import { importSigma } from './import-sigma';
 
 
 export interface CommandContext {
@@ -26,5 +28,7 @@ export const commands: Record<string, Command> = {
     'import-attack': importAttack,
     'import-d3fend': importD3fend,
     // scores (issue 12)
-    'import-compliance': importCompliance
+    'import-compliance': importCompliance,
+    // detection (issue 11)
+    'import-sigma': importSigma
 };

@@ -22,3 +22,14 @@ export { Alert, AlertRule, type AlertRuleType, type AlertSeverity, type AlertSta
 export { Webhook, WebhookDelivery, WebhookAttempt, webhookEventTypes, type WebhookEventType } from './webhook';
 // documents (issue 13)
 export { ReportRender, ReportSchedule, ReportScheduleRun, type DocumentKind } from './report';
+// attack paths and knowledge (issue 10)
+export { AttackPath, AttackPathStep, AttackPathExecution, ExecutionStep, executionStates, stepOutcomes, type ExecutionState, type StepOutcome } from './attack-path';
+export { Playbook, PlaybookVersion, Lesson, playbookTypes, lessonSeverities, lessonStatuses, type PlaybookType, type LessonSeverity, type LessonStatus } from './knowledge';
+// dashboards (issue 12)
+export { PostureSnapshot, PostureSnapshotTechnique, type PostureSummary } from './posture-snapshot';
+// detection (issue 11)
+export {
+    DetectionAsset, TestDetection, DetectionValidation, DetectionRule, DetectionRuleEvaluation, InfrastructureChange, TechniqueAssignment, AssetOwnership,
+    RevalidationEntry, assetTypes, ruleLanguages, ruleStatuses, ruleSeverities, validatedOutcomes, assignmentRoles, assetOwnershipRoles,
+    type AssetType, type RuleLanguage, type RuleStatus, type RuleSeverity, type ValidatedOutcome, type AssignmentRole, type AssetOwnershipRole
+} from './detection';

@@ -25,7 +25,14 @@ import { webhookRoutes } from './webhooks';
 import { reportRoutes } from './reports';
 // documents (issue 13)
 import { documentRoutes } from './documents';
+// attack paths and knowledge (issue 10)
+import { attackPathRoutes } from './attack-paths';
+import { knowledgeRoutes } from './knowledge';
+// detection (issue 11)
+import { detectionLifecycleRoutes, detectionRuleRoutes, ownershipRoutes } from './detection';
 
+// dashboards (issue 12)
+import { dashboardRoutes } from './dashboards';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -57,5 +64,14 @@ export const routes = [
     // reports
     ...reportRoutes,
     // documents (issue 13)
-    ...documentRoutes
+    ...documentRoutes,
+    // attack paths and knowledge (issue 10)
+    ...attackPathRoutes,
+    ...knowledgeRoutes,
+    // dashboards (issue 12)
+    ...dashboardRoutes,
+    // detection (issue 11)
+    ...detectionLifecycleRoutes,
+    ...detectionRuleRoutes,
+    ...ownershipRoutes
 ];

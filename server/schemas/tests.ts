@@ -56,7 +56,7 @@ export const detection = Joi.object({
     tool: text(200).allow(null, ''),
     outcome: Joi.string().valid(...detectionOutcomes).required(),
     detected_at: timestamp.allow(null),
-    rule_ids: Joi.array().items(text(200).min(1)).max(100),
+    rule_ids: Joi.array().items(uuid).max(100).unique(),
     alert_reference: text(500).allow(null, ''),
     notes: text(10_000).allow(null, '')
 }).or('asset_id', 'tool');

@@ -1,13 +1,14 @@
 import type { Knex } from 'knex';
 
 import { NotFoundError, ValidationError } from '../errors';
-import { Test, type AttackDomainName, type CoverageStatusName } from '../models';
+import { type AttackDomainName, type CoverageStatusName } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import type { CoverageFigure } from './coverage';
 import { buildNavigatorLayer, parseNavigatorLayer, type LayerTechnique, type NavigatorLayer } from './navigator-layer';
 import type { TechniquesService } from './techniques';
+import { visibleTestCounts } from './test-counts';
 
 
 export interface HeatmapFilters {
@@ -101,13 +102,18 @@ export class HeatmapService {
         const [tactics, rows, counts, used, version] = await Promise.all([
             knex('tactics').where({ domain, revoked: false, deprecated: false }).orderBy([{ column: 'matrix_order' }, { column: 'mitre_id' }]).select('id', 'mitre_id', 'shortname', 'name', 'matrix_order'),
             techniques as unknown as Promise<TechniqueRow[]>,
-            Test.query(knex).modify('visibleTo', actor).select('technique_id').count('* as total').select(knex.raw('count(*) filter (where state = \'validated\') as validated'))
-                .groupBy('technique_id').toKnexQuery() as unknown as Promise<{ technique_id: string; total: number; validated: number }[]>,
+            visibleTestCounts(knex, actor),
             filters.threat_actor_id ? knex('threat_actor_techniques').where('threat_actor_id', filters.threat_actor_id).pluck('technique_id') as Promise<string[]> : null,
             knex('attack_imports').where({ kind: 'attack', status: 'succeeded', domain }).orderBy('finished_at', 'desc').first('attack_version')
         ]);
 
-        const testsOf = new Map(counts.map((row) => [row.technique_id, { total: Number(row.total), validated: Number(row.validated) }]));
+        // From the test counters (services/test-counts.ts), not the tests: the heatmap reads no test row
+        const testsOf = new Map<string, TestCounts>();
+        for (const row of counts) {
+            const sum = testsOf.get(row.technique_id) ?? { total: 0, validated: 0 };
+            testsOf.set(row.technique_id, { total: sum.total + row.count, validated: sum.validated + (row.state === 'validated' ? row.count : 0) });
+        }
+
         const usedSet = used ? new Set(used) : null;
         const cell = (row: TechniqueRow) => ({
             technique_id: row.mitre_id,

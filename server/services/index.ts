@@ -41,6 +41,17 @@ import { ReportsService } from './reports';
 // documents (issue 13)
 import { DocumentsService } from './documents';
 import { ReportSchedulesService } from './report-schedules';
+// attack paths and knowledge (issue 10)
+import { AttackPathsService } from './attack-paths';
+import { KnowledgeService } from './knowledge';
+// dashboards (issue 12)
+import { AnalyticsService } from './analytics';
+import { DashboardsService } from './dashboards';
+import { SnapshotsService } from './snapshots';
+// detection (issue 11)
+import { DetectionService } from './detection';
+import { DetectionRulesService } from './detection-rules';
+import { OwnershipService } from './ownership';
 
 
 export interface ServiceDeps {
@@ -65,6 +76,8 @@ export interface ServiceDeps {
     webhooks?: Partial<WebhookSettings> | undefined;
     // documents (issue 13): REPORT_WAIT_MS (5000 when not given)
     documents?: { waitMs: number } | undefined;
+    // dashboards (issue 12): SNAPSHOT_RETENTION_DAYS
+    snapshots?: { retentionDays: number } | undefined;
 }
 
 
@@ -88,6 +101,9 @@ export const createServices = (deps: ServiceDeps) => {
     const uploads = deps.uploads ?? { maxBytes: 100 * 1024 * 1024, allowedTypes: defaultUploadTypes, knownSizeBytes: 0 };
     // documents (issue 13)
     const documents = new DocumentsService({ knex, audit, queue: deps.queue, storage: deps.storage!, waitMs: deps.documents?.waitMs ?? 5000 });
+    // dashboards (issue 12)
+    const snapshots = new SnapshotsService({ knex, audit, settings: deps.snapshots ?? { retentionDays: 365 } });
+    const analytics = new AnalyticsService({ knex });
 
     return {
         audit,
@@ -123,7 +139,18 @@ export const createServices = (deps: ServiceDeps) => {
         reports: new ReportsService({ knex }),
         // documents (issue 13)
         documents,
-        reportSchedules: new ReportSchedulesService({ knex, audit, documents, mail, settings })
+        reportSchedules: new ReportSchedulesService({ knex, audit, documents, mail, settings }),
+        // attack paths and knowledge (issue 10)
+        attackPaths: new AttackPathsService({ knex, audit, tests }),
+        knowledge: new KnowledgeService({ knex, audit, tests }),
+        // dashboards (issue 12)
+        snapshots,
+        analytics,
+        dashboards: new DashboardsService({ knex, snapshots, analytics }),
+        // detection (issue 11)
+        detection: new DetectionService({ knex, audit, settings, techniques }),
+        detectionRules: new DetectionRulesService({ knex, audit, tests }),
+        ownership: new OwnershipService({ knex, audit })
     };
 };
 

@@ -38,7 +38,10 @@ const internals = {
 //
 // `plain` answers the rows as PostgreSQL returns them, without model instances: for hot lists whose query selects
 // exactly the public columns (hydrating and serialising models costs more than the query itself).
-export const page = async <M extends Model>(query: QueryBuilder<M, M[]>, list: ListQuery, defaults: { sort: string; order: 'asc' | 'desc'; plain?: boolean }): Promise<Page<M>> => {
+//
+// `count`, when given, answers the total instead of counting the filtered rows: a cached or maintained count (the
+// unfiltered test list reads the test counters, services/test-counts.ts), for a list too large to count per request.
+export const page = async <M extends Model>(query: QueryBuilder<M, M[]>, list: ListQuery, defaults: { sort: string; order: 'asc' | 'desc'; plain?: boolean; count?: () => Promise<number> }): Promise<Page<M>> => {
 
     const { limit, offset } = internals.window(list);
     const sort = list.sort ?? defaults.sort;
@@ -51,6 +54,11 @@ export const page = async <M extends Model>(query: QueryBuilder<M, M[]>, list: L
     const items = query.clone().orderBy(`${tableName}.${sort}`, order).orderBy(`${tableName}.id`, order).limit(limit).offset(offset);
     if (!items.has('select')) {
         items.select(`${tableName}.*`);
+    }
+
+    if (defaults.count) {
+        const [rows, counted] = await Promise.all([defaults.plain ? items.toKnexQuery() as unknown as Promise<M[]> : items, defaults.count()]);
+        return { items: rows, total: counted, limit, offset };
     }
 
     items.select(total.as(totalColumn));
@@ -92,3 +100,16 @@ export const pageOfRows = async <T extends object>(rows: T[], window: { limit: n
 
 // LIKE patterns built from user input: the wildcards and the escape character are literal.
 export const likePattern = (text: string): string => `%${text.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+
+
+// detection (issue 11): the equality filters of a list, each applied when given (`table.field = value`)
+export const whereEquals = <Q extends { where: (column: string, value: unknown) => unknown }, F extends object>(query: Q, filters: F, fields: readonly (keyof F & string)[], table: string): Q => {
+
+    for (const field of fields) {
+        if (filters[field] !== undefined && filters[field] !== null && filters[field] !== '') {
+            query.where(`${table}.${field}`, filters[field]);
+        }
+    }
+
+    return query;
+};

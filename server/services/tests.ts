@@ -7,9 +7,11 @@ import { Access, Role, blindFields, blindTo, hidesRedFrom, type Actor } from '..
 import type { AuditService } from './audit';
 import { appendTimeline, lockOr404, withTransaction, type ChangeOptions } from './changes';
 import type { CoverageService } from './coverage';
+import { checkDetectionReferences, recordTestValidations, writeTestDetections } from './detection-hooks';
 import type { EventsService, DomainEvent, StoredEvent } from './events';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 import type { NotificationCreate, NotificationsService } from './notifications';
+import { visibleTestTotal } from './test-counts';
 import {
     applyTimer, decide, deriveDetection, detectedBefore, edits, incompleteDetections, lifecycle,
     type Audience, type Detection, type EditAction, type Refusal, type TestAction, type TestState
@@ -194,7 +196,10 @@ export class TestsService {
             });
         }
 
-        const result = await page(query, filters, { sort: 'created_at', order: 'desc' });
+        // Unfiltered, the total is the actor's visible count from the test counters: counting a million rows per page
+        // would cost more than the page (docs/dashboards.md "Cost at a million tests")
+        const filtered = Object.keys(filters).some((key) => !['limit', 'offset', 'sort', 'order'].includes(key) && filters[key as keyof TestFilters] !== undefined);
+        const result = await page(query, filters, { sort: 'created_at', order: 'desc', ...filtered ? {} : { count: () => visibleTestTotal(this.deps.knex, actor) } });
         result.items.forEach((test) => blindTo(actor, test));
         return result;
     }
@@ -344,11 +349,17 @@ export class TestsService {
         }
 
         // Nothing is detected before it happens: a negative time to detect is a typo or a wrong time zone
-        return this.edit(actor, id, 'blue', changes, options, (_trx, _changes, test) => {
+        return this.edit(actor, id, 'blue', changes, options, async (trx, _changes, test) => {
 
             const early = test.executed_at ? detectedBefore(input.detections ?? [], test.executed_at) : [];
             if (early.length) {
                 throw new ValidationError(`A detection time is earlier than executed_at (${test.executed_at!.toISOString()})`, early, 'detected_before_executed');
+            }
+
+            // detection (issue 11): each detection is also a row, in this transaction
+            if (input.detections) {
+                await checkDetectionReferences(trx, input.detections);
+                await writeTestDetections(trx, id, input.detections);
             }
         });
     }
@@ -428,6 +439,11 @@ export class TestsService {
             }
 
             await this.deps.events.emit(trx, actor, events);
+
+            // detection (issue 11): the validations this test proves, in its transaction (read your own writes)
+            if (to === 'validated') {
+                await recordTestValidations(trx, actor, updated);
+            }
 
             if (to === 'validated' && effects.includes('recompute-coverage')) {
                 await this.deps.coverage.recompute(trx, actor, [test.technique_id]);

@@ -77,7 +77,25 @@ const internals = {
         ...(['GET /api/v1/reports/schedules', 'POST /api/v1/reports/schedules', 'GET /api/v1/reports/schedules/{id}', 'PATCH /api/v1/reports/schedules/{id}', 'DELETE /api/v1/reports/schedules/{id}', 'GET /api/v1/reports/schedules/{id}/runs'].map((line) => ({
             method: line.split(' ')[0]!, path: line.split(' ')[1]!, allowed: Access.leads,
             reason: 'Issue 13: report schedules are for A, and for RL and BL their own (the service checks ownership)'
-        })))
+        }))),
+        // attack paths (issue 10): routes the reference does not list
+        {
+            method: 'PATCH', path: '/api/v1/attack-paths/{id}/steps/{sid}', allowed: Access.allExceptViewer,
+            reason: 'Issue 10: reordering (and editing) a step has no route in the reference; it is a change of the steps, which POST and DELETE of steps give "All except V"'
+        },
+        {
+            method: 'GET', path: '/api/v1/attack-paths/{id}/executions', allowed: Access.any,
+            reason: 'Issue 10: the reference can start and record executions but not read them; reading follows GET /attack-paths/{id} ("Any")'
+        },
+        {
+            method: 'GET', path: '/api/v1/executions/{id}', allowed: Access.any,
+            reason: 'Issue 10: an execution\'s detail (its steps and proving tests) has no route in the reference; reading follows GET /attack-paths/{id} ("Any")'
+        },
+        // detection (issue 11)
+        {
+            method: 'GET', path: '/api/v1/detection-lifecycle/detections', allowed: Access.any,
+            reason: 'Issue 11: the per-tool detections of tests are queryable as rows across tests; a read like the module\'s other lists (Any), each row shown only with its test (visibility rule)'
+        }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
 

@@ -30,7 +30,10 @@ const internals = {
         { key: 'scores.half_life_days', value: 180, is_default: true, updated_by: null, updated_at: null },
         { key: 'risk.likelihood_saturation', value: 31, is_default: true, updated_by: null, updated_at: null },
         // documents (issue 13)
-        { key: 'reports.external_recipients', value: false, is_default: true, updated_by: null, updated_at: null }
+        { key: 'reports.external_recipients', value: false, is_default: true, updated_by: null, updated_at: null },
+        // detection (issue 11)
+        { key: 'detection.half_life_days', value: 180, is_default: true, updated_by: null, updated_at: null },
+        { key: 'detection.weights', value: { prevented: 100, alerted: 100, logged: 50 }, is_default: true, updated_by: null, updated_at: null }
     ].map((item) => ({ ...item, ...(overrides[item.key] as object) }))
 };
 
@@ -62,7 +65,7 @@ describe('Settings', () => {
         const res = await context.server.inject({ method: 'GET', url: '/api/v1/system/settings', auth: context.as('admin') });
         expect(res.statusCode).to.equal(200);
         const body = JSON.parse(res.payload);
-        expect(body).to.include({ total: 6, limit: 50, offset: 0 });
+        expect(body).to.include({ total: internals.defaults().length, limit: 50, offset: 0 });
         expect(body.items.map(({ description, ...item }: { description: string }) => item)).to.equal(internals.defaults());
         expect(body.items.every((item: { description: string }) => item.description.length > 10)).to.be.true();
 
@@ -70,7 +73,7 @@ describe('Settings', () => {
         expect(window.items.map((item: { key: string }) => item.key)).to.equal(['jira', 'coverage.staleness_days']);
 
         const sorted = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=key&order=desc', auth: context.as('admin') })).payload);
-        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'reports.external_recipients', 'jira', 'coverage.staleness_days']);
+        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'reports.external_recipients', 'jira', 'detection.weights', 'detection.half_life_days', 'coverage.staleness_days']);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=value', auth: context.as('admin') })).statusCode).to.equal(400);
     });
 

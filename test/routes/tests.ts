@@ -145,7 +145,10 @@ describe('Test routes', () => {
         const blue = await testRow(context.knex, { state: 'blue_evaluating', executed_at: new Date('2026-11-28T11:59:00.000Z'), detections: [], detection_outcome: null, detected_at: null });
         expect((await request('red_tech', 'PATCH', `/tests/${blue.id}/red`, { tool: 'x' })).statusCode).to.equal(409);
         expect((await request('blue_tech', 'PATCH', `/tests/${blue.id}/blue`, { detections: [{ outcome: 'alerted' }] })).statusCode).to.equal(400);
-        const set = json(await request('blue_tech', 'PATCH', `/tests/${blue.id}/blue`, { detections: [{ asset_id: Crypto.randomUUID(), outcome: 'prevented', detected_at: '2026-11-28T12:00:00.000Z', rule_ids: ['SIGMA-1'] }], blue_notes: 'Blocked' }));
+        // The asset and rule a detection names must exist (issue 11)
+        const [asset] = await context.knex('detection_assets').insert({ name: `EDR ${Crypto.randomUUID()}`, type: 'edr' }).returning('id');
+        const [rule] = await context.knex('detection_rules').insert({ name: 'SIGMA-1', language: 'sigma', query: 'title: x' }).returning('id');
+        const set = json(await request('blue_tech', 'PATCH', `/tests/${blue.id}/blue`, { detections: [{ asset_id: asset.id, outcome: 'prevented', detected_at: '2026-11-28T12:00:00.000Z', rule_ids: [rule.id] }], blue_notes: 'Blocked' }));
         expect(set).to.include({ detection_outcome: 'prevented', detected_at: '2026-11-28T12:00:00.000Z', blue_notes: 'Blocked' });
     });
 

@@ -15,6 +15,10 @@ import { defineAlertJobs, scheduleAlertJobs } from './alerts';
 // documents (issue 13)
 import { defineDocumentJobs, scheduleDocumentJobs } from './documents';
 import type { PdfPrinter } from '../../server/services/documents';
+// dashboards (issue 12)
+import { defineSnapshotJobs, scheduleSnapshotJobs } from './snapshots';
+// detection (issue 11)
+import { defineDetectionJobs } from './detection';
 
 
 export interface JobOptions {
@@ -41,6 +45,11 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     if (options.documents) {
         defineDocumentJobs(agenda, services, { ...options.documents, logger: options.logger });
     }
+
+    // dashboards (issue 12)
+    defineSnapshotJobs(agenda, services, options);
+    // detection (issue 11)
+    defineDetectionJobs(agenda, services, options);
 };
 
 
@@ -66,4 +75,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleAlertJobs(agenda);
     // documents (issue 13)
     await scheduleDocumentJobs(agenda);
+    // dashboards (issue 12)
+    await scheduleSnapshotJobs(agenda);
 };
