@@ -31,6 +31,7 @@ import * as Posture from './20261207050001_posture';
 import * as Detection from './20261207060001_detection';
 // integration of campaigns (integ-a): lessons' campaign_id becomes a foreign key
 import * as LessonCampaignKey from './20261207110000_lesson_campaign_key';
+import * as PurpleCampaignDocument from './20261207110001_purple_campaign_document';
 
 
 export interface Migration {
@@ -72,5 +73,6 @@ export const migrations: Migration[] = [
     // detection (issue 11)
     Detection,
     // integration of campaigns (integ-a)
-    LessonCampaignKey
+    LessonCampaignKey,
+    PurpleCampaignDocument
 ];
