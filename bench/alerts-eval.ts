@@ -67,6 +67,8 @@ const internals = {
     rules: async (services: Services) => {
 
         const admin = systemActor;
+        // risk_threshold reads the stored risk profiles (docs/alerts.md): computed once from the seeded coverage
+        await services.risk.recompute(admin);
         await services.alerts.createRule(admin, { name: 'bench regression', rule_type: 'coverage_regression' });
         await services.alerts.createRule(admin, { name: 'bench stale', rule_type: 'stale_validation', parameters: { max_age_days: 180 } });
         await services.alerts.createRule(admin, { name: 'bench failure', rule_type: 'detection_failure' });

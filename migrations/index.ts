@@ -29,6 +29,9 @@ import * as Knowledge from './20261207020100_knowledge';
 import * as Posture from './20261207050001_posture';
 // detection (issue 11)
 import * as Detection from './20261207060001_detection';
+// integration of campaigns (integ-a): lessons' campaign_id becomes a foreign key
+import * as LessonCampaignKey from './20261207110000_lesson_campaign_key';
+import * as PurpleCampaignDocument from './20261207110001_purple_campaign_document';
 
 
 export interface Migration {
@@ -68,5 +71,8 @@ export const migrations: Migration[] = [
     // dashboards (issue 12)
     Posture,
     // detection (issue 11)
-    Detection
+    Detection,
+    // integration of campaigns (integ-a)
+    LessonCampaignKey,
+    PurpleCampaignDocument
 ];

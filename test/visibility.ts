@@ -305,6 +305,8 @@ describe('Visibility of classified tests', () => {
                 '/api/v1/evidence/{id}', '/api/v1/evidence/{id}/download', '/api/v1/techniques/{mitre_id}',
                 // documents (issue 13)
                 '/api/v1/reports/generate/technique/{id}',
+                // integration of campaigns (integ-a): the campaign report of the campaign holding the classified tests
+                '/api/v1/reports/generate/purple-campaign/{id}',
                 // detection (issue 11)
                 '/api/v1/detection-lifecycle/detections'
             ]);

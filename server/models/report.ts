@@ -1,7 +1,7 @@
 import { BaseModel } from './base';
 
 
-export type DocumentKind = 'coverage-summary' | 'executive-summary' | 'quarterly-summary' | 'technique';
+export type DocumentKind = 'coverage-summary' | 'executive-summary' | 'quarterly-summary' | 'technique' | 'purple-campaign';
 
 
 // A PDF render: queued by the API, printed by the worker, its file in object storage

@@ -6,7 +6,7 @@ import { Access } from '../policy';
 import { answers, idParams, responses } from '../schemas/common';
 import {
     coverageDocumentQuery, documentAnswer, documentFile, executiveDocumentQuery, quarterlyDocumentQuery, renderFile, renderStatus, schedule, scheduleCreate, scheduleListQuery,
-    schedulePage, scheduleRunPage, scheduleRunsQuery, scheduleUpdate, techniqueDocumentParams, techniqueDocumentQuery
+    schedulePage, scheduleRunPage, scheduleRunsQuery, scheduleUpdate, techniqueDocumentParams, techniqueDocumentQuery, campaignDocumentParams
 } from '../schemas/documents';
 import type { DocumentFormat, DocumentParams, Generated } from '../services/documents';
 import type { ListQuery } from '../services/lists';
@@ -84,6 +84,20 @@ export const documentRoutes = [
             plugins: { 'hapi-swagger': { responses: { 200: documentFile, ...internals.pdfAnswers, ...responses(404, 409) } } }
         },
         handler: async (request, h) => internals.answer(h, await request.services().documents.generate(actorOf(request), 'technique', { id: request.params.id }, request.query.format))
+    }),
+
+    route<{ Params: { id: string }; Query: { format: DocumentFormat } }>({
+        method: 'GET',
+        path: '/api/v1/reports/generate/purple-campaign/{id}',
+        options: {
+            description: 'Full campaign report: the campaign\'s scope and progress, and its tests the caller may see with outcomes, time to detect and evidence names with their SHA-256. ?format=json|html|pdf',
+            tags: internals.tags,
+            auth: { access: { scope: [...Access.reports] } },
+            validate: { params: campaignDocumentParams, query: techniqueDocumentQuery },
+            response: { status: { 200: documentAnswer, 202: renderStatus, 303: renderStatus } },
+            plugins: { 'hapi-swagger': { responses: { 200: documentFile, ...internals.pdfAnswers, ...responses(404, 409) } } }
+        },
+        handler: async (request, h) => internals.answer(h, await request.services().documents.generate(actorOf(request), 'purple-campaign', { id: request.params.id }, request.query.format))
     }),
 
     route<{ Params: { id: string } }>({

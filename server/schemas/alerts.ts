@@ -24,8 +24,8 @@ const parameterSchemas: Record<AlertRuleType, Joi.ObjectSchema> = {
     detection_failure: Joi.object({ ...scope, outcomes: Joi.array().items(Joi.string().valid('not_detected', 'logged')).unique().min(1).default(['not_detected']) }),
     // Risk runs from 0 to 25 (likelihood 1-5 x impact 1-5 x the uncovered share)
     risk_threshold: Joi.object({ ...scope, min_risk: Joi.number().min(0).max(25).required() }),
-    // What is past due: the remediation of tests today; 'campaign' (campaigns past their end date) joins when campaigns land
-    sla_breach: Joi.object({ ...scope, subjects: Joi.array().items(Joi.string().valid('remediation')).unique().min(1).default(['remediation']), grace_days: Joi.number().integer().min(0).max(365).default(0) })
+    // What is past due: the remediation of tests, and (subject 'campaign') active campaigns past their end date
+    sla_breach: Joi.object({ ...scope, subjects: Joi.array().items(Joi.string().valid('remediation', 'campaign')).unique().min(1).default(['remediation']), grace_days: Joi.number().integer().min(0).max(365).default(0) })
 };
 
 

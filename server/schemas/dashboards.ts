@@ -19,7 +19,7 @@ export const historyQuery = Joi.object({ domain, days: days(365) });
 
 export const executiveQuery = Joi.object({ domain, days: days(183) });
 
-export const activityQuery = listQuery(['at'], { days: days(365), type: Joi.string().valid('test', 'validation') });
+export const activityQuery = listQuery(['at'], { days: days(365), type: Joi.string().valid('test', 'validation', 'campaign') });
 
 export const snapshotCreate = Joi.object({ note: text(500).allow(null, '') }).label('SnapshotCreate');
 
@@ -58,7 +58,7 @@ export const kpis = Joi.object({
         validated_outcomes: Joi.object().pattern(Joi.string(), count).required(),
         validation_rate: Joi.number().min(0).max(1).allow(null).required()
     }).required(),
-    campaigns: Joi.object({ total: count, active: count }).allow(null).required(),
+    campaigns: Joi.object({ total: count, draft: count, active: count, completed: count, overdue: count }).required(),
     computed_at: timestamp.required()
 }).label('DashboardKpis');
 
@@ -77,13 +77,14 @@ export const coverageByTactic = Joi.object({
 
 export const activityItem = Joi.object({
     id: Joi.string().required(),
-    type: Joi.string().valid('test', 'validation').required(),
+    type: Joi.string().valid('test', 'validation', 'campaign').required(),
     action: Joi.string().required(),
     at: timestamp.required(),
     actor_id: Joi.string().allow(null).required(),
     from_state: Joi.string().allow(null).required(),
     to_state: Joi.string().allow(null).required(),
-    test: Joi.object({ id: Joi.string().required(), title: Joi.string().required(), technique_id: Joi.string().required(), state: Joi.string().required() }).required()
+    test: Joi.object({ id: Joi.string().required(), title: Joi.string().required(), technique_id: Joi.string().required(), state: Joi.string().required() }).allow(null).required(),
+    campaign: Joi.object({ id: Joi.string().required(), name: Joi.string().required(), status: Joi.string().required() }).allow(null).required()
 }).label('ActivityItem');
 
 export const activityPage = pageOf(activityItem, 'ActivityPage');

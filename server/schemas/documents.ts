@@ -19,6 +19,7 @@ export const executiveDocumentQuery = Joi.object({ format, from: day.description
 export const quarterlyDocumentQuery = Joi.object({ format, quarter: quarter.description('the quarter (default: the current one)') });
 export const techniqueDocumentParams = Joi.object({ id: mitreId.required() });
 export const techniqueDocumentQuery = Joi.object({ format });
+export const campaignDocumentParams = Joi.object({ id: uuid.required() });
 
 const count = Joi.number().integer().min(0).required();
 const statuses = Joi.object({ covered: count, partial: count, not_covered: count, untested: count }).label('CoverageCounts');
@@ -26,7 +27,7 @@ const activity = Joi.object({ tests_created: count, tests_executed: count, tests
 const seconds = Joi.number().integer().min(0).allow(null).required();
 
 export const documentData = Joi.object({
-    kind: Joi.string().valid(...documentKinds).required(),
+    kind: Joi.string().valid(...documentKinds, 'purple-campaign').required(),
     title: Joi.string().required(),
     subtitle: Joi.string().required(),
     generated_at: Joi.string().isoDate().required(),
@@ -58,8 +59,14 @@ export const documentData = Joi.object({
         mitre_id: Joi.string().required(), name: Joi.string().required(), tactics: Joi.array().items(Joi.string()).required(), platforms: Joi.array().items(Joi.string()).required(),
         coverage_status: Joi.string().required(), score: Joi.number().integer().allow(null).required(), description: Joi.string().allow(null).required()
     }),
+    campaign: Joi.object({
+        id: Joi.string().required(), name: Joi.string().required(), type: Joi.string().required(), status: Joi.string().required(), description: Joi.string().allow(null).required(),
+        start_date: Joi.string().allow(null).required(), end_date: Joi.string().allow(null).required(), threat_actor: Joi.string().allow(null).required(),
+        techniques: Joi.array().items(Joi.string()).required(),
+        progress: Joi.object({ total: count, validated: count, percent: Joi.number().min(0).max(100).required(), by_state: Joi.object().pattern(Joi.string(), count).required() }).required()
+    }).label('DocumentCampaign'),
     tests: Joi.array().items(Joi.object({
-        id: Joi.string().required(), title: Joi.string().required(), state: Joi.string().required(), attack_result: Joi.string().allow(null).required(),
+        id: Joi.string().required(), title: Joi.string().required(), technique_id: Joi.string().required(), state: Joi.string().required(), attack_result: Joi.string().allow(null).required(),
         detection_outcome: Joi.string().allow(null).required(), time_to_detect_seconds: seconds, remediation_status: Joi.string().required(), validated_at: Joi.string().allow(null).required(),
         evidence: Joi.array().items(Joi.object({ name: Joi.string().required(), sha256: Joi.string().required() }).label('DocumentEvidence')).required()
     }).label('DocumentTest')),

@@ -22,6 +22,7 @@ export const testResultsQuery = listQuery(['executed_at', 'validated_at', 'creat
     technique_id: techniqueId,
     outcome: Joi.string().valid(...detectionOutcomes),
     state: Joi.string().valid(...testStates),
+    campaign_id: uuid.description('the tests of this campaign (an unknown campaign has none)'),
     format
 }) as Joi.ObjectSchema<TestResultFilters>;
 

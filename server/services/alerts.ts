@@ -13,7 +13,8 @@ import { lockOr404, withTransaction, type ChangeOptions } from './changes';
 import type { EventsService, StoredEvent } from './events';
 import { page, type ListQuery, type Page } from './lists';
 import type { MailService } from './mail';
-import type { RiskSource } from './alerts-risk';
+import type { RiskSource } from './risk';
+import { overdueSql } from './campaign-lifecycle';
 import { wantsEmail, type NotificationsService } from './notifications';
 
 
@@ -112,6 +113,12 @@ const internals = {
         sla_breach: 'Resolved by evaluation: the remediation is resolved, accepted or no longer past due'
     } as Record<AlertRuleType, string>,
 
+    // ... and for a campaign past its end date (sla_breach, subject campaign)
+    campaignCleared: 'Resolved by evaluation: the campaign is completed or no longer past its end date',
+
+    // A campaign past its end date is the red lead's to complete (RL, A): its instances notify the red leads too
+    leadsOf: (type: AlertRuleType, subjectType: AlertSubjectType): Role[] => (subjectType === 'campaign' ? [...new Set([...internals.leads[type]!, Role.redLead])] : internals.leads[type]!),
+
     key: (item: { subject_type: string; subject_id: string }) => `${item.subject_type}:${item.subject_id}`,
 
     // The techniques a rule looks at: its own list, narrowed to the evaluation's scope; null for all of them
@@ -142,7 +149,9 @@ const mailOf = (alert: Alert): Pick<MailMessage, 'subject' | 'text' | 'html'> =>
 
 
 // The condition of each rule type, as one query over the stored coverage and the tests (docs/alerts.md)
-type Matcher = (knex: Knex | Knex.Transaction, parameters: Record<string, unknown>, techniques: string[] | null, risk: RiskSource) => Promise<AlertMatch[]>;
+// `whole` is false when the evaluation is narrowed to an event's techniques: subjects that belong to no technique (a
+// campaign) are then left alone.
+type Matcher = (knex: Knex | Knex.Transaction, parameters: Record<string, unknown>, techniques: string[] | null, risk: RiskSource, whole: boolean) => Promise<AlertMatch[]>;
 
 const matchers: Record<AlertRuleType, Matcher> = {
 
@@ -241,23 +250,46 @@ const matchers: Record<AlertRuleType, Matcher> = {
         }));
     },
 
-    // A test whose remediation is open or in progress past its due date (and grace_days)
-    sla_breach: async (knex, parameters, techniques) => {
+    // What is past due (and grace_days): the remediation of a test, open or in progress ('remediation'); an active
+    // campaign past its end date ('campaign': the campaigns module's overdueSql), whatever techniques the rule watches
+    sla_breach: async (knex, parameters, techniques, risk, whole) => {
 
-        const { rows } = await knex.raw<{ rows: { id: string; technique_id: string; remediation_due: Date; remediation_status: string; days_late: number }[] }>(`
-            select id, technique_id, remediation_due, remediation_status, (current_date - remediation_due)::int as days_late
-            from tests
-            where remediation_status in ('open', 'in_progress') and remediation_due < current_date - ?::int
-              and (?::text[] is null or technique_id = any(?::text[]))`, [parameters.grace_days as number, techniques, techniques]);
+        const subjects = parameters.subjects as string[];
+        const matches: AlertMatch[] = [];
+        if (subjects.includes('remediation')) {
+            const { rows } = await knex.raw<{ rows: { id: string; technique_id: string; remediation_due: Date; remediation_status: string; days_late: number }[] }>(`
+                select id, technique_id, remediation_due, remediation_status, (current_date - remediation_due)::int as days_late
+                from tests
+                where remediation_status in ('open', 'in_progress') and remediation_due < current_date - ?::int
+                  and (?::text[] is null or technique_id = any(?::text[]))`, [parameters.grace_days as number, techniques, techniques]);
 
-        return rows.map((row) => ({
-            subject_type: 'test',
-            subject_id: row.id,
-            technique_id: row.technique_id,
-            test_ids: [row.id],
-            title: `Remediation past due on a test of ${row.technique_id}: due ${internals.day(row.remediation_due)}, ${row.days_late} days late`,
-            details: { test_id: row.id, remediation_due: internals.day(row.remediation_due), remediation_status: row.remediation_status, days_late: row.days_late, grace_days: parameters.grace_days }
-        }));
+            matches.push(...rows.map((row) => ({
+                subject_type: 'test' as const,
+                subject_id: row.id,
+                technique_id: row.technique_id,
+                test_ids: [row.id],
+                title: `Remediation past due on a test of ${row.technique_id}: due ${internals.day(row.remediation_due)}, ${row.days_late} days late`,
+                details: { test_id: row.id, remediation_due: internals.day(row.remediation_due), remediation_status: row.remediation_status, days_late: row.days_late, grace_days: parameters.grace_days }
+            })));
+        }
+
+        if (subjects.includes('campaign') && whole) {
+            const { rows } = await knex.raw<{ rows: { id: string; name: string; end_date: string; days_late: number }[] }>(`
+                select campaigns.id, campaigns.name, to_char(campaigns.end_date, 'YYYY-MM-DD') as end_date, ((now() at time zone 'utc')::date - campaigns.end_date)::int as days_late
+                from campaigns
+                where ${overdueSql} and campaigns.end_date < (now() at time zone 'utc')::date - ?::int`, [parameters.grace_days as number]);
+
+            matches.push(...rows.map((row) => ({
+                subject_type: 'campaign' as const,
+                subject_id: row.id,
+                technique_id: null,
+                test_ids: [],
+                title: `Campaign "${row.name}" is past its end date: ended ${row.end_date}, ${row.days_late} days late`,
+                details: { campaign_id: row.id, end_date: row.end_date, days_late: row.days_late, grace_days: parameters.grace_days }
+            })));
+        }
+
+        return matches;
     }
 };
 
@@ -435,7 +467,7 @@ export class AlertsService {
             return 0;
         }
 
-        const recipients = (await this.leads(this.deps.knex, alert.rule_type)).filter((user) => user.email && wantsEmail(user.preferences?.notifications, 'alert.fired'));
+        const recipients = (await this.leads(this.deps.knex, internals.leadsOf(alert.rule_type, alert.subject_type))).filter((user) => user.email && wantsEmail(user.preferences?.notifications, 'alert.fired'));
         let sent = 0;
         for (const user of recipients) {
             try {
@@ -469,7 +501,8 @@ export class AlertsService {
         }
 
         // In one order for every evaluation: concurrent inserts of the same subjects wait on each other, never cross
-        const matches = (await matchers[rule.rule_type](trx, rule.parameters, techniques, this.deps.risk)).sort((a, b) => internals.key(a).localeCompare(internals.key(b)));
+        const whole = !scope.techniques;
+        const matches = (await matchers[rule.rule_type](trx, rule.parameters, techniques, this.deps.risk, whole)).sort((a, b) => internals.key(a).localeCompare(internals.key(b)));
 
         // What the rule already holds: its live instances, and the dismissed ones that keep it quiet on their subject
         // until the condition clears. Only subjects with neither are inserted; the insert still goes through the
@@ -477,7 +510,7 @@ export class AlertsService {
         const held: { id: string; subject_type: string; subject_id: string; status: AlertStatus }[] = await trx('alerts')
             .where('rule_id', rule.id)
             .where((q) => q.whereIn('status', internals.live).orWhere((r) => r.where('status', 'dismissed').whereNull('cleared_at')))
-            .modify((q) => (techniques ? q.whereIn('technique_id', techniques) : q))
+            .modify((q) => (techniques ? q.where((r) => r.whereIn('technique_id', techniques).modify((c) => (whole ? c.orWhere('subject_type', 'campaign') : c))) : q))
             .select('id', 'subject_type', 'subject_id', 'status');
 
         const matched = new Set(matches.map(internals.key));
@@ -492,9 +525,17 @@ export class AlertsService {
         }
 
         // The condition cleared: live instances resolve themselves, dismissed ones stop keeping the rule quiet
+        const campaignIds = new Set(held.filter((row) => row.subject_type === 'campaign').map((row) => row.id));
         const gone = (statuses: AlertStatus[]) => held.filter((row) => statuses.includes(row.status) && !matched.has(internals.key(row))).map((row) => row.id);
-        const resolved = await trx('alerts').whereIn('id', gone(internals.live)).whereIn('status', internals.live)
-            .update({ status: 'resolved', resolved_at: trx.fn.now(), resolved_by: null, note: internals.cleared[rule.rule_type], updated_at: trx.fn.now() });
+        const cleared = gone(internals.live);
+        let resolved = 0;
+        for (const [ids, note] of [[cleared.filter((id) => !campaignIds.has(id)), internals.cleared[rule.rule_type]], [cleared.filter((id) => campaignIds.has(id)), internals.campaignCleared]] as const) {
+            if (ids.length) {
+                resolved += await trx('alerts').whereIn('id', ids).whereIn('status', internals.live)
+                    .update({ status: 'resolved', resolved_at: trx.fn.now(), resolved_by: null, note, updated_at: trx.fn.now() });
+            }
+        }
+
         await trx('alerts').whereIn('id', gone(['dismissed'])).where('status', 'dismissed').whereNull('cleared_at').update({ cleared_at: trx.fn.now(), updated_at: trx.fn.now() });
         await trx('alert_rules').where('id', rule.id).update({ last_evaluated_at: trx.fn.now() });
 
@@ -504,8 +545,8 @@ export class AlertsService {
                 payload: { alert_id: alert.id, rule_id: rule.id, rule_type: rule.rule_type, severity: rule.severity, subject_type: alert.subject_type, subject_id: alert.subject_id, technique_id: alert.technique_id }
             })));
 
-            const leads = await this.leads(trx, rule.rule_type);
-            await this.deps.notifications.notify(trx, fired.flatMap((alert) => leads.map((user) => ({
+            const leads = await this.leads(trx, [...new Set(fired.flatMap((alert) => internals.leadsOf(rule.rule_type, alert.subject_type)))]);
+            await this.deps.notifications.notify(trx, fired.flatMap((alert) => leads.filter((user) => internals.leadsOf(rule.rule_type, alert.subject_type).includes(user.role)).map((user) => ({
                 user_id: user.id, type: 'alert.fired', title: `${alert.severity} alert: ${alert.title}`, body: `Rule "${rule.name}" (${rule.rule_type})`, entity_type: 'alert', entity_id: alert.id
             }))));
         }
@@ -513,10 +554,10 @@ export class AlertsService {
         return { fired: fired.length, resolved };
     }
 
-    // The active leads of the side a rule type concerns (only leads are notified: they see every test)
-    private async leads(knex: Knex | Knex.Transaction, type: AlertRuleType): Promise<User[]> {
+    // The active leads of the side a rule type and subject concern (only leads are notified: they see every test)
+    private async leads(knex: Knex | Knex.Transaction, roles: Role[]): Promise<User[]> {
 
-        return await User.query(knex).whereIn('role', internals.leads[type]).where('is_active', true).select('id', 'email', 'preferences');
+        return await User.query(knex).whereIn('role', roles).where('is_active', true).select('id', 'role', 'email', 'preferences');
     }
 }
 

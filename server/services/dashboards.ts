@@ -4,6 +4,7 @@ import { Test, type PostureSummary } from '../models';
 import type { Actor } from '../policy';
 
 import { windowOf, type AnalyticsService, type Window } from './analytics';
+import { overdueSql } from './campaign-lifecycle';
 import { pageOfQuery, type ListQuery, type Page } from './lists';
 import { coverageRank, emptySummary, livePosture, type EvolutionPoint, type SnapshotsService } from './snapshots';
 import { visibleTestCounts } from './test-counts';
@@ -24,7 +25,7 @@ export interface Kpis {
     domain: string;
     techniques: PostureSummary;
     tests: TestFigures;
-    campaigns: { total: number; active: number } | null;
+    campaigns: CampaignFigures;
     computed_at: Date;
 }
 
@@ -40,18 +41,27 @@ export interface TacticCoverage {
 
 export interface ActivityFilters extends ListQuery {
     days?: number;
-    type?: 'test' | 'validation';
+    type?: 'test' | 'validation' | 'campaign';
 }
 
 export interface ActivityItem {
     id: string;
-    type: 'test' | 'validation';
+    type: 'test' | 'validation' | 'campaign';
     action: string;
     at: Date;
     actor_id: string | null;
     from_state: string | null;
     to_state: string | null;
-    test: { id: string; title: string; technique_id: string; state: string };
+    test: { id: string; title: string; technique_id: string; state: string } | null;
+    campaign: { id: string; name: string; status: string } | null;
+}
+
+export interface CampaignFigures {
+    total: number;
+    draft: number;
+    active: number;
+    completed: number;
+    overdue: number;
 }
 
 export interface Sentence {
@@ -183,8 +193,8 @@ export class DashboardsService {
         return { domain, points: [...daily.values(), { snapshot_id: null, taken_at: now, kind: 'live', ...live[domain] ?? emptySummary() }] };
     }
 
-    // Test creations and state changes of the visible tests over the last `days` (30), newest first. Campaign
-    // entries join this list with the campaigns module: one more branch of the union (docs/dashboards.md).
+    // Test creations and state changes of the visible tests, and campaign creations and status moves (campaign_history;
+    // campaigns are readable by every role), over the last `days` (30), newest first: one union, one page
     activity(actor: Actor, filters: ActivityFilters): Promise<Page<ActivityItem>> {
 
         const { knex } = this.deps;
@@ -200,22 +210,35 @@ export class DashboardsService {
             filtered.where((q) => q.whereNull('test_timeline.to_state').orWhereNotIn('test_timeline.to_state', ['validated', 'rejected']));
         }
 
-        const items = filtered.clone().select('test_timeline.id', 'test_timeline.action', 'test_timeline.created_at as at', 'test_timeline.actor_id', 'test_timeline.from_state', 'test_timeline.to_state',
-            'tests.id as test_id', 'tests.title', 'tests.technique_id', 'tests.state')
-            .select(knex.raw('case when test_timeline.to_state in (\'validated\', \'rejected\') then \'validation\' else \'test\' end as type'))
-            .orderBy([{ column: 'test_timeline.created_at', order: filters.order ?? 'desc' }, { column: 'test_timeline.id', order: filters.order ?? 'desc' }]);
+        // The two branches name the same columns in the same order (a union is positional)
+        const tests = filtered.select('test_timeline.id', 'test_timeline.action', 'test_timeline.created_at as at', 'test_timeline.actor_id', 'test_timeline.from_state', 'test_timeline.to_state',
+            'tests.id as test_id', 'tests.title', 'tests.technique_id', 'tests.state',
+            knex.raw('case when test_timeline.to_state in (\'validated\', \'rejected\') then \'validation\' else \'test\' end as type'),
+            knex.raw('null::uuid as campaign_id, null::text as campaign_name, null::text as campaign_status'));
+        const campaigns = knex('campaign_history as ch').join('campaigns as c', 'c.id', 'ch.campaign_id')
+            .where('ch.created_at', '>=', since).whereRaw('ch.to_status is distinct from ch.from_status')
+            .select('ch.id', 'ch.action', 'ch.created_at as at', 'ch.actor_id', 'ch.from_status as from_state', 'ch.to_status as to_state',
+                knex.raw('null::uuid as test_id, null::text as title, null::text as technique_id, null::text as state, \'campaign\' as type'),
+                'c.id as campaign_id', 'c.name as campaign_name', 'c.status as campaign_status');
 
-        return pageOfQuery<Record<string, unknown>>(knex, items, filtered.select(1 as never), filters).then((result) => ({
+        const branches = filters.type === 'campaign' ? [campaigns] : filters.type ? [tests] : [tests, campaigns];
+        const compiled = branches.map((branch) => branch.toSQL());
+        const union = () => knex.raw(`(${compiled.map((part) => `(${part.sql})`).join(' union all ')}) as activity`, compiled.flatMap((part) => part.bindings));
+        const items = knex.select('activity.*').from(union())
+            .orderBy([{ column: 'activity.at', order: filters.order ?? 'desc' }, { column: 'activity.id', order: filters.order ?? 'desc' }]);
+
+        return pageOfQuery<Record<string, unknown>>(knex, items, knex.select(1 as never).from(union()), filters).then((result) => ({
             ...result,
             items: result.items.map((row) => ({
                 id: row.id as string,
-                type: row.type as 'test' | 'validation',
+                type: row.type as ActivityItem['type'],
                 action: row.action as string,
                 at: row.at as Date,
                 actor_id: row.actor_id as string | null,
                 from_state: row.from_state as string | null,
                 to_state: row.to_state as string | null,
-                test: { id: row.test_id as string, title: row.title as string, technique_id: row.technique_id as string, state: row.state as string }
+                test: row.test_id ? { id: row.test_id as string, title: row.title as string, technique_id: row.technique_id as string, state: row.state as string } : null,
+                campaign: row.campaign_id ? { id: row.campaign_id as string, name: row.campaign_name as string, status: row.campaign_status as string } : null
             }))
         }));
     }
@@ -306,11 +329,14 @@ export class DashboardsService {
         };
     }
 
-    // Campaign counts arrive with the campaigns module (table `campaigns`, not on this branch): one query here
-    // (docs/dashboards.md). Until then there is nothing to count, and the KPI says so with null.
-    private campaigns(_actor: Actor): Promise<{ total: number; active: number } | null> {
+    // Campaigns by status and the overdue ones (the campaigns module's overdueSql), one query; campaigns are readable
+    // by every role, so the figures are the same for all
+    private async campaigns(_actor: Actor): Promise<CampaignFigures> {
 
-        return Promise.resolve(null);
+        const [row] = await this.deps.knex('campaigns').select(this.deps.knex.raw(`count(*)::int as total, (count(*) filter (where status = 'draft'))::int as draft,
+            (count(*) filter (where status = 'active'))::int as active, (count(*) filter (where status = 'completed'))::int as completed,
+            (count(*) filter (where ${overdueSql}))::int as overdue`));
+        return row as CampaignFigures;
     }
 
     private async count(query: Knex.QueryBuilder): Promise<number> {

@@ -94,10 +94,27 @@ const internals = {
 </table>
 <% } %>
 
+<% if (it.data.campaign) { %>
+<h2>Campaign</h2>
+<table>
+<tr><th>Name</th><td><%= it.data.campaign.name %></td></tr>
+<tr><th>Type</th><td><%= it.data.campaign.type.replace('_', ' ') %></td></tr>
+<tr><th>Status</th><td><%= it.data.campaign.status %></td></tr>
+<tr><th>Schedule</th><td><%= it.data.campaign.start_date || '-' %> to <%= it.data.campaign.end_date || '-' %></td></tr>
+<% if (it.data.campaign.threat_actor) { %><tr><th>Threat actor</th><td><%= it.data.campaign.threat_actor %></td></tr><% } %>
+<% if (it.data.campaign.description) { %><tr><th>Description</th><td><%= it.data.campaign.description %></td></tr><% } %>
+<tr><th>Techniques</th><td><%= it.data.campaign.techniques.join(', ') || '-' %></td></tr>
+<tr><th>Progress</th><td><%= it.data.campaign.progress.validated %> of <%= it.data.campaign.progress.total %> tests validated (<%= it.data.campaign.progress.percent %>%)</td></tr>
+</table>
+<table><tr><th>State</th><th class="n">Tests</th></tr>
+<% for (const [state, count] of Object.entries(it.data.campaign.progress.by_state)) { %><tr><td><%= state.replace('_', ' ') %></td><td class="n"><%= count %></td></tr><% } %>
+</table>
+<% } %>
+
 <% if (it.data.tests) { %>
 <h2>Tests</h2>
-<table><tr><th>Test</th><th>State</th><th>Attack</th><th>Detection</th><th class="n">Time to detect</th><th>Remediation</th><th>Evidence (SHA-256)</th></tr>
-<% for (const test of it.data.tests) { %><tr><td><%= test.title %></td><td><%= test.state %></td><td><%= test.attack_result || '-' %></td><td><%= test.detection_outcome || '-' %></td><td class="n"><%= it.duration(test.time_to_detect_seconds) %></td><td><%= test.remediation_status %></td>
+<table><tr><th>Test</th><th>Technique</th><th>State</th><th>Attack</th><th>Detection</th><th class="n">Time to detect</th><th>Remediation</th><th>Evidence (SHA-256)</th></tr>
+<% for (const test of it.data.tests) { %><tr><td><%= test.title %></td><td><%= test.technique_id %></td><td><%= test.state %></td><td><%= test.attack_result || '-' %></td><td><%= test.detection_outcome || '-' %></td><td class="n"><%= it.duration(test.time_to_detect_seconds) %></td><td><%= test.remediation_status %></td>
 <td><% for (const item of test.evidence) { %><div><%= item.name %><div class="hash"><%= item.sha256 %></div></div><% } %></td></tr><% } %>
 </table>
 <% if (it.data.tests_truncated) { %><div class="note">The first <%= it.data.tests.length %> tests are listed.</div><% } %>

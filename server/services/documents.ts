@@ -47,6 +47,7 @@ export interface TimeToDetect {
 export interface DocumentTest {
     id: string;
     title: string;
+    technique_id: string;
     state: string;
     attack_result: string | null;
     detection_outcome: string | null;
@@ -54,6 +55,20 @@ export interface DocumentTest {
     remediation_status: string;
     validated_at: string | null;
     evidence: { name: string; sha256: string }[];
+}
+
+// The purple-campaign document's own section: the campaign's scope and its progress over the tests the reader may open
+export interface DocumentCampaign {
+    id: string;
+    name: string;
+    type: string;
+    status: string;
+    description: string | null;
+    start_date: string | null;
+    end_date: string | null;
+    threat_actor: string | null;
+    techniques: string[];
+    progress: { total: number; validated: number; percent: number; by_state: Record<string, number> };
 }
 
 export interface DocumentData {
@@ -72,6 +87,7 @@ export interface DocumentData {
     gaps: { technique_id: string; name: string; coverage_status: Status; score: number | null; impact: number; actors: number; risk: number }[];
     remediation: { by_status: Record<'open' | 'in_progress' | 'resolved' | 'accepted_risk', number>; overdue: number };
     technique?: { mitre_id: string; name: string; tactics: string[]; platforms: string[]; coverage_status: Status; score: number | null; description: string | null };
+    campaign?: DocumentCampaign;
     tests?: DocumentTest[];
     tests_truncated?: boolean;
 }
@@ -103,7 +119,7 @@ const internals = {
     statuses: ['covered', 'partial', 'not_covered', 'untested'] as Status[],
     outcomes: ['prevented', 'alerted', 'logged', 'not_detected', 'not_applicable'] as Outcome[],
     detected: ['prevented', 'alerted', 'logged'],
-    titles: { 'coverage-summary': 'Coverage summary', 'executive-summary': 'Executive summary', 'quarterly-summary': 'Quarterly review', technique: 'Technique report' } as Record<DocumentKind, string>,
+    titles: { 'coverage-summary': 'Coverage summary', 'executive-summary': 'Executive summary', 'quarterly-summary': 'Quarterly review', technique: 'Technique report', 'purple-campaign': 'Purple-team campaign report' } as Record<DocumentKind, string>,
     maxTests: 500,
     defaultImpact: 3,
     day: 86_400_000,
@@ -206,16 +222,20 @@ export class DocumentsService {
             technique = await this.technique(params.id ?? '');
         }
 
+        const campaign = kind === 'purple-campaign' ? await this.campaign(params.id ?? '') : null;
         const visible = () => Test.query(knex).modify('visibleTo', actor).toKnexQuery();
         const tests = () => knex.from(visible().as('t'));
-        const scoped = () => (technique ? tests().where((q) => q.where('t.technique_id', technique.mitre_id).orWhereIn('t.technique_id', knex('techniques').where('parent_id', technique.mitre_id).select('mitre_id'))) : tests());
+        const scoped = () => (technique ? tests().where((q) => q.where('t.technique_id', technique.mitre_id).orWhereIn('t.technique_id', knex('techniques').where('parent_id', technique.mitre_id).select('mitre_id')))
+            : campaign ? tests().whereRaw('t.campaign_ids @> array[?]::uuid[]', [campaign.id]) : tests());
         const range = period ? { from: `${period.from}T00:00:00Z`, to: new Date(internals.parseDay(period.to, 'to').getTime() + internals.day).toISOString(), previousFrom: `${period.previous_from}T00:00:00Z` } : null;
 
         // Coverage: the stored per-technique figures, top-level techniques only (parents carry their sub-techniques' roll-up)
-        const inScope = () => knex('techniques').where({ revoked: false, deprecated: false, is_subtechnique: false }).modify((q) => (technique ? q.where('mitre_id', technique.mitre_id) : q));
+        // (a campaign's scope: the techniques of its tests the reader may open, sub-techniques included)
+        const inScope = () => (campaign ? knex('techniques').where({ revoked: false, deprecated: false }).whereIn('mitre_id', scoped().distinct('t.technique_id'))
+            : knex('techniques').where({ revoked: false, deprecated: false, is_subtechnique: false }).modify((q) => (technique ? q.where('mitre_id', technique.mitre_id) : q)));
         const [statusRows, tacticRows, testCount] = await Promise.all([
             inScope().groupBy('coverage_status').select('coverage_status').count('* as n') as Promise<{ coverage_status: Status; n: string }[]>,
-            technique ? Promise.resolve([]) : knex('tactics').join('technique_tactics', 'technique_tactics.tactic_id', 'tactics.id')
+            technique || campaign ? Promise.resolve([]) : knex('tactics').join('technique_tactics', 'technique_tactics.tactic_id', 'tactics.id')
                 .join('techniques', 'techniques.mitre_id', 'technique_tactics.technique_id')
                 .where({ 'techniques.revoked': false, 'techniques.deprecated': false, 'techniques.is_subtechnique': false, 'tactics.revoked': false })
                 .groupBy('tactics.id', 'tactics.mitre_id', 'tactics.name', 'tactics.matrix_order', 'techniques.coverage_status')
@@ -270,7 +290,7 @@ export class DocumentsService {
 
         // Gaps: techniques not covered, by interim risk
         const gapLimit = kind === 'executive-summary' ? 10 : 20;
-        const gapRows = technique ? [] : await inScope().whereNot('coverage_status', 'covered')
+        const gapRows = technique || campaign ? [] : await inScope().whereNot('coverage_status', 'covered')
             .select('mitre_id', 'name', 'coverage_status', 'score', 'impact')
             .select(knex.raw('(select count(*) from threat_actor_techniques a where a.technique_id = techniques.mitre_id)::int as actors'))
             .orderByRaw('coalesce(impact, ?) * (100 - coalesce(score, 0)) desc, actors desc, mitre_id asc', [internals.defaultImpact])
@@ -285,8 +305,8 @@ export class DocumentsService {
 
         const data: DocumentData = {
             kind,
-            title: technique ? `${internals.titles[kind]}: ${technique.mitre_id} ${technique.name}` : internals.titles[kind],
-            subtitle: period ? (kind === 'quarterly-summary' ? `Quarter ${params.quarter ?? `${period.from.slice(0, 4)}-Q${Math.floor(Number(period.from.slice(5, 7)) / 3) + 1}`}` : 'Purple-team results for the period') : 'Current detection coverage',
+            title: technique ? `${internals.titles[kind]}: ${technique.mitre_id} ${technique.name}` : campaign ? `${internals.titles[kind]}: ${campaign.name}` : internals.titles[kind],
+            subtitle: campaign ? `Campaign ${campaign.status}${campaign.start_date || campaign.end_date ? `, ${campaign.start_date ?? '…'} to ${campaign.end_date ?? '…'}` : ''}` : period ? (kind === 'quarterly-summary' ? `Quarter ${params.quarter ?? `${period.from.slice(0, 4)}-Q${Math.floor(Number(period.from.slice(5, 7)) / 3) + 1}`}` : 'Purple-team results for the period') : 'Current detection coverage',
             generated_at: now.toISOString(),
             params,
             period,
@@ -302,6 +322,18 @@ export class DocumentsService {
 
         if (technique) {
             Object.assign(data, { technique, ...await this.techniqueTests(scoped) });
+        }
+
+        if (campaign) {
+            const [techniques, states] = await Promise.all([
+                inScope().orderBy('mitre_id').pluck('mitre_id') as Promise<string[]>,
+                scoped().groupBy('t.state').select('t.state').count('* as n') as Promise<{ state: string; n: string }[]>
+            ]);
+            const byState = Object.fromEntries(states.map((row) => [row.state, Number(row.n)]));
+            const total = states.reduce((sum, row) => sum + Number(row.n), 0);
+            const done = byState.validated ?? 0;
+            const progress = { total, validated: done, percent: total ? Math.round(done / total * 1000) / 10 : 0, by_state: byState };
+            Object.assign(data, { campaign: { ...campaign, techniques, progress }, ...await this.techniqueTests(scoped) });
         }
 
         return data;
@@ -379,14 +411,26 @@ export class DocumentsService {
         return { mitre_id: technique.mitre_id, name: technique.name, tactics, platforms: technique.platforms, coverage_status: technique.coverage_status, score: technique.score, description: technique.description };
     }
 
+    // A campaign by id (404 otherwise); campaigns are readable by every role
+    private async campaign(id: string): Promise<Omit<DocumentCampaign, 'techniques' | 'progress'>> {
+
+        const row = await this.deps.knex('campaigns as c').leftJoin('threat_actors as a', 'a.id', 'c.threat_actor_id').where('c.id', id)
+            .first('c.id', 'c.name', 'c.type', 'c.status', 'c.description', this.deps.knex.raw('to_char(c.start_date, \'YYYY-MM-DD\') as start_date'), this.deps.knex.raw('to_char(c.end_date, \'YYYY-MM-DD\') as end_date'), 'a.name as threat_actor') as Omit<DocumentCampaign, 'techniques' | 'progress'> | undefined;
+        if (!row) {
+            throw new NotFoundError('Campaign');
+        }
+
+        return row;
+    }
+
     private async techniqueTests(scoped: () => Knex.QueryBuilder): Promise<{ tests: DocumentTest[]; tests_truncated: boolean }> {
 
         const rows = await scoped().orderBy([{ column: 't.created_at', order: 'desc' }, { column: 't.id', order: 'asc' }]).limit(internals.maxTests + 1)
-            .select('t.id', 't.title', 't.state', 't.attack_result', 't.detection_outcome', 't.remediation_status', 't.validated_at', 't.executed_at', 't.detected_at') as (DocumentTest & { executed_at: Date | null; detected_at: Date | null; validated_at: Date | null })[];
+            .select('t.id', 't.title', 't.technique_id', 't.state', 't.attack_result', 't.detection_outcome', 't.remediation_status', 't.validated_at', 't.executed_at', 't.detected_at') as (DocumentTest & { executed_at: Date | null; detected_at: Date | null; validated_at: Date | null })[];
         const listed = rows.slice(0, internals.maxTests);
         const evidence = listed.length ? await this.deps.knex('evidence').whereIn('test_id', listed.map((row) => row.id)).orderBy([{ column: 'created_at', order: 'asc' }, { column: 'id', order: 'asc' }]).select('test_id', 'original_name', 'sha256') as { test_id: string; original_name: string; sha256: string }[] : [];
         const tests = listed.map((row) => ({
-            id: row.id, title: row.title, state: row.state, attack_result: row.attack_result, detection_outcome: row.detection_outcome, remediation_status: row.remediation_status,
+            id: row.id, title: row.title, technique_id: row.technique_id, state: row.state, attack_result: row.attack_result, detection_outcome: row.detection_outcome, remediation_status: row.remediation_status,
             validated_at: row.validated_at ? new Date(row.validated_at).toISOString() : null,
             time_to_detect_seconds: row.executed_at && row.detected_at ? Math.max(0, Math.round((new Date(row.detected_at).getTime() - new Date(row.executed_at).getTime()) / 1000)) : null,
             evidence: evidence.filter((item) => item.test_id === row.id).map((item) => ({ name: item.original_name, sha256: item.sha256 }))

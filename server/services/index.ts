@@ -30,11 +30,10 @@ import { WorklogsService } from './worklogs';
 import { CampaignsService } from './campaigns';
 // scores (issue 12: scores, risk, compliance)
 import { ComplianceService } from './compliance';
-import { RiskService } from './risk';
+import { RiskService, risksAbove } from './risk';
 import { ScoresService } from './scores';
 // alerts
 import { AlertsService } from './alerts';
-import { risksAbove } from './alerts-risk';
 // webhooks
 import { WebhooksService, type WebhookSettings } from './webhooks';
 // reports

@@ -285,6 +285,10 @@ export class KnowledgeService {
             await knownTechniques(trx, [input.technique_id], 'technique_id');
         }
 
+        if (input.campaign_id && !await trx('campaigns').where('id', input.campaign_id).first('id')) {
+            throw new ValidationError(`Unknown campaign: ${input.campaign_id} (create the campaign first, or leave campaign_id out)`, ['campaign_id'], 'unknown_campaign');
+        }
+
         if (input.test_id) {
             // Only a test the author may see (404 otherwise, as for an unknown one)
             await this.deps.tests.get(actor, input.test_id);

@@ -24,6 +24,7 @@ export interface TestResultFilters extends ListQuery {
     technique_id?: string;
     outcome?: DetectionOutcome;
     state?: TestState;
+    campaign_id?: string;               // a member of this campaign (campaign_tests)
     format?: ReportFormat;
 }
 
@@ -209,6 +210,10 @@ export class ReportsService {
 
         if (filters.state) {
             query.where('tests.state', filters.state);
+        }
+
+        if (filters.campaign_id) {
+            query.whereExists(knex('campaign_tests').select(knex.raw('1')).whereRaw('campaign_tests.test_id = tests.id').where('campaign_tests.campaign_id', filters.campaign_id));
         }
 
         return query;

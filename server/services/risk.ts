@@ -69,6 +69,27 @@ const internals = {
 };
 
 
+// What the alerts' risk_threshold rule reads of risk (docs/alerts.md): the stored profiles (of some techniques, or all
+// active ones) whose risk is above a value, highest first. The figures are those of the last recompute.
+export interface TechniqueRisk {
+    technique_id: string;
+    risk: number;
+    band: RiskBand;
+    likelihood: number;
+    impact: number;
+    score: number | null;
+}
+
+export type RiskSource = (knex: Knex | Knex.Transaction, above: number, techniques: string[] | null) => Promise<TechniqueRisk[]>;
+
+export const risksAbove: RiskSource = (knex, above, techniques) => knex('risk_profiles as rp')
+    .join('techniques as t', 't.mitre_id', 'rp.technique_id')
+    .where('rp.risk', '>', above).where('t.revoked', false).where('t.deprecated', false)
+    .modify((query) => (techniques ? query.whereIn('rp.technique_id', techniques) : query))
+    .select('rp.technique_id', 'rp.risk', 'rp.band', 'rp.likelihood', 'rp.impact', 'rp.score')
+    .orderBy([{ column: 'rp.risk', order: 'desc' }, { column: 'rp.technique_id' }]);
+
+
 // Risk per technique (docs/posture.md): likelihood x impact x (1 - score/100), stored in risk_profiles with the score by
 // recompute() (the risk-recompute job, POST /risk/compute, a config or impact change), read by every route.
 export class RiskService {

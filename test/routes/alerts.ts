@@ -8,7 +8,7 @@ import { SMTPServer } from 'smtp-server';
 
 import { Alert, AlertRule, type Test } from '../../server/models';
 import { systemActor, type Role } from '../../server/policy';
-import { risksAbove } from '../../server/services/alerts-risk';
+import { risksAbove } from '../../server/services/risk';
 
 import { json, testRow, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
@@ -120,7 +120,7 @@ describe('Alerts', () => {
                 [{ name: 'x', rule_type: 'stale_validation', parameters: { min_drop: 1 } }, ['parameters.min_drop']],
                 [{ name: 'x', rule_type: 'coverage_regression', parameters: { min_drop: 4, technique_ids: ['nope'] } }, ['parameters.min_drop', 'parameters.technique_ids.0']],
                 [{ name: 'x', rule_type: 'detection_failure', parameters: { outcomes: ['alerted'] } }, ['parameters.outcomes.0']],
-                [{ name: 'x', rule_type: 'sla_breach', parameters: { subjects: ['campaign'] } }, ['parameters.subjects.0']],
+                [{ name: 'x', rule_type: 'sla_breach', parameters: { subjects: ['test'] } }, ['parameters.subjects.0']],
                 [{ name: 'x', rule_type: 'sla_breach', parameters: { grace_days: -1 } }, ['parameters.grace_days']],
                 [{ name: 'x', rule_type: 'everything' }, undefined],
                 [{ rule_type: 'sla_breach' }, undefined],
@@ -274,7 +274,7 @@ describe('Alerts', () => {
             expect((await instances(strict.id)).map((item) => item.status)).to.equal(['resolved']);
         });
 
-        it('risk_threshold fires when likelihood x impact x (1 - score/100) is above the threshold, and resolves when coverage lowers it', async () => {
+        it('risk_threshold fires when the stored risk (risk_profiles) is above the threshold, and resolves when coverage lowers it', async () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
             await context.knex('techniques').where('mitre_id', techniqueId).update({ impact: 5 });
@@ -282,29 +282,37 @@ describe('Alerts', () => {
             await context.knex('threat_actor_techniques').insert(actors.map((actor: { id: string }) => ({ threat_actor_id: actor.id, technique_id: techniqueId })));
             const untracked = await context.knex('threat_actors').insert({ name: `Alerts untracked ${techniqueId}`, tracked: false }).returning('id');
             await context.knex('threat_actor_techniques').insert({ threat_actor_id: untracked[0].id, technique_id: techniqueId });
+            const recompute = () => context.services.risk.recompute(systemActor);
 
-            // Untested: likelihood 1 + 2 tracked actors = 3, impact 5, score 0: 3 x 5 x 1 = 15
-            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, likelihood: 3, impact: 5, score: 0, risk: 15 }]);
+            // Untested, 2 tracked actors: likelihood 1 + 4 x ln(3) / ln(32) = 2.27 (saturation 31), impact 5, score 0:
+            // 2.27 x 5 x 1 = 11.35 (posture.md's formula, stored by the recompute)
+            await recompute();
+            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 11.35, band: 'high', likelihood: 2.27, impact: 5, score: null }]);
             const high = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 10 }, { severity: 'critical' });
-            const higher = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 15 });          // above, not at
+            const higher = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 11.35 });          // above, not at
 
             await evaluate();
             const [fired] = await instances(high.id);
-            expect(fired).to.include({ subject_type: 'technique', subject_id: techniqueId, severity: 'critical', title: `Risk of ${techniqueId} is 15 (above 10)` });
-            expect(fired!.details).to.equal({ technique_id: techniqueId, risk: 15, likelihood: 3, impact: 5, score: 0, min_risk: 10 });
+            expect(fired).to.include({ subject_type: 'technique', subject_id: techniqueId, severity: 'critical', title: `Risk of ${techniqueId} is 11.35 (above 10)` });
+            expect(fired!.details).to.equal({ technique_id: techniqueId, risk: 11.35, band: 'high', likelihood: 2.27, impact: 5, score: null, min_risk: 10 });
             expect(await instances(higher.id)).to.have.length(0);
 
-            // Logged (score 40): 3 x 5 x 0.6 = 9, below 10
+            // Logged today (score 40 x decay 1): 2.27 x 5 x 0.6 = 6.81, below 10; the rule reads the stored risk, so
+            // only after the recompute
             await validated(techniqueId, 'logged');
-            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, likelihood: 3, impact: 5, score: 40, risk: 9 }]);
+            await evaluate();
+            expect((await instances(high.id)).map((item) => item.status)).to.equal(['open']);
+            await recompute();
+            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 6.81, band: 'medium', likelihood: 2.27, impact: 5, score: 40 }]);
             await evaluate();
             expect((await instances(high.id)).map((item) => item.status)).to.equal(['resolved']);
 
-            // Alerted (score 90), impact unset (3): 3 x 3 x 0.1 = 0.9
+            // Alerted (score 90), impact unset and no tactic (3): 2.27 x 3 x 0.1 = 0.681, stored 0.68
             await context.knex('techniques').where('mitre_id', techniqueId).update({ impact: null });
             await validated(techniqueId, 'alerted');
-            expect(await risksAbove(context.knex, 0.5, [techniqueId])).to.equal([{ technique_id: techniqueId, likelihood: 3, impact: 3, score: 90, risk: 0.9 }]);
-            expect(await risksAbove(context.knex, 0.9, [techniqueId])).to.equal([]);
+            await recompute();
+            expect(await risksAbove(context.knex, 0.5, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 0.68, band: 'low', likelihood: 2.27, impact: 3, score: 90 }]);
+            expect(await risksAbove(context.knex, 0.68, [techniqueId])).to.equal([]);
         });
 
         it('sla_breach fires on a remediation past its due date (after the grace days), and resolves when it is resolved', async () => {
@@ -327,6 +335,73 @@ describe('Alerts', () => {
             await context.knex('tests').where('id', late.id).update({ remediation_status: 'resolved' });
             await evaluate();
             expect((await instances(breach.id)).map((item) => item.status)).to.equal(['resolved']);
+        });
+        it('sla_breach on campaigns fires on an active campaign past its end date (after the grace days), for both leads, and resolves when its end date moves or it completes', async () => {
+
+            const campaignIn = async (status: 'draft' | 'active', endDaysAgo: number) => {
+
+                const campaign = json(await request('red_lead', 'POST', '/campaigns', { name: `Alerted campaign ${Crypto.randomBytes(4).toString('hex')}` }));
+                const test = await testRow(context.knex);
+                expect((await request('red_lead', 'POST', `/campaigns/${campaign.id}/tests`, { test_id: test.id })).statusCode).to.equal(201);
+                if (status === 'active') {
+                    expect((await request('admin', 'POST', `/campaigns/${campaign.id}/activate`)).statusCode).to.equal(200);
+                }
+
+                const end = internals.dateOnly(new Date(Date.now() - endDaysAgo * internals.day));
+                await context.knex('campaigns').where('id', campaign.id).update({ end_date: end });
+                return { id: campaign.id as string, name: campaign.name as string, end };
+            };
+
+            const late = await campaignIn('active', 5);
+            const draft = await campaignIn('draft', 5);
+            const endsToday = await campaignIn('active', 0);
+            const ours = [late.id, draft.id, endsToday.id];
+            const mine = async (ruleId: string) => (await instances(ruleId)).filter((item) => ours.includes(item.subject_id));
+
+            const breach = await rule('sla_breach', { subjects: ['campaign'] }, { severity: 'high' });
+            const both = await rule('sla_breach', { subjects: ['remediation', 'campaign'], grace_days: 4 });
+            const graceful = await rule('sla_breach', { subjects: ['campaign'], grace_days: 5 });
+            const remediation = await rule('sla_breach', { technique_ids: [await uniqueTechnique(context.knex)] });
+            const watching = [breach.id, both.id, graceful.id];
+
+            // They watch every campaign of the shared database: disabled when done, so that no other test counts theirs
+            try {
+                await evaluate();
+                const [fired, ...others] = await mine(breach.id);
+                expect(others).to.equal([]);
+                expect(fired).to.include({ subject_type: 'campaign', subject_id: late.id, technique_id: null, test_ids: [], status: 'open', severity: 'high', title: `Campaign "${late.name}" is past its end date: ended ${late.end}, 5 days late` });
+                expect(fired!.details).to.equal({ campaign_id: late.id, end_date: late.end, days_late: 5, grace_days: 0 });
+                expect((await mine(both.id)).map((item) => item.subject_id)).to.equal([late.id]);             // 5 days late, 4 of grace
+                expect(await mine(graceful.id)).to.equal([]);                                                  // 5 days late is within 5 of grace
+                expect(await mine(remediation.id)).to.equal([]);                                               // remediation only (the default)
+
+                // A campaign is the red lead's to complete: both leads are told
+                const told = await context.knex('notifications').where({ entity_id: fired!.id }).pluck('user_id');
+                expect(told).to.include([context.users.red_lead.id, context.users.blue_lead.id]);
+
+                // Visible to every role (it refers to no test)
+                expect(json(await request('viewer', 'GET', `/alerts/${fired!.id}`))).to.include({ subject_type: 'campaign', subject_id: late.id });
+                expect(json(await request('viewer', 'GET', `/alerts?rule_id=${breach.id}&subject_type=campaign&limit=500`)).items.map((item: { id: string }) => item.id)).to.include(fired!.id);
+
+                // The end date moves: an evaluation on an event's techniques leaves the campaign alone, the whole one resolves it
+                expect((await request('red_lead', 'PATCH', `/campaigns/${late.id}/schedule`, { end_date: internals.dateOnly(new Date(Date.now() + 3 * internals.day)) })).statusCode).to.equal(200);
+                await context.services.alerts.evaluate(systemActor, { techniques: [await uniqueTechnique(context.knex)] });
+                expect((await mine(breach.id)).map((item) => item.status)).to.equal(['open']);
+                await evaluate();
+                expect((await mine(breach.id)).map((item) => [item.status, item.note, item.resolved_by])).to.equal([['resolved', 'Resolved by evaluation: the campaign is completed or no longer past its end date', null]]);
+
+                // Past due again: a new instance; completed: resolved
+                await context.knex('campaigns').where('id', late.id).update({ end_date: late.end });
+                await evaluate();
+                expect((await mine(breach.id)).map((item) => item.status)).to.equal(['resolved', 'open']);
+                expect((await request('admin', 'POST', `/campaigns/${late.id}/complete`)).statusCode).to.equal(200);
+                await evaluate();
+                expect((await mine(breach.id)).map((item) => item.status)).to.equal(['resolved', 'resolved']);
+                expect((await mine(both.id)).map((item) => item.status)).to.equal(['resolved', 'resolved']);
+            }
+            finally {
+                await AlertRule.query(context.knex).patch({ enabled: false }).whereIn('id', watching);
+            }
         });
     });
 

@@ -62,7 +62,6 @@ describe('Dashboard routes', () => {
             expect(admin.techniques).to.include({ techniques: expected.techniques, covered_percent: expected.covered_percent });
             expect(admin.techniques.by_status.covered).to.equal(expected.covered);
             expect(admin.tests.total).to.equal(await Test.query(context.knex).resultSize());
-            expect(admin.campaigns).to.equal(null);
             for (const role of ['viewer', 'blue_tech', 'red_lead'] as const) {
                 const kpis = json(await request(role, 'GET', '/dashboard/kpis'));
                 expect(kpis.tests.total, role).to.equal(await Test.query(context.knex).modify('visibleTo', context.actor(role)).resultSize());
@@ -80,6 +79,37 @@ describe('Dashboard routes', () => {
             expect(later.tests.validated_outcomes.alerted).to.equal(admin.tests.validated_outcomes.alerted + 1);
             const verdicts = later.tests.by_state.validated + later.tests.by_state.rejected;
             expect(later.tests.validation_rate).to.equal(Math.round(later.tests.by_state.validated / verdicts * 1000) / 1000);
+        });
+
+        it('counts the campaigns by status and the overdue ones, the same for every role', async () => {
+
+            // A campaign in a status, with one member test; `endDaysAgo` sets its end date that many days back (UTC)
+            const campaign = async (status: 'draft' | 'active' | 'completed', endDaysAgo?: number): Promise<void> => {
+
+                const created = json(await request('red_lead', 'POST', '/campaigns', { name: `Dashboard campaign ${Crypto.randomBytes(4).toString('hex')}` }));
+                const test = await testRow(context.knex);
+                expect((await request('red_lead', 'POST', `/campaigns/${created.id}/tests`, { test_id: test.id })).statusCode).to.equal(201);
+                for (const action of status === 'draft' ? [] : status === 'active' ? ['activate'] : ['activate', 'complete']) {
+                    expect((await request('admin', 'POST', `/campaigns/${created.id}/${action}`)).statusCode).to.equal(200);
+                }
+
+                if (endDaysAgo !== undefined) {
+                    await context.knex('campaigns').where('id', created.id).update({ end_date: new Date(Date.now() - endDaysAgo * 86_400_000).toISOString().slice(0, 10) });
+                }
+            };
+
+            const earlier = json(await request('viewer', 'GET', '/dashboard/kpis')).campaigns;
+            await campaign('draft', 3);                 // a draft past its end date is not overdue
+            await campaign('active', 3);                // overdue
+            await campaign('active', 0);                // ends today: not yet overdue
+            await campaign('completed', 3);             // over
+            const now = json(await request('viewer', 'GET', '/dashboard/kpis')).campaigns;
+            expect({ total: now.total - earlier.total, draft: now.draft - earlier.draft, active: now.active - earlier.active, completed: now.completed - earlier.completed, overdue: now.overdue - earlier.overdue })
+                .to.equal({ total: 4, draft: 1, active: 2, completed: 1, overdue: 1 });
+            expect(now.draft + now.active + now.completed).to.equal(now.total);
+            for (const role of ['admin', 'red_tech', 'blue_tech'] as const) {
+                expect(json(await request(role, 'GET', '/dashboard/kpis')).campaigns, role).to.equal(now);
+            }
         });
 
         it('refuses an unknown domain with 400 naming it', async () => {
@@ -135,7 +165,7 @@ describe('Dashboard routes', () => {
             await request('admin', 'PATCH', `/tests/${hidden.id}/classification`, { data_classification: 'restricted' });
             const validated = await validate(technique, 'logged');
 
-            const mine = (page: Record<string, any>): any[] => page.items.filter((item: any) => item.test.technique_id === technique);
+            const mine = (page: Record<string, any>): any[] => page.items.filter((item: any) => item.test?.technique_id === technique);
             const all = json(await request('red_lead', 'GET', '/dashboard/activity?limit=500'));
             const items = mine(all);
             expect(items.map((item: any) => [item.test.id === created.id ? 'created' : item.test.id === hidden.id ? 'hidden' : 'validated', item.type, item.action])).to.equal([
@@ -157,6 +187,31 @@ describe('Dashboard routes', () => {
             expect(first.items.length).to.equal(2);
             const second = json(await request('red_lead', 'GET', '/dashboard/activity?limit=2&offset=2'));
             expect(second.items[0].id).to.not.equal(first.items[0].id);
+        });
+
+        it('lists campaign creations and status moves, to every role, beside the tests or alone (type=campaign)', async () => {
+
+            const name = `Activity campaign ${Crypto.randomBytes(4).toString('hex')}`;
+            const created = json(await request('red_lead', 'POST', '/campaigns', { name }));
+            const test = await testRow(context.knex, { data_classification: 'restricted' });
+            expect((await request('red_lead', 'POST', `/campaigns/${created.id}/tests`, { test_id: test.id })).statusCode).to.equal(201);
+            expect((await request('red_lead', 'PATCH', `/campaigns/${created.id}`, { description: 'not a status move' })).statusCode).to.equal(200);
+            expect((await request('admin', 'POST', `/campaigns/${created.id}/activate`)).statusCode).to.equal(200);
+            expect((await request('admin', 'POST', `/campaigns/${created.id}/complete`)).statusCode).to.equal(200);
+
+            const ours = (page: Record<string, any>): any[] => page.items.filter((item: any) => item.campaign?.id === created.id);
+            const campaignOnly = json(await request('viewer', 'GET', '/dashboard/activity?type=campaign&limit=500'));
+            expect(campaignOnly.items.every((item: { type: string; test: unknown }) => item.type === 'campaign' && item.test === null)).to.be.true();
+            const entries = ours(campaignOnly);
+            expect(entries.map((item: any) => [item.action, item.from_state, item.to_state])).to.equal([['complete', 'active', 'completed'], ['activate', 'draft', 'active'], ['create', null, 'draft']]);
+            expect(entries[0]).to.include({ type: 'campaign', actor_id: context.users.admin.id, test: null, campaign: { id: created.id, name, status: 'completed' } });
+            expect(entries[2].actor_id).to.equal(context.users.red_lead.id);
+
+            // Beside the tests in the default feed; never in the test or validation feeds
+            expect(ours(json(await request('blue_tech', 'GET', '/dashboard/activity?limit=500'))).map((item: any) => item.id)).to.equal(entries.map((item: any) => item.id));
+            for (const type of ['test', 'validation']) {
+                expect(ours(json(await request('admin', 'GET', `/dashboard/activity?type=${type}&limit=500`)))).to.equal([]);
+            }
         });
 
         it('refuses bad paging, days and type with 400 naming the field', async () => {

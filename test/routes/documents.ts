@@ -37,6 +37,7 @@ describe('Report documents', () => {
     let worker: Awaited<ReturnType<typeof startDocumentWorker>> | undefined;
     let techniqueId: string;
     const titles: Record<string, string> = {};
+    const ids: Record<string, string> = {};
     const request = (role: Role, url: string) => context.server.inject({ method: 'GET', url: `/api/v1${url}`, auth: context.as(role) });
 
     // A PDF: asked for, then its render polled while the worker prints it (this process's queue does not notify the
@@ -75,6 +76,7 @@ describe('Report documents', () => {
                 ...(validated ? { validated_at: internals.at(validated, '12:00:00'), red_validated_at: internals.at(validated, '11:00:00'), blue_validated_at: internals.at(validated, '11:30:00') } : {}),
                 ...rest
             } as Partial<Test>);
+            ids[name] = test.id;
             return test.id;
         };
 
@@ -251,7 +253,9 @@ describe('Report documents', () => {
             ['/reports/generate/executive-summary?from=2031-02-01&to=2031-01-01&format=pdf', 400, 'from'],
             ['/reports/generate/executive-summary?from=2031-02-30&format=pdf', 400, 'from'],
             ['/reports/generate/technique/not-a-technique', 400, 'id'],
-            ['/reports/generate/technique/T0000.999?format=pdf', 404, undefined]
+            ['/reports/generate/technique/T0000.999?format=pdf', 404, undefined],
+            ['/reports/generate/purple-campaign/not-a-campaign', 400, 'id'],
+            [`/reports/generate/purple-campaign/${Crypto.randomUUID()}?format=pdf`, 404, undefined]
         ];
         for (const [url, status, field] of cases) {
             const res = await request('blue_lead', url);
@@ -283,5 +287,59 @@ describe('Report documents', () => {
         expect(quarterly.activity.previous.tests_validated).to.equal(1);
         const html = await request('admin', '/reports/generate/quarterly-summary?quarter=2031-Q1&format=html');
         expect(html.payload).to.contain('Quarterly review').and.to.contain('Quarter 2031-Q1');
+    });
+
+    it('answers a purple-campaign report: scope, progress, the tests the reader may open with outcomes, evidence SHA-256 and time to detect, the PDF saying what the JSON says', async () => {
+
+        const lead = (url: string, payload: object) => context.server.inject({ method: 'POST', url: `/api/v1${url}`, auth: context.as('red_lead'), payload });
+        const name = `Q1 <b>purple</b> ${internals.suffix}`;
+        const campaign = json(await lead('/campaigns', { name, description: 'Quarterly exercise', start_date: '2031-01-01', end_date: '2031-01-31' }));
+        for (const test of ['A', 'B', 'D', 'R']) {
+            expect((await lead(`/campaigns/${campaign.id}/tests`, { test_id: ids[test] })).statusCode).to.equal(201);
+        }
+
+        // The viewer: A, B and D (R is restricted). Time to detect over A (120 s) and B (600 s): median and mean 360 s
+        const url = `/reports/generate/purple-campaign/${campaign.id}`;
+        const viewer = json(await request('viewer', url));
+        expect(documentData.validate(viewer).error).to.not.exist();
+        expect(viewer).to.include({ kind: 'purple-campaign', title: `Purple-team campaign report: ${name}`, subtitle: 'Campaign draft, 2031-01-01 to 2031-01-31' });
+        expect(viewer.campaign).to.equal({
+            id: campaign.id, name, type: 'purple_team', status: 'draft', description: 'Quarterly exercise', start_date: '2031-01-01', end_date: '2031-01-31', threat_actor: null,
+            techniques: [techniqueId], progress: { total: 3, validated: 3, percent: 100, by_state: { validated: 3 } }
+        });
+        expect(viewer.scope).to.equal({ techniques: 1, tested: viewer.scope.tested, tests: 3 });
+        expect(viewer.outcomes).to.equal({ prevented: 1, alerted: 1, logged: 0, not_detected: 1, not_applicable: 0 });
+        expect(viewer.time_to_detect).to.include({ count: 2, median_seconds: 360, mean_seconds: 360 });
+        expect(viewer.tests.map((test: { id: string }) => test.id)).to.equal([ids.D, ids.B, ids.A]);
+        expect(viewer.tests[2]).to.include({ technique_id: techniqueId, detection_outcome: 'prevented', time_to_detect_seconds: 120, evidence: [{ name: 'a-capture.pcap', sha256: internals.sha }] });
+        expect(viewer.gaps).to.equal([]);
+        expect(JSON.stringify(viewer)).to.not.contain(internals.marker);
+
+        // A lead opens R too: 4 tests, 3 of them timed (60 s more)
+        const admin = json(await request('admin', url));
+        expect(admin.campaign.progress).to.equal({ total: 4, validated: 4, percent: 100, by_state: { validated: 4 } });
+        expect(admin.time_to_detect).to.include({ count: 3, median_seconds: 120 });
+        expect(admin.tests.map((test: { id: string }) => test.id)).to.include(ids.R);
+
+        // HTML: the name escaped, nothing hidden
+        const html = await request('viewer', `${url}?format=html`);
+        expect(html.payload).to.contain('Q1 &lt;b&gt;purple&lt;/b&gt;').and.to.not.contain('<b>purple</b>').and.to.not.contain(internals.marker);
+
+        // The PDF's text carries the JSON's figures
+        worker ??= await startDocumentWorker(await testDatabaseUrl(), context.services, { chromiumPath: process.env.CHROMIUM_PATH });
+        const pdf = await pdfOf('viewer', `${url}?format=pdf`);
+        expect(pdf.headers['content-disposition']).to.contain(`purple-campaign-${campaign.id}`);
+        const text = await pdfText(pdf.rawPayload);
+        const flat = text.replace(/\s+/g, '');
+        for (const test of viewer.tests as { title: string }[]) {
+            expect(flat).to.contain(test.title.replace(/\s+/g, ''));
+        }
+
+        expect(flat).to.contain(name.replace(/\s+/g, ''));
+        expect(flat).to.contain(internals.sha);
+        expect(text).to.contain('a-capture.pcap');
+        expect(text).to.contain(`${viewer.campaign.progress.validated} of ${viewer.campaign.progress.total} tests validated (${viewer.campaign.progress.percent}%)`);
+        expect(text).to.contain('6 min');                     // median 360 s
+        expect(text).to.not.contain(internals.marker);
     });
 });

@@ -3,6 +3,7 @@ import * as Crypto from 'crypto';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
+import { lessonCampaignKey } from '../../migrations/20261207110000_lesson_campaign_key';
 import type { Role } from '../../server/policy';
 
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
@@ -168,7 +169,7 @@ describe('Knowledge routes', () => {
 
     it('manages lessons learned with the filters of the reference plus campaign, status and test', async () => {
 
-        const campaignId = Crypto.randomUUID();
+        const campaignId = (await ok('red_lead', 'POST', '/campaigns', { name: `Lessons campaign ${Crypto.randomBytes(4).toString('hex')}` }, 201)).id;
         const test = await testRow(context.knex, { technique_id: t2 });
         const created = await ok('blue_lead', 'POST', '/knowledge/lessons', { title: 'EDR blind spot', severity: 'high', technique_id: t2, campaign_id: campaignId, test_id: test.id, body: markdown }, 201);
         expect(created).to.equal({
@@ -213,6 +214,8 @@ describe('Knowledge routes', () => {
         await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x', severity: 'low', status: 'done' }, 400, { fields: ['status'] });
         await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x', severity: 'low', campaign_id: 'c1' }, 400, { fields: ['campaign_id'] });
         await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x', severity: 'low', technique_id: 'T9999.997' }, 400, { code: 'unknown_technique', fields: ['technique_id'] });
+        await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x', severity: 'low', campaign_id: Crypto.randomUUID() }, 400, { code: 'unknown_campaign', fields: ['campaign_id'] });
+        await refused('red_lead', 'PATCH', `/knowledge/lessons/${lesson.id}`, { campaign_id: Crypto.randomUUID() }, 400, { code: 'unknown_campaign', fields: ['campaign_id'] });
         await refused('red_lead', 'POST', '/knowledge/lessons', { title: 'x', severity: 'low', test_id: Crypto.randomUUID() }, 404);
         await refused('red_lead', 'PATCH', `/knowledge/lessons/${lesson.id}`, {}, 400);
         await refused('red_lead', 'PATCH', `/knowledge/lessons/${lesson.id}`, { test_id: Crypto.randomUUID() }, 404);
@@ -261,5 +264,27 @@ describe('Knowledge routes', () => {
         expect(Number(hidden!.count)).to.be.at.least(1);
         expect(viewer.lessons_by_severity.critical).to.equal(admin.lessons_by_severity.critical - Number(hidden!.count));
         await refused('viewer', 'GET', '/knowledge/stats?type=attack', undefined, 400);
+    });
+
+    it('the migration sets a lesson\'s campaign id that names nothing to null, with an audit row saying which, then adds the foreign key', async () => {
+
+        const orphan = Crypto.randomUUID();
+        await context.knex.transaction(async (trx) => {
+
+            await trx.raw('alter table lessons drop constraint lessons_campaign_id_foreign');
+            const [lesson] = await trx('lessons').insert({ title: 'Orphaned lesson', severity: 'low', campaign_id: orphan }).returning('id');
+            await lessonCampaignKey(trx);
+            expect(await trx('lessons').where('id', lesson.id).first('campaign_id')).to.equal({ campaign_id: null });
+            const [audit] = await trx('audit_logs').where({ entity_type: 'lesson', entity_id: lesson.id });
+            expect(audit).to.include({ action: 'lesson.campaign_unlinked', actor_role: 'system', actor_id: null, outcome: 'success' });
+            expect(audit.details.campaign_id).to.equal(orphan);
+            await expect(trx('lessons').where('id', lesson.id).update({ campaign_id: orphan })).to.reject(/lessons_campaign_id_foreign/);
+            await trx.rollback();
+        }).catch((err: Error) => {
+
+            expect(err).to.be.undefined();      // rollback() rejects with undefined
+        });
+
+        expect(await context.knex('lessons').where('campaign_id', orphan).first()).to.not.exist();
     });
 });

@@ -196,7 +196,22 @@ describe('Data reports', () => {
         expect(await ids('admin', `tactic=${tactic}&limit=2&offset=3`)).to.equal([tests.t4!.id]);
         expect(json(await get('admin', `/test-results?tactic=${tactic}&limit=2&offset=10`))).to.include({ total: 4, items: [] });
 
-        for (const query of ['format=xml', 'outcome=missed', 'state=done', 'date_from=2026-13-45x', 'tactic=Robert%27);DROP', 'sort=title', 'limit=0', 'tactic=TA1', 'extra=1']) {
+        // campaign_id: the members of a campaign (campaign_tests), still only those the reader may see
+        const lead = (url: string, payload: object) => context.server.inject({ method: 'POST', url: `/api/v1${url}`, auth: context.as('red_lead'), payload });
+        const campaign = JSON.parse((await lead('/campaigns', { name: `Report campaign ${internals.letters(8)}` })).payload);
+        for (const test of [tests.t1!, tests.t2!, tests.t3!]) {
+            expect((await lead(`/campaigns/${campaign.id}/tests`, { test_id: test.id })).statusCode).to.equal(201);
+        }
+
+        expect(await ids('admin', `campaign_id=${campaign.id}`)).to.equal([tests.t3!.id, tests.t2!.id, tests.t1!.id]);
+        expect(await ids('blue_tech', `campaign_id=${campaign.id}`)).to.equal([tests.t2!.id, tests.t1!.id]);
+        expect(await ids('viewer', `campaign_id=${campaign.id}`)).to.equal([tests.t1!.id]);
+        expect(await ids('admin', `campaign_id=${campaign.id}&outcome=not_detected&tactic=${tactic}`)).to.equal([tests.t2!.id]);
+        expect(json(await get('viewer', `/test-results?campaign_id=${campaign.id}`)).summary).to.equal({ by_state: { validated: 1 }, by_outcome: { alerted: 1 } });
+        expect(internals.parseCsv((await get('blue_tech', `/test-results?campaign_id=${campaign.id}&format=csv`)).payload).slice(1).map((row) => row[0])).to.equal([tests.t2!.id, tests.t1!.id]);
+        expect(await ids('admin', `campaign_id=${Crypto.randomUUID()}`)).to.equal([]);
+
+        for (const query of ['format=xml', 'outcome=missed', 'state=done', 'date_from=2026-13-45x', 'tactic=Robert%27);DROP', 'sort=title', 'limit=0', 'tactic=TA1', 'extra=1', 'campaign_id=x']) {
             const res = await get('viewer', `/test-results?${query}`);
             expect(res.statusCode, query).to.equal(400);
         }
