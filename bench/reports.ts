@@ -17,6 +17,7 @@ import { signWebhook, WebhooksService } from '../server/services/webhooks';
 import { EventRelay, type Consumer } from '../worker/relay';
 import { WebhookSender } from '../worker/webhook-sender';
 
+import { documentPdfBench } from './documents';
 import { createDatabase } from './lib';
 import type { Suite } from './suites';
 
@@ -206,7 +207,7 @@ export const webhookBench = async (knex: Knex, databaseUrl: string): Promise<voi
 
 
 export const reports: Suite = {
-    description: 'data reports and webhooks: a 100,000-row CSV (time, peak RSS) beside a plain CSV write; webhook deliveries/s and event-to-delivery p50 beside bare signed POSTs',
+    description: 'reports: a 100,000-row CSV (time, peak RSS) beside a plain CSV write; webhook deliveries/s and event-to-delivery p50 beside bare signed POSTs; a 500-test PDF beside Chromium printing the same HTML (also alone: documents)',
     run: async () => {
 
         const database = await createDatabase(`aegis_bench_reports_${process.pid}`);
@@ -220,5 +221,7 @@ export const reports: Suite = {
             await knex.destroy();
             await database.drop();
         }
+
+        await documentPdfBench();
     }
 };
