@@ -188,7 +188,7 @@ export const dashboardRoutes = [
         method: 'GET',
         path: '/api/v1/analytics/time-to-detect',
         options: {
-            description: 'Time to detect (detected_at - executed_at) of the visible tests validated in the period: mean, median and p90 in seconds, overall or per tactic, tool, technique or week. Query: from, to (90 days up to now by default; at most 366 days), group_by',
+            description: 'Time to detect (detected_at - executed_at) of the visible tests validated in the period: mean, median and p90 in seconds, overall or per tactic, tool, technique, week or detection asset (each asset\'s first detection of the test, from test_detections). Query: from, to (90 days up to now by default; at most 366 days), group_by',
             tags: internals.analytics,
             auth: { access: { scope: [...Access.any] } },
             validate: { query: ttdQuery },

@@ -31,7 +31,7 @@ export const evolutionQuery = Joi.object({ domain, ...period });
 
 export const compareQuery = Joi.object({ a: uuid.required(), b: uuid.required(), domain });
 
-export const ttdQuery = Joi.object({ ...period, group_by: Joi.string().valid('none', 'tactic', 'tool', 'technique', 'week') });
+export const ttdQuery = Joi.object({ ...period, group_by: Joi.string().valid('none', 'tactic', 'tool', 'technique', 'week', 'asset') });
 
 export const outcomesQuery = Joi.object({ ...period, group_by: Joi.string().valid('none', 'tactic', 'tool') });
 

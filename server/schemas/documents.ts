@@ -52,7 +52,9 @@ export const documentData = Joi.object({
     trend: Joi.array().items(Joi.object({ week: Joi.string().required(), validated: count, detected: count }).label('TrendWeek')).required(),
     gaps: Joi.array().items(Joi.object({
         technique_id: Joi.string().required(), name: Joi.string().required(), coverage_status: Joi.string().required(), score: Joi.number().integer().allow(null).required(),
-        impact: Joi.number().integer().required(), actors: count, risk: Joi.number().required()
+        impact: Joi.number().integer().allow(null).required(), likelihood: Joi.number().allow(null).required(), actors: count,
+        risk: Joi.number().allow(null).required().description('The stored risk of docs/posture.md (risk_profiles), null while the technique has no profile yet'),
+        band: Joi.string().allow(null).required()
     }).label('RiskGap')).required(),
     remediation: Joi.object({ by_status: Joi.object({ open: count, in_progress: count, resolved: count, accepted_risk: count }).required(), overdue: count }).required(),
     technique: Joi.object({

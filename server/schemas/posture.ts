@@ -77,7 +77,7 @@ const scoreFields = {
     outcome: outcome.allow(null).required(),
     validated_at: date,
     decay: Joi.number().min(0).max(1).allow(null).required().description('0.5 ^ (age in days / half-life)'),
-    confidence: Joi.number().min(0).max(1).required().description('Detection confidence (1 until detection engineering provides it)'),
+    confidence: Joi.number().min(0).max(1).required().description('Detection confidence factor (0-1): the technique\'s detection confidence when it has detection validations, else 1'),
     own_score: Joi.number().integer().min(0).max(100).allow(null).required(),
     score: Joi.number().integer().min(0).max(100).allow(null).required().description('own_score rolled up over the sub-techniques'),
     computed_at: timestamp.required()

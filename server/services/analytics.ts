@@ -10,7 +10,7 @@ export interface Period {
     to?: Date;
 }
 
-export type TimeToDetectGroup = 'none' | 'tactic' | 'tool' | 'technique' | 'week';
+export type TimeToDetectGroup = 'none' | 'tactic' | 'tool' | 'technique' | 'week' | 'asset';
 export type OutcomeGroup = 'none' | 'tactic' | 'tool';
 export type RateGroup = 'none' | 'week';
 
@@ -73,14 +73,26 @@ export class AnalyticsService {
         const { knex } = this.deps;
         const window = windowOf(period);
         const groupBy = period.group_by ?? 'none';
-        const query = this.validated(actor, window)
-            .whereNotNull('tests.detected_at').whereNotNull('tests.executed_at').whereRaw('tests.detected_at >= tests.executed_at')
+        // Per detection asset, each asset's own time: from the execution to its first detection of the test
+        const seconds = groupBy === 'asset' ? 'extract(epoch from (gd.detected_at - tests.executed_at))' : internals.seconds;
+        const query = this.validated(actor, window).whereNotNull('tests.executed_at')
             .select(knex.raw('count(*) as tests'))
-            .select(knex.raw(`avg(${internals.seconds}) as mean`))
-            .select(knex.raw(`percentile_cont(0.5) within group (order by ${internals.seconds}) as median`))
-            .select(knex.raw(`percentile_cont(0.9) within group (order by ${internals.seconds}) as p90`));
+            .select(knex.raw(`avg(${seconds}) as mean`))
+            .select(knex.raw(`percentile_cont(0.5) within group (order by ${seconds}) as median`))
+            .select(knex.raw(`percentile_cont(0.9) within group (order by ${seconds}) as p90`));
 
-        this.group(query, groupBy);
+        if (groupBy === 'asset') {
+            query.joinRaw(`join lateral (select d.asset_id, min(d.detected_at) as detected_at from test_detections d
+                    where d.test_id = tests.id and d.asset_id is not null and d.detected_at is not null and d.outcome in ('prevented', 'alerted', 'logged')
+                    group by d.asset_id) gd on gd.detected_at >= tests.executed_at`)
+                .join('detection_assets as ga', 'ga.id', 'gd.asset_id')
+                .select(knex.raw('ga.id::text as key'), 'ga.name as label').groupBy('ga.id', 'ga.name');
+        }
+        else {
+            query.whereNotNull('tests.detected_at').whereRaw('tests.detected_at >= tests.executed_at');
+            this.group(query, groupBy);
+        }
+
         const rows: { key: string; label: string; tests: string; mean: string; median: string; p90: string }[] = await query;
         // Without a group, an empty period still answers one row of aggregates over nothing: no item
         const items = rows.filter((row) => Number(row.tests) > 0).map((row) => ({
@@ -209,7 +221,7 @@ export class AnalyticsService {
 
     // The key and label of each group. A test counts under every tactic of its technique (a sub-technique's tactics
     // are its parent's, as in the heatmap).
-    private group(query: Knex.QueryBuilder, groupBy: TimeToDetectGroup): Knex.QueryBuilder {
+    private group(query: Knex.QueryBuilder, groupBy: Exclude<TimeToDetectGroup, 'asset'>): Knex.QueryBuilder {
 
         const { knex } = this.deps;
         switch (groupBy) {

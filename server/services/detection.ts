@@ -331,8 +331,7 @@ export class DetectionService {
 
     async confidenceSettings(): Promise<ConfidenceSettings> {
 
-        const [halfLife, weights] = await Promise.all([this.deps.settings.get('detection.half_life_days'), this.deps.settings.get('detection.weights')]);
-        return { half_life_days: halfLife ?? 180, weights: weights ?? { prevented: 100, alerted: 100, logged: 50 } };
+        return await confidenceSettingsOf(this.deps.settings);
     }
 
     // Detection confidence (0..1) per technique as of `at`, for other modules (scores): techniques without a counted
@@ -486,6 +485,14 @@ export class DetectionService {
         }
     }
 }
+
+
+// The confidence settings from the store, for the service and for the scores' recompute (server/services/risk.ts)
+export const confidenceSettingsOf = async (settings: SettingsService): Promise<ConfidenceSettings> => {
+
+    const [halfLife, weights] = await Promise.all([settings.get('detection.half_life_days'), settings.get('detection.weights')]);
+    return { half_life_days: halfLife ?? 180, weights: weights ?? { prevented: 100, alerted: 100, logged: 50 } };
+};
 
 
 // The SQL function of the migration with the settings' half-life and weights

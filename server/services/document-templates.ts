@@ -72,10 +72,10 @@ const internals = {
 
 <% if (it.data.gaps.length) { %>
 <h2>Gaps ranked by risk</h2>
-<table><tr><th>#</th><th>Technique</th><th>Coverage</th><th class="n">Score</th><th class="n">Impact</th><th class="n">Actors</th><th class="n">Risk</th></tr>
-<% it.data.gaps.forEach((gap, index) => { %><tr><td><%= index + 1 %></td><td><%= gap.technique_id %> <%= gap.name %></td><td><%= gap.coverage_status.replace('_', ' ') %></td><td class="n"><%= gap.score === null ? '-' : gap.score %></td><td class="n"><%= gap.impact %></td><td class="n"><%= gap.actors %></td><td class="n"><%= gap.risk %></td></tr><% }) %>
+<table><tr><th>#</th><th>Technique</th><th>Coverage</th><th class="n">Score</th><th class="n">Likelihood</th><th class="n">Impact</th><th class="n">Actors</th><th class="n">Risk</th></tr>
+<% it.data.gaps.forEach((gap, index) => { %><tr><td><%= index + 1 %></td><td><%= gap.technique_id %> <%= gap.name %></td><td><%= gap.coverage_status.replace('_', ' ') %></td><td class="n"><%= gap.score === null ? '-' : gap.score %></td><td class="n"><%= gap.likelihood === null ? '-' : gap.likelihood %></td><td class="n"><%= gap.impact === null ? '-' : gap.impact %></td><td class="n"><%= gap.actors %></td><td class="n"><%= gap.risk === null ? '-' : gap.risk %></td></tr><% }) %>
 </table>
-<div class="note">Risk = impact × (1 − score/100); impact is the technique's own (1-5) or 3 when unset, score 0 while untested.</div>
+<div class="note">Risk (0-25) = likelihood × impact × (1 − score/100), as stored by the last risk recompute: likelihood from the tracked threat actors, impact the technique's own or its tactics' default, score decayed and weighted by detection confidence, 0 while untested. A technique without a risk profile yet shows no risk and comes last.</div>
 <% } %>
 
 <h2>Remediation status</h2>

@@ -84,7 +84,7 @@ export interface DocumentData {
     outcomes: Record<Outcome, number>;
     time_to_detect: TimeToDetect;
     trend: { week: string; validated: number; detected: number }[];
-    gaps: { technique_id: string; name: string; coverage_status: Status; score: number | null; impact: number; actors: number; risk: number }[];
+    gaps: { technique_id: string; name: string; coverage_status: Status; score: number | null; impact: number | null; likelihood: number | null; actors: number; risk: number | null; band: string | null }[];
     remediation: { by_status: Record<'open' | 'in_progress' | 'resolved' | 'accepted_risk', number>; overdue: number };
     technique?: { mitre_id: string; name: string; tactics: string[]; platforms: string[]; coverage_status: Status; score: number | null; description: string | null };
     campaign?: DocumentCampaign;
@@ -121,7 +121,6 @@ const internals = {
     detected: ['prevented', 'alerted', 'logged'],
     titles: { 'coverage-summary': 'Coverage summary', 'executive-summary': 'Executive summary', 'quarterly-summary': 'Quarterly review', technique: 'Technique report', 'purple-campaign': 'Purple-team campaign report' } as Record<DocumentKind, string>,
     maxTests: 500,
-    defaultImpact: 3,
     day: 86_400_000,
 
     iso: (date: Date): string => date.toISOString().slice(0, 10),
@@ -155,9 +154,6 @@ const internals = {
 };
 
 
-// Risk of a gap until the risk module lands (docs/documents.md): impact × (1 − score/100), impact 3 when unset, score 0
-// while untested; rounded to two decimals.
-export const gapRisk = (impact: number | null, score: number | null): number => Math.round((impact ?? internals.defaultImpact) * (1 - (score ?? 0) / 100) * 100) / 100;
 
 
 // Median, mean (rounded) and 90th percentile (nearest rank) of times to detect, in seconds
@@ -231,8 +227,8 @@ export class DocumentsService {
 
         // Coverage: the stored per-technique figures, top-level techniques only (parents carry their sub-techniques' roll-up)
         // (a campaign's scope: the techniques of its tests the reader may open, sub-techniques included)
-        const inScope = () => (campaign ? knex('techniques').where({ revoked: false, deprecated: false }).whereIn('mitre_id', scoped().distinct('t.technique_id'))
-            : knex('techniques').where({ revoked: false, deprecated: false, is_subtechnique: false }).modify((q) => (technique ? q.where('mitre_id', technique.mitre_id) : q)));
+        const inScope = () => (campaign ? knex('techniques').where({ 'techniques.revoked': false, 'techniques.deprecated': false }).whereIn('techniques.mitre_id', scoped().distinct('t.technique_id'))
+            : knex('techniques').where({ 'techniques.revoked': false, 'techniques.deprecated': false, 'techniques.is_subtechnique': false }).modify((q) => (technique ? q.where('techniques.mitre_id', technique.mitre_id) : q)));
         const [statusRows, tacticRows, testCount] = await Promise.all([
             inScope().groupBy('coverage_status').select('coverage_status').count('* as n') as Promise<{ coverage_status: Status; n: string }[]>,
             technique || campaign ? Promise.resolve([]) : knex('tactics').join('technique_tactics', 'technique_tactics.tactic_id', 'tactics.id')
@@ -288,14 +284,16 @@ export class DocumentsService {
             group by w.week order by w.week`, [trendFrom, trendTo, trendFrom, trendTo]) as { rows: { week: string; validated: string; detected: string }[] };
         const trend = trendRows.rows.map((row) => ({ week: row.week, validated: Number(row.validated), detected: Number(row.detected) }));
 
-        // Gaps: techniques not covered, by interim risk
+        // Gaps: top-level techniques not covered, by the stored risk of docs/posture.md (risk_profiles); a technique
+        // without a profile yet (created since the last recompute) has no risk and comes last
         const gapLimit = kind === 'executive-summary' ? 10 : 20;
-        const gapRows = technique || campaign ? [] : await inScope().whereNot('coverage_status', 'covered')
-            .select('mitre_id', 'name', 'coverage_status', 'score', 'impact')
-            .select(knex.raw('(select count(*) from threat_actor_techniques a where a.technique_id = techniques.mitre_id)::int as actors'))
-            .orderByRaw('coalesce(impact, ?) * (100 - coalesce(score, 0)) desc, actors desc, mitre_id asc', [internals.defaultImpact])
-            .limit(gapLimit) as { mitre_id: string; name: string; coverage_status: Status; score: number | null; impact: number | null; actors: number }[];
-        const gaps = gapRows.map((row) => ({ technique_id: row.mitre_id, name: row.name, coverage_status: row.coverage_status, score: row.score, impact: row.impact ?? internals.defaultImpact, actors: row.actors, risk: gapRisk(row.impact, row.score) }));
+        const gapRows = technique || campaign ? [] : await inScope().whereNot('techniques.coverage_status', 'covered')
+            .leftJoin('risk_profiles as rp', 'rp.technique_id', 'techniques.mitre_id')
+            .select('techniques.mitre_id', 'techniques.name', 'techniques.coverage_status', 'rp.risk', 'rp.likelihood', 'rp.band')
+            .select(knex.raw('case when rp.technique_id is null then techniques.score else rp.score end as score'), knex.raw('coalesce(rp.impact, techniques.impact) as impact'), knex.raw('coalesce(rp.actor_count, 0) as actors'))
+            .orderByRaw('rp.risk desc nulls last, coalesce(rp.actor_count, 0) desc, techniques.mitre_id asc')
+            .limit(gapLimit) as { mitre_id: string; name: string; coverage_status: Status; score: number | null; impact: number | null; actors: number; risk: number | null; likelihood: number | null; band: string | null }[];
+        const gaps = gapRows.map((row) => ({ technique_id: row.mitre_id, name: row.name, coverage_status: row.coverage_status, score: row.score, impact: row.impact, likelihood: row.likelihood, actors: row.actors, risk: row.risk, band: row.band }));
 
         // Remediation: the visible tests' tracking (all of them: remediation is a state, not an event of the period)
         const remediationRows = await scoped().whereNot('t.remediation_status', 'none').groupBy('t.remediation_status').select('t.remediation_status as status').count('* as n') as { status: 'open'; n: string }[];

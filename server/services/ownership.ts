@@ -48,7 +48,15 @@ export interface QueueFilters extends ListQuery {
 }
 
 
-// The otherwise-branch of the queue's priority (docs/detection.md), until risk per technique exists: impact (1-5,
+// The queue's priority (docs/detection.md), 0-100: the technique's stored risk (risk_profiles, 0-25, docs/posture.md)
+// × 4. Pure, for the tests' hand-computed cases.
+export const riskPriority = (profile: { risk: number; likelihood: number; impact: number; score: number | null }): { priority: number; basis: string } => ({
+    priority: Math.round(profile.risk * 4 * 100) / 100,
+    basis: `risk ${profile.risk} of 25 (likelihood ${profile.likelihood} × impact ${profile.impact} × (1 − score ${profile.score ?? 0}/100)) × 4`
+});
+
+
+// The fallback for a technique without a risk profile yet (risk not recomputed since it was created): impact (1-5,
 // 3 when unset) × 20 × how much coverage the change may have broken. Pure, for the tests' hand-computed cases.
 export const coverageAtStake = { covered: 1, partial: 0.75, not_covered: 0.5, untested: 0.25 } as const;
 
@@ -163,12 +171,14 @@ export class OwnershipService {
                 select distinct on (m.change_id, m.technique_id)
                        m.change_id, m.technique_id, m.asset_id, m.matched_by, m.matched_value,
                        c.title as change_title, c.changed_at, t.name as technique_name, t.impact, t.coverage_status,
+                       rp.risk, rp.likelihood as risk_likelihood, rp.impact as risk_impact, rp.score as risk_score,
                        a.name as asset_name, a.owner_id as asset_owner_id,
                        ta.user_id as assignee_user_id, ta.team as assignee_team,
                        ao.user_id as asset_owner_user_id, ao.team as asset_owner_team
                 from (?) m
                 join infrastructure_changes c on c.id = m.change_id
                 join techniques t on t.mitre_id = m.technique_id
+                left join risk_profiles rp on rp.technique_id = m.technique_id
                 left join detection_assets a on a.id = m.asset_id
                 left join lateral (select user_id, team from technique_assignments x where x.technique_id = m.technique_id
                                    order by (x.role = 'detection_owner') desc, x.created_at, x.id limit 1) ta on true
@@ -184,7 +194,8 @@ export class OwnershipService {
 
             const entries = rows.map((row) => {
 
-                const { priority, basis } = impactCoveragePriority(row.impact, row.coverage_status);
+                const { priority, basis } = row.risk === null ? impactCoveragePriority(row.impact, row.coverage_status) :
+                    riskPriority({ risk: row.risk, likelihood: row.risk_likelihood!, impact: row.risk_impact!, score: row.risk_score });
                 const via = row.matched_by === 'asset' ? `the asset ${row.matched_value}` :
                     row.matched_by === 'platform' ? `the platform ${row.matched_value} of the asset ${row.asset_name}` :
                         `the data source ${row.matched_value}`;
@@ -241,6 +252,10 @@ interface Candidate {
     technique_name: string;
     impact: number | null;
     coverage_status: keyof typeof coverageAtStake;
+    risk: number | null;
+    risk_likelihood: number | null;
+    risk_impact: number | null;
+    risk_score: number | null;
     asset_name: string | null;
     asset_owner_id: string | null;
     assignee_user_id: string | null;

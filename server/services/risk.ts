@@ -8,6 +8,7 @@ import type { Actor } from '../policy';
 import type { AuditService } from './audit';
 import { withTransaction, type ChangeOptions } from './changes';
 import type { CoverageStatus } from './coverage';
+import { confidenceSettingsOf, confidenceSource } from './detection';
 import { pageOfQuery, type ListQuery, type Page } from './lists';
 import { bandOf, impactOf, likelihoodOf, osintPrevalence, reasonOf, riskOf, scoreTechniques, type Outcome, type RiskBand, type ScoreConfig } from './scoring';
 import type { TechniqueScoreView } from './scores';
@@ -49,6 +50,7 @@ interface Facts {
     coverage_status: CoverageStatus;
     outcome: Outcome | null;
     validated_at: Date | null;
+    detection_confidence: number | null;
 }
 
 
@@ -112,18 +114,21 @@ export class RiskService {
     // an advisory lock, so that two recomputes serialise and readers see the old figures or the new, never a mix.
     async recompute(actor: Actor, options: ChangeOptions & { now?: Date } = {}): Promise<{ profiles: number; computed_at: Date }> {
 
-        const config = await this.config();
+        const [config, confidenceSettings] = await Promise.all([this.config(), confidenceSettingsOf(this.deps.settings)]);
         const now = options.now ?? new Date();
         return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             await trx.raw('select pg_advisory_xact_lock(?)', [LockKey.riskRecompute]);
             const facts: Facts[] = await trx('techniques as t')
                 .leftJoin('tests as x', 'x.id', 't.latest_validated_test_id')
+                .leftJoin(confidenceSource(trx, confidenceSettings, now).as('dc'), 'dc.technique_id', 't.mitre_id')
                 .where('t.revoked', false).where('t.deprecated', false)
                 .orderBy('t.mitre_id')
                 .select('t.mitre_id', 't.parent_id', 't.is_subtechnique', 't.domain', 't.impact', 't.own_coverage_status', 't.coverage_status',
                     trx.raw(`case when x.detection_outcome in ('prevented', 'alerted', 'logged', 'not_detected') then x.detection_outcome end as outcome`),
-                    't.latest_validated_at as validated_at');
+                    't.latest_validated_at as validated_at',
+                    // Detection confidence only where the technique has detection validations (docs/posture.md)
+                    trx.raw('case when exists (select 1 from detection_validations dv where dv.technique_id = t.mitre_id) then coalesce(dc.confidence, 0) end::float8 as detection_confidence'));
 
             const tacticRows: { technique_id: string; shortname: string }[] = await trx('technique_tactics as tt').join('tactics as ta', 'ta.id', 'tt.tactic_id').select('tt.technique_id', 'ta.shortname');
             const actorRows: { technique_id: string; threat_actor_id: string }[] = await trx('threat_actor_techniques as tat').join('threat_actors as a', 'a.id', 'tat.threat_actor_id')

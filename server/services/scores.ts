@@ -66,7 +66,7 @@ export class ScoresService {
         return {
             ...await this.deps.risk.config(),
             tactic_impacts: { ...tacticImpacts },
-            detection_confidence: 'not yet provided by detection engineering: factor 1 for every technique'
+            detection_confidence: 'technique_detection_confidence (docs/detection.md, settings detection.half_life_days and detection.weights) for a technique with detection validations (0 when none counts any more); factor 1 for a technique without any'
         };
     }
 

@@ -22,6 +22,9 @@ export interface TechniqueFacts {
     own_coverage_status: CoverageStatus;
     outcome: Outcome | null;                    // of the latest validated test that counts
     validated_at: Date | null;
+    // The detection confidence (0-1) of docs/detection.md when the technique has any detection validation (valid or
+    // invalidated; 0 when none counts), null/absent when it has none
+    detection_confidence?: number | null;
 }
 
 
@@ -68,10 +71,10 @@ const internals = {
 export const tacticImpacts: Readonly<Record<string, number>> = internals.tacticImpacts;
 
 
-// Hook for the detection-engineering module (domain.md "Detection engineering": a detection confidence per technique
-// from recent valid validations). Until it exists every technique's confidence is 1: the score is the decayed outcome
-// weight alone. When it lands, this answers its 0-1 figure (recompute passes what it needs).
-export const detectionConfidence = (_techniqueId: string): number => 1;
+// The confidence factor of the score (docs/posture.md): the technique's detection confidence (docs/detection.md, 0-1,
+// computed by technique_detection_confidence and passed in by the recompute) when it has detection validations, else 1:
+// a technique nobody registered a detection asset for keeps its test-based score rather than dropping to 0.
+export const detectionConfidence = (facts: Pick<TechniqueFacts, 'detection_confidence'>): number => (facts.detection_confidence === null || facts.detection_confidence === undefined ? 1 : internals.round(facts.detection_confidence, 4));
 
 
 // Hook for OSINT prevalence (the OSINT module, not built yet): a 0-1 share of recent reporting that names the
@@ -88,9 +91,9 @@ export const decayOf = (validatedAt: Date, now: Date, halfLifeDays: number): num
 
 
 // A technique's own score: weight of its outcome x decay x confidence, 0-100 rounded; null while untested
-export const ownScore = (facts: Pick<TechniqueFacts, 'outcome' | 'validated_at' | 'mitre_id'>, config: ScoreConfig, now: Date): Omit<TechniqueScore, 'score'> => {
+export const ownScore = (facts: Pick<TechniqueFacts, 'outcome' | 'validated_at' | 'mitre_id' | 'detection_confidence'>, config: ScoreConfig, now: Date): Omit<TechniqueScore, 'score'> => {
 
-    const confidence = detectionConfidence(facts.mitre_id);
+    const confidence = detectionConfidence(facts);
     if (!facts.outcome || !facts.validated_at) {
         return { own_score: null, decay: null, confidence };
     }

@@ -99,6 +99,41 @@ describe('Analytics routes', () => {
             expect((await get('viewer', '/analytics/time-to-detect?from=2003-01-01T00:00:00Z&to=2003-01-02T00:00:00Z')).items).to.equal([]);
         });
 
+        it('answers time to detect per detection asset, each asset\'s first detection of the test (hand-computed)', async () => {
+
+            const [edr, siem] = await context.knex('detection_assets').insert([{ name: `Analytics EDR ${tool}`, type: 'edr' }, { name: `Analytics SIEM ${tool}`, type: 'siem' }]).returning(['id', 'name']);
+            const at = async (test: string, position: number, assetId: string | null, executed: string, seconds: number, outcome = 'alerted') => await context.knex('test_detections').insert({
+                test_id: ids[test], position, asset_id: assetId, tool: 'asset', outcome, detected_at: new Date(new Date(executed).getTime() + seconds * 1000)
+            });
+
+            // EDR: a at 90 s (and again at 200 s: the first counts), c at 300 s, the restricted test at 3,600 s
+            await at('a', 10, edr.id, '2003-03-04T10:00:00Z', 90);
+            await at('a', 11, edr.id, '2003-03-04T10:00:00Z', 200);
+            await at('c', 10, edr.id, '2003-03-10T10:00:00Z', 300);
+            await at('hidden', 10, edr.id, '2003-03-11T10:00:00Z', 3600);
+            // SIEM: d at 900 s; a not_detected row and a row without an asset do not count
+            await at('d', 10, siem.id, '2003-03-11T10:00:00Z', 900);
+            await at('b', 10, siem.id, '2003-03-05T10:00:00Z', 30, 'not_detected');
+            await at('b', 11, null, '2003-03-05T10:00:00Z', 45);
+            try {
+                // viewer, EDR: 90, 300: mean 195, median 195, p90 at rank 0.9: 90 + 0.9 x 210 = 279
+                const viewer = await get('viewer', `/analytics/time-to-detect?${period}&group_by=asset`);
+                expect(viewer.group_by).to.equal('asset');
+                const mine = (items: Record<string, unknown>[]) => items.filter((item) => [edr.id, siem.id].includes(item.key as string));
+                expect(mine(viewer.items)).to.equal([
+                    { key: edr.id, label: edr.name, tests: 2, mean_seconds: 195, median_seconds: 195, p90_seconds: 279 },
+                    { key: siem.id, label: siem.name, tests: 1, mean_seconds: 900, median_seconds: 900, p90_seconds: 900 }
+                ].sort((x, y) => x.key.localeCompare(y.key)));
+                // admin, EDR: 90, 300, 3600: mean 1330, median 300, p90 at rank 1.8: 300 + 0.8 x 3300 = 2940
+                const admin = await get('admin', `/analytics/time-to-detect?${period}&group_by=asset`);
+                expect(mine(admin.items).find((item) => item.key === edr.id)).to.equal({ key: edr.id, label: edr.name, tests: 3, mean_seconds: 1330, median_seconds: 300, p90_seconds: 2940 });
+            }
+            finally {
+                await context.knex('test_detections').whereIn('test_id', Object.values(ids)).where('position', '>=', 10).delete();
+                await context.knex('detection_assets').whereIn('id', [edr.id, siem.id]).delete();
+            }
+        });
+
         it('never shows a hidden test\'s tool, nor counts it', async () => {
 
             const res = await request('viewer', `/analytics/time-to-detect?${period}&group_by=tool`);

@@ -6,6 +6,7 @@ import { expect } from '@hapi/code';
 import type { Role } from '../../server/policy';
 import { backfillDetections } from '../../migrations/20261207060001_detection';
 import { decayedConfidence } from '../../server/services/detection';
+import { bandOf, riskOf } from '../../server/services/scoring';
 
 import { json, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
@@ -375,6 +376,33 @@ describe('Detection lifecycle routes', () => {
             const test = await validatedTest(covered, [{ tool: 'EDR', outcome: 'alerted', detected_at: new Date().toISOString() }]);
             const closed = await ok('blue_lead', 'GET', `/ownership/revalidation-queue?change_id=${change.id}&status=closed`);
             expect(closed.items.map((item: Record<string, unknown>) => [item.technique_id, item.closed_by_test_id])).to.equal([[covered, test.id]]);
+        });
+
+        it('prioritises by the stored risk where the technique has a risk profile (hand-computed), else by the fallback', async () => {
+
+            const [profiled, unprofiled] = [await uniqueTechnique(context.knex), await uniqueTechnique(context.knex)];
+            await context.knex('techniques').whereIn('mitre_id', [profiled, unprofiled]).update({ impact: 5, coverage_status: 'partial', score: 20, needs_review: false });
+            // The risk of docs/posture.md: likelihood 3.4 (seven tracked actors) × impact 5 × (1 − 20/100) = 13.6
+            const risk = riskOf(3.4, 5, 20);
+            expect(risk).to.equal(13.6);
+            await context.knex('risk_profiles').insert({ technique_id: profiled, domain: 'enterprise-attack', is_subtechnique: false, coverage_status: 'partial', outcome: 'logged', validated_at: new Date(), decay: 0.5, own_score: 20, score: 20, actor_count: 7, likelihood: 3.4, impact: 5, impact_source: 'technique', risk, band: bandOf(risk), reason: 'detection test', computed_at: new Date() });
+            const siem = await newAsset({ type: 'siem' });
+            await ok('admin', 'POST', `/detection-lifecycle/assets/${siem.id}/techniques/${profiled}`);
+            await ok('admin', 'POST', `/detection-lifecycle/assets/${siem.id}/techniques/${unprofiled}`);
+            const change = await ok('blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 'SIEM upgrade', description: 'New SIEM version', changed_at: new Date().toISOString(), asset_ids: [siem.id] }, 201);
+            try {
+                await ok('blue_lead', 'POST', '/ownership/revalidation-queue/generate');
+                const queue = await ok('blue_lead', 'GET', `/ownership/revalidation-queue?change_id=${change.id}`);
+                const by = Object.fromEntries(queue.items.map((item: Record<string, any>) => [item.technique_id, item]));
+                // 13.6 × 4 = 54.4
+                expect(by[profiled]).to.include({ priority: 54.4, priority_basis: 'risk 13.6 of 25 (likelihood 3.4 × impact 5 × (1 − score 20/100)) × 4' });
+                // no risk profile yet: impact 5 × 20 × partial 0.75 = 75
+                expect(by[unprofiled]).to.include({ priority: 75, priority_basis: 'impact 5 × 20 × coverage partial (0.75)' });
+                expect(queue.items.map((item: { technique_id: string }) => item.technique_id)).to.equal([unprofiled, profiled]);
+            }
+            finally {
+                await context.knex('risk_profiles').where('technique_id', profiled).delete();
+            }
         });
 
         it('matches a touched platform and a touched data source, and explains each entry', async () => {

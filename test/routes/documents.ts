@@ -8,7 +8,8 @@ import type { Role } from '../../server/policy';
 import { documentData } from '../../server/schemas/documents';
 import { columns, lines, stackedBars } from '../../server/services/document-charts';
 import { duration } from '../../server/services/document-templates';
-import { gapRisk, periodOf, timeToDetect } from '../../server/services/documents';
+import { periodOf, timeToDetect } from '../../server/services/documents';
+import { bandOf, riskOf } from '../../server/services/scoring';
 
 import { pdfText, startDocumentWorker } from '../helpers/documents';
 import { json, testRow, uniqueTechnique } from '../helpers/factories';
@@ -100,7 +101,7 @@ describe('Report documents', () => {
         await context.stop();
     });
 
-    it('computes the figures by hand: time to detect, interim risk and periods', () => {
+    it('computes the figures by hand: time to detect and periods', () => {
 
         // [30, 60, 120, 600, 3600]: median the middle one, mean 4410 / 5, 90th percentile the 5th of 5 (nearest rank)
         expect(timeToDetect([600, 30, 3600, 120, 60])).to.equal({
@@ -110,11 +111,6 @@ describe('Report documents', () => {
         // An even count: the mean of the two middle values
         expect(timeToDetect([120, 300, 600, 3600])).to.include({ median_seconds: 450, mean_seconds: 1155, p90_seconds: 3600 });
         expect(timeToDetect([])).to.include({ count: 0, median_seconds: null, mean_seconds: null, p90_seconds: null });
-
-        // impact × (1 − score/100): 5 × 0.6, the default impact 3 while unset, an untested technique counts score 0
-        expect(gapRisk(5, 40)).to.equal(3);
-        expect(gapRisk(null, 40)).to.equal(1.8);
-        expect(gapRisk(4, null)).to.equal(4);
 
         const now = new Date('2026-05-15T08:00:00Z');
         expect(periodOf('quarterly-summary', {}, now)).to.equal({ from: '2026-04-01', to: '2026-06-30', previous_from: '2026-01-01', previous_to: '2026-03-31' });
@@ -269,6 +265,42 @@ describe('Report documents', () => {
         expect((await request('viewer', `/reports/renders/${Crypto.randomUUID()}`)).statusCode).to.equal(404);
     });
 
+    it('ranks gaps by the stored risk (hand-computed) and shows it in the HTML', async () => {
+
+        // Three gaps of our own, used by more tracked actors than any real technique (ties on risk go to more actors):
+        // untested, 5 × 5 × (1 − 0/100) = 25 and 100,000 actors; not covered, score 0: 25 and 99,999 actors, so second;
+        // partial, 5 × 5 × (1 − 20/100) = 20 with 100,001 actors: a lower risk ranks below whatever its actors
+        const [top, second, third] = [await uniqueTechnique(context.knex), await uniqueTechnique(context.knex), await uniqueTechnique(context.knex)];
+        await context.knex('techniques').where('mitre_id', second).update({ coverage_status: 'not_covered', score: 0 });
+        await context.knex('techniques').where('mitre_id', third).update({ coverage_status: 'partial', score: 20 });
+        const profile = (id: string, facts: { coverage_status: string; score: number | null; likelihood: number; impact: number; actor_count: number }) => {
+
+            const risk = riskOf(facts.likelihood, facts.impact, facts.score);
+            return { technique_id: id, domain: 'enterprise-attack', is_subtechnique: false, own_score: facts.score, impact_source: 'technique', risk, band: bandOf(risk), reason: 'documents test', computed_at: new Date(), ...facts };
+        };
+
+        await context.knex('risk_profiles').insert([
+            profile(top, { coverage_status: 'untested', score: null, likelihood: 5, impact: 5, actor_count: 100_000 }),
+            profile(second, { coverage_status: 'not_covered', score: 0, likelihood: 5, impact: 5, actor_count: 99_999 }),
+            profile(third, { coverage_status: 'partial', score: 20, likelihood: 5, impact: 5, actor_count: 100_001 })
+        ]);
+        try {
+            const coverage = json(await request('viewer', '/reports/generate/coverage-summary'));
+            expect(coverage.gaps[0]).to.include({ technique_id: top, risk: 25, likelihood: 5, impact: 5, band: 'critical', actors: 100_000, score: null });
+            expect(coverage.gaps[1]).to.include({ technique_id: second, risk: 25, actors: 99_999, score: 0 });
+            const ranked = coverage.gaps.map((gap: { technique_id: string }) => gap.technique_id);
+            const at = ranked.indexOf(third);
+            expect(at === -1 || coverage.gaps.slice(0, at).every((gap: { risk: number }) => gap.risk >= 20)).to.be.true();
+            expect(riskOf(5, 5, 20)).to.equal(20);
+
+            const html = await request('viewer', '/reports/generate/coverage-summary?format=html');
+            expect(html.payload).to.contain(top).and.to.contain('likelihood × impact × (1 − score/100)');
+        }
+        finally {
+            await context.knex('risk_profiles').whereIn('technique_id', [top, second, third]).delete();
+        }
+    });
+
     it('answers coverage and quarterly documents as data and HTML', async () => {
 
         const coverage = json(await request('viewer', '/reports/generate/coverage-summary'));
@@ -277,9 +309,16 @@ describe('Report documents', () => {
         expect(coverage.trend).to.have.length(13);
         const total = Object.values(coverage.coverage.by_status as Record<string, number>).reduce((sum, value) => sum + value, 0);
         expect(coverage.scope.techniques).to.equal(total);
+        // Gaps carry the stored risk of their profile, highest first
+        const profiles = await context.knex('risk_profiles').whereIn('technique_id', coverage.gaps.map((gap: { technique_id: string }) => gap.technique_id)).select('technique_id', 'risk', 'likelihood', 'impact', 'band');
+        const profileOf = new Map(profiles.map((row) => [row.technique_id, row]));
         for (const gap of coverage.gaps) {
-            expect(gap.risk).to.equal(gapRisk(gap.impact, gap.score));
+            const profile = profileOf.get(gap.technique_id);
+            expect(gap).to.include(profile ? { risk: profile.risk, likelihood: profile.likelihood, impact: profile.impact, band: profile.band } : { risk: null, likelihood: null, band: null });
         }
+
+        const risks = coverage.gaps.map((gap: { risk: number | null }) => gap.risk ?? -1);
+        expect(risks).to.equal([...risks].sort((a: number, b: number) => b - a));
 
         const quarterly = json(await request('admin', '/reports/generate/quarterly-summary?quarter=2031-Q1'));
         expect(quarterly.period).to.equal({ from: '2031-01-01', to: '2031-03-31', previous_from: '2030-10-01', previous_to: '2030-12-31' });

@@ -107,6 +107,46 @@ describe('Scores and risk', () => {
         expect((await request('viewer', 'GET', '/risk/profiles/nope')).statusCode).to.equal(400);
     });
 
+    it('weighs a score by the detection confidence where the technique has detection validations (hand-computed)', async () => {
+
+        const { knex } = context;
+        const [C1, C2, C3] = [internals.id(), internals.id(), internals.id()];
+        const technique = (id: string) => ({ mitre_id: id, domain: 'enterprise-attack', name: `Technique ${id}`, is_subtechnique: false, parent_id: null, is_custom: true });
+        await knex('techniques').insert([technique(C1), technique(C2), technique(C3)]);
+        const [asset] = await knex('detection_assets').insert({ name: `Posture EDR ${Crypto.randomUUID()}`, type: 'edr' }).returning('id');
+        try {
+            // All three prevented today (weight 100, decay 1)
+            for (const id of [C1, C2, C3]) {
+                await testRow(knex, { technique_id: id, state: 'validated', detection_outcome: 'prevented', validated_at: now });
+            }
+
+            await knex.transaction((trx) => context.services.coverage.recompute(trx, context.actor('admin'), [C1, C2, C3]));
+            // C1: an alert validated one detection half-life (180 days) ago: confidence 1.00 x 0.5 = 0.5
+            // C2: its only validation invalidated: confidence 0; C3: no detection validation at all: factor 1
+            await knex('detection_validations').insert([
+                { technique_id: C1, asset_id: asset.id, source: 'manual', reason: 'posture test', outcome: 'alerted', validated_at: new Date(now.getTime() - 180 * internals.day) },
+                { technique_id: C2, asset_id: asset.id, source: 'manual', reason: 'posture test', outcome: 'prevented', validated_at: now, status: 'invalidated', invalidated_at: now, invalidation_reason: 'rule removed' }
+            ]);
+            await context.services.risk.recompute(systemActor, { now });
+
+            const profile = async (id: string) => json(await request('viewer', 'GET', `/risk/profiles/${id}`));
+            // C1: 100 x 1 x 0.5 = 50; no actor, no tactic: 1 x 3 x (1 - 0.5) = 1.5
+            expect(await profile(C1)).to.include({ outcome: 'prevented', decay: 1, confidence: 0.5, own_score: 50, score: 50, likelihood: 1, impact: 3, risk: 1.5, band: 'low' });
+            // C2: 100 x 1 x 0 = 0: 1 x 3 x 1 = 3
+            expect(await profile(C2)).to.include({ outcome: 'prevented', confidence: 0, own_score: 0, score: 0, risk: 3 });
+            // C3: 100 x 1 x 1 = 100: risk 0
+            expect(await profile(C3)).to.include({ outcome: 'prevented', confidence: 1, own_score: 100, score: 100, risk: 0 });
+            expect(json(await request('viewer', 'GET', `/scores/techniques/${C1}`))).to.include({ confidence: 0.5, own_score: 50 });
+            expect((json(await request('viewer', 'GET', '/scores/config'))).detection_confidence).to.contain('technique_detection_confidence');
+        }
+        finally {
+            await knex('detection_validations').whereIn('technique_id', [C1, C2, C3]).delete();
+            await knex('detection_assets').where('id', asset.id).delete();
+            await internals.remove(knex, [C1, C2, C3]);
+            await knex('risk_profiles').whereIn('technique_id', [C1, C2, C3]).delete();
+        }
+    });
+
     it('answers scores per technique, per tactic and overall', async () => {
 
         const detail = json(await request('red_tech', 'GET', `/scores/techniques/${ids.P}`));

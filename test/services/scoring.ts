@@ -27,7 +27,7 @@ describe('Scoring formulas', () => {
         expect(decayOf(new Date(now.getTime() + day), now, 180)).to.equal(1);
     });
 
-    it('weighs the outcome, decays it and applies the confidence factor (1 until detection engineering)', () => {
+    it('weighs the outcome, decays it and applies the confidence factor (1 without detection validations)', () => {
 
         // alerted 90 x 0.5^(90/180) = 90 x 0.70711 = 63.64 -> 64
         expect(ownScore({ mitre_id: 'T1', outcome: 'alerted', validated_at: ago(90) }, config, now)).to.equal({ own_score: 64, decay: 0.7071, confidence: 1 });
@@ -35,6 +35,20 @@ describe('Scoring formulas', () => {
         expect(ownScore({ mitre_id: 'T1', outcome: 'logged', validated_at: ago(360) }, config, now)).to.equal({ own_score: 10, decay: 0.25, confidence: 1 });
         expect(ownScore({ mitre_id: 'T1', outcome: 'not_detected', validated_at: now }, config, now)).to.equal({ own_score: 0, decay: 1, confidence: 1 });
         expect(ownScore({ mitre_id: 'T1', outcome: null, validated_at: null }, config, now)).to.equal({ own_score: null, decay: null, confidence: 1 });
+    });
+
+    it('applies the detection confidence where the technique has detection validations, else 1', () => {
+
+        // prevented today with a detection confidence of 0.5 (an alert validation one detection half-life old): 100 x 1 x 0.5 = 50
+        expect(ownScore({ mitre_id: 'T1', outcome: 'prevented', validated_at: now, detection_confidence: 0.5 }, config, now)).to.equal({ own_score: 50, decay: 1, confidence: 0.5 });
+        // alerted 90 days ago, confidence 0.1946 (a prevention 425 days old): 90 x 0.70711 x 0.1946 = 12.38 -> 12
+        expect(ownScore({ mitre_id: 'T1', outcome: 'alerted', validated_at: ago(90), detection_confidence: 0.19459 }, config, now)).to.equal({ own_score: 12, decay: 0.7071, confidence: 0.1946 });
+        // validations all invalidated: confidence 0, the score 0 whatever the test said
+        expect(ownScore({ mitre_id: 'T1', outcome: 'prevented', validated_at: now, detection_confidence: 0 }, config, now)).to.equal({ own_score: 0, decay: 1, confidence: 0 });
+        // no detection validation at all (null): factor 1, the test-based score stands
+        expect(ownScore({ mitre_id: 'T1', outcome: 'prevented', validated_at: now, detection_confidence: null }, config, now)).to.equal({ own_score: 100, decay: 1, confidence: 1 });
+        // untested keeps a null score, the factor shown
+        expect(ownScore({ mitre_id: 'T1', outcome: null, validated_at: null, detection_confidence: 0.25 }, config, now)).to.equal({ own_score: null, decay: null, confidence: 0.25 });
     });
 
     it('rolls scores up over sub-techniques by the coverage rule', () => {
