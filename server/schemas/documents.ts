@@ -37,7 +37,7 @@ export const documentData = Joi.object({
     coverage: Joi.object({
         percent: Joi.number().integer().min(0).max(100).required(),
         by_status: statuses.required(),
-        by_tactic: Joi.array().items(Joi.object({ tactic_id: Joi.string().required(), name: Joi.string().required(), total: count, by_status: statuses.required(), percent: Joi.number().integer().required() }).label('TacticCoverage')).required()
+        by_tactic: Joi.array().items(Joi.object({ tactic_id: Joi.string().allow(null).required(), name: Joi.string().required(), total: count, by_status: statuses.required(), percent: Joi.number().integer().required() }).label('TacticCoverage')).required()
     }).required(),
     activity: Joi.object({ current: activity.required(), previous: activity.required() }).allow(null).required(),
     outcomes: Joi.object({ prevented: count, alerted: count, logged: count, not_detected: count, not_applicable: count }).required(),

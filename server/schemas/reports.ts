@@ -48,7 +48,7 @@ export const coverageSummary = Joi.object({
     generated_at: timestamp.required(),
     domain: Joi.string().required(),
     totals: Joi.object({ ...coverageCounts, average_score: Joi.number().allow(null).required() }).required(),
-    by_tactic: Joi.array().items(Joi.object({ tactic_id: Joi.string().required(), shortname: Joi.string().required(), name: Joi.string().required(), ...coverageCounts })).required(),
+    by_tactic: Joi.array().items(Joi.object({ tactic_id: Joi.string().allow(null).required().description('the MITRE id; null for a tactic that has none (the column allows it)'), shortname: Joi.string().required(), name: Joi.string().required(), ...coverageCounts })).required(),
     tests: Joi.object({ total: Joi.number().integer().required(), validated: Joi.number().integer().required() }).required().description('the tests the caller may see')
 }).label('CoverageSummary');
 

@@ -79,7 +79,7 @@ export interface DocumentData {
     params: DocumentParams;
     period: { from: string; to: string; previous_from: string; previous_to: string } | null;
     scope: { techniques: number; tested: number; tests: number };
-    coverage: { percent: number; by_status: Record<Status, number>; by_tactic: { tactic_id: string; name: string; total: number; by_status: Record<Status, number>; percent: number }[] };
+    coverage: { percent: number; by_status: Record<Status, number>; by_tactic: { tactic_id: string | null; name: string; total: number; by_status: Record<Status, number>; percent: number }[] };
     activity: { current: Activity; previous: Activity } | null;
     outcomes: Record<Outcome, number>;
     time_to_detect: TimeToDetect;
@@ -236,7 +236,7 @@ export class DocumentsService {
                 .where({ 'techniques.revoked': false, 'techniques.deprecated': false, 'techniques.is_subtechnique': false, 'tactics.revoked': false })
                 .groupBy('tactics.id', 'tactics.mitre_id', 'tactics.name', 'tactics.matrix_order', 'techniques.coverage_status')
                 .orderBy([{ column: 'tactics.matrix_order', order: 'asc' }, { column: 'tactics.mitre_id', order: 'asc' }])
-                .select('tactics.mitre_id as tactic_id', 'tactics.name', 'techniques.coverage_status').count('* as n') as Promise<{ tactic_id: string; name: string; coverage_status: Status; n: string }[]>,
+                .select('tactics.id as key', 'tactics.mitre_id as tactic_id', 'tactics.name', 'techniques.coverage_status').count('* as n') as Promise<{ key: string; tactic_id: string | null; name: string; coverage_status: Status; n: string }[]>,
             scoped().count('* as n').first() as Promise<{ n: string }>
         ]);
 
@@ -245,10 +245,10 @@ export class DocumentsService {
         const totalTechniques = internals.statuses.reduce((sum, status) => sum + byStatus[status], 0);
         const byTactic = new Map<string, DocumentData['coverage']['by_tactic'][number]>();
         for (const row of tacticRows) {
-            const entry = byTactic.get(row.tactic_id) ?? { tactic_id: row.tactic_id, name: row.name, total: 0, by_status: internals.zero(internals.statuses), percent: 0 };
+            const entry = byTactic.get(row.key) ?? { tactic_id: row.tactic_id, name: row.name, total: 0, by_status: internals.zero(internals.statuses), percent: 0 };
             entry.by_status[row.coverage_status] += Number(row.n);
             entry.total += Number(row.n);
-            byTactic.set(row.tactic_id, entry);
+            byTactic.set(row.key, entry);
         }
 
         for (const entry of byTactic.values()) {

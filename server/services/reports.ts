@@ -50,7 +50,7 @@ export interface CoverageSummary {
     generated_at: Date;
     domain: string;
     totals: CoverageCounts & { average_score: number | null };
-    by_tactic: (CoverageCounts & { tactic_id: string; shortname: string; name: string })[];
+    by_tactic: (CoverageCounts & { tactic_id: string | null; shortname: string; name: string })[];
     tests: { total: number; validated: number };
 }
 

@@ -9,7 +9,8 @@ export const pdfText = async (pdf: Buffer): Promise<string> => {
     const { extractText, getDocumentProxy } = await import('unpdf');
     const document = await getDocumentProxy(new Uint8Array(pdf));
     const { text } = await extractText(document, { mergePages: true });
-    return text as string;
+    // Where a table cell wraps depends on its columns' widths: the words are compared, not the line breaks
+    return (text as string).replace(/\s+/g, ' ');
 };
 
 

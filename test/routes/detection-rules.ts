@@ -6,10 +6,10 @@ import * as Path from 'path';
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
-import type { Role } from '../../server/policy';
 import { parseSigmaRule } from '../../server/services/detection-rules';
 
-import { json, testRow, uniqueTechnique } from '../helpers/factories';
+import { callsAs } from '../helpers/calls';
+import { testRow, uniqueTechnique } from '../helpers/factories';
 import { sharedDir } from '../helpers/reference';
 import { init, type TestContext } from '../helpers/server';
 
@@ -28,13 +28,7 @@ const internals = {
 describe('Detection rule routes', () => {
 
     let context: TestContext;
-    const request = (role: Role, method: string, url: string, payload?: object) => context.server.inject({ method, url: `/api/v1${url}`, auth: context.as(role), ...(payload ? { payload } : {}) });
-    const ok = async (role: Role, method: string, url: string, payload?: object, status = 200) => {
-
-        const res = await request(role, method, url, payload);
-        expect(res.statusCode, `${method} ${url}: ${res.payload}`).to.equal(status);
-        return res.payload ? json(res) : {};
-    };
+    const { request, ok } = callsAs(() => context);
 
     const unique = (prefix: string) => `${prefix} ${Crypto.randomBytes(4).toString('hex')}`;
     const count = async (table: string) => Number((await context.knex(table).count('* as n').first())!.n);

@@ -8,6 +8,7 @@ import { backfillDetections } from '../../migrations/20261207060001_detection';
 import { decayedConfidence } from '../../server/services/detection';
 import { bandOf, riskOf } from '../../server/services/scoring';
 
+import { callsAs } from '../helpers/calls';
 import { json, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
 
@@ -23,13 +24,7 @@ const day = 86_400_000;
 describe('Detection lifecycle routes', () => {
 
     let context: TestContext;
-    const request = (role: Role, method: string, url: string, payload?: object) => context.server.inject({ method, url: `/api/v1${url}`, auth: context.as(role), ...(payload ? { payload } : {}) });
-    const ok = async (role: Role, method: string, url: string, payload?: object, status = 200) => {
-
-        const res = await request(role, method, url, payload);
-        expect(res.statusCode, `${method} ${url}: ${res.payload}`).to.equal(status);
-        return res.payload ? json(res) : {};
-    };
+    const { request, ok } = callsAs(() => context);
 
     const unique = (prefix: string) => `${prefix} ${Crypto.randomBytes(4).toString('hex')}`;
     const count = async (table: string) => Number((await context.knex(table).count('* as n').first())!.n);
