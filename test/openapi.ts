@@ -288,15 +288,23 @@ describe('OpenAPI', () => {
     // Last: building a second server's document blocks the event loop, which context.server's load check would see
     it('builds the document once, while the server initialises, and never takes the server address from a request', async () => {
 
-        const server = await createServer({ config: context.config, services: context.services, logger: Pino({ level: 'silent' }), version: 'test' });
+        const server = await createServer({ config: context.config, services: context.services, logger: Pino({ level: 'silent' }), version: 'test-once' });
         const method = server.methods.getSwaggerJSON as unknown as { cache: { stats: { generates: number; gets: number } } };
         expect(method.cache.stats).to.include({ generates: 1, gets: 1 });
 
         const res = await server.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', referer: 'https://evil.example/' } });
         expect(res.headers['content-type']).to.equal('application/json; charset=utf-8');
-        expect(JSON.parse(res.payload)).to.equal(document);
+        const served = JSON.parse(res.payload);
+        expect(served.info.version).to.equal('test-once');            // options of its own: built, not reused
+        expect({ ...served, info: document.info }).to.equal(document);
         expect(JSON.parse(res.payload).servers).to.equal([{ url: `http://127.0.0.1:${context.config.port}` }]);
         expect(method.cache.stats).to.include({ generates: 1, gets: 1 });
         await server.stop();
+
+        // A server of the same routes and options reuses the document the process built: it builds nothing
+        const again = await createServer({ config: context.config, services: context.services, logger: Pino({ level: 'silent' }), version: 'test-once' });
+        expect((again.methods.getSwaggerJSON as unknown as { cache: { stats: { generates: number } } }).cache.stats).to.include({ generates: 0 });
+        expect(JSON.parse((await again.inject({ method: 'GET', url: '/api/v1/openapi.json' })).payload)).to.equal(JSON.parse(res.payload));
+        await again.stop();
     });
 });

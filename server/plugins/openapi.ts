@@ -7,6 +7,11 @@ import * as HapiSwagger from 'hapi-swagger';
 const internals = {
     jsonPath: '/api/v1/openapi.json',
 
+    // The documents this process has built, by what they are built from (the options and the route table): building
+    // one blocks the event loop for about two seconds at today's size, and a process that builds several servers
+    // (the tests) would otherwise pay it each time, and stall the servers already running meanwhile
+    built: new Map<string, string>(),
+
     // An object a route leaves open (`Joi.object().unknown()`, such as an audit row's details) has no properties, and
     // hapi-swagger writes it as a bare `type: object`, which client generators read as an object that is always empty
     freeForm: (node: unknown): void => {
@@ -86,6 +91,12 @@ export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string; s
         let json: string | undefined;
         server.ext('onPreStart', async () => {
 
+            const key = JSON.stringify([options, server.table().map((route) => `${route.method} ${route.path} ${route.settings.description ?? ''}`)]);
+            json = internals.built.get(key);
+            if (json) {
+                return;
+            }
+
             const handler = server.match('GET', internals.jsonPath)!.settings.handler as (request: Hapi.Request, h: Hapi.ResponseToolkit) => Promise<unknown>;
             let document = { paths: {} } as Parameters<typeof internals.ownContent>[0];
             const toolkit = {
@@ -100,6 +111,7 @@ export const openapiPlugin: Hapi.Plugin<{ version: string; cookieName: string; s
             internals.ownContent(document);
             internals.freeForm(document);
             json = JSON.stringify(document);
+            internals.built.set(key, json);
         });
 
         server.ext('onPreHandler', (request, h) => (request.route.path === internals.jsonPath ? h.response(json).type('application/json').takeover() : h.continue));
