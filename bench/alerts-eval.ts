@@ -106,7 +106,7 @@ export const measureAlertEvaluation = async (options: { databaseUrl: string; tes
         const conditions: { sql: string; bindings: unknown[] }[] = [];
         const capture = (query: { sql: string; bindings?: unknown[] }) => {
 
-            if (/^\s*(with recursive latest|select (mitre_id, latest_validated_at|t\.mitre_id, x\.id|id, technique_id, remediation_due|technique_id, likelihood))/.test(query.sql)) {
+            if (/^\s*(with recursive latest|select (mitre_id, latest_validated_at|t\.mitre_id, x\.id|id, technique_id, remediation_due|technique_id, likelihood)|select "rp"\."technique_id", "rp"\."risk")/.test(query.sql)) {
                 conditions.push({ sql: query.sql, bindings: query.bindings ?? [] });
             }
         };
