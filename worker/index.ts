@@ -50,26 +50,16 @@ run('aegis-worker', async () => {
     // documents (issue 13): one browser per worker, launched at its first render
     const printer = new PdfRenderer({ chromiumPath: config.chromiumPath, timeoutMs: config.documents.timeoutMs });
     defineJobs(agenda, services, { attack: config.attack, relay: { retentionDays: config.relay.retentionDays, consumers: relay.consumers }, logger, documents: { printer, timeoutMs: config.documents.timeoutMs } });
-    await agenda.start();
-    await scheduleJobs(agenda, services);
-    await relay.start();
-    sender.start();
-
-    const metricsServer = config.metrics.workerPort === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.workerPort });
-    if (metricsServer) {
-        logger.info({ host: config.metrics.host, port: metricsServer.port }, 'metrics listening');
-    }
-
-    const startedAt = new Date();
-    const beat = () => services.system.heartbeat(workerId, startedAt).catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
-    await beat();
-    const heartbeat = setInterval(beat, config.worker.heartbeatSeconds * 1000);
-    logger.info({ worker_id: workerId }, 'worker started');
-
+    // Registered before the first job can run: a SIGTERM that arrives while the worker is still starting (a job it
+    // picked up may already have finished) waits for the start to end, then drains, instead of killing the process
+    // mid-job
+    const handles: { heartbeat?: NodeJS.Timeout; metricsServer?: Awaited<ReturnType<typeof serveMetrics>> } = {};
+    let started: Promise<unknown> = Promise.resolve();
     onShutdown(logger, async (signal) => {
 
         logger.info({ signal }, 'worker draining');
-        clearInterval(heartbeat);
+        await started.catch(() => undefined);
+        clearInterval(handles.heartbeat);
 
         // Running jobs finish; those still running after the timeout are released (their lock is cleared)
         const result = await agenda.drain(30_000).catch((err: Error) => logger.warn({ err: err.message }, 'drain failed'));
@@ -77,8 +67,28 @@ run('aegis-worker', async () => {
         await sender.stop();
         await printer.close();
         logger.info({ result }, 'worker drained');
-        await metricsServer?.close();
+        await handles.metricsServer?.close();
         await services.system.removeHeartbeat(workerId).catch(() => undefined);
         await runtime.close();
     });
+
+    started = (async () => {
+
+        await agenda.start();
+        await scheduleJobs(agenda, services);
+        await relay.start();
+        sender.start();
+    })();
+    await started;
+
+    handles.metricsServer = config.metrics.workerPort === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.workerPort });
+    if (handles.metricsServer) {
+        logger.info({ host: config.metrics.host, port: handles.metricsServer.port }, 'metrics listening');
+    }
+
+    const startedAt = new Date();
+    const beat = () => services.system.heartbeat(workerId, startedAt).catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
+    await beat();
+    handles.heartbeat = setInterval(beat, config.worker.heartbeatSeconds * 1000);
+    logger.info({ worker_id: workerId }, 'worker started');
 });
