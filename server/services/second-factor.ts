@@ -91,7 +91,14 @@ const internals = {
     // As typed: any case, with or without the dashes or spaces
     normaliseRecoveryCode: (code: string) => code.toLowerCase().replace(/[\s-]/g, ''),
 
-    context: (userId: string) => `totp:${userId}`
+    context: (userId: string) => `totp:${userId}`,
+
+    assertLocal: (user: User) => {
+
+        if (user.auth_provider !== 'local') {
+            throw new ConflictError('Your identity provider handles second factors for your account', 'sso_account');
+        }
+    }
 };
 
 
@@ -166,6 +173,7 @@ export class SecondFactorService {
     async startEnrolment(actor: Actor, input: { password: string }): Promise<TotpEnrolment> {
 
         const user = await User.query(this.deps.knex).findById(actor.id!).throwIfNotFound();
+        internals.assertLocal(user);
         await this.checkPassword(actor, user, input.password);
         return await this.deps.knex.transaction((trx) => this.begin(trx, actor, user));
     }
@@ -180,12 +188,12 @@ export class SecondFactorService {
     async remove(actor: Actor, input: FactorProof & { password: string }): Promise<void> {
 
         const user = await User.query(this.deps.knex).findById(actor.id!).throwIfNotFound();
+        if (await this.requiredFor(user)) {
+            throw new ConflictError('Your role requires a second factor: it cannot be removed (an admin can reset it, and you then set up a new one)', 'second_factor_required');
+        }
+
         await this.checkPassword(actor, user, input.password);
         await this.withProof(actor, user, input, 'auth.second_factor.disable', async (trx) => {
-
-            if (await this.requiredFor(user)) {
-                throw new ConflictError('Your role requires a second factor: it cannot be removed (an admin can reset it, and you then set up a new one)', 'second_factor_required');
-            }
 
             await this.clear(trx, user.id);
             await this.deps.audit.record(trx, actor, { action: 'auth.second_factor.disable', entity_type: 'user', entity_id: user.id });
@@ -287,10 +295,7 @@ export class SecondFactorService {
     // A pending factor with a fresh secret (a second start replaces the first); the secret is answered once, here
     private async begin(trx: Knex.Transaction, actor: Actor, user: User): Promise<TotpEnrolment> {
 
-        if (user.auth_provider !== 'local') {
-            throw new ConflictError('Your identity provider handles second factors for your account', 'sso_account');
-        }
-
+        internals.assertLocal(user);
         const current = await UserSecondFactor.query(trx).findById(user.id).forUpdate();
         if (current?.confirmed_at) {
             throw new ConflictError('A second factor is already set up: remove it first (DELETE /auth/second-factor)', 'second_factor_exists');
