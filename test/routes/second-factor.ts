@@ -196,6 +196,7 @@ describe('Second factors', () => {
             await internals.requiring(context, ['red_lead'], async () => {
 
                 expect(await context.services.secondFactors.requiredFor(ssoUser)).to.be.false();
+                expect(await context.knex.transaction((trx) => context.services.secondFactors.challengeAtLogin(trx, ssoUser))).to.be.null();
                 expect(await context.services.secondFactors.requiredFor((await User.query(context.knex).findById(context.users.red_lead.id))!)).to.be.true();
             });
 
@@ -303,6 +304,25 @@ describe('Second factors', () => {
             ]);
 
             expect(both.map((res) => res.statusCode).sort()).to.equal([200, 401]);
+        });
+
+        it('refuses the challenge of a user deactivated meanwhile, and a secret that does not open (moved to another user, or altered)', async () => {
+
+            const { user, secret, step } = await enrolled(context, 'blue_tech');
+            const challenge = await challengeOf(context.server, user.username);
+            await context.services.users.deactivate(context.actor('admin'), user.id);
+            const refused = await internals.second(context, { challenge, code: codeAt(secret, step) });
+            expect(refused.statusCode).to.equal(401);
+            expect((refused.result as { code: string }).code).to.equal('challenge_invalid');
+
+            // The ciphertext is bound to its user: copied onto another user's factor it opens to nothing
+            const other = await enrolled(context, 'blue_tech');
+            const source = await context.knex('user_second_factors').where({ user_id: user.id }).first();
+            await context.knex('user_second_factors').where({ user_id: other.user.id }).update({ secret_ciphertext: source.secret_ciphertext, secret_iv: source.secret_iv, secret_tag: source.secret_tag });
+            const moved = await internals.second(context, { challenge: await challengeOf(context.server, other.user.username), code: codeAt(secret, step) });
+            expect(moved.statusCode).to.equal(401);
+            expect((moved.result as { code: string }).code).to.equal('invalid_second_factor');
+            expect((await internals.second(context, { challenge: await challengeOf(context.server, other.user.username), code: codeAt(other.secret, other.step) })).statusCode).to.equal(401);
         });
 
         it('accepts each recovery code once, typed in any case, with or without dashes', async () => {
