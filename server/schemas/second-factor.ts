@@ -3,6 +3,7 @@ import Joi from 'joi';
 import type { FactorProof } from '../services/second-factor';
 
 import { timestamp } from './common';
+import * as UserSchemas from './users';
 import { password, session } from './users';
 
 
@@ -44,8 +45,22 @@ export const loginChallenge = Joi.object({
     methods: Joi.array().items(Joi.string().valid('totp', 'recovery_code')).required()
 }).label('LoginChallenge');
 
-// A session, or a challenge for the second step
-export const loginAnswer = Joi.alternatives().try(session, loginChallenge).label('LoginAnswer');
+// A session, or a challenge for the second step: one object schema with either set of fields (alternatives would
+// not reach the OpenAPI document as a schema clients can read); expires_at is the session's or the challenge's
+export const loginAnswer = Joi.object({
+    access_token: Joi.string().description('The session (also set as the aegis_token cookie); absent when a second step is needed'),
+    token_type: Joi.string().valid('bearer'),
+    user: UserSchemas.user,
+    second_factor_required: Joi.boolean().valid(true).description('Present when a second step is needed: no session and no cookie yet'),
+    enrolment_required: loginChallenge.extract('enrolment_required').optional(),
+    challenge: loginChallenge.extract('challenge').optional(),
+    methods: loginChallenge.extract('methods').optional(),
+    expires_at: timestamp.required()
+})
+    .xor('access_token', 'challenge')
+    .and('access_token', 'token_type', 'user')
+    .and('challenge', 'second_factor_required', 'enrolment_required', 'methods')
+    .label('LoginAnswer');
 
 
 export const recoveryCodes = Joi.object({

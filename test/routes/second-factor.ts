@@ -15,22 +15,25 @@ export { lab };
 const { describe, it, before, after } = lab;
 
 
+// The wrong codes and passwords of this file come from an address of its own, so that they count against no other
+// test's address in the login throttle
+const address = `172.${Crypto.randomInt(16, 32)}.${Crypto.randomInt(0, 250)}.${Crypto.randomInt(1, 250)}`;
+
+
 const internals = {
     network: () => `10.${Crypto.randomInt(100, 250)}.${Crypto.randomInt(0, 250)}`,
 
-    // The wrong codes and passwords of this file come from an address of its own, so that they count against no
-    // other test's address in the login throttle
-    address: `172.${Crypto.randomInt(16, 32)}.${Crypto.randomInt(0, 250)}.${Crypto.randomInt(1, 250)}`,
+    address,
 
     // What a refusal must leave as it was: the user's factor, codes, challenges and login stamp
-    snapshot: async (context: TestContext, userId: string) => ({
+    snapshot: async (context: TestContext, userId: string): Promise<{ factor: object | undefined; codes: object[]; challenges: object[]; user: object | undefined }> => ({
         factor: await UserSecondFactor.query(context.knex).findById(userId),
         codes: await UserRecoveryCode.query(context.knex).where({ user_id: userId }).orderBy('id'),
         challenges: await SecondFactorChallenge.query(context.knex).where({ user_id: userId }).orderBy('id'),
         user: await User.query(context.knex).findById(userId).select('last_login_at', 'token_version')
     }),
 
-    post: (context: TestContext, url: string, payload: object, headers: Record<string, string> = {}, remoteAddress = internals.address) => context.server.inject({ method: 'POST', url, payload, headers, remoteAddress }),
+    post: (context: TestContext, url: string, payload: object, headers: Record<string, string> = {}, remoteAddress = address) => context.server.inject({ method: 'POST', url, payload, headers, remoteAddress }),
 
     second: (context: TestContext, payload: object, remoteAddress?: string) => internals.post(context, '/api/v1/auth/login/second-factor', payload, {}, remoteAddress),
 
@@ -75,8 +78,8 @@ describe('Second factors', () => {
             const user = await context.createUser('blue_tech');
             const { authorization } = await login(context.server, user.username);
 
-            const before = await context.server.inject({ method: 'GET', url: '/api/v1/auth/second-factor', headers: { authorization } });
-            expect(before.result).to.equal({ enabled: false, method: null, pending: false, required: false, managed_by_identity_provider: false, confirmed_at: null, last_used_at: null, recovery_codes_remaining: 0 });
+            const initial = await context.server.inject({ method: 'GET', url: '/api/v1/auth/second-factor', headers: { authorization } });
+            expect(initial.result).to.equal({ enabled: false, method: null, pending: false, required: false, managed_by_identity_provider: false, confirmed_at: null, last_used_at: null, recovery_codes_remaining: 0 });
 
             const started = await internals.post(context, '/api/v1/auth/second-factor/totp', { password }, { authorization });
             expect(started.statusCode).to.equal(201);
@@ -142,12 +145,12 @@ describe('Second factors', () => {
 
             const started = await internals.post(context, '/api/v1/auth/second-factor/totp', { password }, { authorization });
             const secret = (started.result as { secret: string }).secret;
-            const before = await internals.snapshot(context, user.id);
+            const unchanged = await internals.snapshot(context, user.id);
             const step = await steadyStep();
             const badCode = await internals.post(context, '/api/v1/auth/second-factor/totp/confirm', { code: codeAt(secret, step + 5) }, { authorization });
             expect(badCode.statusCode).to.equal(400);
             expect(internals.body(badCode)).to.equal({ statusCode: 400, error: 'Bad Request', message: 'The code is wrong, expired or already used: enter the current code from your authenticator app', code: 'invalid_code', fields: ['code'] });
-            expect(await internals.snapshot(context, user.id)).to.equal(before);
+            expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
             expect(await AuditLog.query(context.knex).where({ action: 'auth.second_factor.enable', entity_id: user.id, outcome: 'failure' })).to.have.length(1);
 
             for (const payload of [{}, { code: '12345' }, { code: 'abcdef' }, { code: '123456', extra: 1 }, { code: 123456 }]) {
@@ -155,7 +158,7 @@ describe('Second factors', () => {
                 expect(res.statusCode, JSON.stringify(payload)).to.equal(400);
             }
 
-            expect(await internals.snapshot(context, user.id)).to.equal(before);
+            expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
             expect((await internals.post(context, '/api/v1/auth/second-factor/totp/confirm', { code: codeAt(secret, step) }, { authorization })).statusCode).to.equal(200);
 
             const again = await internals.post(context, '/api/v1/auth/second-factor/totp', { password }, { authorization });
@@ -247,7 +250,7 @@ describe('Second factors', () => {
 
             const { user, secret, step } = await enrolled(context, 'red_lead');
             const challenge = await challengeOf(context.server, user.username);
-            const before = await internals.snapshot(context, user.id);
+            const unchanged = await internals.snapshot(context, user.id);
 
             const wrong = await internals.second(context, { challenge, code: codeAt(secret, step + 7) });
             expect(wrong.statusCode).to.equal(401);
@@ -260,7 +263,7 @@ describe('Second factors', () => {
             expect((replayed.result as { code: string }).code).to.equal('invalid_second_factor');
             const unknownRecovery = await internals.second(context, { challenge, recovery_code: 'aaaa-bbbb-cccc-dddd' });
             expect(unknownRecovery.statusCode).to.equal(401);
-            expect(await internals.snapshot(context, user.id)).to.equal(before);
+            expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
             expect(await AuditLog.query(context.knex).where({ action: 'auth.login', entity_id: user.id, outcome: 'failure' })).to.have.length(3);
 
             // The challenge survives wrong codes; the right one ends it
@@ -279,11 +282,11 @@ describe('Second factors', () => {
 
             // Expired
             await context.knex('second_factor_challenges').where({ user_id: user.id, used_at: null }).update({ expires_at: new Date(Date.now() - 1000) });
-            const expiredBefore = await internals.snapshot(context, user.id);
+            const expiredUnchanged = await internals.snapshot(context, user.id);
             const expired = await internals.second(context, { challenge: fresh, code: codeAt(secret, step + 1) });
             expect(expired.statusCode).to.equal(401);
             expect((expired.result as { code: string }).code).to.equal('challenge_invalid');
-            expect(await internals.snapshot(context, user.id)).to.equal(expiredBefore);
+            expect(await internals.snapshot(context, user.id)).to.equal(expiredUnchanged);
 
             const unknown = await internals.second(context, { challenge: Crypto.randomBytes(32).toString('base64url'), code: '123456' });
             expect(unknown.statusCode).to.equal(401);
@@ -336,10 +339,10 @@ describe('Second factors', () => {
             expect(audit!.details).to.equal({ second_factor: 'recovery_code' });
 
             const challenge = await challengeOf(context.server, user.username);
-            const before = await internals.snapshot(context, user.id);
+            const unchanged = await internals.snapshot(context, user.id);
             const twice = await internals.second(context, { challenge, recovery_code: first });
             expect(twice.statusCode).to.equal(401);
-            expect(await internals.snapshot(context, user.id)).to.equal(before);
+            expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
 
             expect((await internals.second(context, { challenge, recovery_code: second.replace(/-/g, '') })).statusCode).to.equal(200);
             const third = await internals.second(context, { challenge: await challengeOf(context.server, user.username), recovery_code: recoveryCodes[2]! });
@@ -372,24 +375,24 @@ describe('Second factors', () => {
         it('throttles wrong codes with the login throttle: 429 and Retry-After, then the right code is refused too from that address', async () => {
 
             const { user, secret, step } = await enrolled(context, 'red_tech');
-            const address = `${internals.network()}.1`;
-            const challenge = await challengeOf(context.server, user.username, address);
+            const throttled = `${internals.network()}.1`;
+            const challenge = await challengeOf(context.server, user.username, throttled);
             const pair = context.config.login.maxFailuresPerPair;
 
             const statuses: number[] = [];
             for (let i = 0; i < pair + 2; ++i) {
                 const code = String((Number(codeAt(secret, step)) + 1 + i) % 1_000_000).padStart(6, '0');
-                statuses.push((await internals.second(context, { challenge, code }, address)).statusCode);
+                statuses.push((await internals.second(context, { challenge, code }, throttled)).statusCode);
             }
 
             expect(statuses).to.equal([...Array(pair).fill(401), 429, 429]);
-            const blocked = await internals.second(context, { challenge, code: codeAt(secret, step) }, address);
+            const blocked = await internals.second(context, { challenge, code: codeAt(secret, step) }, throttled);
             expect(blocked.statusCode).to.equal(429);
             expect(Number(blocked.headers['retry-after'])).to.be.within(1, context.config.login.windowSeconds);
             expect((blocked.result as { code: string }).code).to.equal('rate_limited');
 
             // One throttle: the password step from that address is refused as well; another address goes on
-            expect((await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: address })).statusCode).to.equal(429);
+            expect((await context.server.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password }, remoteAddress: throttled })).statusCode).to.equal(429);
             const elsewhere = await internals.second(context, { challenge, code: codeAt(secret, step) }, `${internals.network()}.2`);
             expect(elsewhere.statusCode).to.equal(200);
         });
@@ -436,12 +439,12 @@ describe('Second factors', () => {
                 const secret = (started.result as { secret: string }).secret;
 
                 const step = await steadyStep();
-                const before = await internals.snapshot(context, user.id);
+                const unchanged = await internals.snapshot(context, user.id);
                 const wrong = await internals.post(context, '/api/v1/auth/login/second-factor/totp/confirm', { challenge, code: codeAt(secret, step + 6) });
                 expect(wrong.statusCode).to.equal(400);
                 expect((wrong.result as { code: string }).code).to.equal('invalid_code');
                 expect(wrong.headers['set-cookie']).to.not.exist();
-                expect(await internals.snapshot(context, user.id)).to.equal(before);
+                expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
 
                 const confirmed = await internals.post(context, '/api/v1/auth/login/second-factor/totp/confirm', { challenge, code: codeAt(secret, step) });
                 expect((confirmed.result as { recovery_codes: string[] }).recovery_codes).to.have.length(10);
@@ -483,12 +486,12 @@ describe('Second factors', () => {
                 expect((await internals.post(context, '/api/v1/auth/login/second-factor/totp/confirm', payload)).statusCode, JSON.stringify(payload)).to.equal(400);
             }
 
-            const before = await internals.snapshot(context, user.id);
+            const unchanged = await internals.snapshot(context, user.id);
             const confirm = await internals.post(context, '/api/v1/auth/login/second-factor/totp/confirm', { challenge: verifyChallenge, code: '123456' });
             expect(confirm.statusCode).to.equal(401);
             expect((confirm.result as { code: string }).code).to.equal('challenge_invalid');
-            expect(await internals.snapshot(context, user.id)).to.equal(before);
-            expect(before.factor!.confirmed_at).to.be.a.date();
+            expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
+            expect((unchanged.factor as UserSecondFactor).confirmed_at).to.be.a.date();
         });
 
         it('validates the setting: known roles, each once', async () => {
@@ -514,7 +517,7 @@ describe('Second factors', () => {
             const authorization = `Bearer ${(session.result as { access_token: string }).access_token}`;
             const remove = (payload: object) => context.server.inject({ method: 'DELETE', url: '/api/v1/auth/second-factor', headers: { authorization }, payload, remoteAddress: internals.address });
 
-            const before = await internals.snapshot(context, user.id);
+            const unchanged = await internals.snapshot(context, user.id);
             const wrongPassword = await remove({ password: 'Not-the-password-1', code: codeAt(secret, step + 1) });
             expect(wrongPassword.statusCode).to.equal(400);
             expect((wrongPassword.result as { code: string }).code).to.equal('invalid_current_password');
@@ -527,7 +530,7 @@ describe('Second factors', () => {
                 expect((await remove(payload)).statusCode, JSON.stringify(payload)).to.equal(400);
             }
 
-            expect(await internals.snapshot(context, user.id)).to.equal(before);
+            expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
 
             const removed = await remove({ password, code: codeAt(secret, step + 1) });
             expect(removed.statusCode).to.equal(204);
@@ -545,13 +548,13 @@ describe('Second factors', () => {
 
             const { user, secret, step, recoveryCodes } = await enrolled(context, 'blue_lead');
             const { authorization } = await login(context.server, context.users.viewer.username);
-            const self = await internals.second(context, { challenge: await challengeOf(context.server, user.username), recovery_code: recoveryCodes[0]! });
-            const own = `Bearer ${(self.result as { access_token: string }).access_token}`;
+            const ownSession = await internals.second(context, { challenge: await challengeOf(context.server, user.username), recovery_code: recoveryCodes[0]! });
+            const own = `Bearer ${(ownSession.result as { access_token: string }).access_token}`;
 
-            const before = await internals.snapshot(context, user.id);
+            const unchanged = await internals.snapshot(context, user.id);
             const wrong = await internals.post(context, '/api/v1/auth/second-factor/recovery-codes', { code: codeAt(secret, step + 9) }, { authorization: own });
             expect(wrong.statusCode).to.equal(400);
-            expect(await internals.snapshot(context, user.id)).to.equal(before);
+            expect(await internals.snapshot(context, user.id)).to.equal(unchanged);
 
             // Someone without a factor has none to replace
             const none = await internals.post(context, '/api/v1/auth/second-factor/recovery-codes', { code: '123456' }, { authorization });

@@ -68,9 +68,9 @@ describe('TOTP (RFC 6238)', () => {
 
     it('encodes base32 as RFC 4648 section 10 (without padding), and builds the otpauth URI apps read', () => {
 
-        const vectors = [['', ''], ['f', 'MY'], ['fo', 'MZXQ'], ['foo', 'MZXW6'], ['foob', 'MZXW6YQ'], ['fooba', 'MZXW6YTB'], ['foobar', 'MZXW6YTBOI']];
+        const vectors: [string, string][] = [['', ''], ['f', 'MY'], ['fo', 'MZXQ'], ['foo', 'MZXW6'], ['foob', 'MZXW6YQ'], ['fooba', 'MZXW6YTB'], ['foobar', 'MZXW6YTBOI']];
         for (const [input, output] of vectors) {
-            expect(base32(Buffer.from(input!)), input).to.equal(output);
+            expect(base32(Buffer.from(input)), input).to.equal(output);
         }
 
         expect(base32(internals.seeds.sha1)).to.equal('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ');
