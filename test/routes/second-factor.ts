@@ -297,6 +297,41 @@ describe('Second factors', () => {
             expect(last.statusCode).to.equal(200);
         });
 
+        it('refuses every forged second step with a 401 and one code, and no cookie', async () => {
+
+            const victim = await enrolled(context, 'admin');
+            const attacker = await enrolled(context, 'viewer');
+            const challenge = await challengeOf(context.server, victim.user.username);
+            const attackerChallenge = await challengeOf(context.server, attacker.user.username);
+            const stored = (await SecondFactorChallenge.query(context.knex).where({ user_id: victim.user.id }).whereNull('used_at').first())!;
+            const flipped = `${challenge.slice(0, -1)}${challenge.endsWith('A') ? 'B' : 'A'}`;
+            const unchanged = await internals.snapshot(context, victim.user.id);
+
+            const forged: [object, string][] = [
+                [{ challenge, code: codeAt(attacker.secret, attacker.step) }, 'invalid_second_factor'],                 // another user's code
+                [{ challenge, recovery_code: attacker.recoveryCodes[0]! }, 'invalid_second_factor'],                     // another user's recovery code
+                [{ challenge, code: codeAt(victim.secret, victim.step - 1) }, 'invalid_second_factor'],                  // the victim's spent code
+                [{ challenge, code: codeAt(victim.secret, victim.step + 3) }, 'invalid_second_factor'],                  // a code outside the window
+                [{ challenge: flipped, code: codeAt(victim.secret, victim.step) }, 'challenge_invalid'],                 // one character changed
+                [{ challenge: Buffer.from(stored.token_hash, 'hex').toString('base64url'), code: codeAt(victim.secret, victim.step) }, 'challenge_invalid'],     // the stored hash
+                [{ challenge: Buffer.alloc(32).toString('base64url'), code: codeAt(victim.secret, victim.step) }, 'challenge_invalid']                           // zeros
+            ];
+
+            for (const [payload, code] of forged) {
+                const res = await internals.second(context, payload);
+                expect(res.statusCode, JSON.stringify(payload)).to.equal(401);
+                expect((res.result as { code: string }).code, JSON.stringify(payload)).to.equal(code);
+                expect(res.headers['set-cookie']).to.not.exist();
+            }
+
+            expect(await internals.snapshot(context, victim.user.id)).to.equal(unchanged);
+
+            // The attacker's own challenge with the victim's code opens the attacker's account at most, never the victim's
+            const crossed = await internals.second(context, { challenge: attackerChallenge, code: codeAt(victim.secret, victim.step) });
+            expect(crossed.statusCode).to.equal(401);
+            expect((await internals.second(context, { challenge, code: codeAt(victim.secret, victim.step) })).statusCode).to.equal(200);
+        });
+
         it('gives one session for two concurrent uses of one challenge', async () => {
 
             const { user, secret, step } = await enrolled(context, 'viewer');
