@@ -1,5 +1,7 @@
 import Joi from 'joi';
 
+import { roles, type Role } from './policy';
+
 
 // What admins configure at run time, key by key. Each key has a joi schema for its value, the names of its secret
 // fields (write-only: stored encrypted, answered as { set: true|false }), the fields that are URLs the outbound client
@@ -18,6 +20,8 @@ export interface SettingValues {
     // detection (issue 11)
     'detection.half_life_days': number;
     'detection.weights': { prevented: number; alerted: number; logged: number };
+    // second factors (issue 15)
+    'auth.second_factor_required_roles': Role[];
 }
 
 export type SettingKey = keyof SettingValues;
@@ -116,6 +120,14 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         secrets: [],
         urls: [],
         default: { prevented: 100, alerted: 100, logged: 50 }
+    },
+    // second factors (issue 15)
+    'auth.second_factor_required_roles': {
+        description: 'Roles whose local users must log in with a second factor (TOTP); a user of such a role without one sets it up at the login (docs/second-factors.md). SSO users are exempt: their identity provider does it',
+        schema: Joi.array().items(Joi.string().valid(...roles)).unique().max(roles.length),
+        secrets: [],
+        urls: [],
+        default: []
     }
 };
 

@@ -4,6 +4,7 @@ import * as Pg from 'pg';
 import Pino from 'pino';
 
 import { createRuntime, type Runtime } from '../server/runtime';
+import type { Session } from '../server/services/auth';
 import { runSeeds, type SeedContext } from '../seeds';
 
 import { adminUrl, testDatabaseUrl } from './helpers/db';
@@ -76,7 +77,7 @@ describe('Seeds', () => {
         expect(await fresh.runtime.knex('users').select('username', 'role', 'must_change_password')).to.equal([{ username: 'admin', role: 'admin', must_change_password: true }]);
         expect(lines.length).to.equal(1);
         const password = /temporary password (\S+) /.exec(lines[0]!.msg)![1]!;
-        const session = await fresh.runtime.services.auth.login(internals.anonymous, 'admin', password);
+        const session = await fresh.runtime.services.auth.login(internals.anonymous, 'admin', password) as Session;
         expect(session.user.must_change_password).to.be.true();
     });
 
@@ -88,6 +89,6 @@ describe('Seeds', () => {
 
         await runSeeds(context);
         expect(lines.map((line) => line.msg)).to.equal(['First start: created user "admin" with AEGIS_ADMIN_PASSWORD (it must be changed at first login)']);
-        expect((await fresh.runtime.services.auth.login(internals.anonymous, 'admin', 'Configured-first-password-7')).user.username).to.equal('admin');
+        expect((await fresh.runtime.services.auth.login(internals.anonymous, 'admin', 'Configured-first-password-7') as Session).user.username).to.equal('admin');
     });
 });

@@ -33,3 +33,5 @@ export {
     RevalidationEntry, assetTypes, ruleLanguages, ruleStatuses, ruleSeverities, validatedOutcomes, assignmentRoles, assetOwnershipRoles,
     type AssetType, type RuleLanguage, type RuleStatus, type RuleSeverity, type ValidatedOutcome, type AssignmentRole, type AssetOwnershipRole
 } from './detection';
+// second factors (issue 15)
+export { UserSecondFactor, UserRecoveryCode, SecondFactorChallenge } from './second-factor';

@@ -4,6 +4,7 @@ import { refuseCrossSite } from '../plugins/auth';
 import { actorOf } from '../plugins/services';
 import { answers, responses } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
+import { loginAnswer } from '../schemas/second-factor';
 
 import { route } from './route';
 
@@ -21,19 +22,20 @@ export const authRoutes = [
         method: 'POST',
         path: '/api/v1/auth/login',
         options: {
-            description: 'Log in with a username and password (form-encoded or JSON); sets the aegis_token cookie',
+            description: 'Log in with a username and password (form-encoded or JSON); sets the aegis_token cookie. A user with a second factor (or whose role requires one) gets a LoginChallenge instead: no session, no cookie, and the second step at POST /auth/login/second-factor',
             tags: ['api', 'auth'],
             auth: false,
             ext: { onPreAuth: { method: refuseCrossSite } },
             payload: { allow: ['application/json', 'application/x-www-form-urlencoded'] },
             validate: { payload: UserSchemas.login },
-            response: { schema: UserSchemas.session },
+            response: { schema: loginAnswer },
             plugins: { 'hapi-swagger': { consumes: ['application/json', 'application/x-www-form-urlencoded'], responses: responses(401, 403, 429) } }
         },
         handler: async (request, h) => {
 
-            const session = await request.services().auth.login(actorOf(request), request.payload.username, request.payload.password);
-            return h.response(session).state(cookieName, session.access_token);
+            const answer = await request.services().auth.login(actorOf(request), request.payload.username, request.payload.password);
+            // second factors (issue 15): a challenge is no session, and sets no cookie
+            return 'access_token' in answer ? h.response(answer).state(cookieName, answer.access_token) : answer;
         }
     }),
 

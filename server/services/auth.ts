@@ -8,6 +8,7 @@ import { ApiKey, User, type ApiKeyScope } from '../models';
 import type { Actor, Role } from '../policy';
 
 import type { AuditService } from './audit';
+import type { LoginChallenge, RecoveryCodes, SecondFactorMethod, SecondFactorService } from './second-factor';
 import { checkPasswordPolicy, dummyHash, hashPassword, verifyPassword } from './passwords';
 import type { LoginThrottle, RevocationStore } from './stores';
 
@@ -56,15 +57,21 @@ export type TokenFailure = 'token_expired' | 'token_revoked' | 'token_invalid';
 export const apiKeyPrefix = 'aegis_';
 
 
+// The throttle's keys: the account as typed at the login, lower-cased (bounded: lower-casing may lengthen it), and
+// the client's address; second factors (issue 15) count against the same keys
+export const throttleKeys = {
+    account: (username: string) => username.toLowerCase().slice(0, 128),
+    address: (actor: Actor) => actor.ip ?? 'unknown'
+};
+
+
 const internals = {
     algorithm: 'HS256' as const,
     invalidLogin: 'Invalid username or password',
     apiKeyPattern: new RegExp(`^${apiKeyPrefix}[0-9a-f]{64}$`),
     uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
-    // The throttle's keys: the account as typed at the login, lower-cased (bounded: lower-casing may lengthen it), and
-    // the client's address
-    account: (username: string) => username.toLowerCase().slice(0, 128),
-    address: (actor: Actor) => actor.ip ?? 'unknown',
+    account: throttleKeys.account,
+    address: throttleKeys.address,
     // last_used_at: at most once a minute per key; how many keys a process remembers stamping
     keyUseInterval: 60_000,
     keyUseRemembered: 10_000
@@ -83,6 +90,8 @@ export class AuthService {
         throttle: LoginThrottle;
         jwt: JwtSettings;
         apiKeys: { maxLifetimeDays: number };
+        // second factors (issue 15)
+        secondFactors: SecondFactorService;
     }) { }
 
     get jwtSettings(): JwtSettings {
@@ -91,8 +100,9 @@ export class AuthService {
     }
 
     // The attempt is counted before the password is checked (SEC-10): concurrent wrong passwords cannot all pass a
-    // check made before any of them was counted. A right password takes its own attempt back.
-    async login(actor: Actor, username: string, password: string): Promise<Session> {
+    // check made before any of them was counted. A right password takes its own attempt back. A user with a second
+    // factor, or whose role requires one, gets a challenge instead of a session (docs/second-factors.md).
+    async login(actor: Actor, username: string, password: string): Promise<Session | LoginChallenge> {
 
         const account = internals.account(username);
         const address = internals.address(actor);
@@ -113,12 +123,36 @@ export class AuthService {
         await this.deps.throttle.succeeded(account, address);
         const session = await User.transaction(this.deps.knex, async (trx) => {
 
-            const updated = await user.$patchReturning(trx, { last_login_at: new Date() });
-            await this.deps.audit.record(trx, { ...actor, id: user.id, role: user.role }, { action: 'auth.login', entity_type: 'user', entity_id: user.id });
-            return this.issue(updated);
+            const challenge = await this.deps.secondFactors.challengeAtLogin(trx, user);
+            if (challenge) {
+                await this.deps.audit.record(trx, { ...actor, id: user.id, role: user.role }, { action: 'auth.login_challenge', entity_type: 'user', entity_id: user.id, details: { enrolment_required: challenge.enrolment_required } });
+                return challenge;
+            }
+
+            return await this.started(trx, actor, user);
         });
 
         return session;
+    }
+
+    // second factors (issue 15): the login's second step, a code or a recovery code against the challenge
+    async loginSecondFactor(actor: Actor, input: { challenge: string; code?: string; recovery_code?: string }): Promise<Session> {
+
+        return await this.deps.secondFactors.completeLogin(actor, input, (trx, user, method) => this.started(trx, actor, user, method));
+    }
+
+    // The enrolment a role requires, at the login: its first code ends the login with a session and the recovery codes
+    async loginEnrolment(actor: Actor, input: { challenge: string; code: string }): Promise<Session & RecoveryCodes> {
+
+        return await this.deps.secondFactors.confirmEnrolmentAtLogin(actor, input, (trx, user, method) => this.started(trx, actor, user, method));
+    }
+
+    // A login that succeeded: stamped, audited, and its session issued, in the transaction of its last step
+    private async started(trx: Knex.Transaction, actor: Actor, user: User, secondFactor?: SecondFactorMethod): Promise<Session> {
+
+        const updated = await user.$patchReturning(trx, { last_login_at: new Date() });
+        await this.deps.audit.record(trx, { ...actor, id: user.id, role: user.role }, { action: 'auth.login', entity_type: 'user', entity_id: user.id, ...(secondFactor ? { details: { second_factor: secondFactor } } : {}) });
+        return this.issue(updated);
     }
 
     issue(user: User): Session {

@@ -95,6 +95,19 @@ const internals = {
         {
             method: 'GET', path: '/api/v1/detection-lifecycle/detections', allowed: Access.any,
             reason: 'Issue 11: the per-tool detections of tests are queryable as rows across tests; a read like the module\'s other lists (Any), each row shown only with its test (visibility rule)'
+        },
+        // second factors (issue 15): routes the reference does not list
+        ...(['POST /api/v1/auth/login/second-factor', 'POST /api/v1/auth/login/second-factor/totp', 'POST /api/v1/auth/login/second-factor/totp/confirm'].map((line) => ({
+            method: line.split(' ')[0]!, path: line.split(' ')[1]!, allowed: 'public' as const,
+            reason: 'Issue 15: the later steps of the login (second factor, or the enrolment a role requires), public like POST /auth/login: the challenge the password step answered is their credential'
+        }))),
+        ...(['GET /api/v1/auth/second-factor', 'POST /api/v1/auth/second-factor/totp', 'POST /api/v1/auth/second-factor/totp/confirm', 'DELETE /api/v1/auth/second-factor', 'POST /api/v1/auth/second-factor/recovery-codes'].map((line) => ({
+            method: line.split(' ')[0]!, path: line.split(' ')[1]!, allowed: Access.any,
+            reason: 'Issue 15: "any authenticated local user" manages their own second factor, as /auth/change-password (Any) manages the own password'
+        }))),
+        {
+            method: 'DELETE', path: '/api/v1/users/{id}/second-factor', allowed: Access.admin,
+            reason: 'Issue 15: "admins can reset a user\'s" second factor, an admin change of a user like PATCH /users/{id} (A)'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
