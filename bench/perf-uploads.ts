@@ -109,7 +109,7 @@ export const perfUploads = async (): Promise<void> => {
         const profile = process.env.PERF_UPLOADS_CPU_PROF;
         server = await startProcess('server/index.js', {
             DATABASE_URL: database.url, LOG_LEVEL: 'info', AEGIS_DATA_DIR: dataDir, PORT: String(port), JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0000',
-            UPLOAD_MAX_BYTES: String(internals.fileBytes + internals.mib), ...(profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } : {})
+            UPLOAD_MAX_BYTES: String(internals.fileBytes + internals.mib), ...(profile ? { NODE_OPTIONS: `--require ${profile}/preload.js`, PROF_DIR: profile } : {})
         }, /api listening/);
 
         const base = `http://127.0.0.1:${port}/api/v1`;
