@@ -29,8 +29,8 @@ const internals = {
     bytes: function* (total: number, chunk: Buffer): Generator<Buffer> {
 
         yield Buffer.from([0xd4, 0xc3, 0xb2, 0xa1]);
-        for (let sent = 4; sent < total; sent += chunk.length) {
-            yield chunk.subarray(0, Math.min(chunk.length, total - sent));
+        for (let i = 4; i < total; i += chunk.length) {
+            yield chunk.subarray(0, Math.min(chunk.length, total - i));
         }
     },
 
@@ -123,10 +123,10 @@ export const perfUploads = async (): Promise<void> => {
         const unflushed: number[] = [];
         const growth: number[] = [];
         const idle = internals.rss(pid);
-        for (let round = 0; round < internals.rounds; ++round) {
+        for (let i = 0; i < internals.rounds; ++i) {
             const tests: string[] = [];
-            for (let i = 0; i < internals.uploaders; ++i) {
-                const test = await internals.call(base, token, '/tests', { title: `Upload ${round}.${i}`, technique_id: 'T1040' });
+            for (let j = 0; j < internals.uploaders; ++j) {
+                const test = await internals.call(base, token, '/tests', { title: `Upload ${i}.${j}`, technique_id: 'T1040' });
                 await internals.call(base, token, `/tests/${String(test.id)}/start-execution`);
                 tests.push(String(test.id));
             }
