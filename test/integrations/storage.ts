@@ -333,7 +333,7 @@ describe('integrations/storage', () => {
                     sync.restore();
                 }
 
-                expect(datasync.count).to.be.at.least(2);
+                expect(datasync.count).to.be.at.least(1);       // one at a time: a slow disk may take the whole body in one
                 expect(sync.count).to.equal(2);                 // the file, then its folder
                 expect(internals.sha256(await internals.read(await store.get(key)))).to.equal(internals.sha256(data));
                 expect(await Fs.promises.readdir(Path.join(store.root, '.tmp'))).to.equal([]);
