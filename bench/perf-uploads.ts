@@ -97,7 +97,7 @@ const internals = {
 // Issue 16, uploads row: 3 concurrent 100 MB evidence uploads through the API (multipart parsing, sniffing, SHA-256,
 // size limit, the store's flushed write and rename, the row with its timeline, audit and events) vs a plain streamed
 // write of the same bytes to the same store directory; and the API process's RSS growth meanwhile.
-// PERF_UPLOADS_CPU_PROF=<dir> writes a CPU profile of the API process there; PERF_UPLOADS_ROUNDS sets the rounds.
+// PERF_UPLOADS_CPU_PROF=<dir> writes a CPU profile of the API process there (bench/cpu-profile.ts); PERF_UPLOADS_ROUNDS sets the rounds.
 export const perfUploads = async (): Promise<void> => {
 
     const database = await createDatabase(`aegis_bench_perf_uploads_${process.pid}`);
@@ -116,7 +116,7 @@ export const perfUploads = async (): Promise<void> => {
         const profile = process.env.PERF_UPLOADS_CPU_PROF;
         server = await startProcess('server/index.js', {
             DATABASE_URL: database.url, LOG_LEVEL: 'info', AEGIS_DATA_DIR: dataDir, PORT: String(port), JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0000',
-            UPLOAD_MAX_BYTES: String(internals.fileBytes + internals.mib), ...(profile ? { NODE_OPTIONS: `--require ${profile}/preload.js`, PROF_DIR: profile } : {})
+            UPLOAD_MAX_BYTES: String(internals.fileBytes + internals.mib), ...(profile ? { NODE_OPTIONS: `--require ${Path.join(__dirname, 'cpu-profile.js')}`, CPU_PROFILE_DIR: profile } : {})
         }, /api listening/);
 
         const base = `http://127.0.0.1:${port}/api/v1`;
