@@ -18,6 +18,8 @@ import { documents } from './documents';
 import { attackPaths } from './attack-paths';
 // detection (issue 11)
 import { detection } from './detection';
+// performance of uploads (issue 16)
+import { perfUploadsSuite } from './perf-uploads';
 
 
 export interface Suite {
@@ -47,5 +49,7 @@ export const suites: Record<string, Suite> = {
     // dashboards (issue 12)
     posture,
     // detection (issue 11)
-    detection
+    detection,
+    // performance of uploads (issue 16)
+    'perf-uploads': perfUploadsSuite
 };

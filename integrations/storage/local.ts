@@ -1,14 +1,14 @@
 import * as Crypto from 'crypto';
 import * as Fs from 'fs';
 import * as Path from 'path';
-import { type Readable } from 'stream';
+import { Writable, type Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 
 import {
     assertValidKey,
     assertValidPrefix,
-    ByteCounter,
     ObjectNotFoundError,
+    ObjectSizeMismatchError,
     type ObjectListing,
     type ObjectStat,
     type ObjectStore,
@@ -19,6 +19,8 @@ import {
 const internals = {
     tempDir: '.tmp',
     defaultTempMaxAgeMs: 24 * 60 * 60 * 1000,
+    defaultSyncEveryBytes: 8 * 1024 * 1024,
+    writeBufferBytes: 1024 * 1024,                      // what the writer may hold while a write is on its way
     missing: new Set(['ENOENT', 'ENOTDIR']),
 
     isMissing(err: unknown): boolean {
@@ -89,6 +91,111 @@ const internals = {
 export interface LocalFileStoreOptions {
     root: string;
     tempMaxAgeMs?: number;
+    syncEveryBytes?: number;                            // write-behind flush interval (0: flush only at the end)
+}
+
+
+// Writes a new file and flushes it to disk before it finishes. Write-behind: every `syncEvery` bytes a datasync of
+// what is written so far starts in the background (one at a time) while writing goes on, so the disk works while the
+// bytes still stream in and the final fsync only waits for the last stretch, not for the whole object. Buffered
+// chunks go out in one writev. Counts the bytes and, when a size was declared, fails as soon as the body is longer,
+// or at the end when it is shorter (as ByteCounter does), before the file is flushed.
+class DurableFileWriter extends Writable {
+
+    bytes = 0;
+    private handle: Fs.promises.FileHandle | undefined;
+    private unsynced = 0;
+    private syncing: Promise<void> | null = null;
+    private syncError: Error | null = null;
+
+    constructor(private readonly path: string, private readonly expected: number | undefined, private readonly syncEvery: number) {
+
+        super({ highWaterMark: internals.writeBufferBytes });
+    }
+
+    override _construct(callback: (error?: Error | null) => void): void {
+
+        Fs.promises.open(this.path, 'wx').then((handle) => {
+
+            this.handle = handle;
+            callback();
+        }, callback);
+    }
+
+    override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+
+        this.writeAll([chunk]).then(() => callback(), callback);
+    }
+
+    override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+
+        this.writeAll(chunks.map((item) => item.chunk)).then(() => callback(), callback);
+    }
+
+    override _final(callback: (error?: Error | null) => void): void {
+
+        if (this.expected !== undefined &&
+            this.bytes !== this.expected) {
+
+            return callback(new ObjectSizeMismatchError(this.expected, this.bytes));
+        }
+
+        this.settle().then(() => this.handle!.sync()).then(() => callback(), callback);
+    }
+
+    override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+
+        // A background datasync still holds the descriptor: close it once that is done
+        const handle = this.handle;
+        this.handle = undefined;
+        Promise.resolve(this.syncing)
+            .then(() => handle?.close())
+            .then(() => callback(error), (err: Error) => callback(error ?? err));
+    }
+
+    private async writeAll(buffers: Buffer[]): Promise<void> {
+
+        const length = buffers.reduce((total, buffer) => total + buffer.length, 0);
+        if (this.expected !== undefined &&
+            this.bytes + length > this.expected) {
+
+            throw new ObjectSizeMismatchError(this.expected, this.bytes + length);
+        }
+
+        if (this.syncError) {
+            throw this.syncError;
+        }
+
+        const { bytesWritten } = await this.handle!.writev(buffers);
+        if (bytesWritten !== length) {
+            throw new Error(`Short write: ${bytesWritten} of ${length} bytes`);
+        }
+
+        this.bytes += length;
+        this.unsynced += length;
+        if (this.syncEvery > 0 &&
+            this.unsynced >= this.syncEvery &&
+            !this.syncing) {
+
+            this.unsynced = 0;
+            this.syncing = this.handle!.datasync().then(() => {
+
+                this.syncing = null;
+            }, (err: Error) => {
+
+                this.syncing = null;
+                this.syncError ??= err;
+            });
+        }
+    }
+
+    private async settle(): Promise<void> {
+
+        await this.syncing;
+        if (this.syncError) {
+            throw this.syncError;
+        }
+    }
 }
 
 
@@ -101,12 +208,14 @@ export class LocalFileStore implements ObjectStore {
     readonly root: string;
     private readonly tempRoot: string;
     private readonly tempMaxAgeMs: number;
+    private readonly syncEveryBytes: number;
 
     constructor(options: LocalFileStoreOptions) {
 
         this.root = Path.resolve(options.root);
         this.tempRoot = Path.join(this.root, internals.tempDir);
         this.tempMaxAgeMs = options.tempMaxAgeMs ?? internals.defaultTempMaxAgeMs;
+        this.syncEveryBytes = options.syncEveryBytes ?? internals.defaultSyncEveryBytes;
     }
 
     // Leftovers of writes interrupted by a crash are removed once old enough that no live process can own them
@@ -133,13 +242,12 @@ export class LocalFileStore implements ObjectStore {
 
         const target = this.pathOf(key);
         const temp = Path.join(this.tempRoot, `${Crypto.randomUUID()}.part`);
-        const counter = new ByteCounter(options.size);
 
-        let writer: Fs.WriteStream | undefined;
+        let writer: DurableFileWriter | undefined;
         try {
             await Fs.promises.mkdir(this.tempRoot, { recursive: true });
-            writer = Fs.createWriteStream(temp, { flags: 'wx', flush: true });
-            await pipeline(body, counter, writer);
+            writer = new DurableFileWriter(temp, options.size, this.syncEveryBytes);
+            await pipeline(body, writer);
             await Fs.promises.mkdir(Path.dirname(target), { recursive: true });
             await Fs.promises.rename(temp, target);
         }
@@ -155,7 +263,7 @@ export class LocalFileStore implements ObjectStore {
         }
 
         await internals.syncDirectory(Path.dirname(target));
-        return { size: counter.bytes };
+        return { size: writer.bytes };
     }
 
     async get(key: string): Promise<Readable> {

@@ -1,6 +1,5 @@
 import * as Crypto from 'crypto';
-import { PassThrough, Readable } from 'stream';
-import { pipeline } from 'stream/promises';
+import { finished, Readable } from 'stream';
 
 import type { Knex } from 'knex';
 
@@ -46,7 +45,7 @@ export const uploadSettings = (config: Pick<Config, 'uploads' | 'storage'>): Upl
 const internals = {
     formOverhead: 64 * 1024,
 
-    // Reads until `bytes` are buffered or the stream ends; the returned stream replays them, then the rest
+    // Reads until `bytes` are buffered or the stream ends; the returned stream gives them again, then the rest
     peek: (stream: Readable, bytes: number): Promise<{ head: Buffer; ended: boolean; body: Readable }> => new Promise((resolve, reject) => {
 
         // The form may have failed before anyone listened (a body cut short while the test was being loaded)
@@ -64,21 +63,18 @@ const internals = {
             stream.off('close', onClose);
         };
 
+        // The head goes back in front of the stream itself (no copy through another stream for the rest of the body);
+        // a stream that has ended cannot take it back, so a short body is replayed from the head alone
         const done = (ended: boolean) => {
 
             detach();
             const head = Buffer.concat(chunks);
-            const body = new PassThrough();
-            body.write(head);
             if (ended) {
-                body.end();
-            }
-            else {
-                stream.on('error', (err) => body.destroy(err));
-                stream.pipe(body);
+                return resolve({ head, ended, body: Readable.from([head]) });
             }
 
-            resolve({ head, ended, body });
+            stream.unshift(head);
+            resolve({ head, ended, body: stream });
         };
 
         const onReadable = () => {
@@ -220,16 +216,18 @@ export class EvidenceService {
             throw new UnsupportedMediaTypeError(`The extension .${extension} does not match the content (${sniffed.name})`);
         }
 
+        // One pass: the bytes go through the hashing stream (size limit, SHA-256) straight into the store. The form's
+        // stream is piped, not pipelined: a failed store must not destroy it, so that the rest of the request drains
+        // and the answer goes out; its own failure (or an early close) fails the hashing stream, hence the store.
         const key = `evidence/${testId}/${Crypto.randomUUID()}`;
-        const stored = new PassThrough();
-        const [piped, put] = await Promise.allSettled([
-            pipeline(replay, hashing, stored),
-            storage.put(key, stored, { contentType: sniffed.contentType, ...(ended ? { size: head.length } : {}) })
-        ]);
-
-        if (piped.status === 'rejected' || put.status === 'rejected') {
+        finished(replay, (err) => err && hashing.destroy(err));
+        hashing.on('error', () => undefined);           // before the store listens: it finds the error in the stream's state
+        replay.pipe(hashing);
+        const [put] = await Promise.allSettled([storage.put(key, hashing, { contentType: sniffed.contentType, ...(ended ? { size: head.length } : {}) })]);
+        if (put.status === 'rejected') {
+            replay.unpipe(hashing);
             await storage.delete(key).catch(() => undefined);
-            const err = piped.status === 'rejected' ? piped.reason : (put as PromiseRejectedResult).reason;
+            const err = hashing.errored instanceof StreamTooLarge ? hashing.errored : put.reason;
             throw err instanceof StreamTooLarge ? new PayloadTooLargeError(`The file exceeds the limit of ${uploads.maxBytes} bytes`) : err;
         }
 

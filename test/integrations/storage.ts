@@ -293,6 +293,105 @@ describe('integrations/storage', () => {
             expect(await local.stat(key)).to.include({ size: 2048 });
         });
 
+        describe('write-behind flushing', () => {
+
+            // FileHandle is not exported: its prototype is reached through an open handle
+            const fileHandlePrototype = async (): Promise<{ datasync: () => Promise<void>; sync: () => Promise<void> }> => {
+
+                const handle = await Fs.promises.open(__filename, 'r');
+                await handle.close();
+                return Object.getPrototypeOf(handle) as { datasync: () => Promise<void>; sync: () => Promise<void> };
+            };
+
+            const spy = async (method: 'datasync' | 'sync', replacement?: () => Promise<void>) => {
+
+                const prototype = await fileHandlePrototype();
+                const original = prototype[method];
+                const calls = { count: 0, restore: () => (prototype[method] = original) };
+                prototype[method] = function (this: unknown) {
+
+                    calls.count++;
+                    return replacement ? replacement() : original.call(this);
+                };
+
+                return calls;
+            };
+
+            it('flushes in the background while the body streams, then once more at the end, byte for byte', async () => {
+
+                const store = new LocalFileStore({ root: Path.join(root, 'behind'), syncEveryBytes: 64 * 1024 });
+                await store.init();
+                const data = Crypto.randomBytes(2 * internals.mib + 5);
+                const key = `${internals.prefix()}/behind.bin`;
+                const datasync = await spy('datasync');
+                const sync = await spy('sync');
+                try {
+                    expect(await store.put(key, internals.chunks(data, 16 * 1024), { size: data.length, contentType: 'application/octet-stream' })).to.equal({ size: data.length });
+                }
+                finally {
+                    datasync.restore();
+                    sync.restore();
+                }
+
+                expect(datasync.count).to.be.at.least(1);       // one at a time: a slow disk may take the whole body in one
+                expect(sync.count).to.equal(2);                 // the file, then its folder
+                expect(internals.sha256(await internals.read(await store.get(key)))).to.equal(internals.sha256(data));
+                expect(await Fs.promises.readdir(Path.join(store.root, '.tmp'))).to.equal([]);
+            });
+
+            it('flushes only at the end when syncEveryBytes is 0', async () => {
+
+                const store = new LocalFileStore({ root: Path.join(root, 'at-end'), syncEveryBytes: 0 });
+                await store.init();
+                const data = Crypto.randomBytes(internals.mib);
+                const key = `${internals.prefix()}/end.bin`;
+                const datasync = await spy('datasync');
+                try {
+                    await store.put(key, internals.chunks(data), { contentType: 'application/octet-stream' });
+                }
+                finally {
+                    datasync.restore();
+                }
+
+                expect(datasync.count).to.equal(0);
+                expect(internals.sha256(await internals.read(await store.get(key)))).to.equal(internals.sha256(data));
+            });
+
+            it('fails the write when a background flush fails, and leaves no object and no temporary file', async () => {
+
+                const store = new LocalFileStore({ root: Path.join(root, 'failing-flush'), syncEveryBytes: 64 * 1024 });
+                await store.init();
+                const key = `${internals.prefix()}/eio.bin`;
+                const datasync = await spy('datasync', () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+                try {
+                    await expect(store.put(key, internals.chunks(Crypto.randomBytes(internals.mib), 16 * 1024), { contentType: 'application/octet-stream' })).to.reject(/EIO/);
+                }
+                finally {
+                    datasync.restore();
+                }
+
+                expect(datasync.count).to.be.at.least(1);
+                expect(await store.exists(key)).to.be.false();
+                expect(await Fs.promises.readdir(Path.join(store.root, '.tmp'))).to.equal([]);
+            });
+
+            it('refuses a body longer or shorter than declared while flushing behind', async () => {
+
+                const store = new LocalFileStore({ root: Path.join(root, 'sizes'), syncEveryBytes: 64 * 1024 });
+                await store.init();
+                const data = Crypto.randomBytes(internals.mib);
+                const longer = `${internals.prefix()}/longer`;
+                const shorter = `${internals.prefix()}/shorter`;
+                const errLonger = await expect(store.put(longer, internals.chunks(data, 16 * 1024), { size: data.length - 1, contentType: 'application/octet-stream' })).to.reject(ObjectSizeMismatchError);
+                expect(errLonger.message).to.contain(`declared size of ${data.length - 1} bytes`);
+                await expect(store.put(shorter, internals.chunks(data, 16 * 1024), { size: data.length + 1, contentType: 'application/octet-stream' })).to.reject(ObjectSizeMismatchError);
+
+                expect(await store.exists(longer)).to.be.false();
+                expect(await store.exists(shorter)).to.be.false();
+                expect(await Fs.promises.readdir(Path.join(store.root, '.tmp'))).to.equal([]);
+            });
+        });
+
         it('does not list temporary files, and init() sweeps only stale ones', async () => {
 
             const tmp = Path.join(local.root, '.tmp');

@@ -297,6 +297,28 @@ for (const driver of drivers) {
             await context.knex('evidence').where('test_id', test.id).delete();
         });
 
+        it('leaves neither object, temporary file nor row when the client is cut off half-way through the file, past the sniffed head', async () => {
+
+            const test = await testRow(context.knex, { state: 'red_executing' });
+            const form = internals.form({ team: 'red' }, { name: 'cut.png', data: internals.png(4 * internals.mib) });
+            const half = form.payload.subarray(0, 2 * internals.mib);
+            const body = new ReadableFrom({ read() { } });
+            for (let i = 0; i < half.length; i += 64 * 1024) {
+                body.push(half.subarray(i, i + 64 * 1024));
+            }
+
+            const uploading = context.services.evidence.upload(context.actor('red_tech'), test.id, { contentType: form.headers['content-type'], body });
+            setTimeout(() => body.destroy(new Error('socket hang up')), 50);
+            await expect(uploading).to.reject('socket hang up');
+
+            expect(await internals.keys(store, `evidence/${test.id}/`)).to.equal([]);
+            expect(await Evidence.query(context.knex).where('test_id', test.id).resultSize()).to.equal(0);
+            expect((await TestTimelineEntry.query(context.knex).where('test_id', test.id)).length).to.equal(0);
+            if (store instanceof LocalFileStore) {
+                expect(await Fs.promises.readdir(Path.join(store.root, '.tmp'))).to.equal([]);
+            }
+        });
+
         it('answers 503, not 404, when the store fails while the file is read, and when the database fails while its test is checked', async () => {
 
             const test = await testRow(context.knex, { state: 'red_executing' });
