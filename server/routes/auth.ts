@@ -1,14 +1,27 @@
+import type * as Hapi from '@hapi/hapi';
+
 import { User } from '../models';
 import { Access } from '../policy';
 import { refuseCrossSite } from '../plugins/auth';
 import { actorOf } from '../plugins/services';
 import { answers, responses } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
+import type { Session } from '../services/auth';
 
 import { route } from './route';
 
 
 export const cookieName = 'aegis_token';
+
+
+// sso (issue 15): how every login path (password, SAML, OIDC) answers a session: the aegis_token cookie with the flags
+// of server.state (server/server.ts), and either the Session as JSON or, for a browser sent back from an identity
+// provider, a 303 to a same-origin path that the caller has already checked.
+export const withSession = <Refs extends Hapi.ReqRef>(h: Hapi.ResponseToolkit<Refs>, session: Session, redirectTo?: string): Hapi.ResponseObject => {
+
+    const response = redirectTo === undefined ? h.response(session) : h.redirect(redirectTo).code(303);
+    return response.state(cookieName, session.access_token);
+};
 
 const internals = {
     passwordChange: { aegis: { allowDuringPasswordChange: true } },
@@ -33,7 +46,7 @@ export const authRoutes = [
         handler: async (request, h) => {
 
             const session = await request.services().auth.login(actorOf(request), request.payload.username, request.payload.password);
-            return h.response(session).state(cookieName, session.access_token);
+            return withSession(h, session);
         }
     }),
 
@@ -80,7 +93,7 @@ export const authRoutes = [
         handler: async (request, h) => {
 
             const session = await request.services().auth.changePassword(actorOf(request), request.payload);
-            return h.response(session).state(cookieName, session.access_token);
+            return withSession(h, session);
         }
     })
 ];

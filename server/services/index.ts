@@ -52,6 +52,8 @@ import { SnapshotsService } from './snapshots';
 import { DetectionService } from './detection';
 import { DetectionRulesService } from './detection-rules';
 import { OwnershipService } from './ownership';
+// sso (issue 15): the shared SSO identity core
+import { SsoIdentityService } from './sso-identity';
 
 
 export interface ServiceDeps {
@@ -104,6 +106,8 @@ export const createServices = (deps: ServiceDeps) => {
     // dashboards (issue 12)
     const snapshots = new SnapshotsService({ knex, audit, settings: deps.snapshots ?? { retentionDays: 365 } });
     const analytics = new AnalyticsService({ knex });
+    // sso (issue 15): every login path (password, SAML, OIDC) issues its session through the one AuthService
+    const auth = new AuthService({ knex, audit, revocations, throttle, jwt: deps.jwt, apiKeys });
 
     return {
         audit,
@@ -114,7 +118,7 @@ export const createServices = (deps: ServiceDeps) => {
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),
-        auth: new AuthService({ knex, audit, revocations, throttle, jwt: deps.jwt, apiKeys }),
+        auth,
         users: new UsersService({ knex, audit }),
         apiKeys: new ApiKeysService({ knex, audit, maxLifetimeDays: apiKeys.maxLifetimeDays }),
         notifications,
@@ -150,7 +154,9 @@ export const createServices = (deps: ServiceDeps) => {
         // detection (issue 11)
         detection: new DetectionService({ knex, audit, settings, techniques }),
         detectionRules: new DetectionRulesService({ knex, audit, tests }),
-        ownership: new OwnershipService({ knex, audit })
+        ownership: new OwnershipService({ knex, audit }),
+        // sso (issue 15): the shared SSO identity core
+        ssoIdentity: new SsoIdentityService({ knex, audit, auth })
     };
 };
 
