@@ -54,6 +54,8 @@ import { DetectionRulesService } from './detection-rules';
 import { OwnershipService } from './ownership';
 // sso (issue 15): the shared SSO identity core
 import { SsoIdentityService } from './sso-identity';
+// sso (issue 15, OIDC)
+import { OidcService } from './oidc';
 
 
 export interface ServiceDeps {
@@ -80,6 +82,8 @@ export interface ServiceDeps {
     documents?: { waitMs: number } | undefined;
     // dashboards (issue 12): SNAPSHOT_RETENTION_DAYS
     snapshots?: { retentionDays: number } | undefined;
+    // sso (issue 15, OIDC): AEGIS_PUBLIC_URL, which gives the callback address
+    oidc?: { publicUrl: string | undefined } | undefined;
 }
 
 
@@ -156,7 +160,9 @@ export const createServices = (deps: ServiceDeps) => {
         detectionRules: new DetectionRulesService({ knex, audit, tests }),
         ownership: new OwnershipService({ knex, audit }),
         // sso (issue 15): the shared SSO identity core
-        ssoIdentity: new SsoIdentityService({ knex, audit, auth })
+        ssoIdentity: new SsoIdentityService({ knex, audit, auth }),
+        // sso (issue 15, OIDC)
+        oidc: new OidcService({ audit, settings, outbound: deps.outbound, ssoIdentity: new SsoIdentityService({ knex, audit, auth }), secretKey: deps.secretKey, publicUrl: deps.oidc?.publicUrl })
     };
 };
 
