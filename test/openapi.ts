@@ -159,7 +159,8 @@ describe('OpenAPI', () => {
         expect(bodies.length).to.be.above(apiRoutes().length * 3);
 
         for (const body of bodies) {
-            if (body.operation.endsWith(' 204')) {
+            // sso (issue 15): a redirect without a body (the sign-in routes' 302 and 303) is typed as no content, as a 204
+            if (body.operation.endsWith(' 204') || (/ 30[23]$/.test(body.operation) && body.media === null)) {
                 expect(body.media, body.operation).to.be.null();
                 continue;
             }
@@ -181,10 +182,11 @@ describe('OpenAPI', () => {
             const statuses = Object.keys(responses);
 
             // A success: a validated response schema, a documented 204, or a body hapi cannot validate (a stream)
-            const successes = statuses.filter((status) => status.startsWith('2'));
+            // sso (issue 15): or a redirect without a body (a browser sign-in: 302 to the provider, 303 back home)
+            const successes = statuses.filter((status) => status.startsWith('2') || (['302', '303'].includes(status) && !responses[status]!.content));
             expect(successes, name).to.not.be.empty();
             for (const status of successes) {
-                if (status === '204') {
+                if (status === '204' || status.startsWith('3')) {
                     expect(responses[status]!.content, name).to.not.exist();
                     continue;
                 }
