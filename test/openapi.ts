@@ -149,7 +149,16 @@ describe('OpenAPI', () => {
             return problem.includes('no-ambiguous-paths') && paths.length === 2 && paths.every((path) => reference.has(path));
         };
 
-        expect((await internals.inWorker(internals.lint, JSON.stringify(document), ['@redocly/openapi-core'])).filter((problem) => !fixed(problem))).to.equal([]);
+        // sso (issue 15): a browser sign-in route's success is a redirect (302 to the provider, 303 back home), which
+        // redocly's operation-2xx-response does not count
+        const redirects = (problem: string) => {
+
+            const match = /operation-2xx-response #\/paths\/([^/]+)\/(\w+)\/responses/.exec(problem);
+            const responses = match ? document.paths[match[1]!.replace(/~1/g, '/').replace(/~0/g, '~')]?.[match[2]!]?.responses : undefined;
+            return Boolean(responses && ['302', '303'].some((status) => responses[status] && !responses[status]!.content));
+        };
+
+        expect((await internals.inWorker(internals.lint, JSON.stringify(document), ['@redocly/openapi-core'])).filter((problem) => !fixed(problem) && !redirects(problem))).to.equal([]);
     });
 
     it('generates a TypeScript client (openapi-typescript) that types every response body', async () => {
