@@ -1,7 +1,7 @@
 import * as Crypto from 'crypto';
 
 import { OutboundError, type OutboundHttp } from '../../integrations/http';
-import { DomainError, UnauthorizedError, UpstreamError, ValidationError } from '../errors';
+import { UnauthorizedError, UpstreamError, ValidationError } from '../errors';
 import type { Actor } from '../policy';
 import type { OidcSetting } from '../settings';
 
@@ -389,10 +389,6 @@ export class OidcService {
             }
         }
         catch (err) {
-            if (err instanceof DomainError) {
-                throw err;
-            }
-
             if (err instanceof OutboundError) {
                 throw new ValidationError(`The ${what} could not be read: ${err.message}`, ['issuer'], 'oidc_discovery_failed');
             }

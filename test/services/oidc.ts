@@ -6,7 +6,9 @@ import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
 import { UnauthorizedError, UpstreamError, ValidationError } from '../../server/errors';
+import { OutboundHttp } from '../../integrations/http';
 import { User } from '../../server/models';
+import { OidcService } from '../../server/services/oidc';
 import type { OidcSetting } from '../../server/settings';
 
 import { b64 } from '../helpers/oidc-provider';
@@ -212,5 +214,30 @@ describe('OidcService', () => {
         await context.services.oidc.configure(admin(), setting({ enabled: false }));
         await expectCode(context.services.oidc.authorization(), ValidationError, 'oidc_not_configured');
         await expectCode(context.services.oidc.complete(anonymous, { code: 'c', state }, { nonce: state, codeVerifier: 'v' }), ValidationError, 'oidc_not_configured');
+    });
+
+    it('answers 502 when the provider cannot be read at login or its key set at verification, and 400 without AEGIS_PUBLIC_URL', async () => {
+
+        serve();
+        await context.services.oidc.configure(admin(), setting());
+        // Fresh services: nothing cached from the calls above
+        const fresh = (publicUrl: string | undefined) => new OidcService({
+            audit: context.services.audit, settings: context.services.settings, outbound: new OutboundHttp(context.config.outbound),
+            ssoIdentity: context.services.ssoIdentity, secretKey: Crypto.randomBytes(32), publicUrl
+        });
+
+        await expectCode(fresh(undefined).authorization(), ValidationError, 'oidc_not_configured');
+
+        serve({ '/.well-known/openid-configuration': () => ({ status: 503, body: {} }) });
+        await expectCode(fresh('https://aegis.example.test').authorization(), UpstreamError, 'oidc_unreachable');
+
+        serve({ '/jwks': () => ({ status: 500, body: {} }) });
+        const document = { issuer: base, authorization_endpoint: `${base}/authorize`, token_endpoint: `${base}/token`, jwks_uri: `${base}/jwks` };
+        await expectCode(fresh('https://aegis.example.test').verifyIdToken(sign('RS256', claims('n'), 'r1'), { client_id: 'aegis-client' }, document, 'n'), UpstreamError, 'oidc_unreachable');
+
+        // A published key node cannot read verifies nothing
+        serve({ '/jwks': () => ({ body: { keys: [{ kty: 'RSA', kid: 'broken', n: 'AA', e: 'AA' }] } }) });
+        await expectCode(fresh('https://aegis.example.test').verifyIdToken(sign('RS256', claims('n'), 'broken'), { client_id: 'aegis-client' }, document, 'n'), UnauthorizedError, 'oidc_token_signature');
+        serve();
     });
 });
