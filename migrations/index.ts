@@ -34,6 +34,8 @@ import * as LessonCampaignKey from './20261207110000_lesson_campaign_key';
 import * as PurpleCampaignDocument from './20261207110001_purple_campaign_document';
 // second factors (issue 15)
 import * as SecondFactors from './20261208140000_second_factors';
+// sso (issue 15): the shared SSO identity core
+import * as SsoIdentity from './20261208120000_sso_identity';
 
 
 export interface Migration {
@@ -77,6 +79,9 @@ export const migrations: Migration[] = [
     // integration of campaigns (integ-a)
     LessonCampaignKey,
     PurpleCampaignDocument,
+    // second factors (issue 15)
+    // sso (issue 15): the shared SSO identity core
+    SsoIdentity,
     // second factors (issue 15)
     SecondFactors
 ];

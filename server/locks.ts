@@ -16,7 +16,9 @@ export const LockKey = {
     riskRecompute: 736_421_930,
     complianceImport: 736_421_931,
     // detection (issue 11): one revalidation-queue generation at a time
-    revalidationQueue: 736_421_960
+    revalidationQueue: 736_421_960,
+    // sso (issue 15): with a second key (hashtext of provider and subject), one first sign-in of an identity at a time
+    ssoIdentity: 736_421_990
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -122,3 +122,10 @@ export const blindTo = <T extends BlindableTest>(actor: Actor, test: T): T => {
 
     return test;
 };
+
+
+// sso (issue 15): the explicit order of privilege, most privileged first. When several of a user's identity-provider
+// groups map to roles, the first of these wins (the two leads are peers; red_lead comes first by this order alone).
+export const rolesByPrivilege: readonly Role[] = [Role.admin, Role.redLead, Role.blueLead, Role.redTech, Role.blueTech, Role.viewer];
+
+export const mostPrivileged = (candidates: readonly Role[]): Role | undefined => rolesByPrivilege.find((role) => candidates.includes(role));

@@ -12,6 +12,8 @@ import { loggingPlugin } from './plugins/logging';
 import { metricsPlugin } from './plugins/metrics';
 import { openapiPlugin } from './plugins/openapi';
 import { servicesPlugin } from './plugins/services';
+// sso (issue 15, OIDC)
+import { oidcPlugin } from './plugins/oidc';
 import { routes } from './routes';
 import { cookieName } from './routes/auth';
 import type { Services } from './services';
@@ -109,6 +111,9 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
         { plugin: authPlugin, options: { cookieName, allowedOrigins, trustProxy: config.trustProxy } },
         { plugin: openapiPlugin, options: { version: options.version, cookieName, serverUrl: config.publicUrl?.replace(/\/+$/, '') ?? `http://127.0.0.1:${config.port}` } }
     ]);
+
+    // sso (issue 15, OIDC): the sealed cookie of a sign-in in progress
+    await server.register({ plugin: oidcPlugin, options: { password: options.services.oidc.cookiePassword, secure: config.cookie.secure } });
 
     if (options.metrics) {
         await server.register({ plugin: metricsPlugin, options: { metrics: options.metrics } });

@@ -22,6 +22,21 @@ export interface SettingValues {
     'detection.weights': { prevented: number; alerted: number; logged: number };
     // second factors (issue 15)
     'auth.second_factor_required_roles': Role[];
+    // sso (issue 15, OIDC)
+    'sso.oidc': OidcSetting;
+}
+
+
+// sso (issue 15, OIDC): the OpenID Connect provider Aegis signs users in with (docs/sso.md#openid-connect)
+export interface OidcSetting {
+    enabled: boolean;
+    issuer: string;
+    client_id: string;
+    client_secret?: string;
+    scopes: string[];
+    claims: { username: string; email: string; display_name: string; groups: string };
+    role_mapping: Record<string, Role>;
+    jit: boolean;
 }
 
 export type SettingKey = keyof SettingValues;
@@ -128,6 +143,29 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         secrets: [],
         urls: [],
         default: []
+    },
+    // sso (issue 15, OIDC)
+    'sso.oidc': {
+        description: 'The OpenID Connect provider users sign in with (PUT /sso/oidc/config checks its discovery document)',
+        schema: Joi.object({
+            enabled: Joi.boolean().default(true),
+            issuer: Joi.string().uri({ scheme: ['https', 'http'] }).max(2000).required().description('The issuer URL; its /.well-known/openid-configuration is read'),
+            client_id: Joi.string().min(1).max(500).required(),
+            client_secret: internals.secret(2000).description('Write-only: a string sets it, null clears it (a public client), left out keeps it'),
+            scopes: Joi.array().items(Joi.string().pattern(/^[\x21\x23-\x5B\x5D-\x7E]{1,100}$/)).max(20).unique().default(['openid', 'profile', 'email', 'groups'])
+                .custom((value: string[]) => (value.includes('openid') ? value : ['openid', ...value])).description('Requested scopes; openid is always added'),
+            claims: Joi.object({
+                username: Joi.string().max(100).default('preferred_username'),
+                email: Joi.string().max(100).default('email'),
+                display_name: Joi.string().max(100).default('name'),
+                groups: Joi.string().max(100).default('groups')
+            }).default(),
+            role_mapping: Joi.object().pattern(Joi.string().min(1).max(200), Joi.string().valid(...roles)).max(200).default({}).description('Group name -> role'),
+            jit: Joi.boolean().default(true).description('Create an unknown user at first login')
+        }),
+        secrets: ['client_secret'],
+        urls: ['issuer'],
+        default: null
     }
 };
 

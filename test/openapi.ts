@@ -149,7 +149,16 @@ describe('OpenAPI', () => {
             return problem.includes('no-ambiguous-paths') && paths.length === 2 && paths.every((path) => reference.has(path));
         };
 
-        expect((await internals.inWorker(internals.lint, JSON.stringify(document), ['@redocly/openapi-core'])).filter((problem) => !fixed(problem))).to.equal([]);
+        // sso (issue 15): a browser sign-in route's success is a redirect (302 to the provider, 303 back home), which
+        // redocly's operation-2xx-response does not count
+        const redirects = (problem: string) => {
+
+            const match = /operation-2xx-response #\/paths\/([^/]+)\/(\w+)\/responses/.exec(problem);
+            const responses = match ? document.paths[match[1]!.replace(/~1/g, '/').replace(/~0/g, '~')]?.[match[2]!]?.responses : undefined;
+            return Boolean(responses && ['302', '303'].some((status) => responses[status] && !responses[status]!.content));
+        };
+
+        expect((await internals.inWorker(internals.lint, JSON.stringify(document), ['@redocly/openapi-core'])).filter((problem) => !fixed(problem) && !redirects(problem))).to.equal([]);
     });
 
     it('generates a TypeScript client (openapi-typescript) that types every response body', async () => {
@@ -159,7 +168,8 @@ describe('OpenAPI', () => {
         expect(bodies.length).to.be.above(apiRoutes().length * 3);
 
         for (const body of bodies) {
-            if (body.operation.endsWith(' 204')) {
+            // sso (issue 15): a redirect without a body (the sign-in routes' 302 and 303) is typed as no content, as a 204
+            if (body.operation.endsWith(' 204') || (/ 30[23]$/.test(body.operation) && body.media === null)) {
                 expect(body.media, body.operation).to.be.null();
                 continue;
             }
@@ -181,10 +191,11 @@ describe('OpenAPI', () => {
             const statuses = Object.keys(responses);
 
             // A success: a validated response schema, a documented 204, or a body hapi cannot validate (a stream)
-            const successes = statuses.filter((status) => status.startsWith('2'));
+            // sso (issue 15): or a redirect without a body (a browser sign-in: 302 to the provider, 303 back home)
+            const successes = statuses.filter((status) => status.startsWith('2') || (['302', '303'].includes(status) && !responses[status]!.content));
             expect(successes, name).to.not.be.empty();
             for (const status of successes) {
-                if (status === '204') {
+                if (status === '204' || status.startsWith('3')) {
                     expect(responses[status]!.content, name).to.not.exist();
                     continue;
                 }

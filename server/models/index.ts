@@ -1,5 +1,5 @@
 export { BaseModel } from './base';
-export { User, type Preferences } from './user';
+export { User, type AuthProvider, type Preferences } from './user';
 export { ApiKey, type ApiKeyScope } from './api-key';
 export { AuditLog, type AuditOutcome } from './audit-log';
 export { Notification } from './notification';

@@ -13,6 +13,10 @@ export interface Preferences {
 }
 
 
+// sso (issue 15): how a user signs in
+export type AuthProvider = 'local' | 'saml' | 'oidc';
+
+
 export class User extends BaseModel {
 
     static override tableName = 'users';
@@ -25,7 +29,9 @@ export class User extends BaseModel {
     declare is_active: boolean;
     declare must_change_password: boolean;
     declare password_hash: string | null;
-    declare auth_provider: 'local' | 'saml';
+    declare auth_provider: AuthProvider;
+    // sso (issue 15): the identity provider's stable key (SAML NameID, OIDC sub); null for a local account
+    declare external_id: string | null;
     declare token_version: number;
     declare preferences: Preferences;
     declare last_login_at: Date | null;
@@ -48,10 +54,10 @@ export class User extends BaseModel {
         return json;
     }
 
-    // Never serialised: the hash and the token cut-off stay inside the server.
+    // Never serialised: the hash, the token cut-off and the identity provider's key stay inside the server.
     override $formatJson(json: Record<string, unknown>) {
 
-        const { password_hash, token_version, ...rest } = super.$formatJson(json);
+        const { password_hash, token_version, external_id, ...rest } = super.$formatJson(json);
         return rest;
     }
 }

@@ -1,3 +1,5 @@
+import type * as Hapi from '@hapi/hapi';
+
 import { User } from '../models';
 import { Access } from '../policy';
 import { refuseCrossSite } from '../plugins/auth';
@@ -5,11 +7,22 @@ import { actorOf } from '../plugins/services';
 import { answers, responses } from '../schemas/common';
 import * as UserSchemas from '../schemas/users';
 import { loginAnswer } from '../schemas/second-factor';
+import type { Session } from '../services/auth';
 
 import { route } from './route';
 
 
 export const cookieName = 'aegis_token';
+
+
+// sso (issue 15): how every login path (password, SAML, OIDC) answers a session: the aegis_token cookie with the flags
+// of server.state (server/server.ts), and either the Session as JSON or, for a browser sent back from an identity
+// provider, a 303 to a same-origin path that the caller has already checked.
+export const withSession = <Refs extends Hapi.ReqRef>(h: Hapi.ResponseToolkit<Refs>, session: Session, redirectTo?: string): Hapi.ResponseObject => {
+
+    const response = redirectTo === undefined ? h.response(session) : h.redirect(redirectTo).code(303);
+    return response.state(cookieName, session.access_token);
+};
 
 const internals = {
     passwordChange: { aegis: { allowDuringPasswordChange: true } },
@@ -35,7 +48,7 @@ export const authRoutes = [
 
             const answer = await request.services().auth.login(actorOf(request), request.payload.username, request.payload.password);
             // second factors (issue 15): a challenge is no session, and sets no cookie
-            return 'access_token' in answer ? h.response(answer).state(cookieName, answer.access_token) : answer;
+            return 'access_token' in answer ? withSession(h, answer) : answer;
         }
     }),
 
@@ -82,7 +95,7 @@ export const authRoutes = [
         handler: async (request, h) => {
 
             const session = await request.services().auth.changePassword(actorOf(request), request.payload);
-            return h.response(session).state(cookieName, session.access_token);
+            return withSession(h, session);
         }
     })
 ];

@@ -35,6 +35,8 @@ import { detectionLifecycleRoutes, detectionRuleRoutes, ownershipRoutes } from '
 import { dashboardRoutes } from './dashboards';
 // second factors (issue 15)
 import { secondFactorRoutes } from './second-factor';
+// sso (issue 15, OIDC)
+import { oidcRoutes } from './oidc';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -77,5 +79,7 @@ export const routes = [
     ...detectionRuleRoutes,
     ...ownershipRoutes,
     // second factors (issue 15)
-    ...secondFactorRoutes
+    ...secondFactorRoutes,
+    // sso (issue 15, OIDC)
+    ...oidcRoutes
 ];

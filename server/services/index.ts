@@ -54,6 +54,10 @@ import { DetectionRulesService } from './detection-rules';
 import { OwnershipService } from './ownership';
 // second factors (issue 15)
 import { SecondFactorService } from './second-factor';
+// sso (issue 15): the shared SSO identity core
+import { SsoIdentityService } from './sso-identity';
+// sso (issue 15, OIDC)
+import { OidcService } from './oidc';
 
 
 export interface ServiceDeps {
@@ -80,6 +84,8 @@ export interface ServiceDeps {
     documents?: { waitMs: number } | undefined;
     // dashboards (issue 12): SNAPSHOT_RETENTION_DAYS
     snapshots?: { retentionDays: number } | undefined;
+    // sso (issue 15, OIDC): AEGIS_PUBLIC_URL, which gives the callback address
+    oidc?: { publicUrl: string | undefined } | undefined;
 }
 
 
@@ -106,8 +112,10 @@ export const createServices = (deps: ServiceDeps) => {
     // dashboards (issue 12)
     const snapshots = new SnapshotsService({ knex, audit, settings: deps.snapshots ?? { retentionDays: 365 } });
     const analytics = new AnalyticsService({ knex });
+    // sso (issue 15): every login path (password, SAML, OIDC) issues its session through the one AuthService
     // second factors (issue 15): the login asks it whether a second step is needed
     const secondFactors = new SecondFactorService({ knex, audit, throttle, settings, notifications, secretKey: deps.secretKey });
+    const auth = new AuthService({ knex, audit, revocations, throttle, jwt: deps.jwt, apiKeys, secondFactors });
 
     return {
         audit,
@@ -118,7 +126,7 @@ export const createServices = (deps: ServiceDeps) => {
         threatActors: new ThreatActorsService({ knex, audit }),
         dataSources: new DataSourcesService({ knex, audit }),
         heatmap: new HeatmapService({ knex, audit, techniques }),
-        auth: new AuthService({ knex, audit, revocations, throttle, jwt: deps.jwt, apiKeys, secondFactors }),
+        auth,
         users: new UsersService({ knex, audit }),
         apiKeys: new ApiKeysService({ knex, audit, maxLifetimeDays: apiKeys.maxLifetimeDays }),
         notifications,
@@ -156,7 +164,11 @@ export const createServices = (deps: ServiceDeps) => {
         detectionRules: new DetectionRulesService({ knex, audit, tests }),
         ownership: new OwnershipService({ knex, audit }),
         // second factors (issue 15)
-        secondFactors
+        secondFactors,
+        // sso (issue 15): the shared SSO identity core
+        ssoIdentity: new SsoIdentityService({ knex, audit, auth }),
+        // sso (issue 15, OIDC)
+        oidc: new OidcService({ audit, settings, outbound: deps.outbound, ssoIdentity: new SsoIdentityService({ knex, audit, auth }), secretKey: deps.secretKey, publicUrl: deps.oidc?.publicUrl })
     };
 };
 

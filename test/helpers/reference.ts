@@ -108,6 +108,23 @@ const internals = {
         {
             method: 'DELETE', path: '/api/v1/users/{id}/second-factor', allowed: Access.admin,
             reason: 'Issue 15: "admins can reset a user\'s" second factor, an admin change of a user like PATCH /users/{id} (A)'
+        },
+        // sso (issue 15, OIDC): the reference names only SAML's five /sso routes
+        {
+            method: 'GET', path: '/api/v1/sso/oidc/config', allowed: Access.admin,
+            reason: 'Issue 15 (OIDC): the OpenID Connect configuration is read as SAML\'s is written, by admins (PUT /sso/config: A); its client secret is answered as { set }'
+        },
+        {
+            method: 'PUT', path: '/api/v1/sso/oidc/config', allowed: Access.admin,
+            reason: 'Issue 15 (OIDC): configuring the OpenID Connect provider, as PUT /sso/config configures SAML (A)'
+        },
+        {
+            method: 'GET', path: '/api/v1/sso/oidc/login', allowed: 'public',
+            reason: 'Issue 15 (OIDC): starts an OpenID Connect sign-in, as GET /sso/login starts SAML\'s (Public): whoever calls it is not signed in yet'
+        },
+        {
+            method: 'GET', path: '/api/v1/sso/oidc/callback', allowed: 'public',
+            reason: 'Issue 15 (OIDC): the provider sends the browser back here, as to POST /sso/callback for SAML (Public); the state, code and ID token are the credentials'
         }
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
