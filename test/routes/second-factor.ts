@@ -184,7 +184,7 @@ describe('Second factors', () => {
         it('leaves SSO users to their identity provider, and refuses API keys and temporary passwords', async () => {
 
             const sso = await context.createUser('red_lead');
-            await context.knex('users').where({ id: sso.id }).update({ auth_provider: 'saml', password_hash: null });
+            await context.knex('users').where({ id: sso.id }).update({ auth_provider: 'saml', external_id: `saml-${sso.id}`, password_hash: null });
             const ssoUser = (await User.query(context.knex).findById(sso.id))!;
             const auth = { strategy: 'jwt-bearer', credentials: { user: ssoUser, scope: ['red_lead'], app: {} } };
 
