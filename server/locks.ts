@@ -16,7 +16,9 @@ export const LockKey = {
     riskRecompute: 736_421_930,
     complianceImport: 736_421_931,
     // detection (issue 11): one revalidation-queue generation at a time
-    revalidationQueue: 736_421_960
+    revalidationQueue: 736_421_960,
+    // osint (issue 14): one feed import (or feed deletion) at a time, so that two never create the same actor
+    osintImport: 736_421_980
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

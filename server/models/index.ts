@@ -33,3 +33,5 @@ export {
     RevalidationEntry, assetTypes, ruleLanguages, ruleStatuses, ruleSeverities, validatedOutcomes, assignmentRoles, assetOwnershipRoles,
     type AssetType, type RuleLanguage, type RuleStatus, type RuleSeverity, type ValidatedOutcome, type AssignmentRole, type AssetOwnershipRole
 } from './detection';
+// osint (issue 14)
+export { OsintFeed, OsintImport, osintFeedKinds, osintAuthTypes, type OsintFeedKind, type OsintAuthType, type OsintRejection } from './osint';

@@ -52,6 +52,8 @@ import { SnapshotsService } from './snapshots';
 import { DetectionService } from './detection';
 import { DetectionRulesService } from './detection-rules';
 import { OwnershipService } from './ownership';
+// osint (issue 14)
+import { OsintService } from './osint';
 
 
 export interface ServiceDeps {
@@ -78,6 +80,8 @@ export interface ServiceDeps {
     documents?: { waitMs: number } | undefined;
     // dashboards (issue 12): SNAPSHOT_RETENTION_DAYS
     snapshots?: { retentionDays: number } | undefined;
+    // osint (issue 14): OSINT_FEED_DIR (unset: <temp dir>/aegis-feeds, for scripts that build services by hand)
+    osint?: { feedDir: string } | undefined;
 }
 
 
@@ -150,7 +154,9 @@ export const createServices = (deps: ServiceDeps) => {
         // detection (issue 11)
         detection: new DetectionService({ knex, audit, settings, techniques }),
         detectionRules: new DetectionRulesService({ knex, audit, tests }),
-        ownership: new OwnershipService({ knex, audit })
+        ownership: new OwnershipService({ knex, audit }),
+        // osint (issue 14)
+        osint: new OsintService({ knex, audit, outbound: deps.outbound, queue: deps.queue, secretKey: deps.secretKey, feedDir: deps.osint?.feedDir })
     };
 };
 
