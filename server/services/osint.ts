@@ -126,6 +126,7 @@ const internals = {
 
         const rank = (candidate: ActorCandidate) => (candidate.source === 'mitre' ? 0 : 1) + (candidate.revoked ? 2 : 0);
         const sorted = [...candidates].sort((a, b) => rank(a) - rank(b) || (a.id < b.id ? -1 : 1));
+        const groups = new Map<string, string>();
         const byMitre = new Map<string, string>();
         const byStix = new Map<string, string>();
         const byName = new Map<string, string>();
@@ -133,6 +134,9 @@ const internals = {
         for (const candidate of sorted) {
             if (candidate.mitre_id && !byMitre.has(candidate.mitre_id)) {
                 byMitre.set(candidate.mitre_id, candidate.id);
+                if (candidate.source === 'mitre' && !candidate.revoked) {
+                    groups.set(candidate.mitre_id, candidate.id);
+                }
             }
 
             if (candidate.stix_id) {
@@ -152,8 +156,11 @@ const internals = {
 
         return (item: FeedActor): string | null => {
 
+            // The ATT&CK group first, even over the actor the item was until now: an ATT&CK import that came after
+            // the feed's first import brings the group the feed had to create an actor for
             const names = [item.name, ...item.aliases].map(internals.lower);
-            return known.get(item.item_id) ??
+            return (item.mitre_id ? groups.get(item.mitre_id) : undefined) ??
+                known.get(item.item_id) ??
                 (item.mitre_id ? byMitre.get(item.mitre_id) : undefined) ??
                 (item.stix_id ? byStix.get(item.stix_id) : undefined) ??
                 names.map((name) => byName.get(name)).find(Boolean) ??
@@ -522,8 +529,14 @@ export class OsintService {
         // The items no actor is yet: one new actor per name (two items of the same name are one actor)
         const actorOf = new Map<string, string>();
         const created = new Map<string, FeedActor>();
+        const replaced = new Set<string>();
         for (const item of content.actors) {
             const id = resolve(item);
+            const before = known.get(item.item_id);
+            if (before && id !== before) {
+                replaced.add(before);
+            }
+
             if (id) {
                 actorOf.set(item.item_id, id);
             }
@@ -608,6 +621,16 @@ export class OsintService {
             removed += await trx(table).where('feed_id', feed.id).whereNull('removed_at')
                 .whereRaw('not (key = any(?::text[]))', [rows.map((row) => row.key as string)])
                 .update({ removed_at: now, updated_at: now });
+        }
+
+        // An actor this feed created and now knows to be an ATT&CK group goes, when nothing else names it
+        if (replaced.size) {
+            await trx('threat_actors as a').whereIn('a.id', [...replaced]).whereIn('a.source', ['misp', 'osint']).whereNull('a.created_by')
+                .whereNotExists(trx('osint_actor_facts as f').whereRaw('f.threat_actor_id = a.id'))
+                .whereNotExists(trx('osint_technique_facts as f').whereRaw('f.threat_actor_id = a.id'))
+                .whereNotExists(trx('campaigns as c').whereRaw('c.threat_actor_id = a.id'))
+                .whereNotExists(trx('threat_actor_techniques as t').whereRaw('t.threat_actor_id = a.id'))
+                .delete();
         }
 
         const total = actorRows.length + usageRows.length;
