@@ -13,6 +13,7 @@ export type OsintAuthType = typeof osintAuthTypes[number];
 export class OsintFeed extends BaseModel {
 
     static override tableName = 'osint_feeds';
+    static override virtualAttributes = ['has_secret'];
 
     declare id: string;
     declare name: string;
@@ -35,10 +36,18 @@ export class OsintFeed extends BaseModel {
     declare last_succeeded_at: Date | null;
     declare created_by: string | null;
 
+    get has_secret(): boolean {
+
+        return this.secret_ciphertext !== null && this.secret_ciphertext !== undefined;
+    }
+
+    // Derived from the sealed columns: response validation writes the value back, which changes nothing
+    set has_secret(_value: boolean) { }
+
     override $formatJson(json: Record<string, unknown>) {
 
         const { secret_ciphertext: ciphertext, secret_iv: iv, secret_tag: tag, secret_key_id: keyId, ...rest } = super.$formatJson(json);
-        return { ...rest, has_secret: ciphertext !== null && ciphertext !== undefined };
+        return rest;
     }
 }
 

@@ -268,10 +268,10 @@ export class OsintService {
                 delete (fields as Record<string, unknown>).next_run_at;
             }
 
+            // A feed switched on or off counts, or no longer counts, in prevalence (read before the patch, which sets the instance)
+            const switched = input.enabled !== undefined && input.enabled !== feed.enabled;
             const updated = await this.named(feed.$patchReturning(trx, fields), merged.name);
             await this.deps.audit.record(trx, actor, { action: 'osint.feed.update', entity_type: 'osint_feed', entity_id: id, details: { fields: Object.keys(input).sort() } });
-            // A feed switched on or off counts, or no longer counts, in prevalence
-            const switched = input.enabled !== undefined && input.enabled !== feed.enabled;
             if (switched) {
                 await this.recomputePrevalence(trx);
             }
