@@ -18,6 +18,8 @@ import { documents } from './documents';
 import { attackPaths } from './attack-paths';
 // detection (issue 11)
 import { detection } from './detection';
+// osint (issue 14): the OSINT half of `integrations`
+import { integrationsOsint } from './integrations-osint';
 
 
 export interface Suite {
@@ -47,5 +49,7 @@ export const suites: Record<string, Suite> = {
     // dashboards (issue 12)
     posture,
     // detection (issue 11)
-    detection
+    detection,
+    // osint (issue 14)
+    'integrations-osint': integrationsOsint
 };
