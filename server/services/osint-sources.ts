@@ -182,8 +182,8 @@ export class FeedReader {
 
         const objects: unknown[] = [];
         let next: string | null = null;
-        for (let pageNumber = 0; ; ++pageNumber) {
-            if (pageNumber >= internals.maxPages) {
+        for (let i = 0; ; ++i) {           // i: the pages read so far
+            if (i >= internals.maxPages) {
                 throw new FeedReadError(`the collection "${collection}" has more than ${internals.maxPages} pages`);
             }
 

@@ -14,7 +14,7 @@ import { OsintFeed, OsintImport, type OsintAuthType, type OsintFeedKind, type Os
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
-import { changedRows, upsertRows, type TableSpec, type WriteCounts } from './bulk-upsert';
+import { upsertRows, type TableSpec, type WriteCounts } from './bulk-upsert';
 import { lockOr404, withTransaction, type ChangeOptions } from './changes';
 import { analyzeChanged } from './import-runs';
 import { likePattern, page, pageOfQuery, type ListQuery, type Page } from './lists';
@@ -237,7 +237,7 @@ export class OsintService {
 
     async updateFeed(actor: Actor, id: string, input: OsintFeedUpdate, options: ChangeOptions = {}): Promise<OsintFeed> {
 
-        const { feed, toggled } = await withTransaction(this.deps.knex, options.trx, async (trx) => {
+        const { updated: result, toggled } = await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
             const feed = await lockOr404(OsintFeed.query(trx).findById(id), 'Feed');
             const current: OsintFeedCreate = {
@@ -276,14 +276,14 @@ export class OsintService {
                 await this.recomputePrevalence(trx);
             }
 
-            return { feed: updated, toggled: switched };
+            return { updated, toggled: switched };
         });
 
         if (toggled) {
             await this.deps.queue.enqueue('risk-recompute', { reason: 'osint', requested_by: actor.id });
         }
 
-        return feed;
+        return result;
     }
 
     // The feed, its import history and every fact it reported go; the actors it created stay (campaigns may name

@@ -221,11 +221,11 @@ describe('OSINT feeds', () => {
         expect(Number(distinctActors!.c)).to.be.at.most(galaxy.values.length);
 
         // Again, unchanged: nothing is written
-        const before = await counts();
+        const prior = await counts();
         const stamps = await context.knex('osint_actor_facts').where('feed_id', feed.id).max({ m: 'updated_at' }).first();
         const second = await runNow(feed.id);
         expect(second).to.include({ status: 'succeeded', added: 0, updated: 0, removed: 0, rejected: 0, unchanged: first.added + first.updated + first.unchanged });
-        expect({ ...await counts(), imports: before.imports }).to.equal(before);
+        expect({ ...await counts(), imports: prior.imports }).to.equal(prior);
         expect(await context.knex('osint_actor_facts').where('feed_id', feed.id).max({ m: 'updated_at' }).first()).to.equal(stamps);
 
         // One cluster gone, one changed, one malformed: counted, marked, rejected with the reason
@@ -352,7 +352,7 @@ describe('OSINT feeds', () => {
             expect(await countOf(context.knex('osint_technique_facts').where({ feed_id: feed.id, technique_id: technique }))).to.equal(1);
 
             // Wrong password, unknown collection, paging without `next`: failed runs with the reason, nothing written
-            const before = await counts();
+            const prior = await counts();
             await request('admin', 'PATCH', `/osint/feeds/${feed.id}`, { secret: 'wrong' });
             const refused = await runNow(feed.id);
             expect(refused).to.include({ status: 'failed', error: `${taxii.url}/taxii2/ answered HTTP 401: check the feed's credentials`, added: 0 });
@@ -363,7 +363,7 @@ describe('OSINT feeds', () => {
             taxii.options.brokenPaging = true;
             const broken = await runNow(feed.id);
             expect(broken.error).to.match(/says there is more but gives no new "next"$/);
-            expect({ ...await counts(), imports: before.imports }).to.equal(before);
+            expect({ ...await counts(), imports: prior.imports }).to.equal(prior);
 
             // The secret is in no answer, import row or audit row
             const everything = JSON.stringify([await OsintImport.query(context.knex).where('feed_id', feed.id), await AuditLog.query(context.knex).where('entity_id', feed.id), json(await request('admin', 'GET', `/osint/feeds/${feed.id}`))]);
