@@ -280,7 +280,7 @@ export class OsintService {
         });
 
         if (toggled) {
-            await this.deps.queue.enqueue('risk-recompute', { reason: 'osint', requested_by: actor.id });
+            await this.requestRisk(actor);
         }
 
         return result;
@@ -306,7 +306,7 @@ export class OsintService {
         });
 
         if (changed) {
-            await this.deps.queue.enqueue('risk-recompute', { reason: 'osint', requested_by: actor.id });
+            await this.requestRisk(actor);
         }
     }
 
@@ -445,7 +445,7 @@ export class OsintService {
 
             await analyzeChanged(this.deps.knex, written);
             if (counts.added + counts.updated + counts.removed) {
-                await this.deps.queue.enqueue('risk-recompute', { reason: 'osint', requested_by: null });
+                await this.requestRisk(actor);
             }
 
             return await this.getImport(actor, record.id);
@@ -745,6 +745,12 @@ export class OsintService {
         return feed.auth_type === 'basic' ?
             { headers: { authorization: `Basic ${Buffer.from(`${feed.username}:${secret}`).toString('base64')}` } } :
             { headers: { [feed.api_key_header!.toLowerCase()]: secret } };
+    }
+
+    // One risk recompute for a burst of imports and feed changes: 5 s after the last, at most a minute after the first
+    private async requestRisk(actor: Actor): Promise<void> {
+
+        await this.deps.queue.enqueueDebounced('risk-recompute', { reason: 'osint', requested_by: actor.id }, { key: 'osint', debounceMs: 5_000, maxWaitMs: 60_000 });
     }
 
     private async named<T>(write: PromiseLike<T>, name: string): Promise<T> {

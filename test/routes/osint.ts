@@ -221,11 +221,15 @@ describe('OSINT feeds', () => {
         expect(Number(distinctActors!.c)).to.be.at.most(galaxy.values.length);
 
         // Again, unchanged: nothing is written
+        const riskJobs = () => context.knex('agenda_jobs').where('name', 'risk-recompute').whereRaw(`data->>'debounce_key' = 'osint'`);
+        expect(await countOf(riskJobs())).to.equal(1);                  // the first import asked for one
+        await riskJobs().delete();
         const prior = await counts();
         const stamps = await context.knex('osint_actor_facts').where('feed_id', feed.id).max({ m: 'updated_at' }).first();
         const second = await runNow(feed.id);
         expect(second).to.include({ status: 'succeeded', added: 0, updated: 0, removed: 0, rejected: 0, unchanged: first.added + first.updated + first.unchanged });
         expect({ ...await counts(), imports: prior.imports }).to.equal(prior);
+        expect(await countOf(riskJobs())).to.equal(0);                  // nothing changed: no risk recompute
         expect(await context.knex('osint_actor_facts').where('feed_id', feed.id).max({ m: 'updated_at' }).first()).to.equal(stamps);
 
         // One cluster gone, one changed, one malformed: counted, marked, rejected with the reason
@@ -314,7 +318,6 @@ describe('OSINT feeds', () => {
         // The risk recompute reads it: likelihood 1 + 4 x 0.3125 = 2.25 (no tracked actor has t1 in ATT&CK)
         await context.services.risk.recompute(systemActor);
         expect((await context.knex('risk_profiles').where('technique_id', t1).first()).likelihood).to.equal(2.25);
-        expect(await context.queue.pending('risk-recompute')).to.not.be.null();
 
         // The second feed drops r1: only its own fact is marked; the first feed's r1 stays current
         writeBundle(other.file_path, [byAlias, p1, r4]);
