@@ -405,6 +405,22 @@ describe('OSINT feeds', () => {
         }
     });
 
+    it('sends an API key in the header the feed names, and never shows it', async () => {
+
+        const key = `key-${Crypto.randomBytes(12).toString('hex')}`;
+        const set = { type: 'intrusion-set', id: `intrusion-set--${internals.uuid()}`, name: internals.unique('Keyed set') };
+        files.files.set('/keyed.json', JSON.stringify({ type: 'bundle', id: `bundle--${internals.uuid()}`, objects: [set] }));
+        const feed = await createFeed({ kind: 'stix_bundle', url: `${files.url}/keyed.json?token=abc`, auth_type: 'api_key', api_key_header: 'X-Api-Key', secret: key });
+        expect(feed).to.include({ auth_type: 'api_key', api_key_header: 'X-Api-Key', has_secret: true, username: null });
+        const done = await runNow(feed.id);
+        expect(done).to.include({ status: 'succeeded', added: 1, source: `${files.url}/keyed.json` });
+        expect(files.requests.at(-1)!.headers['x-api-key']).to.equal(key);
+        expect(files.requests.at(-1)!.url).to.equal('/keyed.json?token=abc');
+        const shown = JSON.stringify([done, json(await request('admin', 'GET', `/osint/feeds/${feed.id}`)), await AuditLog.query(context.knex).where('entity_id', feed.id)]);
+        expect(shown).to.not.include(key);
+        await request('admin', 'DELETE', `/osint/feeds/${feed.id}`);
+    });
+
     it('queues the imports of feeds whose time has come, once, and moves their next run', async () => {
 
         const feed = await createFeed({ kind: 'stix_bundle', file_path: 'scheduled.json', interval_minutes: 30 });
