@@ -20,6 +20,8 @@ import { attackPaths } from './attack-paths';
 import { detection } from './detection';
 // performance of uploads (issue 16)
 import { perfUploadsSuite } from './perf-uploads';
+// osint (issue 14): the OSINT half of `integrations`
+import { integrationsOsint } from './integrations-osint';
 
 
 export interface Suite {
@@ -51,5 +53,7 @@ export const suites: Record<string, Suite> = {
     // detection (issue 11)
     detection,
     // performance of uploads (issue 16)
-    'perf-uploads': perfUploadsSuite
+    'perf-uploads': perfUploadsSuite,
+    // osint (issue 14)
+    'integrations-osint': integrationsOsint
 };

@@ -36,6 +36,8 @@ import * as PurpleCampaignDocument from './20261207110001_purple_campaign_docume
 import * as SecondFactors from './20261208140000_second_factors';
 // sso (issue 15): the shared SSO identity core
 import * as SsoIdentity from './20261208120000_sso_identity';
+// osint (issue 14)
+import * as Osint from './20261208110000_osint';
 
 
 export interface Migration {
@@ -79,7 +81,8 @@ export const migrations: Migration[] = [
     // integration of campaigns (integ-a)
     LessonCampaignKey,
     PurpleCampaignDocument,
-    // second factors (issue 15)
+    // osint (issue 14)
+    Osint,
     // sso (issue 15): the shared SSO identity core
     SsoIdentity,
     // second factors (issue 15)

@@ -61,6 +61,8 @@ export interface Config {
     compliance: { source: string | undefined };
     // documents (issue 13)
     documents: { waitMs: number; timeoutMs: number };
+    // osint (issue 14): OSINT_FEED_DIR, the one folder feeds read by file path may name
+    osint: { feedDir: string };
 }
 
 export const defaultAttackSource = 'https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json';
@@ -151,7 +153,9 @@ const internals = {
         WORKER_METRICS_PORT: Joi.number().integer().min(0).max(65535),
         // documents (issue 13)
         REPORT_WAIT_MS: Joi.number().integer().min(0).max(60_000).default(5000),
-        REPORT_RENDER_TIMEOUT_MS: Joi.number().integer().min(1000).max(10 * 60_000).default(60_000)
+        REPORT_RENDER_TIMEOUT_MS: Joi.number().integer().min(1000).max(10 * 60_000).default(60_000),
+        // osint (issue 14)
+        OSINT_FEED_DIR: Joi.string()
     }),
 
     list: (value: string): string[] => value.split(',').map((item) => item.trim()).filter(Boolean),
@@ -276,7 +280,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
         worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS },
         relay: { pollMs: v.RELAY_POLL_MS, maxAttempts: v.RELAY_MAX_ATTEMPTS, retentionDays: v.RELAY_RETENTION_DAYS },
         metrics: { host: v.METRICS_HOST, port: v.METRICS_PORT, workerPort: v.WORKER_METRICS_PORT },
-        documents: { waitMs: v.REPORT_WAIT_MS, timeoutMs: v.REPORT_RENDER_TIMEOUT_MS }
+        documents: { waitMs: v.REPORT_WAIT_MS, timeoutMs: v.REPORT_RENDER_TIMEOUT_MS },
+        // osint (issue 14)
+        osint: { feedDir: v.OSINT_FEED_DIR ? Path.resolve(v.OSINT_FEED_DIR) : Path.join(dataDir, 'feeds') }
     };
 
     return Object.freeze(config);

@@ -12,7 +12,7 @@ export interface Jobs {
     'coverage.mark-stale': Record<string, never>;
     'events.prune': Record<string, never>;
     // scores (issue 12: scores, risk, compliance)
-    'risk-recompute': { reason: 'manual' | 'coverage' | 'schedule'; requested_by?: string | null };
+    'risk-recompute': { reason: 'manual' | 'coverage' | 'schedule' | 'osint'; requested_by?: string | null };
     // alerts
     'alerts.evaluate': { reason: 'schedule' | 'manual'; requested_by?: string | null };
     // documents (issue 13)
@@ -23,6 +23,9 @@ export interface Jobs {
     'snapshots.daily': Record<string, never>;
     // detection (issue 11)
     'detection-rules.import-sigma': { dir: string };
+    // osint (issue 14)
+    'osint.import': { import_id: string };
+    'osint.schedules': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

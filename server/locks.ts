@@ -18,7 +18,9 @@ export const LockKey = {
     // detection (issue 11): one revalidation-queue generation at a time
     revalidationQueue: 736_421_960,
     // sso (issue 15): with a second key (hashtext of provider and subject), one first sign-in of an identity at a time
-    ssoIdentity: 736_421_990
+    ssoIdentity: 736_421_990,
+    // osint (issue 14): one feed import (or feed deletion) at a time, so that two never create the same actor
+    osintImport: 736_421_980
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -24,7 +24,9 @@ export const Access = {
     blue: [Role.blueLead, Role.blueTech, Role.admin],
     redLead: [Role.redLead, Role.admin],
     blueLead: [Role.blueLead, Role.admin],
-    reports: [Role.redLead, Role.blueLead, Role.admin, Role.viewer]
+    reports: [Role.redLead, Role.blueLead, Role.admin, Role.viewer],
+    // osint (issue 14): OSINT feeds, imports and prevalence (RL,BL,A)
+    osint: [Role.redLead, Role.blueLead, Role.admin]
 } as const satisfies Record<string, readonly Role[]>;
 
 

@@ -97,7 +97,9 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
     // dashboards (issue 12)
     snapshots: config.snapshots,
     // sso (issue 15, OIDC)
-    oidc: { publicUrl: config.publicUrl }
+    oidc: { publicUrl: config.publicUrl },
+    // osint (issue 14)
+    osint: config.osint
 });
 
 

@@ -99,7 +99,7 @@ export class ThreatActor extends BaseModel {
     declare id: string;
     declare stix_id: string | null;
     declare mitre_id: string | null;
-    declare source: 'mitre' | 'custom' | 'misp';
+    declare source: 'mitre' | 'custom' | 'misp' | 'osint';
     declare domains: AttackDomainName[];
     declare name: string;
     declare aliases: string[];

@@ -35,3 +35,5 @@ export {
 } from './detection';
 // second factors (issue 15)
 export { UserSecondFactor, UserRecoveryCode, SecondFactorChallenge } from './second-factor';
+// osint (issue 14)
+export { OsintFeed, OsintImport, osintFeedKinds, osintAuthTypes, type OsintFeedKind, type OsintAuthType, type OsintRejection } from './osint';

@@ -37,6 +37,8 @@ import { dashboardRoutes } from './dashboards';
 import { secondFactorRoutes } from './second-factor';
 // sso (issue 15, OIDC)
 import { oidcRoutes } from './oidc';
+// osint (issue 14)
+import { osintRoutes } from './osint';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -81,5 +83,7 @@ export const routes = [
     // second factors (issue 15)
     ...secondFactorRoutes,
     // sso (issue 15, OIDC)
-    ...oidcRoutes
+    ...oidcRoutes,
+    // osint (issue 14)
+    ...osintRoutes
 ];

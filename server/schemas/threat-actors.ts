@@ -37,7 +37,7 @@ export const threatActor = Joi.object({
     id: Joi.string().required(),
     stix_id: Joi.string().allow(null),
     mitre_id: Joi.string().allow(null),
-    source: Joi.string().valid('mitre', 'custom', 'misp').required(),
+    source: Joi.string().valid('mitre', 'custom', 'misp', 'osint').required(),
     domains: Joi.array().items(Joi.string()),
     name: Joi.string().required(),
     aliases: Joi.array().items(Joi.string()).required(),
@@ -69,7 +69,7 @@ export const threatActorTechnique = Joi.object({
 export const threatActorListQuery = listQuery(['name', 'mitre_id', 'created_at', 'updated_at'], {
     search: searchText,
     technique_id: mitreId,
-    source: Joi.string().valid('mitre', 'custom', 'misp'),
+    source: Joi.string().valid('mitre', 'custom', 'misp', 'osint'),
     tracked: Joi.boolean(),
     include_deprecated: Joi.boolean()
 });

@@ -58,6 +58,8 @@ import { SecondFactorService } from './second-factor';
 import { SsoIdentityService } from './sso-identity';
 // sso (issue 15, OIDC)
 import { OidcService } from './oidc';
+// osint (issue 14)
+import { OsintService } from './osint';
 
 
 export interface ServiceDeps {
@@ -86,6 +88,8 @@ export interface ServiceDeps {
     snapshots?: { retentionDays: number } | undefined;
     // sso (issue 15, OIDC): AEGIS_PUBLIC_URL, which gives the callback address
     oidc?: { publicUrl: string | undefined } | undefined;
+    // osint (issue 14): OSINT_FEED_DIR (unset: <temp dir>/aegis-feeds, for scripts that build services by hand)
+    osint?: { feedDir: string } | undefined;
 }
 
 
@@ -168,7 +172,9 @@ export const createServices = (deps: ServiceDeps) => {
         // sso (issue 15): the shared SSO identity core
         ssoIdentity: new SsoIdentityService({ knex, audit, auth }),
         // sso (issue 15, OIDC)
-        oidc: new OidcService({ audit, settings, outbound: deps.outbound, ssoIdentity: new SsoIdentityService({ knex, audit, auth }), secretKey: deps.secretKey, publicUrl: deps.oidc?.publicUrl })
+        oidc: new OidcService({ audit, settings, outbound: deps.outbound, ssoIdentity: new SsoIdentityService({ knex, audit, auth }), secretKey: deps.secretKey, publicUrl: deps.oidc?.publicUrl }),
+        // osint (issue 14)
+        osint: new OsintService({ knex, audit, outbound: deps.outbound, queue: deps.queue, secretKey: deps.secretKey, feedDir: deps.osint?.feedDir })
     };
 };
 

@@ -131,6 +131,8 @@ export class RiskService {
                     trx.raw('case when exists (select 1 from detection_validations dv where dv.technique_id = t.mitre_id) then coalesce(dc.confidence, 0) end::float8 as detection_confidence'));
 
             const tacticRows: { technique_id: string; shortname: string }[] = await trx('technique_tactics as tt').join('tactics as ta', 'ta.id', 'tt.tactic_id').select('tt.technique_id', 'ta.shortname');
+            // osint (issue 14): the prevalence of every technique a feed reports, read once per recompute
+            const prevalence = new Map((await trx('osint_technique_prevalence').select('technique_id', 'prevalence') as { technique_id: string; prevalence: number }[]).map((row) => [row.technique_id, row.prevalence]));
             const actorRows: { technique_id: string; threat_actor_id: string }[] = await trx('threat_actor_techniques as tat').join('threat_actors as a', 'a.id', 'tat.threat_actor_id')
                 .where('a.tracked', true).where('a.revoked', false).where('a.deprecated', false).select('tat.technique_id', 'tat.threat_actor_id');
 
@@ -157,7 +159,7 @@ export class RiskService {
                 const score = scores.get(row.mitre_id)!;
                 const techniqueTactics = [...new Set(tactics.get(row.mitre_id) ?? [])].sort();
                 const actorCount = actors.get(row.mitre_id)?.size ?? 0;
-                const likelihood = likelihoodOf(actorCount, config.likelihood_saturation, osintPrevalence(row.mitre_id));
+                const likelihood = likelihoodOf(actorCount, config.likelihood_saturation, osintPrevalence(prevalence, row.mitre_id));
                 const { impact, source } = impactOf(row.impact, techniqueTactics);
                 const risk = riskOf(likelihood, impact, score.score);
                 return {

@@ -77,9 +77,10 @@ export const tacticImpacts: Readonly<Record<string, number>> = internals.tacticI
 export const detectionConfidence = (facts: Pick<TechniqueFacts, 'detection_confidence'>): number => (facts.detection_confidence === null || facts.detection_confidence === undefined ? 1 : internals.round(facts.detection_confidence, 4));
 
 
-// Hook for OSINT prevalence (the OSINT module, not built yet): a 0-1 share of recent reporting that names the
-// technique. null today, and then likelihood rests on the threat actors alone.
-export const osintPrevalence = (_techniqueId: string): number | null => null;
+// OSINT prevalence (docs/osint.md): the 0-1 figure of osint_technique_prevalence, recomputed after every import that
+// changed something; the risk recompute reads the table once and passes it here. null for a technique no feed
+// reports, and then likelihood rests on the threat actors alone.
+export const osintPrevalence = (prevalence: ReadonlyMap<string, number>, techniqueId: string): number | null => prevalence.get(techniqueId) ?? null;
 
 
 // 0.5 ^ (age / half-life): 1 on the day of the validation, 0.5 after one half-life, 0.25 after two

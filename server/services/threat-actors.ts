@@ -12,7 +12,7 @@ import { likePattern, page, type ListQuery, type Page } from './lists';
 export interface ThreatActorFilters extends ListQuery {
     search?: string;
     technique_id?: string;
-    source?: 'mitre' | 'custom' | 'misp';
+    source?: 'mitre' | 'custom' | 'misp' | 'osint';
     tracked?: boolean;
     include_deprecated?: boolean;
 }

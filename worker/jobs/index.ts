@@ -19,6 +19,8 @@ import type { PdfPrinter } from '../../server/services/documents';
 import { defineSnapshotJobs, scheduleSnapshotJobs } from './snapshots';
 // detection (issue 11)
 import { defineDetectionJobs } from './detection';
+// osint (issue 14)
+import { defineOsintJobs, scheduleOsintJobs } from './osint';
 
 
 export interface JobOptions {
@@ -50,6 +52,8 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineSnapshotJobs(agenda, services, options);
     // detection (issue 11)
     defineDetectionJobs(agenda, services, options);
+    // osint (issue 14)
+    defineOsintJobs(agenda, services, options);
 };
 
 
@@ -77,4 +81,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleDocumentJobs(agenda);
     // dashboards (issue 12)
     await scheduleSnapshotJobs(agenda);
+    // osint (issue 14)
+    await scheduleOsintJobs(agenda);
 };
