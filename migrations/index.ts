@@ -34,6 +34,8 @@ import * as LessonCampaignKey from './20261207110000_lesson_campaign_key';
 import * as PurpleCampaignDocument from './20261207110001_purple_campaign_document';
 // sso (issue 15): the shared SSO identity core
 import * as SsoIdentity from './20261208120000_sso_identity';
+// sso (issue 15, SAML)
+import * as Saml from './20261208120001_saml';
 
 
 export interface Migration {
@@ -78,5 +80,7 @@ export const migrations: Migration[] = [
     LessonCampaignKey,
     PurpleCampaignDocument,
     // sso (issue 15): the shared SSO identity core
-    SsoIdentity
+    SsoIdentity,
+    // sso (issue 15, SAML)
+    Saml
 ];

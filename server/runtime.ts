@@ -95,7 +95,9 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
     // documents (issue 13)
     documents: config.documents,
     // dashboards (issue 12)
-    snapshots: config.snapshots
+    snapshots: config.snapshots,
+    // sso (issue 15, SAML): the SP entity id and ACS URL derive from the public URL, as the OpenAPI document's server does
+    sso: { publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? `http://127.0.0.1:${config.port}`, secureCookies: config.cookie.secure }
 });
 
 

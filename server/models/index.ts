@@ -33,3 +33,5 @@ export {
     RevalidationEntry, assetTypes, ruleLanguages, ruleStatuses, ruleSeverities, validatedOutcomes, assignmentRoles, assetOwnershipRoles,
     type AssetType, type RuleLanguage, type RuleStatus, type RuleSeverity, type ValidatedOutcome, type AssignmentRole, type AssetOwnershipRole
 } from './detection';
+// sso (issue 15, SAML)
+export { SamlRequest, SamlAssertion } from './saml';

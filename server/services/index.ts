@@ -54,6 +54,8 @@ import { DetectionRulesService } from './detection-rules';
 import { OwnershipService } from './ownership';
 // sso (issue 15): the shared SSO identity core
 import { SsoIdentityService } from './sso-identity';
+// sso (issue 15, SAML)
+import { SamlService, type SamlServiceProvider } from './saml';
 
 
 export interface ServiceDeps {
@@ -80,6 +82,8 @@ export interface ServiceDeps {
     documents?: { waitMs: number } | undefined;
     // dashboards (issue 12): SNAPSHOT_RETENTION_DAYS
     snapshots?: { retentionDays: number } | undefined;
+    // sso (issue 15, SAML): the public URL the SP entity id and ACS URL derive from; unset, http://127.0.0.1
+    sso?: SamlServiceProvider | undefined;
 }
 
 
@@ -108,6 +112,7 @@ export const createServices = (deps: ServiceDeps) => {
     const analytics = new AnalyticsService({ knex });
     // sso (issue 15): every login path (password, SAML, OIDC) issues its session through the one AuthService
     const auth = new AuthService({ knex, audit, revocations, throttle, jwt: deps.jwt, apiKeys });
+    const ssoIdentity = new SsoIdentityService({ knex, audit, auth });
 
     return {
         audit,
@@ -156,7 +161,9 @@ export const createServices = (deps: ServiceDeps) => {
         detectionRules: new DetectionRulesService({ knex, audit, tests }),
         ownership: new OwnershipService({ knex, audit }),
         // sso (issue 15): the shared SSO identity core
-        ssoIdentity: new SsoIdentityService({ knex, audit, auth })
+        ssoIdentity,
+        // sso (issue 15, SAML)
+        saml: new SamlService({ knex, settings, outbound: deps.outbound, ssoIdentity, sp: deps.sso ?? { publicUrl: 'http://127.0.0.1', secureCookies: false } })
     };
 };
 
