@@ -95,6 +95,12 @@ export const checkEnvelope = (doc: Document, expected: { destination: string; is
         throw internals.refuse('This is not a SAML 2.0 Response');
     }
 
+    // The library reads the status only when there is no assertion: a failure status beside an assertion is refused
+    const status = internals.elements('/samlp:Response/samlp:Status/samlp:StatusCode', doc)[0];
+    if (internals.attribute(status, 'Value') !== 'urn:oasis:names:tc:SAML:2.0:status:Success') {
+        throw internals.refuse('The identity provider did not sign you in (its status is not Success): try again or ask its administrator', 'saml_status_failed');
+    }
+
     const signatures = internals.elements('//ds:Signature', doc);
     if (!signatures.length) {
         throw internals.refuse('The SAML response and its assertion are unsigned: the identity provider must sign them', 'saml_signature_invalid');

@@ -68,6 +68,8 @@ const internals = {
             [/InResponseTo|subjectInResponseTo/i, 'The SAML response answers no pending sign-in of this service provider (expired, already used or never sent): sign in again', 'saml_request_mismatch'],
             [/not yet valid/i, 'The SAML assertion is not valid yet: check the clocks of the identity provider and of Aegis', 'saml_not_yet_valid'],
             [/expired|too old/i, 'The SAML assertion has expired: sign in again', 'saml_expired'],
+            // The library drops a subject confirmation outside its NotBefore / NotOnOrAfter, then finds none
+            [/No valid subject confirmation/i, 'The SAML assertion has expired (its subject confirmation is out of its validity period): sign in again', 'saml_expired'],
             [/audience|AudienceRestriction/i, 'The SAML assertion is meant for another service provider (Audience): check the SP entity id at the identity provider', 'saml_audience_mismatch'],
             [/signature|multiple assertions|transforms|cert/i, 'The SAML response is not signed by the configured identity provider certificate', 'saml_signature_invalid']
         ];
