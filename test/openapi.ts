@@ -159,7 +159,8 @@ describe('OpenAPI', () => {
         expect(bodies.length).to.be.above(apiRoutes().length * 3);
 
         for (const body of bodies) {
-            if (body.operation.endsWith(' 204')) {
+            // sso (issue 15): a redirect documented without a body (the SAML sign-in's 302 and 303)
+            if (body.operation.endsWith(' 204') || / 30[23]$/.test(body.operation) && body.media === null) {
                 expect(body.media, body.operation).to.be.null();
                 continue;
             }

@@ -2,7 +2,8 @@ import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { answers, responses } from '../schemas/common';
 import { setting } from '../schemas/settings';
-import { samlCallback, samlConfig, samlLoginQuery, samlMetadata, samlRedirect, samlSignedIn, ssoStatus } from '../schemas/sso';
+import { samlCallback, samlConfig, samlLogin, samlLoginQuery, samlMetadata, samlRedirect, samlSignedIn, ssoStatus } from '../schemas/sso';
+import { session as sessionSchema } from '../schemas/users';
 import type { SamlCallback, SamlConfigInput } from '../services/saml';
 
 import { withSession } from './auth';
@@ -17,6 +18,8 @@ export const samlRequestCookie = 'aegis_saml_request';
 
 const internals = {
     tags: ['api', 'sso'],
+    // A script (Accept: application/json and not text/html) gets JSON; a browser gets the redirect
+    wantsJson: (accept: unknown) => typeof accept === 'string' && accept.includes('application/json') && !accept.includes('text/html'),
     callbackPath: '/api/v1/sso/callback',
     cookieOptions: (secure: boolean, ttl: number) => ({
         ttl,
@@ -73,17 +76,19 @@ export const ssoRoutes = [
         method: 'GET',
         path: '/api/v1/sso/login',
         options: {
-            description: 'Start a SAML sign-in (public): redirects to the identity provider with an AuthnRequest; redirect_to is where to land afterwards (a path of this site)',
+            description: 'Start a SAML sign-in (public): redirects a browser to the identity provider with an AuthnRequest, or answers its URL as JSON to Accept: application/json; redirect_to is where to land afterwards (a path of this site)',
             tags: internals.tags,
             auth: false,
             validate: { query: samlLoginQuery },
+            response: { status: { 200: samlLogin } },
             plugins: { 'hapi-swagger': { responses: { ...samlRedirect, ...responses(409) } } }
         },
         handler: async (request, h) => {
 
             const saml = request.services().saml;
             const login = await saml.login(actorOf(request), request.query.redirect_to);
-            return h.redirect(login.url).code(302).state(samlRequestCookie, login.requestId, internals.cookieOptions(saml.secureCookies, saml.requestTtlMs));
+            const response = internals.wantsJson(request.headers.accept) ? h.response({ url: login.url }) : h.redirect(login.url).code(302);
+            return response.state(samlRequestCookie, login.requestId, internals.cookieOptions(saml.secureCookies, saml.requestTtlMs));
         }
     }),
 
@@ -91,9 +96,10 @@ export const ssoRoutes = [
         method: 'POST',
         path: internals.callbackPath,
         options: {
-            description: 'The SAML assertion consumer service (public; the IdP\'s HTTP-POST binding, form-encoded SAMLResponse and RelayState). Every check of docs/sso.md must pass; then the user is signed in (just-in-time provisioning as configured) and redirected with the same session cookie as a password login. A refusal is a 401 that creates nothing',
+            description: 'The SAML assertion consumer service (public; the IdP\'s HTTP-POST binding, form-encoded SAMLResponse and RelayState). Every check of docs/sso.md must pass; then the user is signed in (just-in-time provisioning as configured) and redirected with the same session cookie as a password login. A refusal is a 401 that creates nothing. To Accept: application/json, the Session as JSON (with the same cookie) instead of the redirect',
             tags: internals.tags,
             auth: false,
+            response: { status: { 200: sessionSchema } },
             payload: { allow: ['application/x-www-form-urlencoded'], maxBytes: 1024 * 1024 },
             validate: { payload: samlCallback },
             plugins: { 'hapi-swagger': { consumes: ['application/x-www-form-urlencoded'], responses: { ...samlSignedIn, ...responses(401, 409) } } }
@@ -103,7 +109,7 @@ export const ssoRoutes = [
             const saml = request.services().saml;
             const bound = (request.state as Record<string, unknown> | null)?.[samlRequestCookie];
             const { session, redirectTo } = await saml.callback(actorOf(request), request.payload, typeof bound === 'string' ? bound : undefined);
-            return withSession(h, session, redirectTo).unstate(samlRequestCookie, internals.cookieOptions(saml.secureCookies, 0));
+            return withSession(h, session, internals.wantsJson(request.headers.accept) ? undefined : redirectTo).unstate(samlRequestCookie, internals.cookieOptions(saml.secureCookies, 0));
         }
     })
 ];

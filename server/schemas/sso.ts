@@ -28,15 +28,20 @@ export const samlCallback = Joi.object({
     RelayState: Joi.string().max(1024).allow('')
 }).unknown(true).label('SamlCallback');
 
+// GET /sso/login asked for JSON (Accept: application/json, as a script or single-page app asks)
+export const samlLogin = Joi.object({
+    url: Joi.string().uri().required().description('The identity provider URL to send the browser to')
+}).label('SamlLogin');
+
 export const samlMetadata = {
     description: 'The service provider\'s SAML 2.0 metadata (entity id, assertion consumer service, signing certificate when AuthnRequests are signed)',
     'x-content': { 'application/samlmetadata+xml': { schema: { type: 'string' } } }
 };
 
 export const samlRedirect = {
-    302: { description: 'To the identity provider\'s SSO URL with the AuthnRequest (HTTP-Redirect binding, signed when configured); sets the aegis_saml_request cookie that binds the response to this browser' }
+    302: { description: 'A browser: to the identity provider\'s SSO URL with the AuthnRequest (HTTP-Redirect binding, signed when configured); sets the aegis_saml_request cookie that binds the response to this browser' }
 };
 
 export const samlSignedIn = {
-    303: { description: 'Signed in: to RelayState (or /) with the aegis_token cookie set as by POST /auth/login' }
+    303: { description: 'Signed in (a browser): to RelayState (or /) with the aegis_token cookie set as by POST /auth/login' }
 };

@@ -5,12 +5,13 @@ import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 import { DOMParser, XMLSerializer } from '@xmldom/xmldom';
 
+import { ValidationError } from '../../server/errors';
 import { SamlAssertion, SamlRequest, Setting, User } from '../../server/models';
 import type { Role } from '../../server/policy';
 import { isSameOriginPath } from '../../server/services/saml-xml';
 
 import { json } from '../helpers/factories';
-import { formFields, keyPair, TestIdp, type Assertion, type SignOptions } from '../helpers/saml-idp';
+import { formFields, keyPair, TestIdp, type Assertion } from '../helpers/saml-idp';
 import { init, login, origin, type TestContext } from '../helpers/server';
 
 
@@ -83,6 +84,8 @@ describe('SAML 2.0 service provider (/sso)', () => {
 
     after(async () => {
 
+        // The run's database is shared: other scripts expect the setting at its default
+        await Setting.query(context.knex).deleteById('sso.saml');
         await idp.stop();
         await context.stop();
     });
@@ -121,7 +124,7 @@ describe('SAML 2.0 service provider (/sso)', () => {
         it('refuses bad input with a 400 saying why, storing nothing', async () => {
 
             await configure();
-            const before = await Setting.query(context.knex).findById('sso.saml');
+            const stored = await Setting.query(context.knex).findById('sso.saml');
             const attempts: [Record<string, unknown>, RegExp][] = [
                 [{ metadata_url: undefined, certificates: undefined }, /certificates required/],
                 [{ certificates: ['not a certificate'] }, /certificate/],
@@ -146,9 +149,9 @@ describe('SAML 2.0 service provider (/sso)', () => {
             const bad = await context.server.inject({ method: 'PUT', url: '/api/v1/sso/config', auth: context.as('admin'), payload: { metadata_url: `${idpBase}/sso?SAMLRequest=x` } });
             expect(bad.statusCode).to.equal(400);
 
-            const after = await Setting.query(context.knex).findById('sso.saml');
-            expect(after!.updated_at).to.equal(before!.updated_at);
-            expect(after!.value).to.equal(before!.value);
+            const unchanged = await Setting.query(context.knex).findById('sso.saml');
+            expect(unchanged!.updated_at).to.equal(stored!.updated_at);
+            expect(unchanged!.value).to.equal(stored!.value);
 
             for (const role of ['viewer', 'red_lead', 'blue_lead', 'red_tech', 'blue_tech'] as Role[]) {
                 const res = await context.server.inject({ method: 'PUT', url: '/api/v1/sso/config', auth: context.as(role), payload: config() });
@@ -156,6 +159,21 @@ describe('SAML 2.0 service provider (/sso)', () => {
             }
 
             expect((await context.server.inject({ method: 'PUT', url: '/api/v1/sso/config', payload: config() })).statusCode).to.equal(401);
+        });
+
+        it('refuses a signing key it cannot use, at save (service) and at sign-in (a setting saved without the key)', async () => {
+
+            await configure();
+            const garbage = { ...config(), enabled: true, sign_requests: true, sp_private_key: 'not a key', sp_certificate: 'not a certificate' } as never;
+            const err = await expect(context.services.saml.configure(context.actor('admin'), garbage)).to.reject(ValidationError);
+            expect(err.message).to.include('sp_certificate');
+
+            // The generic settings route stores the shape without checking the pair; a sign-in then says what is missing
+            await context.services.settings.set(context.actor('admin'), 'sso.saml', { ...config(), sign_requests: true, sp_private_key: null });
+            const res = await context.server.inject({ method: 'GET', url: '/api/v1/sso/login' });
+            expect(res.statusCode).to.equal(409);
+            expect(json(res).message).to.include('sign_requests');
+            await configure();
         });
 
         it('answers valid SP metadata XML, publishing the signing certificate when AuthnRequests are signed', async () => {
@@ -534,13 +552,28 @@ describe('SAML 2.0 service provider (/sso)', () => {
         const res = await post({ SAMLResponse: idp.response({ ...who, inResponseTo: id }) }, id);
         const bySaml = ([res.headers['set-cookie']].flat() as string[]).find((line) => line.startsWith('aegis_token='))!.split(';')[0]!.split('=')[1]!;
 
-        for (const token of [byPassword.token, bySaml]) {
+        // A script asks for JSON at both ends: the URL, then the Session as POST /auth/login answers it, same cookie
+        const started = await context.server.inject({ method: 'GET', url: '/api/v1/sso/login', headers: { accept: 'application/json' } });
+        expect(started.statusCode).to.equal(200);
+        const requestId = new URL(json(started).url).searchParams.has('SAMLRequest') && ([started.headers['set-cookie']].flat() as string[])[0]!.split(';')[0]!.split('=')[1]!;
+        const scripted = await context.server.inject({
+            method: 'POST', url: '/api/v1/sso/callback',
+            headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded', cookie: `aegis_saml_request=${requestId}` },
+            payload: new URLSearchParams({ SAMLResponse: idp.response({ ...who, inResponseTo: String(requestId) }) }).toString()
+        });
+        expect(scripted.statusCode, scripted.payload).to.equal(200);
+        const bySession = json(scripted);
+        expect(bySession).to.include({ token_type: 'bearer' });
+        expect(bySession.user).to.include({ auth_provider: 'saml', role: 'red_tech' });
+        expect(([scripted.headers['set-cookie']].flat() as string[]).find((line) => line.startsWith('aegis_token='))).to.include(bySession.access_token);
+
+        for (const token of [byPassword.token, bySaml, bySession.access_token]) {
             const me = await context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${token}` } });
             expect(me.statusCode).to.equal(200);
             await context.server.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: `Bearer ${token}` } });
-            const after = await context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${token}` } });
-            expect(after.statusCode).to.equal(401);
-            expect(json(after).code).to.equal('token_revoked');
+            const revoked = await context.server.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${token}` } });
+            expect(revoked.statusCode).to.equal(401);
+            expect(json(revoked).code).to.equal('token_revoked');
         }
     });
 });

@@ -33,7 +33,9 @@ const internals = {
         { key: 'reports.external_recipients', value: false, is_default: true, updated_by: null, updated_at: null },
         // detection (issue 11)
         { key: 'detection.half_life_days', value: 180, is_default: true, updated_by: null, updated_at: null },
-        { key: 'detection.weights', value: { prevented: 100, alerted: 100, logged: 50 }, is_default: true, updated_by: null, updated_at: null }
+        { key: 'detection.weights', value: { prevented: 100, alerted: 100, logged: 50 }, is_default: true, updated_by: null, updated_at: null },
+        // sso (issue 15, SAML)
+        { key: 'sso.saml', value: null, is_default: true, updated_by: null, updated_at: null }
     ].map((item) => ({ ...item, ...(overrides[item.key] as object) }))
 };
 
@@ -73,7 +75,7 @@ describe('Settings', () => {
         expect(window.items.map((item: { key: string }) => item.key)).to.equal(['jira', 'coverage.staleness_days']);
 
         const sorted = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=key&order=desc', auth: context.as('admin') })).payload);
-        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'reports.external_recipients', 'jira', 'detection.weights', 'detection.half_life_days', 'coverage.staleness_days']);
+        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['sso.saml', 'smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'reports.external_recipients', 'jira', 'detection.weights', 'detection.half_life_days', 'coverage.staleness_days']);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=value', auth: context.as('admin') })).statusCode).to.equal(400);
     });
 
