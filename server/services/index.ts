@@ -163,7 +163,7 @@ export const createServices = (deps: ServiceDeps) => {
         // sso (issue 15): the shared SSO identity core
         ssoIdentity,
         // sso (issue 15, SAML)
-        saml: new SamlService({ knex, settings, outbound: deps.outbound, ssoIdentity, sp: deps.sso ?? { publicUrl: 'http://127.0.0.1', secureCookies: false } })
+        saml: new SamlService({ knex, audit, settings, outbound: deps.outbound, ssoIdentity, sp: deps.sso ?? { publicUrl: 'http://127.0.0.1', secureCookies: false } })
     };
 };
 

@@ -69,7 +69,8 @@ export const parseXml = (xml: string, fail: (reason: string) => Error = (reason)
     const errors: string[] = [];
     const doc = new DOMParser({
         locator: {},
-        errorHandler: { warning: () => undefined, error: (message: string) => errors.push(message), fatalError: (message: string) => errors.push(message) }
+        // Strict: xmldom reports an unclosed or mismatched tag only as a warning
+        errorHandler: { warning: (message: string) => errors.push(message), error: (message: string) => errors.push(message), fatalError: (message: string) => errors.push(message) }
     }).parseFromString(xml, 'text/xml') as unknown as Document;
 
     if (errors.length || !doc?.documentElement) {

@@ -9,6 +9,7 @@ import { SamlAssertion, SamlRequest } from '../models';
 import type { Actor } from '../policy';
 import type { SamlSettings } from '../settings';
 
+import type { AuditService } from './audit';
 import type { Session } from './auth';
 import type { SettingsService, SettingView } from './settings';
 import { checkAssertion, checkEnvelope, isSameOriginPath, parseIdpMetadata, parseXml } from './saml-xml';
@@ -92,6 +93,7 @@ export class SamlService {
 
     constructor(private readonly deps: {
         knex: Knex;
+        audit: AuditService;
         settings: SettingsService;
         outbound: OutboundHttp;
         ssoIdentity: SsoIdentityService;
@@ -183,6 +185,21 @@ export class SamlService {
     // a response to any other request, or to none, is refused. Nothing is created or consumed unless every check
     // passes and the user may sign in.
     async callback(actor: Actor, input: SamlCallback, boundRequestId: string | undefined): Promise<{ session: Session; redirectTo: string }> {
+
+        try {
+            return await this.consume(actor, input, boundRequestId);
+        }
+        catch (err) {
+            // A refused response is audited as a failed password login is (the identity core audits its own refusals)
+            if (err instanceof SsoRefusedError) {
+                await this.deps.audit.recordOutside(actor, { action: 'auth.login', entity_type: 'user', outcome: 'failure', details: { provider: 'saml', reason: err.code } });
+            }
+
+            throw err;
+        }
+    }
+
+    private async consume(actor: Actor, input: SamlCallback, boundRequestId: string | undefined): Promise<{ session: Session; redirectTo: string }> {
 
         const config = await this.enabledConfig();
         if (input.RelayState && !isSameOriginPath(input.RelayState)) {

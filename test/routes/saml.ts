@@ -473,6 +473,8 @@ describe('SAML 2.0 service provider (/sso)', () => {
                 expect(await pending(id), item.name).to.equal(1);
                 expect(await pending(otherRequest), item.name).to.equal(1);
                 expect(await SamlAssertion.query(context.knex).resultSize(), item.name).to.equal(assertions);
+                const audited = await context.knex('audit_logs').where({ action: 'auth.login', outcome: 'failure' }).whereRaw(`details->>'reason' = ?`, [item.code]).orderBy('created_at', 'desc').first();
+                expect(audited.details, item.name).to.equal({ provider: 'saml', reason: item.code });
             }
 
             // And the genuine response to a request a forgery was posted against still signs in
