@@ -53,7 +53,10 @@ describe('SAML XML checks', () => {
         const facts = checkAssertion(xml(), { recipient: sp.acsUrl, issuer: idp.entityId, inResponseTo: '_r1' });
         expect(facts.expiresAt.getTime()).to.be.above(Date.now());
 
-        const check = (assertion: string) => () => checkAssertion(assertion, { recipient: sp.acsUrl, issuer: idp.entityId, inResponseTo: '_r1' });
+        const check = (assertion: string) => {
+
+            return () => checkAssertion(assertion, { recipient: sp.acsUrl, issuer: idp.entityId, inResponseTo: '_r1' });
+        };
         refusal(check('<saml:Response xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"/>'), 'saml_response_invalid');
         refusal(check(xml({ assertionId: '' })), 'saml_response_invalid');
         refusal(check(xml({ issuer: 'https://other' })), 'saml_issuer_mismatch');
