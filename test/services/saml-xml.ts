@@ -57,6 +57,7 @@ describe('SAML XML checks', () => {
 
             return () => checkAssertion(assertion, { recipient: sp.acsUrl, issuer: idp.entityId, inResponseTo: '_r1' });
         };
+
         refusal(check('<saml:Response xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"/>'), 'saml_response_invalid');
         refusal(check(xml({ assertionId: '' })), 'saml_response_invalid');
         refusal(check(xml({ issuer: 'https://other' })), 'saml_issuer_mismatch');
