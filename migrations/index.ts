@@ -38,6 +38,8 @@ import * as SecondFactors from './20261208140000_second_factors';
 import * as SsoIdentity from './20261208120000_sso_identity';
 // osint (issue 14)
 import * as Osint from './20261208110000_osint';
+// sso (issue 15, SAML)
+import * as Saml from './20261208120001_saml';
 
 
 export interface Migration {
@@ -86,5 +88,7 @@ export const migrations: Migration[] = [
     // sso (issue 15): the shared SSO identity core
     SsoIdentity,
     // second factors (issue 15)
-    SecondFactors
+    SecondFactors,
+    // sso (issue 15, SAML)
+    Saml
 ];

@@ -108,3 +108,18 @@ export class UnsupportedMediaTypeError extends DomainError {
         super(message, 'unsupported_media_type');
     }
 }
+
+
+// sso (issue 15): why a single sign-on was refused; answered as a 401 with this code, nothing created
+export type SsoRefusal =
+    'saml_response_invalid' | 'saml_signature_invalid' | 'saml_weak_algorithm' | 'saml_destination_mismatch' | 'saml_recipient_mismatch' |
+    'saml_audience_mismatch' | 'saml_issuer_mismatch' | 'saml_expired' | 'saml_not_yet_valid' | 'saml_replayed' | 'saml_unsolicited' |
+    'saml_request_mismatch' | 'saml_relay_state_invalid' | 'saml_status_failed';
+
+export class SsoRefusedError extends UnauthorizedError {
+
+    constructor(message: string, code: SsoRefusal) {
+
+        super(message, code);
+    }
+}

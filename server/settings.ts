@@ -1,3 +1,5 @@
+import * as Crypto from 'crypto';
+
 import Joi from 'joi';
 
 import { roles, type Role } from './policy';
@@ -24,6 +26,8 @@ export interface SettingValues {
     'auth.second_factor_required_roles': Role[];
     // sso (issue 15, OIDC)
     'sso.oidc': OidcSetting;
+    // sso (issue 15, SAML)
+    'sso.saml': SamlSettings;
 }
 
 
@@ -37,6 +41,22 @@ export interface OidcSetting {
     claims: { username: string; email: string; display_name: string; groups: string };
     role_mapping: Record<string, Role>;
     jit: boolean;
+}
+
+
+// sso (issue 15, SAML): the identity provider, how its attributes read, and how its users are provisioned (docs/sso.md)
+export interface SamlSettings {
+    enabled: boolean;
+    idp_entity_id: string;
+    sso_url: string;
+    certificates: string[];
+    metadata_url?: string | null;
+    attributes: { username: string | null; email: string; display_name: string; groups: string };
+    role_mapping: Record<string, Role>;
+    jit: boolean;
+    sign_requests: boolean;
+    sp_certificate?: string | null;
+    sp_private_key?: string | null;
 }
 
 export type SettingKey = keyof SettingValues;
@@ -54,7 +74,34 @@ const internals = {
     // A secret field takes a string to set it, null to clear it, and keeps its value when left out
     secret: (max: number) => Joi.string().min(1).max(max).allow(null),
 
-    weight: Joi.number().integer().min(0).max(100).required()
+    weight: Joi.number().integer().min(0).max(100).required(),
+
+    // sso (issue 15, SAML): a PEM certificate (or its bare base64 body, as IdP metadata carries it), stored as PEM
+    certificate: Joi.string().max(20000).custom((value: string, helpers) => {
+
+        const body = value.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+        const pem = `-----BEGIN CERTIFICATE-----\n${body.match(/.{1,64}/g)?.join('\n') ?? ''}\n-----END CERTIFICATE-----\n`;
+        try {
+            new Crypto.X509Certificate(pem);
+        }
+        catch {
+            return helpers.message({ custom: 'is not a PEM or base64 X.509 certificate' });
+        }
+
+        return pem;
+    }),
+
+    privateKey: Joi.string().min(1).max(20000).allow(null).custom((value: string, helpers) => {
+
+        try {
+            Crypto.createPrivateKey(value);
+        }
+        catch {
+            return helpers.message({ custom: 'is not an unencrypted PEM private key' });
+        }
+
+        return value;
+    })
 };
 
 
@@ -165,6 +212,31 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
         }),
         secrets: ['client_secret'],
         urls: ['issuer'],
+        default: null
+    },
+    // sso (issue 15, SAML)
+    'sso.saml': {
+        description: 'SAML 2.0 single sign-on: the identity provider, attribute names, group-to-role mapping and just-in-time provisioning (docs/sso.md; PUT /sso/config also reads IdP metadata)',
+        schema: Joi.object({
+            enabled: Joi.boolean().default(true),
+            idp_entity_id: Joi.string().min(1).max(1024).required(),
+            sso_url: Joi.string().uri({ scheme: ['https', 'http'] }).max(2000).required().description('The IdP\'s HTTP-Redirect single sign-on URL'),
+            certificates: Joi.array().items(internals.certificate).min(1).max(5).required().description('The IdP\'s signing certificates (several during a rollover)'),
+            metadata_url: Joi.string().uri({ scheme: ['https', 'http'] }).max(2000).allow(null),
+            attributes: Joi.object({
+                username: Joi.string().min(1).max(512).allow(null).default(null).description('null: the NameID'),
+                email: Joi.string().min(1).max(512).default('email'),
+                display_name: Joi.string().min(1).max(512).default('displayName'),
+                groups: Joi.string().min(1).max(512).default('groups')
+            }).default(),
+            role_mapping: Joi.object().pattern(Joi.string().min(1).max(512), Joi.string().valid(...roles).required()).max(200).default({}),
+            jit: Joi.boolean().default(false),
+            sign_requests: Joi.boolean().default(false),
+            sp_certificate: internals.certificate.allow(null),
+            sp_private_key: internals.privateKey
+        }),
+        secrets: ['sp_private_key'],
+        urls: ['metadata_url'],
         default: null
     }
 };

@@ -37,3 +37,5 @@ export {
 export { UserSecondFactor, UserRecoveryCode, SecondFactorChallenge } from './second-factor';
 // osint (issue 14)
 export { OsintFeed, OsintImport, osintFeedKinds, osintAuthTypes, type OsintFeedKind, type OsintAuthType, type OsintRejection } from './osint';
+// sso (issue 15, SAML)
+export { SamlRequest, SamlAssertion } from './saml';

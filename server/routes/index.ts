@@ -39,6 +39,8 @@ import { secondFactorRoutes } from './second-factor';
 import { oidcRoutes } from './oidc';
 // osint (issue 14)
 import { osintRoutes } from './osint';
+// sso (issue 15)
+import { ssoRoutes } from './sso';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -85,5 +87,7 @@ export const routes = [
     // sso (issue 15, OIDC)
     ...oidcRoutes,
     // osint (issue 14)
-    ...osintRoutes
+    ...osintRoutes,
+    // sso (issue 15)
+    ...ssoRoutes
 ];

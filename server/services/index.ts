@@ -60,6 +60,8 @@ import { SsoIdentityService } from './sso-identity';
 import { OidcService } from './oidc';
 // osint (issue 14)
 import { OsintService } from './osint';
+// sso (issue 15, SAML)
+import { SamlService, type SamlServiceProvider } from './saml';
 
 
 export interface ServiceDeps {
@@ -90,6 +92,8 @@ export interface ServiceDeps {
     oidc?: { publicUrl: string | undefined } | undefined;
     // osint (issue 14): OSINT_FEED_DIR (unset: <temp dir>/aegis-feeds, for scripts that build services by hand)
     osint?: { feedDir: string } | undefined;
+    // sso (issue 15, SAML): the public URL the SP entity id and ACS URL derive from; unset, http://127.0.0.1
+    sso?: SamlServiceProvider | undefined;
 }
 
 
@@ -120,6 +124,7 @@ export const createServices = (deps: ServiceDeps) => {
     // second factors (issue 15): the login asks it whether a second step is needed
     const secondFactors = new SecondFactorService({ knex, audit, throttle, settings, notifications, secretKey: deps.secretKey });
     const auth = new AuthService({ knex, audit, revocations, throttle, jwt: deps.jwt, apiKeys, secondFactors });
+    const ssoIdentity = new SsoIdentityService({ knex, audit, auth });
 
     return {
         audit,
@@ -170,11 +175,13 @@ export const createServices = (deps: ServiceDeps) => {
         // second factors (issue 15)
         secondFactors,
         // sso (issue 15): the shared SSO identity core
-        ssoIdentity: new SsoIdentityService({ knex, audit, auth }),
+        ssoIdentity,
         // sso (issue 15, OIDC)
-        oidc: new OidcService({ audit, settings, outbound: deps.outbound, ssoIdentity: new SsoIdentityService({ knex, audit, auth }), secretKey: deps.secretKey, publicUrl: deps.oidc?.publicUrl }),
+        oidc: new OidcService({ audit, settings, outbound: deps.outbound, ssoIdentity, secretKey: deps.secretKey, publicUrl: deps.oidc?.publicUrl }),
         // osint (issue 14)
-        osint: new OsintService({ knex, audit, outbound: deps.outbound, queue: deps.queue, secretKey: deps.secretKey, feedDir: deps.osint?.feedDir })
+        osint: new OsintService({ knex, audit, outbound: deps.outbound, queue: deps.queue, secretKey: deps.secretKey, feedDir: deps.osint?.feedDir }),
+        // sso (issue 15, SAML)
+        saml: new SamlService({ knex, audit, settings, outbound: deps.outbound, ssoIdentity, sp: deps.sso ?? { publicUrl: 'http://127.0.0.1', secureCookies: false } })
     };
 };
 

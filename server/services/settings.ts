@@ -95,6 +95,11 @@ export class SettingsService {
 
         // Save-time SSRF check of every URL field (checked again at each call); check() throws only OutboundErrors
         for (const field of definition.urls) {
+            // sso (issue 15): an optional URL field left out or null has nothing to check
+            if ((value as Fields)[field] === undefined || (value as Fields)[field] === null) {
+                continue;
+            }
+
             try {
                 (value as Fields)[field] = await this.deps.outbound.check((value as Fields)[field] as string);
             }

@@ -7,6 +7,7 @@ import { mostPrivileged, Role, roles, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
 import type { AuthService, Session } from './auth';
+import { withTransaction, type ChangeOptions } from './changes';
 
 
 // sso (issue 15): the identity core shared by every single sign-on path (SAML, OIDC). A path proves who the person
@@ -58,11 +59,12 @@ export class SsoIdentityService {
     // an unknown user without jit, and a username or e-mail that belongs to another account (no takeover by a matching
     // name). A refusal changes no user: the transaction rolls back and only the failed attempt is audited, as a failed
     // password login is.
-    async signIn(actor: Actor, identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<Session> {
+    // `options.trx`: the caller's transaction (a SAML response consumes its request in the same one).
+    async signIn(actor: Actor, identity: ExternalIdentity, policy: ProvisioningPolicy, options: ChangeOptions = {}): Promise<Session> {
 
         const clean = normalise(identity);
         try {
-            return await this.deps.knex.transaction(async (trx) => {
+            return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
                 // Two first sign-ins of one identity at once would both find no user: one waits for the other
                 await trx.raw('select pg_advisory_xact_lock(?, hashtext(?))', [LockKey.ssoIdentity, `${clean.provider}:${clean.subject}`]);

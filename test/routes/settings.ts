@@ -37,7 +37,9 @@ const internals = {
         // second factors (issue 15)
         { key: 'auth.second_factor_required_roles', value: [], is_default: true, updated_by: null, updated_at: null },
         // sso (issue 15, OIDC)
-        { key: 'sso.oidc', value: null, is_default: true, updated_by: null, updated_at: null }
+        { key: 'sso.oidc', value: null, is_default: true, updated_by: null, updated_at: null },
+        // sso (issue 15, SAML)
+        { key: 'sso.saml', value: null, is_default: true, updated_by: null, updated_at: null }
     ].map((item) => ({ ...item, ...(overrides[item.key] as object) }))
 };
 
@@ -77,7 +79,7 @@ describe('Settings', () => {
         expect(window.items.map((item: { key: string }) => item.key)).to.equal(['jira', 'coverage.staleness_days']);
 
         const sorted = JSON.parse((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=key&order=desc', auth: context.as('admin') })).payload);
-        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['sso.oidc', 'smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'reports.external_recipients', 'jira', 'detection.weights', 'detection.half_life_days', 'coverage.staleness_days', 'auth.second_factor_required_roles']);
+        expect(sorted.items.map((item: { key: string }) => item.key)).to.equal(['sso.saml', 'sso.oidc', 'smtp', 'scores.weights', 'scores.half_life_days', 'risk.likelihood_saturation', 'reports.external_recipients', 'jira', 'detection.weights', 'detection.half_life_days', 'coverage.staleness_days', 'auth.second_factor_required_roles']);
         expect((await context.server.inject({ method: 'GET', url: '/api/v1/system/settings?sort=value', auth: context.as('admin') })).statusCode).to.equal(400);
     });
 

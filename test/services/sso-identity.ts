@@ -226,6 +226,23 @@ describe('SsoIdentityService (the shared SSO identity core)', () => {
         expect(demoted.user.role).to.equal('blue_lead');
     });
 
+    it('does not let groups demote the last active admin: refused, nothing changed', async () => {
+
+        const who = identity({ groups: ['aegis-admins'] });
+        const admin = await context.services.ssoIdentity.signIn(anonymous, who, policy);
+
+        // The other admins deactivated in a transaction that is rolled back: no other script ever sees it
+        const trx = await context.knex.transaction();
+        try {
+            await trx('users').where({ role: 'admin', is_active: true }).whereNot('id', admin.user.id).update({ is_active: false });
+            await refused(context.services.ssoIdentity.signIn(anonymous, { ...who, groups: ['red-team'] }, policy, { trx }), 'sso_last_admin');
+            expect((await User.query(trx).findById(admin.user.id))!.role).to.equal('admin');
+        }
+        finally {
+            await trx.rollback();
+        }
+    });
+
     it('keeps the rules in the database: SSO users have an external id and no password, local users no external id', async () => {
 
         const refusedBy = async (write: Promise<unknown>, constraint: string) => {
