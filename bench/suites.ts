@@ -18,6 +18,8 @@ import { documents } from './documents';
 import { attackPaths } from './attack-paths';
 // detection (issue 11)
 import { detection } from './detection';
+// perf (issue 16)
+import { perf } from './perf';
 
 
 export interface Suite {
@@ -47,5 +49,7 @@ export const suites: Record<string, Suite> = {
     // dashboards (issue 12)
     posture,
     // detection (issue 11)
-    detection
+    detection,
+    // perf (issue 16)
+    perf
 };
