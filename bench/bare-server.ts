@@ -171,7 +171,6 @@ const main = async () => {
         }
     });
 
-    server.events.on({ name: 'request', channels: 'error' }, (_request, event) => process.stderr.write(`${String(event.error)}\n`));
     await server.start();
     process.stdout.write('bare listening\n');
     process.on('SIGTERM', async () => {

@@ -121,8 +121,9 @@ export const perf: Suite = {
             const bare = await startProcess('bench/bare-server.js', { ...env, PORT: String(barePort) }, /bare listening/);
             processes.push(bare);
             const aegisPort = await freePort();
-            // As in production: NODE_ENV unset (no response validation), one JSON log line per request
-            const aegis = await startProcess('server/index.js', { ...env, PORT: String(aegisPort), LOG_LEVEL: 'info', ...process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {} }, /api listening/);
+            // As in production: NODE_ENV unset (no response validation), one JSON log line per request. BENCH_CPU_PROF=<dir>
+            // writes a CPU profile of the API process there when it stops (docs/performance.md reads them).
+            const aegis = await startProcess('server/index.js', { ...env, PORT: String(aegisPort), LOG_LEVEL: 'info' }, /api listening/, process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
             processes.push(aegis);
 
             const peak = { aegis: 0, bare: 0 };
@@ -184,8 +185,8 @@ export const perf: Suite = {
 
             const bareWalk = async (id: string) => {
 
-                for (let step = 0; step < 7; ++step) {
-                    await internals.call(bareUrl(`/tests/${id}/${step}`), 'POST', {});
+                for (let i = 0; i < 7; ++i) {
+                    await internals.call(bareUrl(`/tests/${id}/${i}`), 'POST', {});
                 }
             };
 

@@ -45,17 +45,46 @@ export interface TimelineEntry {
 }
 
 
+// One row of a test's timeline, as it is written (its `changes` as JSON text)
+export const timelineRow = (actor: Actor, testId: string, entry: TimelineEntry): Record<string, unknown> => ({
+    test_id: testId,
+    actor_id: actor.id,
+    actor_role: actor.role,
+    action: entry.action,
+    from_state: entry.from_state ?? null,
+    to_state: entry.to_state ?? null,
+    changes: JSON.stringify(entry.changes ?? {}),
+    comment: entry.comment ?? null
+});
+
+
 // One row of a test's timeline, written by every module that changes a test (tests, evidence)
 export const appendTimeline = async (trx: Knex.Transaction, actor: Actor, testId: string, entry: TimelineEntry): Promise<void> => {
 
-    await TestTimelineEntry.query(trx).insert({
-        test_id: testId,
-        actor_id: actor.id,
-        actor_role: actor.role,
-        action: entry.action,
-        from_state: entry.from_state ?? null,
-        to_state: entry.to_state ?? null,
-        changes: entry.changes ?? {},
-        comment: entry.comment ?? null
-    });
+    await TestTimelineEntry.query(trx).insert({ ...timelineRow(actor, testId, entry), changes: entry.changes ?? {} });
+};
+
+
+// Rows to insert into a table with a change
+export interface RecordRows {
+    table: string;
+    rows: Record<string, unknown>[];
+}
+
+
+// The rows that record a change (its timeline row, its audit rows, its events: `AuditService.rows`,
+// `EventsService.rows`) in one statement of the change's transaction, one round trip instead of one per table
+// (docs/performance.md). The inserts but the last are data-modifying CTEs, which PostgreSQL always runs to the end,
+// and every trigger fires as for an INSERT of its own. JSON columns come as JSON text: knex would send an array as a
+// PostgreSQL array.
+export const writeRecords = async (trx: Knex.Transaction, writes: RecordRows[]): Promise<void> => {
+
+    const present = writes.filter((write) => write.rows.length);
+    const last = present.pop();
+    if (!last) {
+        return;
+    }
+
+    const statement = present.reduce((query, write, i) => query.with(`record_${i}`, trx(write.table).insert(write.rows)), trx.queryBuilder());
+    await statement.insert(last.rows).into(last.table);
 };

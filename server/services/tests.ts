@@ -5,7 +5,7 @@ import { Test, TestTemplate, TestTimelineEntry, User, type AttackResult, type Da
 import { Access, Role, blindFields, blindTo, hidesRedFrom, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
-import { appendTimeline, lockOr404, withTransaction, type ChangeOptions } from './changes';
+import { lockOr404, timelineRow, withTransaction, writeRecords, type ChangeOptions } from './changes';
 import type { CoverageService } from './coverage';
 import { checkDetectionReferences, recordTestValidations, writeTestDetections } from './detection-hooks';
 import type { EventsService, DomainEvent, StoredEvent } from './events';
@@ -425,10 +425,6 @@ export class TestsService {
                 patch.rejected_at = now;
             }
 
-            const updated = await test.$patchReturning(trx, patch);
-            await this.record(trx, actor, updated, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } });
-            const answer = blindTo(actor, updated.$clone());
-
             const events: DomainEvent[] = [];
             if (from !== to && effects.includes('emit-state-changed')) {
                 events.push({ type: 'test.state_changed', entity_type: 'test', entity_id: id, payload: { test_id: id, action, from, to, technique_id: test.technique_id } });
@@ -438,7 +434,9 @@ export class TestsService {
                 events.push({ type: 'test.validated', entity_type: 'test', entity_id: id, payload: { test_id: id, technique_id: test.technique_id, detection_outcome: test.detection_outcome } });
             }
 
-            await this.deps.events.emit(trx, actor, events);
+            const updated = await test.$patchReturning(trx, patch);
+            await this.record(trx, actor, updated, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } }, events);
+            const answer = blindTo(actor, updated.$clone());
 
             // detection (issue 11): the validations this test proves, in its transaction (read your own writes)
             if (to === 'validated') {
@@ -519,7 +517,7 @@ export class TestsService {
         });
     }
 
-    // New drafts in bulk: one INSERT of the tests, one of their timeline rows, one of their audit rows
+    // New drafts in bulk: one INSERT of the tests, one of their timeline rows and audit rows
     private async insertAll(trx: Knex.Transaction, actor: Actor, rows: Partial<Test>[]): Promise<Test[]> {
 
         if (!rows.length) {
@@ -528,31 +526,44 @@ export class TestsService {
 
         const items = await Test.query(trx).insert(rows.map((row) => ({ ...row, created_by: actor.id }))).returning('*') as unknown as Test[];
         const changes = rows.map((row) => internals.diff({}, row as Record<string, unknown>));
-        await TestTimelineEntry.query(trx).insert(items.map((test, i) => ({ test_id: test.id, actor_id: actor.id, actor_role: actor.role, action: 'create', to_state: test.state, changes: changes[i]! })));
-        await this.deps.audit.record(trx, actor, items.map((test, i) => ({
-            action: 'test.create', entity_type: 'test', entity_id: test.id,
-            details: { ...(rows[i]!.template_id ? { template_id: rows[i]!.template_id } : {}), fields: Object.keys(changes[i]!) }
-        })));
+        await writeRecords(trx, [
+            { table: 'test_timeline', rows: items.map((test, i) => timelineRow(actor, test.id, { action: 'create', to_state: test.state, changes: changes[i]! })) },
+            {
+                table: 'audit_logs',
+                rows: this.deps.audit.rows(actor, items.map((test, i) => ({
+                    action: 'test.create', entity_type: 'test', entity_id: test.id,
+                    details: { ...(rows[i]!.template_id ? { template_id: rows[i]!.template_id } : {}), fields: Object.keys(changes[i]!) }
+                })))
+            }
+        ]);
         return items;
     }
 
-    // The timeline row and the audit row of a change, in its transaction
-    private async record(trx: Knex.Transaction, actor: Actor, test: Test, action: string, entry: { from?: TestState; to?: TestState; changes?: Changes; comment?: string | undefined; details?: Record<string, unknown> }): Promise<void> {
+    // The timeline row, the audit row and the events of a change, in its transaction, in one statement
+    private async record(trx: Knex.Transaction, actor: Actor, test: Test, action: string, entry: { from?: TestState; to?: TestState; changes?: Changes; comment?: string | undefined; details?: Record<string, unknown> }, events: DomainEvent[] = []): Promise<void> {
 
-        await appendTimeline(trx, actor, test.id, {
-            action,
-            from_state: entry.from ?? null,
-            to_state: entry.to ?? (action === 'create' ? test.state : null),
-            changes: entry.changes ?? {},
-            comment: entry.comment || null
-        });
-
-        await this.deps.audit.record(trx, actor, {
-            action: `test.${action}`,
-            entity_type: 'test',
-            entity_id: test.id,
-            details: { ...entry.details, ...(entry.from ? { from: entry.from, to: entry.to } : {}), ...(entry.changes ? { fields: Object.keys(entry.changes) } : {}) }
-        });
+        await writeRecords(trx, [
+            {
+                table: 'test_timeline',
+                rows: [timelineRow(actor, test.id, {
+                    action,
+                    from_state: entry.from ?? null,
+                    to_state: entry.to ?? (action === 'create' ? test.state : null),
+                    changes: entry.changes ?? {},
+                    comment: entry.comment || null
+                })]
+            },
+            {
+                table: 'audit_logs',
+                rows: this.deps.audit.rows(actor, {
+                    action: `test.${action}`,
+                    entity_type: 'test',
+                    entity_id: test.id,
+                    details: { ...entry.details, ...(entry.from ? { from: entry.from, to: entry.to } : {}), ...(entry.changes ? { fields: Object.keys(entry.changes) } : {}) }
+                })
+            },
+            { table: 'domain_events', rows: this.deps.events.rows(actor, events) }
+        ]);
     }
 
     // The notifications consumer's handler (worker/consumers), after the commit, in the relay's transaction: the
