@@ -32,6 +32,8 @@ const internals = {
     seconds: Number(process.env.BENCH_SECONDS ?? 6),
     clients: 20,
     techniques: 200,
+    // BENCH_PERF_ROWS=me,users,create,lifecycle: only those rows (to profile one path)
+    rows: (process.env.BENCH_PERF_ROWS ?? 'me,users,create,lifecycle').split(','),
 
     median: (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!,
 
@@ -141,7 +143,12 @@ export const perf: Suite = {
             const bareUrl = (path: string) => `http://127.0.0.1:${barePort}/bare${path}/${session.user.id}/${jti}`;
 
             const rows: Row[] = [];
-            const alternate = async (path: string, target: number, subject: (seconds: number) => Promise<LoadResult>, baseline: (seconds: number) => Promise<LoadResult>) => {
+            const wanted = (row: string) => internals.rows.includes(row);
+            const alternate = async (key: string, path: string, target: number, subject: (seconds: number) => Promise<LoadResult>, baseline: (seconds: number) => Promise<LoadResult>) => {
+
+                if (!wanted(key)) {
+                    return;
+                }
 
                 await subject(2);
                 await baseline(2);
@@ -162,11 +169,11 @@ export const perf: Suite = {
                 rows.push({ path, unit: 'req/s', aegis: aegisRuns[at]!.requestsPerSecond, bare: bareRuns[at]!.requestsPerSecond, target, detail: `p50 ${aegisRuns[at]!.p50} ms vs ${bareRuns[at]!.p50} ms` });
             };
 
-            await alternate('GET /auth/me', 0.9, (seconds) => load(aegisUrl('/auth/me'), { headers, duration: seconds }), (seconds) => load(bareUrl('/me'), { duration: seconds }));
-            await alternate('GET /users?limit=50 (with its total)', 0.85, (seconds) => load(aegisUrl('/users?limit=50'), { headers, duration: seconds }), (seconds) => load(bareUrl('/users'), { duration: seconds }));
+            await alternate('me', 'GET /auth/me', 0.9, (seconds) => load(aegisUrl('/auth/me'), { headers, duration: seconds }), (seconds) => load(bareUrl('/me'), { duration: seconds }));
+            await alternate('users', 'GET /users?limit=50 (with its total)', 0.85, (seconds) => load(aegisUrl('/users?limit=50'), { headers, duration: seconds }), (seconds) => load(bareUrl('/users'), { duration: seconds }));
             let created = 0;
             const body = () => ({ title: `Bench test ${created++}`, technique_id: `T${1000 + created % internals.techniques}` });
-            await alternate('POST /tests', 0.7, (seconds) => internals.post(aegisUrl('/tests'), body(), headers, seconds), (seconds) => internals.post(bareUrl('/tests'), body(), {}, seconds));
+            await alternate('create', 'POST /tests', 0.7, (seconds) => internals.post(aegisUrl('/tests'), body(), headers, seconds), (seconds) => internals.post(bareUrl('/tests'), body(), {}, seconds));
 
             // The lifecycle: drafts made beforehand (as many as a round can use), then seven requests each
             const drafts = async (count: number) => (await pool.query(`insert into tests (title, technique_id, created_by)
@@ -192,9 +199,12 @@ export const perf: Suite = {
 
             const lifecycleRatios: number[] = [];
             const lifecycleRuns: { aegis: { rate: number; stepP50: number }; bare: { rate: number; stepP50: number } }[] = [];
-            await internals.lifecycles(await drafts(200), 2, aegisWalk);
-            await internals.lifecycles(await drafts(400), 2, bareWalk);
-            for (let i = 0; i < internals.rounds; ++i) {
+            if (wanted('lifecycle')) {
+                await internals.lifecycles(await drafts(200), 2, aegisWalk);
+                await internals.lifecycles(await drafts(400), 2, bareWalk);
+            }
+
+            for (let i = 0; i < (wanted('lifecycle') ? internals.rounds : 0); ++i) {
                 const a = await internals.lifecycles(await drafts(120 * internals.seconds), internals.seconds, aegisWalk);
                 const b = await internals.lifecycles(await drafts(300 * internals.seconds), internals.seconds, bareWalk);
                 lifecycleRuns.push({ aegis: a, bare: b });
@@ -203,7 +213,10 @@ export const perf: Suite = {
             }
 
             const at = lifecycleRatios.indexOf(internals.median(lifecycleRatios));
-            rows.push({ path: 'draft → validated (7 requests, 20 clients)', unit: 'lifecycles/s', aegis: lifecycleRuns[at]!.aegis.rate, bare: lifecycleRuns[at]!.bare.rate, target: 0.5, detail: `step p50 ${lifecycleRuns[at]!.aegis.stepP50.toFixed(1)} ms vs ${lifecycleRuns[at]!.bare.stepP50.toFixed(1)} ms` });
+            if (wanted('lifecycle')) {
+                rows.push({ path: 'draft → validated (7 requests, 20 clients)', unit: 'lifecycles/s', aegis: lifecycleRuns[at]!.aegis.rate, bare: lifecycleRuns[at]!.bare.rate, target: 0.5, detail: `step p50 ${lifecycleRuns[at]!.aegis.stepP50.toFixed(1)} ms vs ${lifecycleRuns[at]!.bare.stepP50.toFixed(1)} ms` });
+            }
+
 
             clearInterval(sampler);
             internals.print(rows, peak);

@@ -73,18 +73,25 @@ export interface RecordRows {
 
 
 // The rows that record a change (its timeline row, its audit rows, its events: `AuditService.rows`,
-// `EventsService.rows`) in one statement of the change's transaction, one round trip instead of one per table
-// (docs/performance.md). The inserts but the last are data-modifying CTEs, which PostgreSQL always runs to the end,
-// and every trigger fires as for an INSERT of its own. JSON columns come as JSON text: knex would send an array as a
+// `EventsService.rows`) written by the statement of the change itself, as data-modifying CTEs: `with record_0 as
+// (insert …), record_1 as (insert …) update tests … returning *` is one round trip of the transaction instead of one
+// per table (docs/performance.md). PostgreSQL runs every CTE to the end whatever the main statement reads, fires every
+// trigger as for an INSERT of its own, and checks foreign keys at the end of the statement (a timeline row may name
+// the test that the main statement inserts). JSON columns come as JSON text: knex would send an array as a
 // PostgreSQL array.
+export const withRecords = <Q extends { with: (alias: string, query: Knex.QueryBuilder) => unknown }>(trx: Knex.Transaction, query: Q, writes: RecordRows[]): Q => {
+
+    writes.filter((write) => write.rows.length).forEach((write, i) => query.with(`record_${i}`, trx(write.table).insert(write.rows)));
+    return query;
+};
+
+
+// The same rows when the change itself is written otherwise: one INSERT statement with the others as its CTEs
 export const writeRecords = async (trx: Knex.Transaction, writes: RecordRows[]): Promise<void> => {
 
     const present = writes.filter((write) => write.rows.length);
     const last = present.pop();
-    if (!last) {
-        return;
+    if (last) {
+        await withRecords(trx, trx.queryBuilder(), present).insert(last.rows).into(last.table);
     }
-
-    const statement = present.reduce((query, write, i) => query.with(`record_${i}`, trx(write.table).insert(write.rows)), trx.queryBuilder());
-    await statement.insert(last.rows).into(last.table);
 };

@@ -1,3 +1,5 @@
+import * as Crypto from 'crypto';
+
 import type { Knex } from 'knex';
 
 import { ConflictError, InvalidTransitionError, NotFoundError, ValidationError } from '../errors';
@@ -5,7 +7,7 @@ import { Test, TestTemplate, TestTimelineEntry, User, type AttackResult, type Da
 import { Access, Role, blindFields, blindTo, hidesRedFrom, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
-import { lockOr404, timelineRow, withTransaction, writeRecords, type ChangeOptions } from './changes';
+import { lockOr404, timelineRow, withRecords, withTransaction, writeRecords, type ChangeOptions, type RecordRows } from './changes';
 import type { CoverageService } from './coverage';
 import { checkDetectionReferences, recordTestValidations, writeTestDetections } from './detection-hooks';
 import type { EventsService, DomainEvent, StoredEvent } from './events';
@@ -246,9 +248,11 @@ export class TestsService {
             await this.checkTechniques(trx, [row.technique_id!]);
             await this.checkAssignees(trx, row);
 
-            const test = await Test.insertReturning(trx, { ...row, created_by: actor.id } as Partial<Test>);
-            await this.record(trx, actor, test, 'create', { changes: internals.diff({}, row) });
-            return test;
+            // The id is chosen here so that the test, its timeline row and its audit row are one statement; every new
+            // test is a draft (the column's default)
+            const id = Crypto.randomUUID();
+            const records = this.records(actor, { id, state: 'draft' }, 'create', { changes: internals.diff({}, row) });
+            return await withRecords(trx, Test.query(trx), records).insert({ ...row, id, created_by: actor.id } as Partial<Test>).returning('*') as unknown as Test;
         });
     }
 
@@ -434,8 +438,8 @@ export class TestsService {
                 events.push({ type: 'test.validated', entity_type: 'test', entity_id: id, payload: { test_id: id, technique_id: test.technique_id, detection_outcome: test.detection_outcome } });
             }
 
-            const updated = await test.$patchReturning(trx, patch);
-            await this.record(trx, actor, updated, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } }, events);
+            const records = this.records(actor, test, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } }, events);
+            const updated = await withRecords(trx, test.$query(trx), records).patch(patch).returning('*') as unknown as Test;
             const answer = blindTo(actor, updated.$clone());
 
             // detection (issue 11): the validations this test proves, in its transaction (read your own writes)
@@ -507,12 +511,12 @@ export class TestsService {
                 return blindTo(actor, test);
             }
 
-            const updated = await test.$patchReturning(trx, { ...changes, version: test.version + 1 } as Partial<Test>);
             if (diff.detections) {
-                diff.detections = { from: test.detections, to: updated.detections };
+                diff.detections = { from: test.detections, to: changes.detections };
             }
 
-            await this.record(trx, actor, updated, `update-${kind === 'update' ? 'general' : kind}`, { changes: diff });
+            const records = this.records(actor, test, `update-${kind === 'update' ? 'general' : kind}`, { changes: diff });
+            const updated = await withRecords(trx, test.$query(trx), records).patch({ ...changes, version: test.version + 1 } as Partial<Test>).returning('*') as unknown as Test;
             return blindTo(actor, updated);
         });
     }
@@ -539,10 +543,10 @@ export class TestsService {
         return items;
     }
 
-    // The timeline row, the audit row and the events of a change, in its transaction, in one statement
-    private async record(trx: Knex.Transaction, actor: Actor, test: Test, action: string, entry: { from?: TestState; to?: TestState; changes?: Changes; comment?: string | undefined; details?: Record<string, unknown> }, events: DomainEvent[] = []): Promise<void> {
+    // The timeline row, the audit row and the events of a change, written by the change's own statement (withRecords)
+    private records(actor: Actor, test: Pick<Test, 'id' | 'state'>, action: string, entry: { from?: TestState; to?: TestState; changes?: Changes; comment?: string | undefined; details?: Record<string, unknown> }, events: DomainEvent[] = []): RecordRows[] {
 
-        await writeRecords(trx, [
+        return [
             {
                 table: 'test_timeline',
                 rows: [timelineRow(actor, test.id, {
@@ -563,7 +567,7 @@ export class TestsService {
                 })
             },
             { table: 'domain_events', rows: this.deps.events.rows(actor, events) }
-        ]);
+        ];
     }
 
     // The notifications consumer's handler (worker/consumers), after the commit, in the relay's transaction: the
