@@ -124,8 +124,9 @@ export const perf: Suite = {
             processes.push(bare);
             const aegisPort = await freePort();
             // As in production: NODE_ENV unset (no response validation), one JSON log line per request. BENCH_CPU_PROF=<dir>
-            // writes a CPU profile of the API process there when it stops (docs/performance.md reads them).
-            const aegis = await startProcess('server/index.js', { ...env, PORT: String(aegisPort), LOG_LEVEL: 'info' }, /api listening/, process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
+            // writes a CPU profile of the API process there when it stops (docs/performance.md reads them); BENCH_API_FLAGS
+            // adds node flags to it (to try V8's heap settings).
+            const aegis = await startProcess('server/index.js', { ...env, PORT: String(aegisPort), LOG_LEVEL: 'info' }, /api listening/, [...process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [], ...process.env.BENCH_API_FLAGS?.split(' ').filter(Boolean) ?? []]);
             processes.push(aegis);
 
             const peak = { aegis: 0, bare: 0 };
