@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { AuditLog, type AuditOutcome } from '../models';
 import type { Actor } from '../policy';
 
+import { tableOf } from './changes';
 import { page, type ListQuery, type Page } from './lists';
 
 
@@ -42,7 +43,7 @@ export class AuditService {
 
         const rows = this.rows(actor, entry);
         if (rows.length) {
-            await trx('audit_logs').insert(rows);
+            await tableOf('audit_logs').query(trx).insert(rows);
         }
     }
 

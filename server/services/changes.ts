@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Model, QueryBuilder } from 'objection';
+import { Model, type QueryBuilder } from 'objection';
 
 import { NotFoundError } from '../errors';
 import { TestTimelineEntry } from '../models';
@@ -86,12 +86,31 @@ export const withRecords = <Q extends { with: (alias: string, query: Knex.QueryB
 };
 
 
+// A table whose rows are written as they come (JSON columns as JSON text), through objection all the same, so that a
+// database error is mapped as every other one is (plugins/errors.ts: a value too long is a 400, never a 500)
+const tables = new Map<string, typeof Model>();
+export const tableOf = (table: string): typeof Model => {
+
+    let model = tables.get(table);
+    if (!model) {
+        model = class extends Model {
+            static override tableName = table;
+            static override jsonAttributes = [];
+        };
+
+        tables.set(table, model);
+    }
+
+    return model;
+};
+
+
 // The same rows when the change itself is written otherwise: one INSERT statement with the others as its CTEs
 export const writeRecords = async (trx: Knex.Transaction, writes: RecordRows[]): Promise<void> => {
 
     const present = writes.filter((write) => write.rows.length);
     const last = present.pop();
     if (last) {
-        await withRecords(trx, trx.queryBuilder(), present).insert(last.rows).into(last.table);
+        await withRecords(trx, tableOf(last.table).query(trx), present).insert(last.rows);
     }
 };
