@@ -81,6 +81,96 @@ const main = async () => {
         }
     });
 
+    // perf (issue 16): the write path. Each route is one transaction that writes the rows Aegis writes for the same
+    // request (the change, its timeline row, its audit row, its events), one plain statement each, after the same
+    // token lookup: no checks, no rules, no ORM.
+    const transaction = async <T>(work: (client: Pg.PoolClient) => Promise<T>): Promise<T> => {
+
+        const client = await pool.connect();
+        try {
+            await client.query('begin');
+            const result = await work(client);
+            await client.query('commit');
+            return result;
+        }
+        catch (err) {
+            await client.query('rollback');
+            throw err;
+        }
+        finally {
+            client.release();
+        }
+    };
+
+    const timeline = 'insert into test_timeline (test_id, actor_id, actor_role, action, from_state, to_state, changes) values ($1, $2, $3, $4, $5, $6, $7)';
+    const audit = `insert into audit_logs (actor_id, actor_role, action, entity_type, entity_id, outcome, ip, user_agent, request_id, details) values ($1, $2, $3, 'test', $4, 'success', $5, $6, $7, $8)`;
+    const event = `insert into domain_events (type, entity_type, entity_id, payload, actor_id) values ($1, 'test', $2, $3, $4)`;
+
+    server.route({
+        method: 'POST',
+        path: '/bare/tests/{id}/{jti}',
+        handler: async (request, h) => {
+
+            const user = (await lookup(request.params as { id: string; jti: string }))!;
+            const input = request.payload as { title: string; technique_id: string };
+            const test = await transaction(async (client) => {
+
+                await client.query('select mitre_id, revoked, revoked_by_id from techniques where mitre_id = any($1)', [[input.technique_id]]);
+                const { rows } = await client.query('insert into tests (title, technique_id, created_by) values ($1, $2, $3) returning *', [input.title, input.technique_id, user.id]);
+                const row = rows[0];
+                await client.query(timeline, [row.id, user.id, user.role, 'create', null, row.state, { title: { from: null, to: input.title }, technique_id: { from: null, to: input.technique_id } }]);
+                await client.query(audit, [user.id, user.role, 'test.create', row.id, request.info.remoteAddress, request.headers['user-agent'] ?? null, request.info.id, { fields: ['title', 'technique_id'] }]);
+                return row;
+            });
+
+            return h.response(test).code(201);
+        }
+    });
+
+    // The seven steps of a lifecycle, draft to validated, as Aegis's requests make them (the same columns, rows, events)
+    const steps: { action: string; set: string; to?: string; events?: string[]; detections?: boolean; coverage?: boolean }[] = [
+        { action: 'start-execution', set: `state = 'red_executing', timer_started_at = now()`, to: 'red_executing', events: ['test.state_changed'] },
+        { action: 'update-red', set: `executed_at = now(), attack_result = 'succeeded'` },
+        { action: 'submit-red', set: `state = 'blue_evaluating', red_seconds = red_seconds + 1, timer_started_at = now()`, to: 'blue_evaluating', events: ['test.state_changed'] },
+        { action: 'update-blue', set: `detections = '[{"tool":"EDR","outcome":"alerted"}]', detection_outcome = 'alerted', detected_at = now()`, detections: true },
+        { action: 'submit-blue', set: `state = 'in_review', blue_seconds = blue_seconds + 1, timer_started_at = null`, to: 'in_review', events: ['test.state_changed'] },
+        { action: 'validate-red', set: 'red_approved = true, red_validated_by = $2, red_validated_at = now()' },
+        { action: 'validate-blue', set: `blue_approved = true, blue_validated_by = $2, blue_validated_at = now(), state = 'validated', validated_at = now()`, to: 'validated', events: ['test.state_changed', 'test.validated'], coverage: true }
+    ];
+
+    server.route({
+        method: 'POST',
+        path: '/bare/tests/{test}/{step}/{id}/{jti}',
+        handler: async (request) => {
+
+            const params = request.params as { test: string; step: string; id: string; jti: string };
+            const user = (await lookup(params))!;
+            const step = steps[Number(params.step)]!;
+            return await transaction(async (client) => {
+
+                const current = (await client.query('select * from tests where id = $1 for update', [params.test])).rows[0];
+                const { rows } = await client.query(`update tests set ${step.set}, version = version + 1, updated_at = now() where id = $1 and $2::uuid is not null returning *`, [params.test, user.id]);
+                const row = rows[0];
+                if (step.detections) {
+                    await client.query('delete from test_detections where test_id = $1', [params.test]);
+                    await client.query(`insert into test_detections (test_id, position, tool, outcome, detected_at, rule_ids) values ($1, 0, 'EDR', 'alerted', now(), '{}')`, [params.test]);
+                }
+
+                await client.query(timeline, [params.test, user.id, user.role, step.action, step.to ? current.state : null, step.to ?? null, {}]);
+                await client.query(audit, [user.id, user.role, `test.${step.action}`, params.test, request.info.remoteAddress, request.headers['user-agent'] ?? null, request.info.id, step.to ? { from: current.state, to: step.to } : {}]);
+                for (const type of step.events ?? []) {
+                    await client.query(event, [type, params.test, { test_id: params.test, from: current.state, to: step.to, technique_id: row.technique_id }, user.id]);
+                }
+
+                if (step.coverage) {
+                    await client.query(`update techniques set own_coverage_status = 'covered', own_score = 80, coverage_status = 'covered', score = 80, latest_validated_test_id = $1, latest_validated_at = now(), coverage_updated_at = now() where mitre_id = $2`, [params.test, row.technique_id]);
+                }
+
+                return row;
+            });
+        }
+    });
+
     await server.start();
     process.stdout.write('bare listening\n');
     process.on('SIGTERM', async () => {

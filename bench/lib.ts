@@ -58,10 +58,11 @@ export const freePort = () => new Promise<number>((resolve) => {
 });
 
 
-// Starts a compiled entry (relative to dist/) and resolves once `ready` matches a line of its output.
-export const startProcess = async (entry: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess.ChildProcess> => {
+// Starts a compiled entry (relative to dist/) and resolves once `ready` matches a line of its output. `execArgv`: node's
+// own flags, such as --cpu-prof (which NODE_OPTIONS refuses).
+export const startProcess = async (entry: string, env: Record<string, string>, ready: RegExp, execArgv: string[] = []): Promise<ChildProcess.ChildProcess> => {
 
-    const child = ChildProcess.spawn(process.execPath, [Path.join(__dirname, '..', entry)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = ChildProcess.spawn(process.execPath, [...execArgv, Path.join(__dirname, '..', entry)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
 
         let output = '';

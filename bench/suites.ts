@@ -22,6 +22,8 @@ import { detection } from './detection';
 import { perfUploadsSuite } from './perf-uploads';
 // osint (issue 14): the OSINT half of `integrations`
 import { integrationsOsint } from './integrations-osint';
+// perf (issue 16)
+import { perf } from './perf';
 
 
 export interface Suite {
@@ -55,5 +57,7 @@ export const suites: Record<string, Suite> = {
     // performance of uploads (issue 16)
     'perf-uploads': perfUploadsSuite,
     // osint (issue 14)
-    'integrations-osint': integrationsOsint
+    'integrations-osint': integrationsOsint,
+    // perf (issue 16)
+    perf
 };

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { AuditLog, type AuditOutcome } from '../models';
 import type { Actor } from '../policy';
 
+import { tableOf } from './changes';
 import { page, type ListQuery, type Page } from './lists';
 
 
@@ -40,12 +41,17 @@ export class AuditService {
     // bulk change) are one statement.
     async record(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry | AuditEntry[]): Promise<void> {
 
-        const entries = [entry].flat();
-        if (!entries.length) {
-            return;
+        const rows = this.rows(actor, entry);
+        if (rows.length) {
+            await tableOf('audit_logs').query(trx).insert(rows);
         }
+    }
 
-        await AuditLog.query(trx).insert(entries.map((item) => ({
+    // The audit rows of entries, as they are written (secrets redacted, details as JSON text): `record` writes them,
+    // and `writeRecords` (changes.ts) with the other rows of a change, in one statement
+    rows(actor: Actor, entry: AuditEntry | AuditEntry[]): Record<string, unknown>[] {
+
+        return [entry].flat().map((item) => ({
             actor_id: actor.id,
             actor_role: actor.role,
             action: item.action,
@@ -55,8 +61,8 @@ export class AuditService {
             ip: actor.ip ?? null,
             user_agent: actor.userAgent?.slice(0, 512) ?? null,
             request_id: actor.requestId ?? null,
-            details: redact(item.details ?? {})
-        })));
+            details: JSON.stringify(redact(item.details ?? {}))
+        }));
     }
 
     // For events that change nothing (a refused request): its own statement, and never an error for the caller.

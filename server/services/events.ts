@@ -76,7 +76,14 @@ export class EventsService {
             return;
         }
 
-        await trx('domain_events').insert(events.map((event) => ({ ...event, actor_id: actor.id })));
+        await trx('domain_events').insert(this.rows(actor, events));
+    }
+
+    // The outbox rows of events, as they are written: `emit` writes them, and `writeRecords` (changes.ts) with the
+    // other rows of a change, in one statement
+    rows(actor: Actor, events: DomainEvent[]): Record<string, unknown>[] {
+
+        return events.map((event) => ({ ...event, payload: JSON.stringify(event.payload), actor_id: actor.id }));
     }
 
     // Per consumer: how far behind it is and what failed (GET /system/scheduler, the metrics)

@@ -1,3 +1,5 @@
+import * as Crypto from 'crypto';
+
 import type { Knex } from 'knex';
 
 import { ConflictError, InvalidTransitionError, NotFoundError, ValidationError } from '../errors';
@@ -5,7 +7,7 @@ import { Test, TestTemplate, TestTimelineEntry, User, type AttackResult, type Da
 import { Access, Role, blindFields, blindTo, hidesRedFrom, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
-import { appendTimeline, lockOr404, withTransaction, type ChangeOptions } from './changes';
+import { lockOr404, timelineRow, withRecords, withTransaction, writeRecords, type ChangeOptions, type RecordRows } from './changes';
 import type { CoverageService } from './coverage';
 import { checkDetectionReferences, recordTestValidations, writeTestDetections } from './detection-hooks';
 import type { EventsService, DomainEvent, StoredEvent } from './events';
@@ -246,9 +248,11 @@ export class TestsService {
             await this.checkTechniques(trx, [row.technique_id!]);
             await this.checkAssignees(trx, row);
 
-            const test = await Test.insertReturning(trx, { ...row, created_by: actor.id } as Partial<Test>);
-            await this.record(trx, actor, test, 'create', { changes: internals.diff({}, row) });
-            return test;
+            // The id is chosen here so that the test, its timeline row and its audit row are one statement; every new
+            // test is a draft (the column's default)
+            const id = Crypto.randomUUID();
+            const records = this.records(actor, { id, state: 'draft' }, 'create', { changes: internals.diff({}, row) });
+            return await withRecords(trx, Test.query(trx), records).insert({ ...row, id, created_by: actor.id } as Partial<Test>).returning('*') as unknown as Test;
         });
     }
 
@@ -425,10 +429,6 @@ export class TestsService {
                 patch.rejected_at = now;
             }
 
-            const updated = await test.$patchReturning(trx, patch);
-            await this.record(trx, actor, updated, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } });
-            const answer = blindTo(actor, updated.$clone());
-
             const events: DomainEvent[] = [];
             if (from !== to && effects.includes('emit-state-changed')) {
                 events.push({ type: 'test.state_changed', entity_type: 'test', entity_id: id, payload: { test_id: id, action, from, to, technique_id: test.technique_id } });
@@ -438,7 +438,9 @@ export class TestsService {
                 events.push({ type: 'test.validated', entity_type: 'test', entity_id: id, payload: { test_id: id, technique_id: test.technique_id, detection_outcome: test.detection_outcome } });
             }
 
-            await this.deps.events.emit(trx, actor, events);
+            const records = this.records(actor, test, action, { from, to, comment: input.comment, details: input.approved === undefined ? {} : { approved: input.approved } }, events);
+            const updated = await withRecords(trx, test.$query(trx), records).patch(patch).returning('*') as unknown as Test;
+            const answer = blindTo(actor, updated.$clone());
 
             // detection (issue 11): the validations this test proves, in its transaction (read your own writes)
             if (to === 'validated') {
@@ -509,17 +511,17 @@ export class TestsService {
                 return blindTo(actor, test);
             }
 
-            const updated = await test.$patchReturning(trx, { ...changes, version: test.version + 1 } as Partial<Test>);
             if (diff.detections) {
-                diff.detections = { from: test.detections, to: updated.detections };
+                diff.detections = { from: test.detections, to: changes.detections };
             }
 
-            await this.record(trx, actor, updated, `update-${kind === 'update' ? 'general' : kind}`, { changes: diff });
+            const records = this.records(actor, test, `update-${kind === 'update' ? 'general' : kind}`, { changes: diff });
+            const updated = await withRecords(trx, test.$query(trx), records).patch({ ...changes, version: test.version + 1 } as Partial<Test>).returning('*') as unknown as Test;
             return blindTo(actor, updated);
         });
     }
 
-    // New drafts in bulk: one INSERT of the tests, one of their timeline rows, one of their audit rows
+    // New drafts in bulk: one INSERT of the tests, one of their timeline rows and audit rows
     private async insertAll(trx: Knex.Transaction, actor: Actor, rows: Partial<Test>[]): Promise<Test[]> {
 
         if (!rows.length) {
@@ -528,31 +530,44 @@ export class TestsService {
 
         const items = await Test.query(trx).insert(rows.map((row) => ({ ...row, created_by: actor.id }))).returning('*') as unknown as Test[];
         const changes = rows.map((row) => internals.diff({}, row as Record<string, unknown>));
-        await TestTimelineEntry.query(trx).insert(items.map((test, i) => ({ test_id: test.id, actor_id: actor.id, actor_role: actor.role, action: 'create', to_state: test.state, changes: changes[i]! })));
-        await this.deps.audit.record(trx, actor, items.map((test, i) => ({
-            action: 'test.create', entity_type: 'test', entity_id: test.id,
-            details: { ...(rows[i]!.template_id ? { template_id: rows[i]!.template_id } : {}), fields: Object.keys(changes[i]!) }
-        })));
+        await writeRecords(trx, [
+            { table: 'test_timeline', rows: items.map((test, i) => timelineRow(actor, test.id, { action: 'create', to_state: test.state, changes: changes[i]! })) },
+            {
+                table: 'audit_logs',
+                rows: this.deps.audit.rows(actor, items.map((test, i) => ({
+                    action: 'test.create', entity_type: 'test', entity_id: test.id,
+                    details: { ...(rows[i]!.template_id ? { template_id: rows[i]!.template_id } : {}), fields: Object.keys(changes[i]!) }
+                })))
+            }
+        ]);
         return items;
     }
 
-    // The timeline row and the audit row of a change, in its transaction
-    private async record(trx: Knex.Transaction, actor: Actor, test: Test, action: string, entry: { from?: TestState; to?: TestState; changes?: Changes; comment?: string | undefined; details?: Record<string, unknown> }): Promise<void> {
+    // The timeline row, the audit row and the events of a change, written by the change's own statement (withRecords)
+    private records(actor: Actor, test: Pick<Test, 'id' | 'state'>, action: string, entry: { from?: TestState; to?: TestState; changes?: Changes; comment?: string | undefined; details?: Record<string, unknown> }, events: DomainEvent[] = []): RecordRows[] {
 
-        await appendTimeline(trx, actor, test.id, {
-            action,
-            from_state: entry.from ?? null,
-            to_state: entry.to ?? (action === 'create' ? test.state : null),
-            changes: entry.changes ?? {},
-            comment: entry.comment || null
-        });
-
-        await this.deps.audit.record(trx, actor, {
-            action: `test.${action}`,
-            entity_type: 'test',
-            entity_id: test.id,
-            details: { ...entry.details, ...(entry.from ? { from: entry.from, to: entry.to } : {}), ...(entry.changes ? { fields: Object.keys(entry.changes) } : {}) }
-        });
+        return [
+            {
+                table: 'test_timeline',
+                rows: [timelineRow(actor, test.id, {
+                    action,
+                    from_state: entry.from ?? null,
+                    to_state: entry.to ?? (action === 'create' ? test.state : null),
+                    changes: entry.changes ?? {},
+                    comment: entry.comment || null
+                })]
+            },
+            {
+                table: 'audit_logs',
+                rows: this.deps.audit.rows(actor, {
+                    action: `test.${action}`,
+                    entity_type: 'test',
+                    entity_id: test.id,
+                    details: { ...entry.details, ...(entry.from ? { from: entry.from, to: entry.to } : {}), ...(entry.changes ? { fields: Object.keys(entry.changes) } : {}) }
+                })
+            },
+            { table: 'domain_events', rows: this.deps.events.rows(actor, events) }
+        ];
     }
 
     // The notifications consumer's handler (worker/consumers), after the commit, in the relay's transaction: the
