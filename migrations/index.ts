@@ -32,6 +32,8 @@ import * as Detection from './20261207060001_detection';
 // integration of campaigns (integ-a): lessons' campaign_id becomes a foreign key
 import * as LessonCampaignKey from './20261207110000_lesson_campaign_key';
 import * as PurpleCampaignDocument from './20261207110001_purple_campaign_document';
+// jira (issue 14)
+import * as Jira from './20261208100000_jira';
 
 
 export interface Migration {
@@ -74,5 +76,7 @@ export const migrations: Migration[] = [
     Detection,
     // integration of campaigns (integ-a)
     LessonCampaignKey,
-    PurpleCampaignDocument
+    PurpleCampaignDocument,
+    // jira (issue 14)
+    Jira
 ];

@@ -108,3 +108,13 @@ export class UnsupportedMediaTypeError extends DomainError {
         super(message, 'unsupported_media_type');
     }
 }
+
+
+// jira (issue 14): an integration used before an administrator configured it (409; `code` names the integration)
+export class NotConfiguredError extends ConflictError {
+
+    constructor(message: string, code = 'not_configured') {
+
+        super(message, code);
+    }
+}

@@ -23,6 +23,9 @@ export interface Jobs {
     'snapshots.daily': Record<string, never>;
     // detection (issue 11)
     'detection-rules.import-sigma': { dir: string };
+    // jira (issue 14)
+    'jira.sync': { run_id: string };
+    'jira.sync-due': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

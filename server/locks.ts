@@ -16,7 +16,9 @@ export const LockKey = {
     riskRecompute: 736_421_930,
     complianceImport: 736_421_931,
     // detection (issue 11): one revalidation-queue generation at a time
-    revalidationQueue: 736_421_960
+    revalidationQueue: 736_421_960,
+    // jira (issue 14): one issue creation per test at a time (the Jira call happens outside the transaction)
+    jiraCreate: 736_421_970
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -24,7 +24,9 @@ export const Access = {
     blue: [Role.blueLead, Role.blueTech, Role.admin],
     redLead: [Role.redLead, Role.admin],
     blueLead: [Role.blueLead, Role.admin],
-    reports: [Role.redLead, Role.blueLead, Role.admin, Role.viewer]
+    reports: [Role.redLead, Role.blueLead, Role.admin, Role.viewer],
+    // jira (issue 14): the reference's /jira row (RL,BL,A); its configuration is the `jira` setting (A)
+    jira: [Role.redLead, Role.blueLead, Role.admin]
 } as const satisfies Record<string, readonly Role[]>;
 
 

@@ -95,7 +95,9 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
     // documents (issue 13)
     documents: config.documents,
     // dashboards (issue 12)
-    snapshots: config.snapshots
+    snapshots: config.snapshots,
+    // jira (issue 14)
+    jira: { publicUrl: config.publicUrl }
 });
 
 

@@ -33,3 +33,5 @@ export {
     RevalidationEntry, assetTypes, ruleLanguages, ruleStatuses, ruleSeverities, validatedOutcomes, assignmentRoles, assetOwnershipRoles,
     type AssetType, type RuleLanguage, type RuleStatus, type RuleSeverity, type ValidatedOutcome, type AssignmentRole, type AssetOwnershipRole
 } from './detection';
+// jira (issue 14)
+export { JiraIssue, JiraSyncRun, JiraComment, jiraSyncTriggers, jiraSyncStatuses, type JiraSyncTrigger, type JiraSyncStatus } from './jira';

@@ -52,6 +52,8 @@ import { SnapshotsService } from './snapshots';
 import { DetectionService } from './detection';
 import { DetectionRulesService } from './detection-rules';
 import { OwnershipService } from './ownership';
+// jira (issue 14)
+import { JiraService, type JiraOptions } from './jira';
 
 
 export interface ServiceDeps {
@@ -78,6 +80,8 @@ export interface ServiceDeps {
     documents?: { waitMs: number } | undefined;
     // dashboards (issue 12): SNAPSHOT_RETENTION_DAYS
     snapshots?: { retentionDays: number } | undefined;
+    // jira (issue 14): AEGIS_PUBLIC_URL for the links back; the client's timeouts and waits (tests shorten them)
+    jira?: JiraOptions | undefined;
 }
 
 
@@ -150,7 +154,9 @@ export const createServices = (deps: ServiceDeps) => {
         // detection (issue 11)
         detection: new DetectionService({ knex, audit, settings, techniques }),
         detectionRules: new DetectionRulesService({ knex, audit, tests }),
-        ownership: new OwnershipService({ knex, audit })
+        ownership: new OwnershipService({ knex, audit }),
+        // jira (issue 14)
+        jira: new JiraService({ knex, audit, tests, notifications, settings, outbound: deps.outbound, queue: deps.queue, options: deps.jira })
     };
 };
 
