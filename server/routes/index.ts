@@ -33,6 +33,8 @@ import { detectionLifecycleRoutes, detectionRuleRoutes, ownershipRoutes } from '
 
 // dashboards (issue 12)
 import { dashboardRoutes } from './dashboards';
+// jira (issue 14)
+import { jiraRoutes } from './jira';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -73,5 +75,7 @@ export const routes = [
     // detection (issue 11)
     ...detectionLifecycleRoutes,
     ...detectionRuleRoutes,
-    ...ownershipRoutes
+    ...ownershipRoutes,
+    // jira (issue 14)
+    ...jiraRoutes
 ];

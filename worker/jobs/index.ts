@@ -19,6 +19,8 @@ import type { PdfPrinter } from '../../server/services/documents';
 import { defineSnapshotJobs, scheduleSnapshotJobs } from './snapshots';
 // detection (issue 11)
 import { defineDetectionJobs } from './detection';
+// jira (issue 14)
+import { defineJiraJobs, scheduleJiraJobs } from './jira';
 
 
 export interface JobOptions {
@@ -50,6 +52,8 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineSnapshotJobs(agenda, services, options);
     // detection (issue 11)
     defineDetectionJobs(agenda, services, options);
+    // jira (issue 14)
+    defineJiraJobs(agenda, services, options);
 };
 
 
@@ -77,4 +81,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleDocumentJobs(agenda);
     // dashboards (issue 12)
     await scheduleSnapshotJobs(agenda);
+    // jira (issue 14)
+    await scheduleJiraJobs(agenda);
 };
