@@ -172,8 +172,8 @@ describe('Jira', () => {
             const strict = new JiraService({ knex: context.knex, audit: context.services.audit, tests: context.services.tests, notifications: context.services.notifications, settings: context.services.settings, outbound: new OutboundHttp({ allowHttp: true }), queue: context.queue });
             const report = await strict.testConnection(context.actor('admin'));
             expect(report.ok).to.be.false();
-            expect(report.checks[0].message).to.include('The Jira URL is not allowed by the outbound rules');
-            expect(report.checks[0].message).to.include('OUTBOUND_ALLOW_HOSTS');
+            expect(report.checks[0]!.message).to.include('The Jira URL is not allowed by the outbound rules');
+            expect(report.checks[0]!.message).to.include('OUTBOUND_ALLOW_HOSTS');
             expect(jira.calls('GET', /myself/).every((call) => call.authorization !== undefined)).to.be.true();
         });
     });
@@ -383,11 +383,11 @@ describe('Jira', () => {
             const { test, issue } = await linked(key);
             jira.setStatus(issue.key, 'In Progress', 'indeterminate');
             jira.state.down = true;
-            const before = await Test.query(context.knex).findById(test.id);
+            const before = (await Test.query(context.knex).findById(test.id))!.toJSON();
             const failed = await sync();
             expect(failed.status).to.equal('failed');
             expect(failed.error).to.match(/^Jira at http:\/\/127\.0\.0\.1:\d+ is unreachable \(/);
-            expect(await Test.query(context.knex).findById(test.id)).to.equal(before);
+            expect((await Test.query(context.knex).findById(test.id))!.toJSON()).to.equal(before);
 
             // Back-off: after the failure the schedule waits twice the poll interval
             expect((await context.services.jira.syncDue(systemActor, new Date(Date.now() + 20 * 60_000))).run).to.be.null();
