@@ -185,7 +185,7 @@ export class JiraClient {
     private async call<T>(method: 'GET' | 'POST', path: string, body: unknown, words: { notFound?: string; refused?: string } = {}): Promise<T> {
 
         const headers = this.headers();
-        for (let attempt = 0; ; ++attempt) {
+        for (let i = 0; ; ++i) {          // i: the attempts made so far
             try {
                 const response = await this.outbound.request(`${this.base}${path}`, {
                     method,
@@ -208,8 +208,8 @@ export class JiraClient {
             }
             catch (err) {
                 const error = this.translate(err, words);
-                if ((error.kind === 'rate_limited' || error.kind === 'unavailable') && attempt < this.options.retries && (error.retryAfterMs ?? 1000) <= this.options.maxWaitMs) {
-                    await this.options.sleep(error.retryAfterMs ?? 1000 * 2 ** attempt);
+                if ((error.kind === 'rate_limited' || error.kind === 'unavailable') && i < this.options.retries && (error.retryAfterMs ?? 1000) <= this.options.maxWaitMs) {
+                    await this.options.sleep(error.retryAfterMs ?? 1000 * 2 ** i);
                     continue;
                 }
 

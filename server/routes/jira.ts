@@ -1,7 +1,7 @@
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
 import { answers, idParams, responses } from '../schemas/common';
-import { jiraConnectionReport, jiraIssueListQuery, jiraIssuePage, jiraLink, jiraLinkPayload, jiraSyncListQuery, jiraSyncRun, jiraSyncRunPage, jiraWebhookAnswer, jiraWebhookQuery } from '../schemas/jira';
+import { jiraConnectionReport, jiraIssueListQuery, jiraIssuePage, jiraLink, jiraLinkPayload, jiraSyncListQuery, jiraSyncRun, jiraSyncRunPage, jiraWebhookAnswer, jiraWebhookPayload, jiraWebhookQuery } from '../schemas/jira';
 import type { JiraIssueFilters, JiraSyncFilters } from '../services/jira';
 
 import { route } from './route';
@@ -148,9 +148,10 @@ export const jiraRoutes = [
             tags: internals.tags,
             auth: false,
             payload: { parse: false, output: 'data', maxBytes: 64 * 1024, allow: ['application/json'] },
-            validate: { query: jiraWebhookQuery },
+            // The raw bytes reach the service (the HMAC is over them); the documented shape is jiraWebhookPayload
+            validate: { query: jiraWebhookQuery, payload: true },
             response: { status: { 202: jiraWebhookAnswer } },
-            plugins: { 'hapi-swagger': { responses: responses(401) } }
+            plugins: { 'hapi-swagger': { validate: { payload: jiraWebhookPayload }, responses: responses(401) } }
         },
         handler: async (request, h) => h.response(await request.services().jira.receiveWebhook({
             body: Buffer.isBuffer(request.payload) ? request.payload : Buffer.alloc(0),

@@ -87,6 +87,11 @@ export const jiraConnectionReport = Joi.object({
     })).required()
 }).label('JiraConnectionReport');
 
+export const jiraWebhookPayload = Joi.object({
+    webhookEvent: Joi.string().description('jira:issue_updated, jira:issue_created...'),
+    issue: Joi.object({ key: Joi.string().required() }).unknown(true).required()
+}).unknown(true).label('JiraWebhookPayload');
+
 export const jiraWebhookAnswer = Joi.object({
     accepted: Joi.boolean().required().description('false: the issue is linked to no test (nothing to do)'),
     run_id: Joi.string().allow(null).required()

@@ -349,7 +349,14 @@ export class JiraService {
 
         let run: JiraSyncRun | null = null;
         if (settings.sync_enabled !== false && await this.due(settings, now)) {
-            run = await this.deps.knex.transaction(async (trx) => (await this.active(trx)) ? null : await JiraSyncRun.insertReturning(trx, { trigger: 'schedule', status: 'queued', since: await this.since(trx) })).catch((err: unknown) => {
+            run = await this.deps.knex.transaction(async (trx) => {
+
+                if (await this.active(trx)) {
+                    return null;
+                }
+
+                return await JiraSyncRun.insertReturning(trx, { trigger: 'schedule', status: 'queued', since: await this.since(trx) });
+            }).catch((err: unknown) => {
 
                 if (err instanceof UniqueViolationError) {
                     return null;
@@ -406,19 +413,32 @@ export class JiraService {
                 // Issues that failed last time are read one by one (a deleted issue would break a whole search)
                 const failing = await this.deps.knex('jira_issues').whereNotNull('last_error').orderBy('issue_key').pluck('issue_key') as string[];
                 await this.fetchEach(client, failing, apply, stats.failures);
-                const projects = await this.deps.knex('jira_issues').distinct(this.deps.knex.raw(`split_part(issue_key, '-', 1) as project`)).pluck('project') as string[];
-                if (projects.length) {
-                    const since = claimed.since ?? await this.since(this.deps.knex) ?? started;
-                    const minutes = Math.max(1, Math.ceil((started.getTime() - new Date(since).getTime()) / 60_000)) + internals.overlapMinutes;
-                    const jql = `project in (${projects.map((key) => `"${key}"`).join(', ')}) AND updated >= "-${minutes}m" ORDER BY updated ASC`;
-                    const seen = new Set(failing);
-                    for await (const issues of client.search(jql)) {
-                        for (const issue of issues) {
-                            if (!seen.has(issue.key)) {
-                                seen.add(issue.key);
-                                await apply(issue);
+                const { rows: projectRows } = await this.deps.knex.raw<{ rows: { project: string }[] }>(`select distinct split_part(issue_key, '-', 1) as project from jira_issues order by 1`);
+                const projects = projectRows.map((row) => row.project);
+                const since = claimed.since ?? await this.since(this.deps.knex) ?? started;
+                const minutes = Math.max(1, Math.ceil((started.getTime() - new Date(since).getTime()) / 60_000)) + internals.overlapMinutes;
+                const seen = new Set(failing);
+                // One search per project: a project Jira no longer knows fails its own issues, not the whole run
+                for (const project of projects) {
+                    try {
+                        for await (const issues of client.search(`project in ("${project}") AND updated >= "-${minutes}m" ORDER BY updated ASC`)) {
+                            for (const issue of issues) {
+                                if (!seen.has(issue.key)) {
+                                    seen.add(issue.key);
+                                    await apply(issue);
+                                }
                             }
                         }
+                    }
+                    catch (err) {
+                        if (!(err instanceof JiraError && err.kind === 'refused')) {
+                            throw err;
+                        }
+
+                        const reason = `Jira refused the search of the project ${project} (400): the project was deleted or renamed, or the account cannot see it`;
+                        const keys = await this.deps.knex('jira_issues').where('issue_key', 'like', `${project}-%`).whereNotIn('issue_key', [...seen]).pluck('issue_key') as string[];
+                        stats.failures.push(...keys.map((key) => ({ issue_key: key, reason })));
+                        await this.deps.knex('jira_issues').whereIn('issue_key', keys).update({ last_error: reason, last_synced_at: new Date(), updated_at: new Date() });
                     }
                 }
             }
@@ -511,7 +531,7 @@ export class JiraService {
         }
 
         let sent = 0;
-        for (let pass = 0; pass < 100; ++pass) {
+        for (let i = 0; i < 100; ++i) {        // i: the passes made so far (20 comments each)
             const { rows } = await this.deps.knex.raw<{ rows: Record<string, unknown>[] }>(`
                 update jira_comments c set attempts = c.attempts + 1, next_attempt_at = now() + interval '5 minutes', updated_at = now()
                 where c.id in (select id from jira_comments where status = 'pending' and next_attempt_at <= now() order by next_attempt_at limit 20 for update skip locked)
@@ -764,7 +784,7 @@ export class JiraService {
 
     private async finish(runId: string, result: { status: JiraSyncStatus; stats: { seen: number; changed: number; failures: { issue_key: string; reason: string }[] }; error: string | null; cursor: Date | null; notBefore: Date | null }): Promise<JiraSyncRun> {
 
-        const [run] = await JiraSyncRun.query(this.deps.knex).findById(runId).patch({
+        const [run] = await JiraSyncRun.query(this.deps.knex).where('id', runId).patch({
             status: result.status,
             issues_seen: result.stats.seen,
             issues_changed: result.stats.changed,

@@ -22,11 +22,26 @@ export interface FakeIssue {
     comments: { id: string; body: string }[];
 }
 
+export interface FakeProject {
+    id: string;
+    key: string;
+    name: string;
+    issueTypes: { id: string; name: string }[];
+}
+
+export interface FakeData {
+    projects: Map<string, FakeProject>;
+    issues: Map<string, FakeIssue>;
+    counters: Map<string, number>;
+}
+
 export interface FakeJiraOptions {
     deployment?: 'cloud' | 'data_center';
     email?: string;
     token?: string;                             // Cloud API token, or Data Center PAT
     maxResults?: number;                        // the server's own cap on a page
+    // Another fake's projects and issues: one Jira data set behind two deployments (Cloud and Data Center APIs)
+    share?: FakeData;
 }
 
 export interface Received {
@@ -60,9 +75,9 @@ export const startFakeJira = async (options: FakeJiraOptions = {}) => {
     };
 
     const state = {
-        projects: new Map<string, { id: string; key: string; name: string; issueTypes: { id: string; name: string }[] }>(),
-        issues: new Map<string, FakeIssue>(),
-        counters: new Map<string, number>(),
+        projects: options.share?.projects ?? new Map<string, FakeProject>(),
+        issues: options.share?.issues ?? new Map<string, FakeIssue>(),
+        counters: options.share?.counters ?? new Map<string, number>(),
         nextId: 10_000,
         received: [] as Received[],
         // What the next calls answer instead of the real thing

@@ -78,7 +78,7 @@ describe('Jira', () => {
 
         context = await init({ redis: false, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1', OUTBOUND_ALLOW_HTTP: '1', AEGIS_PUBLIC_URL: 'https://aegis.example.test' } });
         jira = await startFakeJira({ deployment: 'data_center', token: `pat-${Crypto.randomBytes(16).toString('hex')}`, maxResults: 2 });
-        cloud = await startFakeJira({ deployment: 'cloud', email: 'bot@example.test', token: `cloud-${Crypto.randomBytes(16).toString('hex')}`, maxResults: 2 });
+        cloud = await startFakeJira({ deployment: 'cloud', email: 'bot@example.test', token: `cloud-${Crypto.randomBytes(16).toString('hex')}`, maxResults: 2, share: jira.state });
         await context.relay.drain();                // places the consumers (from: 'now') before any event of ours
     });
 
@@ -113,7 +113,7 @@ describe('Jira', () => {
         it('refuses a bad mapping, a reserved field or a bad project key (400, nothing saved)', async () => {
 
             await configure();
-            const before = await ok('admin', 'GET', '/system/settings/jira');
+            const initial = await ok('admin', 'GET', '/system/settings/jira');
             for (const value of [
                 { url: jira.url, status_map: { categories: { done: 'fixed' } } },
                 { url: jira.url, fields: { summary: 'mine' } },
@@ -124,7 +124,7 @@ describe('Jira', () => {
                 await refused('admin', 'PUT', '/system/settings/jira', { value }, 400);
             }
 
-            expect(await ok('admin', 'GET', '/system/settings/jira')).to.equal(before);
+            expect(await ok('admin', 'GET', '/system/settings/jira')).to.equal(initial);
         });
 
         it('checks the connection and says what is wrong in words, never with Jira\'s body', async () => {
@@ -208,7 +208,7 @@ describe('Jira', () => {
         it('refuses what cannot have an issue (409, 404), and writes nothing', async () => {
 
             await configure();
-            const before = await rows();
+            const initial = await rows();
             const draft = await testRow(context.knex, { technique_id: await uniqueTechnique(context.knex) });
             await refused('red_lead', 'POST', `/tests/${draft.id}/jira`, undefined, 409, { code: 'invalid_state_transition' });
             const closed = await openTest({ remediation_status: 'accepted_risk' });
@@ -216,7 +216,7 @@ describe('Jira', () => {
             await refused('red_lead', 'POST', `/tests/${Crypto.randomUUID()}/jira`, undefined, 404);
             await refused('red_lead', 'POST', '/tests/not-a-uuid/jira', undefined, 400);
             await refused('red_lead', 'GET', `/tests/${closed.id}/jira`, undefined, 404);
-            expect(await rows()).to.equal(before);
+            expect(await rows()).to.equal(initial);
             expect(jira.calls('POST', /^\/rest\/api\/2\/issue$/).filter((call) => call.body.fields.summary.includes(closed.title))).to.have.length(0);
         });
 
@@ -224,17 +224,17 @@ describe('Jira', () => {
 
             await configure({ fields: { customfield_10010: 'x' } });
             const test = await openTest();
-            const before = await rows();
+            const initial = await rows();
             const res = await refused('admin', 'POST', `/tests/${test.id}/jira`, undefined, 502, { code: 'jira_refused' });
             expect(res.message).to.equal('Jira refused the issue (400): check the project, the issue type and the fields of the jira setting against the project\'s create screen');
             expect(res.message).to.not.include('cannot be set');
-            expect(await rows()).to.equal(before);
+            expect(await rows()).to.equal(initial);
 
             await configure({ project_key: undefined });
             await refused('admin', 'POST', `/tests/${test.id}/jira`, undefined, 409, { code: 'jira_not_configured' });
             await context.services.settings.reset(context.actor('admin'), 'jira');
             await refused('admin', 'POST', `/tests/${test.id}/jira`, undefined, 409, { code: 'jira_not_configured' });
-            expect(await rows()).to.equal(before);
+            expect(await rows()).to.equal(initial);
         });
 
         it('links an existing issue, once, and unlinks it', async () => {
@@ -244,11 +244,11 @@ describe('Jira', () => {
             jira.setStatus(issue.key, 'In Progress', 'indeterminate');
             const test = await openTest();
             const other = await openTest();
-            const before = await rows();
+            const initial = await rows();
 
             await refused('blue_lead', 'PUT', `/tests/${test.id}/jira`, { key: 'lowercase' }, 400, { fields: ['key'] });
             await refused('blue_lead', 'PUT', `/tests/${test.id}/jira`, { key: `${key}-999` }, 400, { code: 'jira_issue_not_found', fields: ['key'] });
-            expect(await rows()).to.equal(before);
+            expect(await rows()).to.equal(initial);
 
             const link = await ok('blue_lead', 'PUT', `/tests/${test.id}/jira`, { key: issue.key.toLowerCase() });
             expect(link).to.include({ issue_key: issue.key, origin: 'linked', status_name: 'In Progress', status_category: 'indeterminate' });
@@ -350,6 +350,8 @@ describe('Jira', () => {
             expect(searches[0]!.authorization).to.equal(`Basic ${Buffer.from(`${cloud.auth.email}:${cloud.auth.token}`).toString('base64')}`);
             for (const test of tests) {
                 expect((await Test.query(context.knex).findById(test.id))!.remediation_status).to.equal('in_progress');
+                // The other tests' site does not know this project: unlinked, it is polled no more
+                expect((await request('admin', 'DELETE', `/tests/${test.id}/jira`)).statusCode).to.equal(204);
             }
         });
 
@@ -383,11 +385,11 @@ describe('Jira', () => {
             const { test, issue } = await linked(key);
             jira.setStatus(issue.key, 'In Progress', 'indeterminate');
             jira.state.down = true;
-            const before = (await Test.query(context.knex).findById(test.id))!.toJSON();
+            const initial = (await Test.query(context.knex).findById(test.id))!.toJSON();
             const failed = await sync();
             expect(failed.status).to.equal('failed');
             expect(failed.error).to.match(/^Jira at http:\/\/127\.0\.0\.1:\d+ is unreachable \(/);
-            expect((await Test.query(context.knex).findById(test.id))!.toJSON()).to.equal(before);
+            expect((await Test.query(context.knex).findById(test.id))!.toJSON()).to.equal(initial);
 
             // Back-off: after the failure the schedule waits twice the poll interval
             expect((await context.services.jira.syncDue(systemActor, new Date(Date.now() + 20 * 60_000))).run).to.be.null();
@@ -409,9 +411,9 @@ describe('Jira', () => {
             await idle();
 
             await context.services.settings.reset(context.actor('admin'), 'jira');
-            const before = await rows();
+            const initial = await rows();
             await refused('admin', 'POST', '/jira/sync', undefined, 409, { code: 'jira_not_configured' });
-            expect(await rows()).to.equal(before);
+            expect(await rows()).to.equal(initial);
         });
     });
 
@@ -450,7 +452,7 @@ describe('Jira', () => {
             const key = await configure();
             const { issue } = await linked(key);
             const payload = { webhookEvent: 'jira:issue_updated', issue: { key: issue.key } };
-            const before = await rows();
+            const initial = await rows();
             expect((await hook(payload)).statusCode).to.equal(401);
             expect((await hook(payload, { secret: 'wrong-secret-wrong-secret' })).statusCode).to.equal(401);
             expect((await hook(payload, { signature: 'sha256=00' })).statusCode).to.equal(401);
@@ -460,11 +462,11 @@ describe('Jira', () => {
             expect((await hook('key=1', { secret: webhookSecret, type: 'application/x-www-form-urlencoded' })).statusCode).to.equal(415);
             const unlinked = await hook({ issue: { key: `${key}-9999` } }, { secret: webhookSecret });
             expect(JSON.parse(unlinked.payload)).to.equal({ accepted: false, run_id: null });
-            expect(await rows()).to.equal(before);
+            expect(await rows()).to.equal(initial);
 
             await configure({ webhook_secret: null });
             expect((await hook(payload, { secret: webhookSecret })).statusCode).to.equal(401);
-            expect(await rows()).to.include({ runs: before.runs });
+            expect(await rows()).to.include({ runs: initial.runs });
         });
 
         it('records an issue deleted in Jira as a failure of its run, with the reason', async () => {
@@ -478,6 +480,7 @@ describe('Jira', () => {
             expect((await JiraIssue.query(context.knex).findById(test.id))!.last_error).to.include('does not exist');
             const failing = await ok('blue_lead', 'GET', '/jira/issues?failing=true&limit=500');
             expect(failing.items.map((item: { test_id: string }) => item.test_id)).to.include(test.id);
+            expect((await request('admin', 'DELETE', `/tests/${test.id}/jira`)).statusCode).to.equal(204);
         });
     });
 
@@ -527,8 +530,9 @@ describe('Jira', () => {
         it('resolves an awaiting remediation when its retest validates with a detection, and reopens it when not', async () => {
 
             const key = await configure();
-            const first = await linked(key, { remediation_status: 'awaiting_retest' });
-            const second = await linked(key, { remediation_status: 'awaiting_retest' });
+            const first = await linked(key);
+            const second = await linked(key);
+            await Test.query(context.knex).findByIds([first.test.id, second.test.id]).patch({ remediation_status: 'awaiting_retest' });
             const detected = await testRow(context.knex, { technique_id: first.test.technique_id, state: 'validated', retest_of_id: first.test.id });
             const missed = await testRow(context.knex, { technique_id: second.test.technique_id, state: 'validated', retest_of_id: second.test.id, detection_outcome: 'not_detected', detections: [{ tool: 'EDR', outcome: 'not_detected' }] as never, detected_at: null });
             await context.knex.transaction((trx) => context.services.events.emit(trx, context.actor('admin'), [
