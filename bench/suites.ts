@@ -18,6 +18,8 @@ import { documents } from './documents';
 import { attackPaths } from './attack-paths';
 // detection (issue 11)
 import { detection } from './detection';
+// jira (issue 14): the integrator's `integrations` suite calls integrationsJira next to the OSINT half
+import { integrationsJiraSuite } from './integrations-jira';
 
 
 export interface Suite {
@@ -47,5 +49,7 @@ export const suites: Record<string, Suite> = {
     // dashboards (issue 12)
     posture,
     // detection (issue 11)
-    detection
+    detection,
+    // jira (issue 14)
+    'integrations-jira': integrationsJiraSuite
 };
