@@ -65,6 +65,7 @@ const internals = {
     final: ['resolved', 'accepted_risk'],
     categories: { new: 'open', indeterminate: 'in_progress', done: 'awaiting_retest' } as Record<string, JiraMappableStatus>,
     overlapMinutes: 2,
+    concurrency: 4,
     keysPerQuery: 50,
     maxBackoffMs: 6 * 3600_000,
 
@@ -422,11 +423,13 @@ export class JiraService {
                 for (const project of projects) {
                     try {
                         for await (const issues of client.search(`project in ("${project}") AND updated >= "-${minutes}m" ORDER BY updated ASC`)) {
-                            for (const issue of issues) {
-                                if (!seen.has(issue.key)) {
-                                    seen.add(issue.key);
-                                    await apply(issue);
-                                }
+                            const fresh = issues.filter((issue) => !seen.has(issue.key));
+                            fresh.forEach((issue) => seen.add(issue.key));
+                            const moved = await this.touchUnmoved(fresh);
+                            stats.seen += fresh.length - moved.length;
+                            // Issues are independent: a few at a time overlap their round trips (each its own transaction)
+                            for (let i = 0; i < moved.length; i += internals.concurrency) {
+                                await Promise.all(moved.slice(i, i + internals.concurrency).map(apply));
                             }
                         }
                     }
@@ -762,6 +765,32 @@ export class JiraService {
 
             return true;
         });
+    }
+
+    // A page's issues whose status and resolution did not move since the last sync, and whose last sync did not
+    // fail, change nothing but their last-known row: one statement for all of them. Answers the others.
+    private async touchUnmoved(issues: JiraIssueRef[]): Promise<JiraIssueRef[]> {
+
+        if (!issues.length) {
+            return [];
+        }
+
+        const known = new Map((await this.deps.knex('jira_issues').whereIn('issue_key', issues.map((issue) => issue.key)).select('issue_key', 'status_name', 'resolution', 'last_error') as { issue_key: string; status_name: string | null; resolution: string | null; last_error: string | null }[]).map((row) => [row.issue_key, row]));
+        const unmoved = issues.filter((issue) => {
+
+            const row = known.get(issue.key);
+            return row && !row.last_error && issue.fields?.status?.name === row.status_name && (issue.fields?.resolution?.name ?? null) === row.resolution;
+        });
+
+        if (unmoved.length) {
+            await this.deps.knex.raw(`
+                update jira_issues j set last_synced_at = now(), updated_at = now(), jira_updated_at = coalesce(v.updated::timestamptz, j.jira_updated_at)
+                from jsonb_to_recordset(?::jsonb) as v(issue_key text, updated text)
+                where j.issue_key = v.issue_key`, [JSON.stringify(unmoved.map((issue) => ({ issue_key: issue.key, updated: issue.fields?.updated ?? null })))]);
+        }
+
+        const skipped = new Set(unmoved.map((issue) => issue.key));
+        return issues.filter((issue) => known.has(issue.key) && !skipped.has(issue.key));
     }
 
     private async fetchEach(client: JiraClient, keys: string[], apply: (issue: JiraIssueRef) => Promise<void>, failures: { issue_key: string; reason: string }[]): Promise<void> {
