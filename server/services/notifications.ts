@@ -11,7 +11,9 @@ import { page, type ListQuery, type Page } from './lists';
 // The events a user is notified of; each can be switched off in the app (PATCH /users/me/preferences)
 export const notificationTypes = ['test.assigned', 'test.review', 'test.validated', 'test.rejected', 'alert.fired', 'campaign.completed', 'report.ready',
     // webhooks
-    'webhook.disabled'] as const;
+    'webhook.disabled',
+    // jira (issue 14): a Jira issue was resolved, the remediation awaits its retest
+    'remediation.awaiting_retest'] as const;
 
 export type NotificationType = typeof notificationTypes[number];
 
