@@ -400,6 +400,27 @@ describe('Jira', () => {
             expect((await Test.query(context.knex).findById(test.id))!.remediation_status).to.equal('in_progress');
         });
 
+        it('polls on the schedule when due, sends the comments owed, and does not poll when sync is off', async () => {
+
+            const key = await configure({ poll_minutes: 1 });
+            const { test, issue } = await linked(key);
+            jira.setStatus(issue.key, 'In Progress', 'indeterminate');
+            await idle();
+            const later = new Date(Date.now() + 10 * 3600_000);         // past any back-off or Retry-After of other tests
+            const due = await context.services.jira.syncDue(systemActor, later);
+            expect(due.run).to.include({ trigger: 'schedule', status: 'succeeded' });
+            expect((await Test.query(context.knex).findById(test.id))!.remediation_status).to.equal('in_progress');
+            const sorted = await ok('red_lead', 'GET', '/jira/issues?sort=issue_key&order=asc&limit=500');
+            const keys = sorted.items.map((item: { issue_key: string }) => item.issue_key);
+            expect(keys).to.include(issue.key);
+            expect(sorted.total).to.be.at.least(keys.length);
+
+            await configure({ sync_enabled: false });
+            expect((await context.services.jira.syncDue(systemActor, later)).run).to.be.null();
+            await context.services.settings.reset(context.actor('admin'), 'jira');
+            expect(await context.services.jira.syncDue(systemActor, later)).to.equal({ run: null, comments: 0 });
+        });
+
         it('queues one run at a time (202), and refuses when Jira is not configured (409, nothing written)', async () => {
 
             await configure();
