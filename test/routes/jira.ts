@@ -413,7 +413,7 @@ describe('Jira', () => {
             const sorted = await ok('red_lead', 'GET', '/jira/issues?sort=issue_key&order=asc&limit=500');
             const keys = sorted.items.map((item: { issue_key: string }) => item.issue_key);
             expect(keys).to.include(issue.key);
-            expect(sorted.total).to.be.at.least(keys.length);
+            expect(sorted.total as number).to.be.at.least(keys.length);
 
             await configure({ sync_enabled: false });
             expect((await context.services.jira.syncDue(systemActor, later)).run).to.be.null();
