@@ -84,6 +84,8 @@ describe('Jira', () => {
 
     after(async () => {
 
+        // The setting is shared by the run's scripts (test/routes/settings.ts expects its default): left as found
+        await context.services.settings.reset(context.actor('admin'), 'jira');
         await jira.stop();
         await cloud.stop();
         await context.stop();

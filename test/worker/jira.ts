@@ -39,6 +39,7 @@ describe('Worker: Jira sync', () => {
 
         worker?.child.kill('SIGKILL');
         await Fs.promises.rm(dataDir, { recursive: true, force: true });
+        await context.services.settings.reset(context.actor('admin'), 'jira');        // shared by the run's scripts
         await context.stop();
     });
 
