@@ -24,6 +24,8 @@ import { perfUploadsSuite } from './perf-uploads';
 import { integrationsOsint } from './integrations-osint';
 // perf (issue 16)
 import { perf } from './perf';
+// jira (issue 14): the integrator's `integrations` suite calls integrationsJira next to the OSINT half
+import { integrationsJiraSuite } from './integrations-jira';
 
 
 export interface Suite {
@@ -59,5 +61,7 @@ export const suites: Record<string, Suite> = {
     // osint (issue 14)
     'integrations-osint': integrationsOsint,
     // perf (issue 16)
-    perf
+    perf,
+    // jira (issue 14)
+    'integrations-jira': integrationsJiraSuite
 };

@@ -40,6 +40,8 @@ import * as SsoIdentity from './20261208120000_sso_identity';
 import * as Osint from './20261208110000_osint';
 // sso (issue 15, SAML)
 import * as Saml from './20261208120001_saml';
+// jira (issue 14)
+import * as Jira from './20261208100000_jira';
 
 
 export interface Migration {
@@ -83,12 +85,14 @@ export const migrations: Migration[] = [
     // integration of campaigns (integ-a)
     LessonCampaignKey,
     PurpleCampaignDocument,
+    // jira (issue 14)
+    Jira,
     // osint (issue 14)
     Osint,
     // sso (issue 15): the shared SSO identity core
     SsoIdentity,
-    // second factors (issue 15)
-    SecondFactors,
     // sso (issue 15, SAML)
-    Saml
+    Saml,
+    // second factors (issue 15)
+    SecondFactors
 ];

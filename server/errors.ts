@@ -123,3 +123,13 @@ export class SsoRefusedError extends UnauthorizedError {
         super(message, code);
     }
 }
+
+
+// jira (issue 14): an integration used before an administrator configured it (409; `code` names the integration)
+export class NotConfiguredError extends ConflictError {
+
+    constructor(message: string, code = 'not_configured') {
+
+        super(message, code);
+    }
+}

@@ -26,6 +26,9 @@ export interface Jobs {
     // osint (issue 14)
     'osint.import': { import_id: string };
     'osint.schedules': Record<string, never>;
+    // jira (issue 14)
+    'jira.sync': { run_id: string };
+    'jira.sync-due': Record<string, never>;
 }
 
 export type JobName = keyof Jobs;

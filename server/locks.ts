@@ -20,7 +20,9 @@ export const LockKey = {
     // sso (issue 15): with a second key (hashtext of provider and subject), one first sign-in of an identity at a time
     ssoIdentity: 736_421_990,
     // osint (issue 14): one feed import (or feed deletion) at a time, so that two never create the same actor
-    osintImport: 736_421_980
+    osintImport: 736_421_980,
+    // jira (issue 14): one issue creation per test at a time (the Jira call happens outside the transaction)
+    jiraCreate: 736_421_970
 } as const;
 
 export type LockKey = typeof LockKey[keyof typeof LockKey];

@@ -26,7 +26,9 @@ export const Access = {
     blueLead: [Role.blueLead, Role.admin],
     reports: [Role.redLead, Role.blueLead, Role.admin, Role.viewer],
     // osint (issue 14): OSINT feeds, imports and prevalence (RL,BL,A)
-    osint: [Role.redLead, Role.blueLead, Role.admin]
+    osint: [Role.redLead, Role.blueLead, Role.admin],
+    // jira (issue 14): the reference's /jira row (RL,BL,A); its configuration is the `jira` setting (A)
+    jira: [Role.redLead, Role.blueLead, Role.admin]
 } as const satisfies Record<string, readonly Role[]>;
 
 

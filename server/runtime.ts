@@ -101,7 +101,9 @@ export const serviceDeps = (config: Config, parts: Pick<ServiceDeps, 'knex' | 'q
     // osint (issue 14)
     osint: config.osint,
     // sso (issue 15, SAML): the SP entity id and ACS URL derive from the public URL, as the OpenAPI document's server does
-    sso: { publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? `http://127.0.0.1:${config.port}`, secureCookies: config.cookie.secure }
+    sso: { publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? `http://127.0.0.1:${config.port}`, secureCookies: config.cookie.secure },
+    // jira (issue 14)
+    jira: { publicUrl: config.publicUrl }
 });
 
 

@@ -11,7 +11,8 @@ import { roles, type Role } from './policy';
 // will read, belong here.
 export interface SettingValues {
     smtp: { host: string; port: number; secure: boolean; username?: string; password?: string; from: string };
-    jira: { url: string; username: string; api_token?: string };
+    // jira (issue 14): docs/jira.md
+    jira: JiraSettings;
     'coverage.staleness_days': number;
     'scores.weights': { prevented: number; alerted: number; logged: number; not_detected: number };
     'scores.half_life_days': number;
@@ -60,6 +61,26 @@ export interface SamlSettings {
 }
 
 export type SettingKey = keyof SettingValues;
+
+// jira (issue 14): the remediation statuses a Jira status may map to (none is not one: a linked test has a remediation)
+export const jiraMappableStatuses = ['open', 'in_progress', 'awaiting_retest', 'resolved', 'accepted_risk'] as const;
+export type JiraMappableStatus = typeof jiraMappableStatuses[number];
+
+export interface JiraSettings {
+    url: string;
+    deployment?: 'cloud' | 'data_center';                 // cloud when not given
+    username?: string;                                      // Cloud: the account e-mail
+    api_token?: string;                                     // Cloud (secret)
+    personal_access_token?: string;                         // Data Center (secret)
+    project_key?: string;
+    issue_type?: string;                                    // Task when not given
+    labels?: string[];
+    fields?: Record<string, unknown>;                       // more fields of the create screen, as Jira's REST API takes them
+    status_map?: { categories?: Partial<Record<'new' | 'indeterminate' | 'done', JiraMappableStatus>>; statuses?: Record<string, JiraMappableStatus> };
+    sync_enabled?: boolean;                                 // true when not given
+    poll_minutes?: number;                                  // 15 when not given
+    webhook_secret?: string;                                // inbound Jira webhook (secret)
+}
 
 export interface SettingDefinition {
     description: string;
@@ -122,12 +143,29 @@ export const settingDefinitions: Record<SettingKey, SettingDefinition> = {
     },
     jira: {
         description: 'The Jira site remediation tickets are filed in',
+        // jira (issue 14): docs/jira.md
         schema: Joi.object({
             url: Joi.string().uri({ scheme: ['https', 'http'] }).max(2000).required(),
-            username: Joi.string().max(320).required(),
-            api_token: internals.secret(2000)
+            deployment: Joi.string().valid('cloud', 'data_center').description('cloud (e-mail + API token) or data_center (personal access token); cloud when not given'),
+            username: Joi.string().max(320).description('Cloud: the e-mail of the Jira account'),
+            api_token: internals.secret(2000),
+            personal_access_token: internals.secret(2000),
+            project_key: Joi.string().pattern(/^[A-Z][A-Z0-9_]{1,19}$/).message('project_key must be a Jira project key (capital letters, digits, _)'),
+            issue_type: Joi.string().trim().min(1).max(100),
+            labels: Joi.array().items(Joi.string().pattern(/^[^\s]{1,100}$/).message('a label has no spaces (1-100 characters)')).max(20).unique(),
+            fields: Joi.object().pattern(
+                Joi.string().pattern(/^(?:customfield_\d{1,12}|[a-z][A-Za-z0-9]{0,63})$/).invalid('project', 'issuetype', 'summary', 'description', 'labels'),
+                Joi.alternatives(Joi.string().max(10_000), Joi.number(), Joi.boolean(), Joi.object().max(20), Joi.array().max(50))
+            ).max(30).description('More fields to fill on every issue, as Jira\'s REST API takes them (e.g. { "priority": { "name": "High" }, "customfield_10010": "x" }); project, issuetype, summary, description and labels are Aegis\'s'),
+            status_map: Joi.object({
+                categories: Joi.object({ new: Joi.string().valid(...jiraMappableStatuses), indeterminate: Joi.string().valid(...jiraMappableStatuses), done: Joi.string().valid(...jiraMappableStatuses) }),
+                statuses: Joi.object().pattern(Joi.string().min(1).max(100), Joi.string().valid(...jiraMappableStatuses)).max(100)
+            }).description('Jira status category (new, indeterminate, done) or status name (wins over its category) to remediation status'),
+            sync_enabled: Joi.boolean(),
+            poll_minutes: Joi.number().integer().min(1).max(1440),
+            webhook_secret: Joi.string().min(16).max(200).allow(null).description('The shared secret of the inbound Jira webhook (POST /jira/webhook), at least 16 characters')
         }),
-        secrets: ['api_token'],
+        secrets: ['api_token', 'personal_access_token', 'webhook_secret'],
         urls: ['url'],
         default: null
     },

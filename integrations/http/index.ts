@@ -16,7 +16,8 @@ export type OutboundErrorKind = 'blocked' | 'timeout' | 'too_large' | 'http_stat
 // that explain the failure in words.
 export class OutboundError extends Error {
 
-    constructor(public readonly kind: OutboundErrorKind, message: string, public readonly status?: number, public readonly code?: string) {
+    // headers: the answer's headers of an 'http_status' error (a caller reads Retry-After from them; jira, issue 14)
+    constructor(public readonly kind: OutboundErrorKind, message: string, public readonly status?: number, public readonly code?: string, public readonly headers?: Http.IncomingHttpHeaders) {
 
         super(message);
         this.name = 'OutboundError';
@@ -191,7 +192,7 @@ export class OutboundHttp {
 
             if (status < 200 || status > 299) {
                 abort();
-                throw new OutboundError('http_status', `${origin}${target.url.pathname} answered ${status}`, status);
+                throw new OutboundError('http_status', `${origin}${target.url.pathname} answered ${status}`, status, undefined, response.headers);
             }
 
             return { url: target.url.href, status, headers: response.headers, body: this.body(response, options, origin, abort) };

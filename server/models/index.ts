@@ -39,3 +39,5 @@ export { UserSecondFactor, UserRecoveryCode, SecondFactorChallenge } from './sec
 export { OsintFeed, OsintImport, osintFeedKinds, osintAuthTypes, type OsintFeedKind, type OsintAuthType, type OsintRejection } from './osint';
 // sso (issue 15, SAML)
 export { SamlRequest, SamlAssertion } from './saml';
+// jira (issue 14)
+export { JiraIssue, JiraSyncRun, JiraComment, jiraSyncTriggers, jiraSyncStatuses, type JiraSyncTrigger, type JiraSyncStatus } from './jira';

@@ -9,7 +9,7 @@ import { BaseModel } from './base';
 export type Priority = 'low' | 'medium' | 'high' | 'critical';
 export type DataClassification = Classification;
 export type AttackResult = 'succeeded' | 'partially_succeeded' | 'failed' | 'blocked';
-export type RemediationStatus = 'none' | 'open' | 'in_progress' | 'resolved' | 'accepted_risk';
+export type RemediationStatus = 'none' | 'open' | 'in_progress' | 'awaiting_retest' | 'resolved' | 'accepted_risk';
 
 
 // node-postgres reads a DATE as local midnight; the API answers the calendar date it holds

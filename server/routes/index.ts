@@ -41,6 +41,8 @@ import { oidcRoutes } from './oidc';
 import { osintRoutes } from './osint';
 // sso (issue 15)
 import { ssoRoutes } from './sso';
+// jira (issue 14)
+import { jiraRoutes } from './jira';
 
 // Every module's routes, in one explicit list.
 export const routes = [
@@ -89,5 +91,7 @@ export const routes = [
     // osint (issue 14)
     ...osintRoutes,
     // sso (issue 15)
-    ...ssoRoutes
+    ...ssoRoutes,
+    // jira (issue 14)
+    ...jiraRoutes
 ];

@@ -130,7 +130,7 @@ export const testRoutes = [
         method: 'PATCH',
         path: '/api/v1/tests/{id}/remediation',
         options: {
-            description: 'Update remediation status, notes, owner, due date and Jira key; validated and rejected only',
+            description: 'Update remediation status (none, open, in_progress, awaiting_retest, resolved, accepted_risk), notes, owner and due date; validated and rejected only. The Jira key is set by /tests/{id}/jira',
             tags: internals.tags,
             auth: { access: { scope: [...edits.remediation.roles] } },
             validate: { params: idParams, payload: Schemas.remediationUpdate },

@@ -52,7 +52,9 @@ const statusText = {
     409: 'The change conflicts with the resource\'s state or with a stored record (`code` says which rule)',
     413: 'The body is too large',
     415: 'The body\'s media type is not accepted',
-    429: 'Too many attempts (`Retry-After` says when to retry)'
+    429: 'Too many attempts (`Retry-After` says when to retry)',
+    // jira (issue 14)
+    502: 'A remote system Aegis calls (Jira) failed or refused the call: the message says what to check'
 } as const;
 
 export type AnswerStatus = keyof typeof statusText;

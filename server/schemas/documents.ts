@@ -56,7 +56,7 @@ export const documentData = Joi.object({
         risk: Joi.number().allow(null).required().description('The stored risk of docs/posture.md (risk_profiles), null while the technique has no profile yet'),
         band: Joi.string().allow(null).required()
     }).label('RiskGap')).required(),
-    remediation: Joi.object({ by_status: Joi.object({ open: count, in_progress: count, resolved: count, accepted_risk: count }).required(), overdue: count }).required(),
+    remediation: Joi.object({ by_status: Joi.object({ open: count, in_progress: count, awaiting_retest: count, resolved: count, accepted_risk: count }).required(), overdue: count }).required(),
     technique: Joi.object({
         mitre_id: Joi.string().required(), name: Joi.string().required(), tactics: Joi.array().items(Joi.string()).required(), platforms: Joi.array().items(Joi.string()).required(),
         coverage_status: Joi.string().required(), score: Joi.number().integer().allow(null).required(), description: Joi.string().allow(null).required()

@@ -27,7 +27,7 @@ export const testResultsQuery = listQuery(['executed_at', 'validated_at', 'creat
 }) as Joi.ObjectSchema<TestResultFilters>;
 
 export const remediationQuery = listQuery(['remediation_due', 'updated_at', 'validated_at', 'technique_id'], {
-    remediation_status: Joi.string().valid('none', 'open', 'in_progress', 'resolved', 'accepted_risk'),
+    remediation_status: Joi.string().valid('none', 'open', 'in_progress', 'awaiting_retest', 'resolved', 'accepted_risk'),
     owner_id: uuid,
     overdue: Joi.boolean(),
     tactic,

@@ -13,7 +13,7 @@ export const platform = text(64).min(1);
 export const tag = Joi.string().trim().min(1).max(64).pattern(/^[^\s,]+( [^\s,]+)*$/);
 export const tags = Joi.array().items(tag).max(50).unique();
 export const state = Joi.string().valid(...testStates);
-export const remediationStatus = Joi.string().valid('none', 'open', 'in_progress', 'resolved', 'accepted_risk');
+export const remediationStatus = Joi.string().valid('none', 'open', 'in_progress', 'awaiting_retest', 'resolved', 'accepted_risk');
 
 
 const general = {
@@ -70,8 +70,7 @@ export const remediationUpdate = Joi.object<RemediationUpdate, true>({
     remediation_status: remediationStatus,
     remediation_notes: text(50_000).allow(null, ''),
     remediation_owner_id: uuid.allow(null),
-    remediation_due: Joi.string().pattern(/^\d{4}-\d{2}-\d{2}$/).message('remediation_due must be a date (YYYY-MM-DD)').allow(null),
-    jira_issue_key: Joi.string().pattern(/^[A-Z][A-Z0-9_]{0,19}-\d{1,9}$/).allow(null)
+    remediation_due: Joi.string().pattern(/^\d{4}-\d{2}-\d{2}$/).message('remediation_due must be a date (YYYY-MM-DD)').allow(null)
 }).min(1);
 
 export const classificationUpdate = Joi.object<ClassificationUpdate, true>({

@@ -85,7 +85,7 @@ export interface DocumentData {
     time_to_detect: TimeToDetect;
     trend: { week: string; validated: number; detected: number }[];
     gaps: { technique_id: string; name: string; coverage_status: Status; score: number | null; impact: number | null; likelihood: number | null; actors: number; risk: number | null; band: string | null }[];
-    remediation: { by_status: Record<'open' | 'in_progress' | 'resolved' | 'accepted_risk', number>; overdue: number };
+    remediation: { by_status: Record<'open' | 'in_progress' | 'awaiting_retest' | 'resolved' | 'accepted_risk', number>; overdue: number };
     technique?: { mitre_id: string; name: string; tactics: string[]; platforms: string[]; coverage_status: Status; score: number | null; description: string | null };
     campaign?: DocumentCampaign;
     tests?: DocumentTest[];
@@ -297,7 +297,7 @@ export class DocumentsService {
 
         // Remediation: the visible tests' tracking (all of them: remediation is a state, not an event of the period)
         const remediationRows = await scoped().whereNot('t.remediation_status', 'none').groupBy('t.remediation_status').select('t.remediation_status as status').count('* as n') as { status: 'open'; n: string }[];
-        const remediation = { by_status: internals.zero(['open', 'in_progress', 'resolved', 'accepted_risk'] as const), overdue: 0 };
+        const remediation = { by_status: internals.zero(['open', 'in_progress', 'awaiting_retest', 'resolved', 'accepted_risk'] as const), overdue: 0 };
         remediationRows.forEach((row) => (remediation.by_status[row.status] = Number(row.n)));
         remediation.overdue = Number(((await scoped().whereIn('t.remediation_status', ['open', 'in_progress']).where('t.remediation_due', '<', internals.iso(now)).count('* as n').first()) as { n: string }).n);
 

@@ -9,6 +9,9 @@ import { page, type ListQuery, type Page } from './lists';
 import type { TestAction, TestState } from './test-lifecycle';
 
 
+export type RemediationSource = 'aegis' | 'jira' | 'retest';
+
+
 // What each event carries: ids and the facts of the change, never whole entities (a consumer re-reads what it needs)
 export interface DomainEventPayloads {
     'test.state_changed': { test_id: string; action: TestAction; from: TestState; to: TestState; technique_id: string };
@@ -17,6 +20,9 @@ export interface DomainEventPayloads {
     'campaign.completed': Record<string, unknown>;
     // alerts
     'alert.fired': { alert_id: string; rule_id: string; rule_type: string; severity: string; subject_type: string; subject_id: string; technique_id: string | null };
+    // jira (issue 14): a remediation changed (source: who changed it; jira and the retest loop are told apart so that
+    // a change Jira made is not commented back to Jira)
+    'test.remediation_changed': { test_id: string; from: string; to: string; fields: string[]; source: RemediationSource };
 }
 
 export type DomainEventType = keyof DomainEventPayloads;

@@ -62,6 +62,8 @@ import { OidcService } from './oidc';
 import { OsintService } from './osint';
 // sso (issue 15, SAML)
 import { SamlService, type SamlServiceProvider } from './saml';
+// jira (issue 14)
+import { JiraService, type JiraOptions } from './jira';
 
 
 export interface ServiceDeps {
@@ -94,6 +96,8 @@ export interface ServiceDeps {
     osint?: { feedDir: string } | undefined;
     // sso (issue 15, SAML): the public URL the SP entity id and ACS URL derive from; unset, http://127.0.0.1
     sso?: SamlServiceProvider | undefined;
+    // jira (issue 14): AEGIS_PUBLIC_URL for the links back; the client's timeouts and waits (tests shorten them)
+    jira?: JiraOptions | undefined;
 }
 
 
@@ -181,7 +185,9 @@ export const createServices = (deps: ServiceDeps) => {
         // osint (issue 14)
         osint: new OsintService({ knex, audit, outbound: deps.outbound, queue: deps.queue, secretKey: deps.secretKey, feedDir: deps.osint?.feedDir }),
         // sso (issue 15, SAML)
-        saml: new SamlService({ knex, audit, settings, outbound: deps.outbound, ssoIdentity, sp: deps.sso ?? { publicUrl: 'http://127.0.0.1', secureCookies: false } })
+        saml: new SamlService({ knex, audit, settings, outbound: deps.outbound, ssoIdentity, sp: deps.sso ?? { publicUrl: 'http://127.0.0.1', secureCookies: false } }),
+        // jira (issue 14)
+        jira: new JiraService({ knex, audit, tests, notifications, settings, outbound: deps.outbound, queue: deps.queue, options: deps.jira })
     };
 };
 

@@ -13,7 +13,9 @@ export const notificationTypes = ['test.assigned', 'test.review', 'test.validate
     // webhooks
     'webhook.disabled',
     // second factors (issue 15)
-    'security.second_factor_reset'] as const;
+    'security.second_factor_reset',
+    // jira (issue 14): a Jira issue was resolved, the remediation awaits its retest
+    'remediation.awaiting_retest'] as const;
 
 export type NotificationType = typeof notificationTypes[number];
 

@@ -10,7 +10,7 @@ import type { AuditService } from './audit';
 import { lockOr404, timelineRow, withRecords, withTransaction, writeRecords, type ChangeOptions, type RecordRows } from './changes';
 import type { CoverageService } from './coverage';
 import { checkDetectionReferences, recordTestValidations, writeTestDetections } from './detection-hooks';
-import type { EventsService, DomainEvent, StoredEvent } from './events';
+import type { EventsService, DomainEvent, RemediationSource, StoredEvent } from './events';
 import { likePattern, page, type ListQuery, type Page } from './lists';
 import type { NotificationCreate, NotificationsService } from './notifications';
 import { visibleTestTotal } from './test-counts';
@@ -61,7 +61,6 @@ export interface RemediationUpdate {
     remediation_notes?: string | null;
     remediation_owner_id?: string | null;
     remediation_due?: string | null;
-    jira_issue_key?: string | null;
 }
 
 export interface ClassificationUpdate {
@@ -368,9 +367,25 @@ export class TestsService {
         });
     }
 
-    updateRemediation(actor: Actor, id: string, input: RemediationUpdate, options: ChangeOptions = {}): Promise<Test> {
+    // jira (issue 14): a change of the remediation fields emits test.remediation_changed (Jira comments, docs/jira.md);
+    // `source` says who made it (the Jira sync and the retest loop call this too)
+    async updateRemediation(actor: Actor, id: string, input: RemediationUpdate, options: ChangeOptions & { source?: RemediationSource } = {}): Promise<Test> {
 
-        return this.edit(actor, id, 'remediation', this.clean(input), options);
+        return await withTransaction(this.deps.knex, options.trx, async (trx) => {
+
+            let before: { status: string; version: number } | undefined;
+            const updated = await this.edit(actor, id, 'remediation', this.clean(input), { trx }, (_trx, _changes, test) => {
+
+                before = { status: test.remediation_status, version: test.version };
+            });
+
+            if (before && updated.version !== before.version) {
+                const fields = Object.keys(input).filter((field) => (input as Record<string, unknown>)[field] !== undefined);
+                await this.deps.events.emit(trx, actor, [{ type: 'test.remediation_changed', entity_type: 'test', entity_id: id, payload: { test_id: id, from: before.status, to: updated.remediation_status, fields, source: options.source ?? 'aegis' } }]);
+            }
+
+            return updated;
+        });
     }
 
     setClassification(actor: Actor, id: string, input: ClassificationUpdate, options: ChangeOptions = {}): Promise<Test> {

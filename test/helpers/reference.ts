@@ -125,7 +125,20 @@ const internals = {
         {
             method: 'GET', path: '/api/v1/sso/oidc/callback', allowed: 'public',
             reason: 'Issue 15 (OIDC): the provider sends the browser back here, as to POST /sso/callback for SAML (Public); the state, code and ID token are the credentials'
-        }
+        },
+        // jira (issue 14)
+        {
+            method: 'POST', path: '/api/v1/jira/test-connection', allowed: Access.admin,
+            reason: 'Issue 14: "Configuration (A) in the settings. POST /jira/test-connection checks it": it reads the admin-only configuration and calls Jira with its secrets'
+        },
+        {
+            method: 'POST', path: '/api/v1/jira/webhook', allowed: 'public',
+            reason: 'Issue 14: the inbound Jira webhook is called by Jira, authenticated by its shared secret (constant-time compare), not by an Aegis user'
+        },
+        ...(['GET', 'POST', 'PUT', 'DELETE'].map((method) => ({
+            method, path: '/api/v1/tests/{id}/jira', allowed: Access.jira,
+            reason: 'Issue 14: the Jira issue of a test (create, link, unlink, read) is the /jira module\'s (RL,BL,A), on the test it belongs to'
+        })))
     ] as { method: string; path: string; allowed: Allowed; reason: string }[]
 };
 

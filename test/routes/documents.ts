@@ -171,7 +171,7 @@ describe('Report documents', () => {
         expect(viewer.tests[4]).to.include({ detection_outcome: 'prevented', time_to_detect_seconds: 120, evidence: [{ name: 'a-capture.pcap', sha256: internals.sha }] });
         expect(viewer.outcomes).to.equal({ prevented: 1, alerted: 2, logged: 1, not_detected: 1, not_applicable: 0 });
         expect(viewer.time_to_detect).to.include({ count: 4, median_seconds: 450, mean_seconds: 1155 });
-        expect(viewer.remediation).to.equal({ by_status: { open: 1, in_progress: 1, resolved: 0, accepted_risk: 0 }, overdue: 1 });
+        expect(viewer.remediation).to.equal({ by_status: { open: 1, in_progress: 1, awaiting_retest: 0, resolved: 0, accepted_risk: 0 }, overdue: 1 });
         expect(JSON.stringify(viewer)).to.not.contain(internals.marker);
 
         const admin = json(await request('red_lead', `/reports/generate/technique/${techniqueId}`));

@@ -191,7 +191,7 @@ describe('Settings', () => {
         // The address the operator allowed (OUTBOUND_ALLOW_HOSTS), in any form, on any port, normalised
         const res = await put('jira', { url: 'https://2130706433:8443/jira', username: 'aegis', api_token: internals.token });
         expect(res.statusCode).to.equal(200);
-        expect(JSON.parse(res.payload).value).to.equal({ url: 'https://127.0.0.1:8443/jira', username: 'aegis', api_token: { set: true } });
+        expect(JSON.parse(res.payload).value).to.equal({ url: 'https://127.0.0.1:8443/jira', username: 'aegis', api_token: { set: true }, personal_access_token: { set: false }, webhook_secret: { set: false } });
     });
 
     it('never writes a secret to the request log, whether the change succeeds, fails validation or the mail it is used for fails', async () => {

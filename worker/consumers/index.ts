@@ -9,6 +9,8 @@ import { riskConsumer } from './risk';
 import { alertMailConsumer, alertsConsumer } from './alerts';
 // webhooks
 import { webhooksConsumer } from './webhooks';
+// jira (issue 14)
+import { jiraCommentsConsumer, retestLoopConsumer } from './jira';
 
 
 // A consumer typed by its event types, into the one list the relay runs (as route() does for routes): the handler's
@@ -26,5 +28,8 @@ export const consumers = (services: Services): Consumer[] => [
     consumer(alertsConsumer(services)),
     consumer(alertMailConsumer(services)),
     // webhooks
-    consumer(webhooksConsumer(services))
+    consumer(webhooksConsumer(services)),
+    // jira (issue 14)
+    consumer(jiraCommentsConsumer(services)),
+    consumer(retestLoopConsumer(services))
 ];

@@ -21,6 +21,8 @@ import { defineSnapshotJobs, scheduleSnapshotJobs } from './snapshots';
 import { defineDetectionJobs } from './detection';
 // osint (issue 14)
 import { defineOsintJobs, scheduleOsintJobs } from './osint';
+// jira (issue 14)
+import { defineJiraJobs, scheduleJiraJobs } from './jira';
 
 
 export interface JobOptions {
@@ -54,6 +56,8 @@ export const defineJobs = (agenda: Agenda, services: Services, options: JobOptio
     defineDetectionJobs(agenda, services, options);
     // osint (issue 14)
     defineOsintJobs(agenda, services, options);
+    // jira (issue 14)
+    defineJiraJobs(agenda, services, options);
 };
 
 
@@ -83,4 +87,6 @@ export const scheduleJobs = async (agenda: Agenda, services: Services) => {
     await scheduleSnapshotJobs(agenda);
     // osint (issue 14)
     await scheduleOsintJobs(agenda);
+    // jira (issue 14)
+    await scheduleJiraJobs(agenda);
 };
