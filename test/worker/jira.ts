@@ -46,6 +46,7 @@ describe('Worker: Jira sync', () => {
     it('runs a queued sync in the worker and schedules the minutely pass', { timeout: 120_000 }, async () => {
 
         const jira = await startFakeJira({ deployment: 'data_center', token: `pat-${Crypto.randomBytes(8).toString('hex')}` });
+        let linked: string | undefined;
         try {
             const project = `W${Crypto.randomBytes(3).toString('hex').toUpperCase().replace(/[^A-Z0-9]/g, 'Y')}`;
             jira.addProject(project);
@@ -53,6 +54,7 @@ describe('Worker: Jira sync', () => {
             const test = await testRow(context.knex, { technique_id: await uniqueTechnique(context.knex), state: 'validated', remediation_status: 'open' });
             const issue = jira.addIssue(project);
             await context.services.jira.linkIssue(context.actor('blue_lead'), test.id, issue.key);
+            linked = test.id;
             jira.setStatus(issue.key, 'In Progress', 'indeterminate');
 
             await JiraSyncRun.query(context.knex).whereIn('status', ['queued', 'running']).patch({ status: 'failed', finished_at: new Date() });
@@ -67,15 +69,24 @@ describe('Worker: Jira sync', () => {
                 await new Promise((resolve) => setTimeout(resolve, 200));
             }
 
+            // The run's database is shared with the other scripts of the run: issues they linked (to Jira servers of
+            // their own, stopped since) are polled too and fail on their own, so this issue is checked by its key
             expect(finished, 'the run finished').to.exist();
-            expect(finished).to.include({ status: 'succeeded', issues_changed: 1 });
+            expect(['succeeded', 'partial']).to.include(finished!.status);
+            expect(finished!.issues_changed).to.be.at.least(1);
+            expect((finished!.failures ?? []).map((failure) => failure.issue_key)).to.not.include(issue.key);
             expect((await Test.query(context.knex).findById(test.id))!.remediation_status).to.equal('in_progress');
             const line = await worker.waitFor((item) => item.job === 'jira.sync' && item.run_id === run.id);
-            expect(line).to.include({ status: 'succeeded', changed: 1 });
+            expect(line).to.include({ status: finished!.status, changed: finished!.issues_changed });
             const scheduled = (await context.queue.list()).find((job) => job.name === 'jira.sync-due');
             expect(scheduled).to.include({ schedule: '1 minute' });
         }
         finally {
+            // Its link would outlive this Jira server and fail every later script's sync of the shared database
+            if (linked) {
+                await context.services.jira.unlink(context.actor('blue_lead'), linked);
+            }
+
             await jira.stop();
         }
     });
