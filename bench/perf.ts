@@ -10,6 +10,7 @@ import { migrate } from '../server/db';
 import { hashPassword } from '../server/services/passwords';
 
 import { createDatabase, freePort, load, startProcess, stopProcess, type LoadResult } from './lib';
+import { perfUploads, perfUploadsSuite } from './perf-uploads';
 import type { Suite } from './suites';
 
 
@@ -102,7 +103,7 @@ const internals = {
 };
 
 
-export const perf: Suite = {
+export const perfPaths: Suite = {
     description: 'issue 16: GET /auth/me, GET /users?limit=50, POST /tests and the draft → validated lifecycle, each against bare hapi + pg doing the same statements and writing the same rows; peak RSS of both processes',
     run: async () => {
 
@@ -231,5 +232,16 @@ export const perf: Suite = {
             await pool.end();
             await database.drop();
         }
+    }
+};
+
+
+// `npm run bench -- perf` prints every row of issue 16: the read and write paths, then the uploads
+export const perf: Suite = {
+    description: `${perfPaths.description}; then ${perfUploadsSuite.description}`,
+    run: async () => {
+
+        await perfPaths.run();
+        await perfUploads();
     }
 };

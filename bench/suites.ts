@@ -24,7 +24,8 @@ import { perfUploadsSuite } from './perf-uploads';
 import { integrationsOsint } from './integrations-osint';
 // perf (issue 16)
 import { perf } from './perf';
-// jira (issue 14): the integrator's `integrations` suite calls integrationsJira next to the OSINT half
+// jira (issue 14): `integrations` runs both halves of issue 14
+import { integrations } from './integrations';
 import { integrationsJiraSuite } from './integrations-jira';
 
 
@@ -63,5 +64,6 @@ export const suites: Record<string, Suite> = {
     // perf (issue 16)
     perf,
     // jira (issue 14)
-    'integrations-jira': integrationsJiraSuite
+    'integrations-jira': integrationsJiraSuite,
+    integrations
 };

@@ -38,12 +38,12 @@ export const ssoRoutes = [
         method: 'GET',
         path: '/api/v1/sso/status',
         options: {
-            description: 'Whether single sign-on is configured and enabled (nothing secret)',
+            description: 'Whether single sign-on (SAML, OpenID Connect) is configured and enabled, per provider (nothing secret)',
             tags: internals.tags,
             auth: { access: { scope: [...Access.any] } },
             response: { schema: ssoStatus }
         },
-        handler: (request) => request.services().saml.status(actorOf(request))
+        handler: async (request) => ({ saml: await request.services().saml.status(actorOf(request)), oidc: await request.services().oidc.status() })
     }),
 
     route<{ Payload: SamlConfigInput }>({

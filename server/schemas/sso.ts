@@ -11,11 +11,15 @@ export const samlConfig = (settingDefinitions['sso.saml'].schema as Joi.ObjectSc
     .fork(['idp_entity_id', 'sso_url', 'certificates'], (field) => field.optional())
     .label('SamlConfig');
 
+const providerStatus = Joi.object({
+    configured: Joi.boolean().required(),
+    enabled: Joi.boolean().required()
+}).label('SsoProviderStatus');
+
 export const ssoStatus = Joi.object({
-    saml: Joi.object({
-        configured: Joi.boolean().required(),
-        enabled: Joi.boolean().required()
-    }).required().label('SamlStatus')
+    saml: providerStatus.required(),
+    // sso (issue 15, OIDC)
+    oidc: providerStatus.required()
 }).label('SsoStatus');
 
 export const samlLoginQuery = Joi.object({

@@ -170,6 +170,13 @@ export class OidcService {
         return await this.describe(actor);
     }
 
+    // What GET /sso/status says of OpenID Connect, nothing secret
+    async status(): Promise<{ configured: boolean; enabled: boolean }> {
+
+        const setting = await this.deps.settings.get('sso.oidc');
+        return { configured: setting !== null, enabled: setting?.enabled === true };
+    }
+
     // What the login route hands to bell; refuses when OIDC is not configured or turned off
     async authorization(): Promise<OidcAuthorization> {
 

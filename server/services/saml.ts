@@ -30,7 +30,8 @@ export interface SamlServiceProvider {
 export type SamlConfigInput = Partial<SamlSettings>;
 
 export interface SamlStatus {
-    saml: { configured: boolean; enabled: boolean };
+    configured: boolean;
+    enabled: boolean;
 }
 
 export interface SamlLogin {
@@ -124,7 +125,7 @@ export class SamlService {
     async status(actor: Actor): Promise<SamlStatus> {
 
         const config = await this.deps.settings.get('sso.saml');
-        return { saml: { configured: config !== null, enabled: config?.enabled === true } };
+        return { configured: config !== null, enabled: config?.enabled === true };
     }
 
     // Validates and stores the configuration. With a metadata URL, the IdP's metadata is fetched once through the

@@ -112,6 +112,8 @@ describe('OpenID Connect sign-in (/sso/oidc)', () => {
 
             const read = await context.server.inject({ method: 'GET', url: '/api/v1/sso/oidc/config', auth: admin() });
             expect(read.statusCode).to.equal(200);
+            const status = await context.server.inject({ method: 'GET', url: '/api/v1/sso/status', auth: context.as('viewer') });
+            expect(JSON.parse(status.payload).oidc).to.equal({ configured: true, enabled: true });
             expect(JSON.parse(read.payload).value).to.equal(body.value);
             expect(read.payload).to.not.include(idp.clientSecret);
 
