@@ -89,6 +89,8 @@ export const startProvider = async (redirectUri: string): Promise<TestProvider> 
         jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' }] },
         cookies: { keys: [Crypto.randomBytes(16).toString('hex')] },
         features: { devInteractions: { enabled: true } },
+        // Lifetimes set, so that the provider does not print a notice for each default it falls back to
+        ttl: { AccessToken: 600, Grant: 600, IdToken: 600, Interaction: 600, Session: 600 },
         findAccount: (ctx, sub) => {
 
             const account = accounts.get(sub);
