@@ -4,6 +4,7 @@ import type * as Hapi from '@hapi/hapi';
 import { oidcFlowCookie } from '../plugins/oidc';
 import { actorOf } from '../plugins/services';
 import { Access } from '../policy';
+import { isSameOriginPath } from '../schemas/common';
 import { oidcCallbackQuery, oidcConfig, oidcConfigUpdate, oidcLoginQuery } from '../schemas/oidc';
 import type { OidcAuthorization, OidcCallback, OidcFlow } from '../services/oidc';
 import type { OidcSetting } from '../settings';
@@ -19,8 +20,6 @@ type BellAuthenticate = (request: Hapi.Request, h: Hapi.ResponseToolkit) => Prom
 const internals = {
     // bell's OAuth 2.0 flow, which its typings do not export: the function a bell strategy authenticates with
     bell: (Bell as unknown as { oauth: { v2: (settings: Record<string, unknown>) => BellAuthenticate } }).oauth,
-
-    landing: /^\/(?![/\\])[^\s\\]*$/,
 
     // bell's settings are fixed when a strategy is registered, and hapi cannot register one again: the login route
     // builds bell's flow from the configuration of the moment instead (a closure, no strategy), so a change of
@@ -110,7 +109,7 @@ export const oidcRoutes = [
             h.unstate(oidcFlowCookie);
             const session = await request.services().oidc.complete(actorOf(request), request.query, flow);
             const landing = (flow?.query as { redirect_to?: unknown } | undefined)?.redirect_to;
-            return withSession(h, session, typeof landing === 'string' && internals.landing.test(landing) ? landing : '/');
+            return withSession(h, session, typeof landing === 'string' && isSameOriginPath(landing) ? landing : '/');
         }
     })
 ];

@@ -12,6 +12,13 @@ export const searchText = Joi.string().trim().min(1).max(200);
 
 export const timestamp = Joi.date().iso();
 
+// Where a browser may be sent back to after a sign-in (a login's redirect_to, SAML's RelayState): only a path of this
+// origin, one leading slash, no scheme, no authority, no backslash, space or control character (an open redirect
+// otherwise). One rule for the schemas and for what comes back from an identity provider.
+const sameOriginPathPattern = /^\/(?![/\\])[^\\\u0000-\u001f\u007f\s]*$/;
+export const isSameOriginPath = (value: string): boolean => value.length <= 1024 && sameOriginPathPattern.test(value);
+export const sameOriginPath = Joi.string().max(1024).pattern(sameOriginPathPattern).message('{{#label}} must be a path of this site starting with a single /');
+
 
 // limit/offset/sort/order of conventions.md; `sort` only from the route's allowlist (SEC-17)
 export const listQuery = (sortFields: string[], filters: Record<string, Joi.Schema> = {}) => Joi.object({

@@ -3,7 +3,7 @@ import Joi from 'joi';
 import { roles } from '../policy';
 import { settingDefinitions } from '../settings';
 
-import { timestamp, uuid } from './common';
+import { sameOriginPath, timestamp, uuid } from './common';
 
 
 // sso (issue 15, OIDC): the schemas of /sso/oidc/* (docs/sso.md#openid-connect)
@@ -35,9 +35,8 @@ export const oidcConfig = Joi.object({
     updated_at: timestamp.allow(null).required()
 }).label('OidcConfig');
 
-// A same-origin path only (no scheme, no //host, no backslash): where the browser lands once signed in
 export const oidcLoginQuery = Joi.object({
-    redirect_to: Joi.string().max(1000).pattern(/^\/(?![/\\])[^\s\\]*$/).description('A path of this site to land on after the sign-in (default /)')
+    redirect_to: sameOriginPath.description('A path of this site to land on after the sign-in (default /)')
 });
 
 // What a provider sends back (RFC 6749 4.1.2, RFC 9207 iss); providers add parameters of their own, which are ignored

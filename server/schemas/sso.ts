@@ -2,6 +2,8 @@ import Joi from 'joi';
 
 import { settingDefinitions } from '../settings';
 
+import { sameOriginPath } from './common';
+
 
 // sso (issue 15): the SSO routes' schemas (docs/sso.md)
 
@@ -23,7 +25,7 @@ export const ssoStatus = Joi.object({
 }).label('SsoStatus');
 
 export const samlLoginQuery = Joi.object({
-    redirect_to: Joi.string().max(1024).description('Where to land after signing in: a path of this site starting with a single /')
+    redirect_to: sameOriginPath.description('Where to land after signing in: a path of this site starting with a single /')
 });
 
 // What the IdP's browser form posts (HTTP-POST binding); other fields an IdP adds are ignored

@@ -12,7 +12,8 @@ import type { SamlSettings } from '../settings';
 import type { AuditService } from './audit';
 import type { Session } from './auth';
 import type { SettingsService, SettingView } from './settings';
-import { checkAssertion, checkEnvelope, isSameOriginPath, parseIdpMetadata, parseXml } from './saml-xml';
+import { isSameOriginPath } from '../schemas/common';
+import { checkAssertion, checkEnvelope, parseIdpMetadata, parseXml } from './saml-xml';
 import type { ExternalIdentity, SsoIdentityService } from './sso-identity';
 
 
@@ -170,10 +171,6 @@ export class SamlService {
     // The IdP URL a browser is sent to, with the AuthnRequest (signed when configured); its id is recorded in the
     // shared request cache and bound to the browser by the caller (a cookie).
     async login(actor: Actor, returnTo: string | undefined): Promise<SamlLogin> {
-
-        if (returnTo !== undefined && !isSameOriginPath(returnTo)) {
-            throw new ValidationError('redirect_to must be a path of this site starting with a single /', ['redirect_to']);
-        }
 
         const config = await this.enabledConfig();
         const requestId = `_${Crypto.randomBytes(20).toString('hex')}`;

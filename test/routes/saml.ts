@@ -8,7 +8,7 @@ import { DOMParser, XMLSerializer } from '@xmldom/xmldom';
 import { ValidationError } from '../../server/errors';
 import { SamlAssertion, SamlRequest, Setting, User } from '../../server/models';
 import type { Role } from '../../server/policy';
-import { isSameOriginPath } from '../../server/services/saml-xml';
+import { isSameOriginPath } from '../../server/schemas/common';
 
 import { json } from '../helpers/factories';
 import { formFields, keyPair, TestIdp, type Assertion } from '../helpers/saml-idp';
