@@ -19,6 +19,7 @@ import type { Suite } from './suites';
 const internals = {
     bundle: Path.join(__dirname, '..', '..', '..', 'shared', 'data', 'attack', 'enterprise-attack.json.gz'),
     progressTests: 10_000,
+    technicianRule: '(t.data_classification in (\'public\', \'internal\', \'confidential\') or (t.data_classification = \'restricted\' and (t.red_assignee_id = $2 or t.blue_assignee_id = $2)))',
 
     row: (name: string, value: { p50: number; p99: number }) => `  ${name.padEnd(34)} p50 ${value.p50.toFixed(1).padStart(8)} ms   p99 ${value.p99.toFixed(1).padStart(8)} ms`,
 
@@ -28,7 +29,7 @@ const internals = {
     },
 
     // from-threat-actor as bare SQL: the campaign, one test per usable technique from its best template (or none),
-    // the memberships and their history, in one transaction
+    // their timeline and audit rows, the memberships and their history, in one transaction
     generateSql: `
         with campaign as (
             insert into campaigns (name, type, threat_actor_id, created_by) values ($1 || ' bare', 'threat_actor', $2, $3) returning id
@@ -51,15 +52,21 @@ const internals = {
         timeline as (
             insert into test_timeline (test_id, actor_id, actor_role, action, to_state) select id, $3, 'red_lead', 'create', 'draft' from created
         ),
+        audit as (
+            insert into audit_logs (actor_id, actor_role, action, entity_type, entity_id, details)
+            select $3, 'red_lead', 'test.create', 'test', id, '{}' from created
+            union all select $3, 'red_lead', a, 'campaign', campaign.id, '{}' from campaign, unnest(array['campaign.create', 'campaign.add-test', 'campaign.generate']) a
+        ),
         members as (
             insert into campaign_tests (campaign_id, test_id, added_by) select campaign.id, created.id, $3 from campaign, created returning test_id
         )
         insert into campaign_history (campaign_id, actor_id, actor_role, action, test_id)
         select campaign.id, $3, 'red_lead', 'add-test', members.test_id from campaign, members`,
 
-    progressSql: `
+    // $2: the visibility rule of a technician (policy.ts testAccess), true for a lead
+    progressSql: (visibility: string) => `
         with members as materialized (
-            select t.state, t.detection_outcome, t.technique_id from campaign_tests ct join tests t on t.id = ct.test_id where ct.campaign_id = $1
+            select t.state, t.detection_outcome, t.technique_id from campaign_tests ct join tests t on t.id = ct.test_id where ct.campaign_id = $1 and ${visibility}
         )
         select 'state', state, count(*), count(*) filter (where state = 'validated') from members group by state
         union all
@@ -121,15 +128,20 @@ export const campaigns: Suite = {
             await knex.raw('insert into campaign_tests (campaign_id, test_id) select ?, id from tests where title like \'progress %\'', [campaign.id]);
             await knex.raw('analyze');
 
-            const progress = await timeRuns(10, 200, async () => {
+            // As the lead (every test counts) and as a blue technician (the visibility rule filters the members)
+            const technician = await (await services.users.create(systemActor, { username: 'bench-tech', password: 'Purple-Quartz-Lantern-8', role: 'blue_tech' })).$query(knex).patchAndFetch({ must_change_password: false });
+            for (const [reader, visibility] of [[lead, 'true'], [technician, internals.technicianRule]] as const) {
+                const as = { strategy: 'jwt-bearer', credentials: { user: reader, scope: [reader.role], app: {} } } as never;
+                const progress = await timeRuns(10, 200, async () => {
 
-                const res = await server.inject({ method: 'GET', url: `/api/v1/campaigns/${campaign.id}/progress`, auth });
-                if (res.statusCode !== 200 || JSON.parse(res.payload).total !== internals.progressTests) {
-                    throw new Error(`progress: ${res.statusCode} ${res.payload.slice(0, 300)}`);
-                }
-            });
-            const progressSql = await timeRuns(10, 200, () => pg.query(internals.progressSql, [campaign.id]));
-            internals.print(`GET /campaigns/{id}/progress, a campaign of ${internals.progressTests.toLocaleString('en')} tests, 200 sequential requests`, progress, progressSql);
+                    const res = await server.inject({ method: 'GET', url: `/api/v1/campaigns/${campaign.id}/progress`, auth: as });
+                    if (res.statusCode !== 200 || JSON.parse(res.payload).total !== internals.progressTests) {
+                        throw new Error(`progress: ${res.statusCode} ${res.payload.slice(0, 300)}`);
+                    }
+                });
+                const progressSql = await timeRuns(10, 200, () => pg.query(internals.progressSql(visibility), visibility === 'true' ? [campaign.id] : [campaign.id, reader.id]));
+                internals.print(`GET /campaigns/{id}/progress as ${reader.role}, a campaign of ${internals.progressTests.toLocaleString('en')} tests, 200 sequential requests`, progress, progressSql);
+            }
 
             await server.stop();
             await queue.stop();

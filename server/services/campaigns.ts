@@ -92,8 +92,13 @@ interface Candidate {
 
 
 const internals = {
-    // The campaign and the number of its tests, as every read answers it
-    withCount: <Q extends ReturnType<typeof Campaign.query>>(query: Q): Q => query.select('campaigns.*', Campaign.raw('(select count(*) from campaign_tests ct where ct.campaign_id = campaigns.id)::integer as test_count')) as Q,
+    // The member tests the actor may see (the visibility rule), joined on their membership `ct`: every count of a
+    // campaign's tests reads this, so that a figure never counts what the reader cannot open (docs/dashboards.md)
+    visibleMembers: (db: Knex | Knex.Transaction, actor: Actor) => Test.query(db).modify('visibleTo', actor).join('campaign_tests as ct', 'ct.test_id', 'tests.id').toKnexQuery(),
+
+    // The campaign and the number of its tests the actor may see, as every read answers it
+    withCount: <Q extends ReturnType<typeof Campaign.query>>(query: Q, db: Knex | Knex.Transaction, actor: Actor): Q => query.select('campaigns.*',
+        Campaign.raw('(?)::integer as test_count', [internals.visibleMembers(db, actor).whereRaw('ct.campaign_id = campaigns.id').clearSelect().count('*')])) as Q,
 
     diff: (current: Record<string, unknown>, next: Record<string, unknown>): Changes => {
 
@@ -135,7 +140,7 @@ export class CampaignsService {
 
     list(actor: Actor, filters: CampaignFilters): Promise<Page<Campaign>> {
 
-        const query = internals.withCount(Campaign.query(this.deps.knex));
+        const query = internals.withCount(Campaign.query(this.deps.knex), this.deps.knex, actor);
         const statuses = filters.status === undefined ? [] : [filters.status].flat();
         if (statuses.length) {
             query.whereIn('campaigns.status', statuses);
@@ -170,12 +175,13 @@ export class CampaignsService {
     // Every active campaign past its end date (the alerts issue's "overdue" rule), oldest end first
     async overdue(actor: Actor): Promise<Campaign[]> {
 
-        return await internals.withCount(Campaign.query(this.deps.knex)).whereRaw(overdueSql).orderBy([{ column: 'end_date' }, { column: 'id' }]);
+        return await internals.withCount(Campaign.query(this.deps.knex), this.deps.knex, actor).whereRaw(overdueSql).orderBy([{ column: 'end_date' }, { column: 'id' }]);
     }
 
     async get(actor: Actor, id: string, options: ChangeOptions = {}): Promise<Campaign> {
 
-        const campaign = await internals.withCount(Campaign.query(options.trx ?? this.deps.knex)).findById(id);
+        const db = options.trx ?? this.deps.knex;
+        const campaign = await internals.withCount(Campaign.query(db), db, actor).findById(id);
         if (!campaign) {
             throw new NotFoundError('Campaign');
         }
@@ -301,14 +307,14 @@ export class CampaignsService {
     }
 
     // validated / total and the breakdowns by state, outcome (of the validated tests) and tactic: one statement,
-    // whatever the number of tests; every member test counts, whoever asks (a count shows no test's fields)
+    // whatever the number of tests; of the member tests the actor may see (the visibility rule), as every test figure
     async progress(actor: Actor, id: string): Promise<CampaignProgress> {
 
-        const { rows } = await this.deps.knex.raw<{ rows: { dimension: string; key: string | null; name: string | null; total: number; validated: number }[] }>(`
-            with members as materialized (
-                select t.state, t.detection_outcome, t.technique_id from campaign_tests ct join tests t on t.id = ct.test_id where ct.campaign_id = :id
-            )
-            select 'campaign' as dimension, null as key, null as name, null::integer as ord, 0 as total, 0 as validated from campaigns where id = :id
+        const { knex } = this.deps;
+        const members = internals.visibleMembers(knex, actor).where('ct.campaign_id', id).clearSelect().select('tests.state', 'tests.detection_outcome', 'tests.technique_id');
+        const { rows } = await knex.raw<{ rows: { dimension: string; key: string | null; name: string | null; total: number; validated: number }[] }>(`
+            with members as materialized (?)
+            select 'campaign' as dimension, null as key, null as name, null::integer as ord, 0 as total, 0 as validated from campaigns where id = ?
             union all
             select 'state', state, null, null, count(*)::integer, count(*) filter (where state = 'validated')::integer from members group by state
             union all
@@ -317,7 +323,7 @@ export class CampaignsService {
             select 'tactic', ta.shortname, ta.name, min(ta.matrix_order), count(*)::integer, count(*) filter (where m.state = 'validated')::integer
                 from members m left join technique_tactics tt on tt.technique_id = m.technique_id left join tactics ta on ta.id = tt.tactic_id
                 group by ta.shortname, ta.name
-            order by dimension, ord nulls last, key`, { id });
+            order by dimension, ord nulls last, key`, [members, id]);
 
         if (!rows.some((row) => row.dimension === 'campaign')) {
             throw new NotFoundError('Campaign');

@@ -426,6 +426,52 @@ describe('Campaign progress, history and generation', () => {
         expect(json(await request('viewer', 'GET', `/campaigns/${campaign.id}/progress`))).to.include({ total: 3, validated: 1, percent: 33.3 });
     });
 
+    it('counts, in progress and test_count, only the tests the reader may see, in one SQL statement', async () => {
+
+        const tag = internals.unique();
+        const a = await tactic(`v-${tag}`, 1);
+        const techniqueId = await techniqueWith({ tactics: [a] });
+        const campaign = json(await request('red_lead', 'POST', '/campaigns', { name: `Visibility ${tag}` }));
+        const members = [
+            await testRow(context.knex, { technique_id: techniqueId, state: 'validated' }),                                             // internal
+            await testRow(context.knex, { technique_id: techniqueId, state: 'draft', data_classification: 'confidential' }),
+            await testRow(context.knex, { technique_id: techniqueId, state: 'validated', data_classification: 'restricted' }),
+            await testRow(context.knex, { technique_id: techniqueId, state: 'draft', data_classification: 'restricted', red_assignee_id: context.users.red_tech.id })
+        ];
+        for (const test of members) {
+            expect((await request('red_lead', 'POST', `/campaigns/${campaign.id}/tests`, { test_id: test.id })).statusCode).to.equal(201);
+        }
+
+        // [total, validated] per role: the leads and admin see all four; a technician the confidential test and the
+        // restricted one assigned to them (red_tech); a viewer the internal one only
+        const expected: Record<Role, [number, number]> = { admin: [4, 2], red_lead: [4, 2], blue_lead: [4, 2], red_tech: [3, 1], blue_tech: [2, 1], viewer: [1, 1] };
+        for (const role of roles) {
+            const progress = json(await request(role, 'GET', `/campaigns/${campaign.id}/progress`));
+            const [total, validated] = expected[role];
+            expect([progress.total, progress.validated], role).to.equal([total, validated]);
+            expect(progress.by_state.validated + progress.by_state.draft, role).to.equal(total);
+            expect(progress.by_tactic, role).to.equal([{ tactic: `v-${tag}`, name: `Tactic v-${tag}`, total, validated }]);
+            expect(json(await request(role, 'GET', `/campaigns/${campaign.id}`)).test_count, role).to.equal(total);
+            expect(json(await request(role, 'GET', `/campaigns?search=${tag}`)).items[0].test_count, role).to.equal(total);
+            expect(json(await request(role, 'GET', `/tests?campaign_id=${campaign.id}`)).total, role).to.equal(total);
+        }
+
+        // One statement whatever the size (the 404 check rides in it)
+        const statements: string[] = [];
+        const listen = (query: { sql: string }) => statements.push(query.sql);
+        context.knex.on('query', listen);
+        try {
+            expect(json(await request('blue_tech', 'GET', `/campaigns/${campaign.id}/progress`)).total).to.equal(2);
+            expect((await request('blue_tech', 'GET', `/campaigns/${Crypto.randomUUID()}/progress`)).statusCode).to.equal(404);
+        }
+        finally {
+            context.knex.off('query', listen);
+        }
+
+        expect(statements.length, statements.join('\n')).to.equal(2);
+        expect(statements.every((sql) => sql.includes('campaign_tests'))).to.be.true();
+    });
+
     it('keeps a membership change of a test the reader may not see, without the test', async () => {
 
         const restricted = await testRow(context.knex, { data_classification: 'restricted' });
