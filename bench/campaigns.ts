@@ -54,8 +54,8 @@ const internals = {
         ),
         audit as (
             insert into audit_logs (actor_id, actor_role, action, entity_type, entity_id, details)
-            select $3, 'red_lead', 'test.create', 'test', id, '{}' from created
-            union all select $3, 'red_lead', a, 'campaign', campaign.id, '{}' from campaign, unnest(array['campaign.create', 'campaign.add-test', 'campaign.generate']) a
+            select $3, 'red_lead', 'test.create', 'test', id, '{}'::jsonb from created
+            union all select $3, 'red_lead', a, 'campaign', campaign.id, '{}'::jsonb from campaign, unnest(array['campaign.create', 'campaign.add-test', 'campaign.generate']) a
         ),
         members as (
             insert into campaign_tests (campaign_id, test_id, added_by) select campaign.id, created.id, $3 from campaign, created returning test_id

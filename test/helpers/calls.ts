@@ -1,4 +1,5 @@
 import { expect } from '@hapi/code';
+import type { Knex } from 'knex';
 
 import type { Role } from '../../server/policy';
 
@@ -36,4 +37,23 @@ export const callsAs = (context: () => TestContext) => {
     };
 
     return { request, ok, refused };
+};
+
+
+// What a refusal must leave as it was, scoped to the rows this script's users wrote (the database is shared by the
+// whole run, so a count of a whole table would depend on the other scripts): per table, the column naming the user
+// who wrote the row (or a filter to that effect), plus their successful audit rows (a 403 writes an `access.denied`
+// one, on purpose, outside the change). `written(context, { campaigns: 'created_by' })` answers `{ campaigns, audit }`.
+export const written = async (context: TestContext, tables: Record<string, string | ((query: Knex.QueryBuilder, users: string[]) => unknown)>): Promise<Record<string, number>> => {
+
+    const users = Object.values(context.users).map((user) => user.id);
+    const counts: Record<string, number> = {};
+    for (const [table, by] of Object.entries(tables)) {
+        const query = context.knex(table);
+        typeof by === 'string' ? query.whereIn(by, users) : by(query, users);
+        counts[table] = Number((await query.count('* as n').first())!.n);
+    }
+
+    counts.audit = Number((await context.knex('audit_logs').whereIn('actor_id', users).where('outcome', 'success').count('* as n').first())!.n);
+    return counts;
 };

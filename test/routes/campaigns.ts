@@ -1,4 +1,6 @@
 import * as Crypto from 'crypto';
+import * as Fs from 'fs';
+import * as Path from 'path';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
@@ -8,6 +10,7 @@ import { campaignActions, campaignEdits, campaignLifecycle, campaignStatuses, ty
 
 import { worklogCampaignKey } from '../../migrations/20261207010000_campaigns';
 
+import { written } from '../helpers/calls';
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
 
@@ -19,7 +22,10 @@ const { describe, it, before, after } = lab;
 
 const internals = {
     unique: () => Crypto.randomBytes(4).toString('hex'),
-    day: (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10)
+    day: (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10),
+
+    // The rows a refusal must not write, of this script's users
+    written: (context: TestContext) => written(context, { campaigns: 'created_by', campaign_tests: 'added_by', tests: 'created_by', campaign_history: 'actor_id' })
 };
 
 
@@ -28,11 +34,10 @@ describe('Campaign routes', () => {
     let context: TestContext;
     const request = (role: Role, method: string, url: string, payload?: unknown) => context.server.inject({ method, url: `/api/v1${url}`, auth: context.as(role), ...(payload === undefined ? {} : { payload: payload as object }) });
 
-    // What a refusal must leave as it was: the campaign's rows, its history, its memberships, the audit trail
+    // What a refusal must leave as it was: the campaigns, memberships, tests and audit rows this script's users wrote,
+    // the campaign's row and its history
     const footprint = async (id?: string) => ({
-        campaigns: Number((await context.knex('campaigns').count('* as n').first())!.n),
-        memberships: Number((await context.knex('campaign_tests').count('* as n').first())!.n),
-        tests: Number((await context.knex('tests').count('* as n').first())!.n),
+        ...await internals.written(context),
         ...(id ? {
             row: await context.knex('campaigns').where({ id }).first(),
             history: Number((await context.knex('campaign_history').where({ campaign_id: id }).count('* as n').first())!.n)
@@ -167,6 +172,79 @@ describe('Campaign routes', () => {
         expect(await footprint(empty.id)).to.equal(earlier);
     });
 
+    it('answers every role of the reference on every route: success for the roles it names, 403 writing nothing for the others', async () => {
+
+        const leads = ['admin', 'red_lead', 'blue_lead'];
+        const threatActor = await context.services.threatActors.create(context.actor('admin'), { name: `Roles APT ${internals.unique()}` });
+        const techniqueId = await uniqueTechnique(context.knex);
+        await context.knex('threat_actor_techniques').insert({ threat_actor_id: threatActor.id, technique_id: techniqueId, source: 'manual' });
+        const layer = { name: `Roles ${internals.unique()}`, versions: { layer: '4.5' }, domain: 'enterprise-attack', techniques: [{ techniqueID: techniqueId }] };
+
+        for (const role of roles) {
+            const allowed = leads.includes(role);
+            const campaign = await campaignIn('draft');
+            const test = await testRow(context.knex);
+            const earlier = await footprint(campaign.id);
+            const calls: [string, string, unknown, number][] = [
+                ['POST', '/campaigns', { name: `By ${role} ${internals.unique()}` }, 201],
+                ['PATCH', `/campaigns/${campaign.id}`, { description: `by ${role}` }, 200],
+                ['PATCH', `/campaigns/${campaign.id}/schedule`, { start_date: '2026-12-01' }, 200],
+                ['POST', `/campaigns/${campaign.id}/tests`, { test_id: test.id }, 201],
+                ['DELETE', `/campaigns/${campaign.id}/tests/${test.id}`, undefined, 204],
+                ['POST', `/campaigns/from-threat-actor/${threatActor.id}`, {}, 201],
+                ['POST', '/campaigns/from-layer', layer, 201]
+            ];
+
+            for (const [method, url, payload, status] of calls) {
+                const res = await request(role, method, url, payload);
+                expect(res.statusCode, `${role} ${method} ${url}: ${res.payload}`).to.equal(allowed ? status : 403);
+            }
+
+            if (!allowed) {
+                expect(await footprint(campaign.id), role).to.equal(earlier);
+            }
+
+            for (const url of ['/campaigns', `/campaigns/${campaign.id}`, `/campaigns/${campaign.id}/progress`, `/campaigns/${campaign.id}/history`]) {
+                expect((await request(role, 'GET', url)).statusCode, `${role} GET ${url}`).to.equal(200);
+            }
+        }
+    });
+
+    it('documents the state and edit tables as the code declares them, and routes read their roles from them', () => {
+
+        const doc = Fs.readFileSync(Path.join(__dirname, '..', '..', 'docs', 'campaigns.md'), 'utf8');
+        const page = doc.slice(doc.indexOf('## The state table'), doc.indexOf('## Membership'));
+        const short: Record<string, string> = { admin: 'A', red_lead: 'RL', blue_lead: 'BL', red_tech: 'RT', blue_tech: 'BT', viewer: 'V' };
+        const roleSet = (cell: string) => cell.split(',').map((item) => item.trim()).sort();
+        const row = (key: string) => {
+
+            const line = page.split('\n').find((item) => item.startsWith(`| \`${key}\` |`));
+            expect(line, key).to.exist();
+            return line!.split('|').slice(2, -1).map((cell) => cell.trim());
+        };
+
+        for (const action of campaignActions) {
+            const [route, from, to, roleCell] = row(action);
+            const rule = campaignLifecycle[action];
+            expect(route).to.equal(`POST /campaigns/{id}/${action}`);
+            expect(from!.split(',').map((item) => item.trim())).to.equal([...rule.from]);
+            expect(to).to.equal(rule.to);
+            expect(roleSet(roleCell!), action).to.equal(rule.roles.map((role) => short[role]).sort());
+            const declared = context.server.table().find((item) => item.method === 'post' && item.path === `/api/v1/campaigns/{id}/${action}`)!;
+            expect([...(declared.settings.auth as { access: { scope: { selection: string[] } }[] }).access[0]!.scope.selection].sort()).to.equal([...rule.roles].sort());
+        }
+
+        for (const [action, rule] of Object.entries(campaignEdits)) {
+            const [, fields, roleCell, ...statuses] = row(action);
+            expect(roleSet(roleCell!), action).to.equal(rule.roles.map((role) => short[role]).sort());
+            expect(statuses.map((cell) => cell === 'yes'), action).to.equal(campaignStatuses.map((status) => (rule.statuses as readonly string[]).includes(status)));
+            statuses.filter((cell) => cell !== 'yes').forEach((cell) => expect(cell).to.equal('409 `campaign_frozen`'));
+            for (const field of rule.fields) {
+                expect(fields, action).to.contain(`\`${field}\``);
+            }
+        }
+    });
+
     it('keeps to the edit table in every status: a completed campaign takes notes only', async () => {
 
         for (const status of campaignStatuses) {
@@ -276,12 +354,15 @@ describe('Campaign routes', () => {
             }
         }
 
+        expect(await footprint(campaign.id)).to.equal(earlier);
+
         // The schedule is checked against what is stored: an end before the stored start
         await request('admin', 'PATCH', `/campaigns/${campaign.id}/schedule`, { start_date: '2026-12-10' });
+        const scheduled = await footprint(campaign.id);
         const merged = await request('admin', 'PATCH', `/campaigns/${campaign.id}/schedule`, { end_date: '2026-12-01' });
         expect(merged.statusCode).to.equal(400);
         expect(json(merged)).to.include({ code: 'invalid_schedule', fields: ['start_date', 'end_date'] });
-        await request('admin', 'PATCH', `/campaigns/${campaign.id}/schedule`, { start_date: null });
+        expect(await footprint(campaign.id)).to.equal(scheduled);
 
         const unknown = Crypto.randomUUID();
         for (const [method, url, payload] of [
@@ -295,7 +376,7 @@ describe('Campaign routes', () => {
             expect(res.statusCode, `${method} ${url}`).to.equal(404);
         }
 
-        expect(await footprint(campaign.id)).to.include({ campaigns: earlier.campaigns, memberships: earlier.memberships, tests: earlier.tests });
+        expect(await footprint(campaign.id)).to.equal(scheduled);
     });
 
     it('lists with filters: status, type, overdue, schedule range, search', async () => {
@@ -362,11 +443,7 @@ describe('Campaign progress, history and generation', () => {
         return id;
     };
 
-    const counts = async () => ({
-        campaigns: Number((await context.knex('campaigns').count('* as n').first())!.n),
-        tests: Number((await context.knex('tests').count('* as n').first())!.n),
-        memberships: Number((await context.knex('campaign_tests').count('* as n').first())!.n)
-    });
+    const counts = () => internals.written(context);
 
     before(async () => {
 
@@ -532,6 +609,7 @@ describe('Campaign progress, history and generation', () => {
         expect(history.map((entry: { action: string }) => entry.action)).to.equal(['create', 'add-test', 'add-test']);
 
         // Filters that leave nothing: 400 naming them, nothing written
+        const idle = await context.services.threatActors.create(context.actor('admin'), { name: `Idle ${tag}` });
         const earlier = await counts();
         const none = await request('blue_lead', 'POST', `/campaigns/from-threat-actor/${threatActor.id}`, { platforms: ['macOS'] });
         expect(none.statusCode).to.equal(400);
@@ -539,7 +617,6 @@ describe('Campaign progress, history and generation', () => {
         expect(await counts()).to.equal(earlier);
 
         // An actor without techniques: 409; a bad filter: 400
-        const idle = await context.services.threatActors.create(context.actor('admin'), { name: `Idle ${tag}` });
         const idleRes = await request('red_lead', 'POST', `/campaigns/from-threat-actor/${idle.id}`);
         expect(idleRes.statusCode).to.equal(409);
         expect(json(idleRes).code).to.equal('actor_without_techniques');
