@@ -9,7 +9,7 @@ import type { Role } from '../../server/policy';
 import { executionLifecycle } from '../../server/services/attack-paths';
 
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
-import { callsAs } from '../helpers/calls';
+import { callsAs, written } from '../helpers/calls';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -30,11 +30,14 @@ describe('Attack path routes', () => {
     const positions = async (pathId: string) => (await context.knex('attack_path_steps').where('path_id', pathId).orderBy('position')).map((row) => ({ id: row.id as string, position: row.position as number, technique_id: row.technique_id as string }));
     const expectDense = (rows: { position: number }[]) => expect(rows.map((row) => row.position)).to.equal(rows.map((_, index) => index + 1));
     const newPath = async (steps: string[] = [], role: Role = 'red_tech') => await ok(role, 'POST', '/attack-paths', { name: `Path ${Crypto.randomBytes(4).toString('hex')}`, steps: steps.map((id, index) => ({ technique_id: id, notes: `step ${index + 1}` })) }, 201);
+    // The rows of this script's users (the database is shared by the whole run)
     const counts = async () => {
 
-        const [row] = (await context.knex.raw(`select (select count(*) from attack_paths)::int as paths, (select count(*) from attack_path_steps)::int as steps,
-            (select count(*) from attack_path_executions)::int as executions, (select count(*) from attack_path_execution_steps where outcome is not null)::int as recorded`)).rows;
-        return row;
+        const rows = await written(context, {
+            attack_paths: 'created_by', attack_path_steps: 'created_by', attack_path_executions: 'created_by',
+            attack_path_execution_steps: (query, users) => query.whereIn('recorded_by', users).whereNotNull('outcome')
+        });
+        return { paths: rows.attack_paths, steps: rows.attack_path_steps, executions: rows.attack_path_executions, recorded: rows.attack_path_execution_steps, audit: rows.audit };
     };
 
     before(async () => {
@@ -118,7 +121,7 @@ describe('Attack path routes', () => {
         await refused('red_lead', 'PATCH', `/attack-paths/${path.id}/steps/${other.steps[0].id}`, { position: 1 }, 404);
 
         const final = await counts();
-        expect({ ...final, paths: final.paths - 1, steps: final.steps - 1 }).to.equal(initial);
+        expect({ ...final, paths: final.paths - 1, steps: final.steps - 1, audit: final.audit - 1 }).to.equal(initial);       // `other`
     });
 
     it('adds, inserts, moves and removes steps keeping positions 1..n', async () => {
@@ -200,7 +203,8 @@ describe('Attack path routes', () => {
         await refused('red_tech', 'POST', `/attack-paths/${empty.id}/executions`, {}, 409, { code: 'path_empty' });
         await refused('viewer', 'POST', `/attack-paths/${path.id}/executions`, {}, 403);
         await refused('red_tech', 'POST', `/attack-paths/${Crypto.randomUUID()}/executions`, {}, 404);
-        expect({ ...await counts(), paths: initial.paths }).to.equal(initial);
+        const after = await counts();
+        expect({ ...after, paths: after.paths - 1, audit: after.audit - 1 }).to.equal(initial);                               // `empty`
 
         const created = await ok('blue_tech', 'POST', `/attack-paths/${path.id}/executions`, { notes: 'Q4 run' }, 201);
         expect(created).to.include({ path_id: path.id, path_name: path.name, state: 'pending', notes: 'Q4 run', started_at: null, completed_at: null, aborted_at: null, abort_reason: null, created_by: context.users.blue_tech.id });

@@ -7,7 +7,7 @@ import { lessonCampaignKey } from '../../migrations/20261207110000_lesson_campai
 import type { Role } from '../../server/policy';
 
 import { json, technique, testRow, uniqueTechnique } from '../helpers/factories';
-import { callsAs } from '../helpers/calls';
+import { callsAs, written } from '../helpers/calls';
 import { init, type TestContext } from '../helpers/server';
 
 
@@ -24,11 +24,8 @@ describe('Knowledge routes', () => {
 
     const { request, ok, refused } = callsAs(() => context);
 
-    const counts = async () => {
-
-        const [row] = (await context.knex.raw('select (select count(*) from playbooks)::int as playbooks, (select count(*) from playbook_versions)::int as versions, (select count(*) from lessons)::int as lessons')).rows;
-        return row;
-    };
+    // The rows of this script's users (the database is shared by the whole run)
+    const counts = () => written(context, { playbooks: 'created_by', playbook_versions: 'author_id', lessons: 'created_by' });
 
     // Markdown as a user writes it: leading spaces, trailing new lines, HTML that must never be rendered nor escaped
     const markdown = '  # Initial access\n\n<script>alert(1)</script>\n\n* step **one**\n* `whoami /all`\n\n';
