@@ -53,9 +53,9 @@ const internals = {
             insert into test_timeline (test_id, actor_id, actor_role, action, to_state) select id, $3, 'red_lead', 'create', 'draft' from created
         ),
         audit as (
-            insert into audit_logs (actor_id, actor_role, action, entity_type, entity_id, details)
-            select $3, 'red_lead', 'test.create', 'test', id, '{}'::jsonb from created
-            union all select $3, 'red_lead', a, 'campaign', campaign.id, '{}'::jsonb from campaign, unnest(array['campaign.create', 'campaign.add-test', 'campaign.generate']) a
+            insert into audit_logs (actor_id, actor_role, action, entity_type, entity_id, outcome, details)
+            select $3, 'red_lead', 'test.create', 'test', id, 'success', '{}'::jsonb from created
+            union all select $3, 'red_lead', a, 'campaign', campaign.id, 'success', '{}'::jsonb from campaign, unnest(array['campaign.create', 'campaign.add-test', 'campaign.generate']) a
         ),
         members as (
             insert into campaign_tests (campaign_id, test_id, added_by) select campaign.id, created.id, $3 from campaign, created returning test_id

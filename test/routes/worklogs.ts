@@ -48,6 +48,11 @@ describe('Worklog routes', () => {
         expect(json(unknown).message).to.equal('Campaign not found');
         expect((await request('red_tech', 'POST', '/worklogs', { campaign_id: campaign.id, minutes: 90, date: '2026-11-28' })).statusCode).to.equal(201);
 
+        // The campaign_id filter of the reference, in the list and the summary
+        expect(json(await request('red_tech', 'GET', `/worklogs?campaign_id=${campaign.id}`)).items.map((item: { campaign_id: string; minutes: number }) => [item.campaign_id, item.minutes])).to.equal([[campaign.id, 90]]);
+        expect(json(await request('admin', 'GET', `/worklogs/summary?group_by=campaign&campaign_id=${campaign.id}`)).items).to.equal([{ key: campaign.id, minutes: 90, entries: 1 }]);
+        expect(json(await request('admin', 'GET', `/worklogs?campaign_id=${Crypto.randomUUID()}`)).total).to.equal(0);
+
         const own = json(await request('red_tech', 'GET', '/worklogs'));
         expect(own.total).to.equal(2);
         expect(own.items.map((item: { date: string }) => item.date)).to.equal(['2026-11-28', '2026-11-27']);
