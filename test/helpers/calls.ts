@@ -50,7 +50,13 @@ export const written = async (context: TestContext, tables: Record<string, strin
     const counts: Record<string, number> = {};
     for (const [table, by] of Object.entries(tables)) {
         const query = context.knex(table);
-        typeof by === 'string' ? query.whereIn(by, users) : by(query, users);
+        if (typeof by === 'string') {
+            query.whereIn(by, users);
+        }
+        else {
+            by(query, users);
+        }
+
         counts[table] = Number((await query.count('* as n').first())!.n);
     }
 

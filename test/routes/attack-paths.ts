@@ -203,8 +203,8 @@ describe('Attack path routes', () => {
         await refused('red_tech', 'POST', `/attack-paths/${empty.id}/executions`, {}, 409, { code: 'path_empty' });
         await refused('viewer', 'POST', `/attack-paths/${path.id}/executions`, {}, 403);
         await refused('red_tech', 'POST', `/attack-paths/${Crypto.randomUUID()}/executions`, {}, 404);
-        const after = await counts();
-        expect({ ...after, paths: after.paths - 1, audit: after.audit - 1 }).to.equal(initial);                               // `empty`
+        const refusedAll = await counts();
+        expect({ ...refusedAll, paths: refusedAll.paths - 1, audit: refusedAll.audit - 1 }).to.equal(initial);                               // `empty`
 
         const created = await ok('blue_tech', 'POST', `/attack-paths/${path.id}/executions`, { notes: 'Q4 run' }, 201);
         expect(created).to.include({ path_id: path.id, path_name: path.name, state: 'pending', notes: 'Q4 run', started_at: null, completed_at: null, aborted_at: null, abort_reason: null, created_by: context.users.blue_tech.id });
