@@ -44,11 +44,11 @@ export const callsAs = (context: () => TestContext) => {
 // whole run, so a count of a whole table would depend on the other scripts): per table, the column naming the user
 // who wrote the row (or a filter to that effect), plus their successful audit rows (a 403 writes an `access.denied`
 // one, on purpose, outside the change). `written(context, { campaigns: 'created_by' })` answers `{ campaigns, audit }`.
-export const written = async (context: TestContext, tables: Record<string, string | ((query: Knex.QueryBuilder, users: string[]) => unknown)>): Promise<Record<string, number>> => {
+export const written = async <T extends string>(context: TestContext, tables: Record<T, string | ((query: Knex.QueryBuilder, users: string[]) => unknown)>): Promise<Record<T | 'audit', number>> => {
 
     const users = Object.values(context.users).map((user) => user.id);
-    const counts: Record<string, number> = {};
-    for (const [table, by] of Object.entries(tables)) {
+    const counts = {} as Record<T | 'audit', number>;
+    for (const [table, by] of Object.entries(tables) as [T, string | ((query: Knex.QueryBuilder, users: string[]) => unknown)][]) {
         const query = context.knex(table);
         if (typeof by === 'string') {
             query.whereIn(by, users);
