@@ -95,6 +95,10 @@ describe('Campaign routes', () => {
         const scheduled = json(await request('admin', 'PATCH', `/campaigns/${campaign.id}/schedule`, { end_date: '2026-12-24' }));
         expect(scheduled).to.include({ start_date: '2026-12-01', end_date: '2026-12-24', version: 3 });
 
+        // A change to what is already there is no change: no new version, no history row
+        expect(json(await request('admin', 'PATCH', `/campaigns/${campaign.id}`, { type: 'adversary_emulation' }))).to.include({ version: 3 });
+        expect(json(await request('admin', 'PATCH', `/campaigns/${campaign.id}/schedule`, { end_date: '2026-12-24' }))).to.include({ version: 3 });
+
         const test = await testRow(context.knex);
         const added = await request('red_lead', 'POST', `/campaigns/${campaign.id}/tests`, { test_id: test.id });
         expect(added.statusCode, added.payload).to.equal(201);
@@ -429,11 +433,11 @@ describe('Campaign progress, history and generation', () => {
         return row.id;
     };
 
-    const techniqueWith = async (fields: { platforms?: string[]; coverage?: 'covered' | 'not_covered'; revoked?: boolean; tactics?: string[] }): Promise<string> => {
+    const techniqueWith = async (fields: { platforms?: string[]; coverage?: 'covered' | 'not_covered'; revoked?: boolean; deprecated?: boolean; tactics?: string[] }): Promise<string> => {
 
         const id = await uniqueTechnique(context.knex);
         await context.knex('techniques').where('mitre_id', id).update({
-            platforms: fields.platforms ?? [], revoked: fields.revoked ?? false,
+            platforms: fields.platforms ?? [], revoked: fields.revoked ?? false, deprecated: fields.deprecated ?? false,
             ...fields.coverage ? { coverage_status: fields.coverage, score: fields.coverage === 'covered' ? 100 : 0 } : {}
         });
         for (const tacticId of fields.tactics ?? []) {
@@ -574,7 +578,8 @@ describe('Campaign progress, history and generation', () => {
         const covered = await techniqueWith({ platforms: ['Windows'], coverage: 'covered' });
         const revoked = await techniqueWith({ platforms: ['Windows'], revoked: true });
         const both = await techniqueWith({ platforms: ['Linux', 'Windows'], coverage: 'not_covered' });
-        for (const id of [windows, linux, covered, revoked, both]) {
+        const deprecated = await techniqueWith({ platforms: ['Windows'], deprecated: true });
+        for (const id of [windows, linux, covered, revoked, both, deprecated]) {
             await context.knex('threat_actor_techniques').insert({ threat_actor_id: threatActor.id, technique_id: id, source: 'manual' });
         }
 
@@ -591,7 +596,8 @@ describe('Campaign progress, history and generation', () => {
         expect(created.map((item: any) => [item.technique_id, item.template_id, item.title])).to.equal([
             [windows, best.id, `Best ${tag}`], [both, null, `${both} Technique ${both}`]
         ].sort((x, y) => x[0]!.localeCompare(y[0]!)));
-        expect(body.skipped.map((item: any) => [item.technique_id, item.reason]).sort()).to.equal([[covered, 'coverage'], [linux, 'platform'], [revoked, 'revoked']].sort());
+        expect(body.skipped.map((item: any) => [item.technique_id, item.reason]).sort()).to.equal([[covered, 'coverage'], [linux, 'platform'], [revoked, 'revoked'], [deprecated, 'deprecated']].sort());
+        expect(body.skipped.find((item: any) => item.reason === 'deprecated').detail).to.equal('Deprecated by MITRE');
         expect(body.skipped.find((item: any) => item.reason === 'platform').detail).to.equal('Runs on Linux, not on Windows');
 
         const fromTemplate = json(await request('admin', 'GET', `/tests/${created.find((item: any) => item.technique_id === windows).test_id}`));
@@ -607,6 +613,12 @@ describe('Campaign progress, history and generation', () => {
 
         const history = json(await request('viewer', 'GET', `/campaigns/${body.campaign.id}/history`)).items;
         expect(history.map((entry: { action: string }) => entry.action)).to.equal(['create', 'add-test', 'add-test']);
+
+        // Without a platform filter every usable technique gets a test, and a template for any platform may serve
+        const unfiltered = json(await request('red_lead', 'POST', `/campaigns/from-threat-actor/${threatActor.id}`, { name: `Unfiltered ${tag}`, blind: true }));
+        expect(unfiltered.campaign).to.include({ name: `Unfiltered ${tag}`, blind: true, test_count: 4 });
+        expect(unfiltered.created.map((item: any) => item.technique_id).sort()).to.equal([windows, linux, covered, both].sort());
+        expect(unfiltered.created.filter((item: any) => item.template_id).map((item: any) => item.technique_id).sort()).to.equal([windows, linux].sort());
 
         // Filters that leave nothing: 400 naming them, nothing written
         const idle = await context.services.threatActors.create(context.actor('admin'), { name: `Idle ${tag}` });
