@@ -325,6 +325,38 @@ describe('Campaign routes', () => {
         ]);
     });
 
+    it('serialises concurrent changes of one campaign: a test joins once, and nothing joins a campaign completed meanwhile', async () => {
+
+        // Six parallel adds of the same test: one membership, the others 409
+        const campaign = await campaignIn('draft', 0);
+        const test = await testRow(context.knex);
+        const same = await Promise.all(Array.from({ length: 6 }, () => request('blue_lead', 'POST', `/campaigns/${campaign.id}/tests`, { test_id: test.id })));
+        expect(same.map((res) => res.statusCode).sort()).to.equal([201, 409, 409, 409, 409, 409]);
+        same.filter((res) => res.statusCode === 409).forEach((res) => expect(json(res).code).to.equal('already_in_campaign'));
+        expect(await context.knex('campaign_tests').where({ campaign_id: campaign.id }).pluck('test_id')).to.equal([test.id]);
+        expect(json(await request('viewer', 'GET', `/tests/${test.id}`)).campaign_ids).to.equal([campaign.id]);
+
+        // Adds racing a completion: each add is either in before it (201) or refused after it (409 campaign_frozen),
+        // and the memberships are exactly the accepted adds, each with its history row
+        const active = await campaignIn('active', 1);
+        const others = await Promise.all(Array.from({ length: 6 }, () => testRow(context.knex)));
+        const raced = await Promise.all([
+            ...others.slice(0, 3).map((other) => request('red_lead', 'POST', `/campaigns/${active.id}/tests`, { test_id: other.id })),
+            request('red_lead', 'POST', `/campaigns/${active.id}/complete`),
+            ...others.slice(3).map((other) => request('red_lead', 'POST', `/campaigns/${active.id}/tests`, { test_id: other.id }))
+        ]);
+        const completion = raced.splice(3, 1)[0]!;
+        expect(completion.statusCode).to.equal(200);
+        const accepted = others.filter((_, index) => raced[index]!.statusCode === 201).map((other) => other.id);
+        raced.filter((res) => res.statusCode !== 201).forEach((res) => expect([res.statusCode, json(res).code]).to.equal([409, 'campaign_frozen']));
+        const members = await context.knex('campaign_tests').where({ campaign_id: active.id }).pluck('test_id');
+        expect(members.filter((id) => others.some((other) => other.id === id)).sort()).to.equal(accepted.sort());
+        expect(json(completion).test_count).to.equal(1 + accepted.length);
+        expect((await context.knex('campaign_history').where({ campaign_id: active.id, action: 'add-test' }).pluck('test_id')).length).to.equal(1 + accepted.length);
+        const event = await context.knex('domain_events').where({ type: 'campaign.completed', entity_id: active.id }).first();
+        expect(event.payload.tests).to.equal(1 + accepted.length);
+    });
+
     it('answers 400 naming the field, 404 for unknown ids, and writes nothing on a refusal', async () => {
 
         const campaign = await campaignIn('draft');
