@@ -182,6 +182,59 @@ describe('Report schedules', () => {
         await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
     });
 
+    it('takes a run over after its worker died mid-send, sends only to the recipients not yet served, once however many workers tick', async () => {
+
+        // January the 1st only: no new occurrence comes due while the test moves its clock by half an hour
+        const created = json(await request('red_lead', 'POST', '/reports/schedules', schedule({ period: undefined, cron: '0 7 1 1 *', timezone: 'UTC' })));
+        await context.knex('report_schedules').where('id', created.id).update({ next_run_at: new Date(Date.now() - 60_000) });
+        const before = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
+        const sentCount = () => mailsTo(email('viewer')).length + mailsTo(email('blue_lead')).length - before.viewer - before.blue_lead;
+
+        // The worker prints and sends to its first recipient, then dies while printing for the second: its tick never
+        // ends, the run stays 'running' with one address in sent_to
+        let prints = 0;
+        const dying = { pdf: (html: string, options?: { title?: string }) => (++prints === 1 ? printer.pdf(html, options) : new Promise<Buffer>(() => undefined)) };
+        const now = new Date();
+        void context.services.reportSchedules.tick(dying, now);
+        let run: { status: string; sent_to: string[]; attempts: number } | undefined;
+        for (let i = 0; i < 300 && !(run?.sent_to.length && prints === 2); ++i) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            run = await context.knex('report_schedule_runs').where('schedule_id', created.id).first();
+        }
+
+        expect(run).to.include({ status: 'running', attempts: 1 });
+        expect(run!.sent_to).to.have.length(1);
+        expect(sentCount()).to.equal(1);
+        const served = run!.sent_to[0]!;
+        const other = served === email('viewer') ? email('blue_lead') : email('viewer');
+
+        // Another worker leaves a running run alone while its worker may still be at it (30 minutes). The figures are
+        // this schedule's own (its run, its recipients' mail): the shared database may hold other schedules
+        const mine = () => context.knex('report_schedule_runs').where('schedule_id', created.id);
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 10 * 60_000));
+        expect(await mine().first()).to.include({ status: 'running', attempts: 1 });
+        expect(sentCount()).to.equal(1);
+
+        // Then two workers find it stale at once: one takes it over and sends to the recipient not yet served
+        const later = new Date(now.getTime() + 31 * 60_000);
+        const results = await Promise.all([context.services.reportSchedules.tick(printer, later), context.services.reportSchedules.tick(printer, later)]);
+        expect(results.reduce((sum, result) => sum + result.retried, 0)).to.be.at.least(1);
+        expect(sentCount()).to.equal(2);
+        expect(mailsTo(served)).to.have.length(before[served === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
+        expect(mailsTo(other)).to.have.length(before[other === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
+
+        const runs = json(await request('red_lead', 'GET', `/reports/schedules/${created.id}/runs`));
+        expect(runs.total).to.equal(1);
+        expect(runs.items[0]).to.include({ status: 'sent', attempts: 2, error: null, recipients: 2 });
+        expect(runs.items[0].sent_to.sort()).to.equal([email('blue_lead'), email('viewer')]);
+
+        // Nothing more, however often the workers tick
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 90 * 60_000));
+        expect(await mine().select('status', 'attempts')).to.equal([{ status: 'sent', attempts: 2 }]);
+        expect(sentCount()).to.equal(2);
+        await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
+    });
+
     it('records a failed run with its reason and retries it later, sending only what was not sent; outside addresses see what a viewer sees', async () => {
 
         expect((await request('admin', 'PUT', '/system/settings/reports.external_recipients', { value: true })).statusCode).to.equal(200);
