@@ -42,6 +42,8 @@ import * as Osint from './20261208110000_osint';
 import * as Saml from './20261208120001_saml';
 // jira (issue 14)
 import * as Jira from './20261208100000_jira';
+// report schedules of campaign reports (issue 13 audit)
+import * as ReportScheduleCampaign from './20261209130000_report_schedule_campaign';
 
 
 export interface Migration {
@@ -94,5 +96,7 @@ export const migrations: Migration[] = [
     // sso (issue 15, SAML)
     Saml,
     // second factors (issue 15)
-    SecondFactors
+    SecondFactors,
+    // report schedules of campaign reports (issue 13 audit)
+    ReportScheduleCampaign
 ];

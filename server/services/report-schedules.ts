@@ -53,6 +53,7 @@ const internals = {
     maxAttempts: 3,
     retryAfterMs: (attempts: number) => attempts * 5 * 60_000,        // 5 min after the first failure, 10 after the second
     staleRunMs: 30 * 60_000,                                           // a run still 'running' after this: its worker died
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
 
     expression: (schedule: Pick<ReportSchedule, 'cron' | 'period'>): string => schedule.cron ?? internals.periods[schedule.period!],
 
@@ -267,10 +268,16 @@ export class ReportSchedulesService {
             throw new ValidationError(`"cron" is not a valid cron expression: ${(err as Error).message}`, ['cron']);
         }
 
+        // The document's parameters: a technique report names a technique, a campaign report a campaign (by id)
         const params = input.params ?? {};
+        const subject = input.kind === 'purple-campaign' ? 'campaign' : 'technique';
+        if (input.kind === 'purple-campaign' && !internals.uuid.test(params.id ?? '')) {
+            throw new ValidationError('"params.id" must be the id of the campaign to report on', ['params.id']);
+        }
+
         await this.deps.documents.data(everyReader, input.kind, params).catch((err: Error) => {
 
-            throw err instanceof NotFoundError ? new ValidationError('"params.id" is not a known technique', ['params.id']) : err;
+            throw err instanceof NotFoundError ? new ValidationError(`"params.id" is not a known ${subject}`, ['params.id']) : err;
         });
 
         const userIds = [...new Set(input.recipient_user_ids ?? [])];

@@ -128,7 +128,11 @@ describe('Report schedules', () => {
             [schedule({ recipient_user_ids: [stranger.id] }), 'recipient_user_ids'],
             [schedule({ recipient_user_ids: [] }), 'recipient_user_ids'],
             [schedule({ params: { id: 'T0000.999' } }), 'params.id'],
-            [schedule({ kind: 'memo' }), 'kind']
+            [schedule({ kind: 'memo' }), 'kind'],
+            [schedule({ kind: 'purple-campaign', params: { id: techniqueId } }), 'params.id'],
+            [schedule({ kind: 'purple-campaign', params: { id: Crypto.randomUUID() } }), 'params.id'],
+            [schedule({ kind: 'purple-campaign', params: {} }), 'params.id'],
+            [schedule({ params: { id: 'x; drop table' } }), 'params.id']
         ];
         for (const [payload, field] of cases) {
             const res = await request('blue_lead', 'POST', '/reports/schedules', payload);
@@ -182,13 +186,52 @@ describe('Report schedules', () => {
         await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
     });
 
+    it('sends a campaign report on its schedule, each recipient reading the campaign\'s tests they may open', async () => {
+
+        const lead = (url: string, payload: object) => request('red_lead', 'POST', url, payload);
+        const name = `Scheduled campaign ${Crypto.randomBytes(4).toString('hex')}`;
+        const campaign = json(await lead('/campaigns', { name }));
+        const members = await context.knex('tests').where('technique_id', techniqueId).pluck('id');
+        for (const id of members) {
+            expect((await lead(`/campaigns/${campaign.id}/tests`, { test_id: id })).statusCode).to.equal(201);
+        }
+
+        const res = await request('blue_lead', 'POST', '/reports/schedules', schedule({ name: `Campaign ${name}`, kind: 'purple-campaign', params: { id: campaign.id }, period: undefined, cron: '0 7 1 1 *' }));
+        expect(res.statusCode, res.payload).to.equal(201);
+        const created = json(res);
+        expect(created).to.include({ kind: 'purple-campaign', params: { id: campaign.id } });
+        expect(json(await request('blue_lead', 'GET', '/reports/schedules?kind=purple-campaign&limit=500')).items.map((item: { id: string }) => item.id)).to.include(created.id);
+
+        await context.knex('report_schedules').where('id', created.id).update({ next_run_at: new Date(Date.now() - 1000) });
+        const earlier = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
+        await context.services.reportSchedules.tick(printer, new Date());
+        expect(mailsTo(email('viewer'))).to.have.length(earlier.viewer + 1);
+        expect(mailsTo(email('blue_lead'))).to.have.length(earlier.blue_lead + 1);
+
+        const textOf = async (role: 'viewer' | 'blue_lead') => {
+
+            const { mail } = mailsTo(email(role)).at(-1)!;
+            expect(mail.subject).to.equal(`Campaign ${name}: Purple-team campaign report: ${name}`);
+            const attachment = mail.attachments.find((item) => item.contentType === 'application/pdf')!;
+            expect(attachment.filename).to.match(/^purple-campaign-\d{4}-\d{2}-\d{2}\.pdf$/);
+            return await pdfText(attachment.content);
+        };
+
+        const viewer = await textOf('viewer');
+        expect(viewer).to.contain(name).and.to.contain(internals.visible).and.to.contain('1 of 1 tests validated (100%)').and.to.not.contain(internals.marker);
+        const blue = await textOf('blue_lead');
+        expect(blue).to.contain(internals.visible).and.to.contain(internals.marker).and.to.contain('2 of 2 tests validated (100%)');
+        expect(await context.knex('report_schedule_runs').where('schedule_id', created.id).select('status', 'recipients')).to.equal([{ status: 'sent', recipients: 2 }]);
+        await request('blue_lead', 'DELETE', `/reports/schedules/${created.id}`);
+    });
+
     it('takes a run over after its worker died mid-send, sends only to the recipients not yet served, once however many workers tick', async () => {
 
         // January the 1st only: no new occurrence comes due while the test moves its clock by half an hour
         const created = json(await request('red_lead', 'POST', '/reports/schedules', schedule({ period: undefined, cron: '0 7 1 1 *', timezone: 'UTC' })));
         await context.knex('report_schedules').where('id', created.id).update({ next_run_at: new Date(Date.now() - 60_000) });
-        const before = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
-        const sentCount = () => mailsTo(email('viewer')).length + mailsTo(email('blue_lead')).length - before.viewer - before.blue_lead;
+        const earlier = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
+        const sentCount = () => mailsTo(email('viewer')).length + mailsTo(email('blue_lead')).length - earlier.viewer - earlier.blue_lead;
 
         // The worker prints and sends to its first recipient, then dies while printing for the second: its tick never
         // ends, the run stays 'running' with one address in sent_to
@@ -220,8 +263,8 @@ describe('Report schedules', () => {
         const results = await Promise.all([context.services.reportSchedules.tick(printer, later), context.services.reportSchedules.tick(printer, later)]);
         expect(results.reduce((sum, result) => sum + result.retried, 0)).to.be.at.least(1);
         expect(sentCount()).to.equal(2);
-        expect(mailsTo(served)).to.have.length(before[served === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
-        expect(mailsTo(other)).to.have.length(before[other === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
+        expect(mailsTo(served)).to.have.length(earlier[served === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
+        expect(mailsTo(other)).to.have.length(earlier[other === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
 
         const runs = json(await request('red_lead', 'GET', `/reports/schedules/${created.id}/runs`));
         expect(runs.total).to.equal(1);
