@@ -44,6 +44,7 @@ import * as Saml from './20261208120001_saml';
 import * as Jira from './20261208100000_jira';
 // report schedules of campaign reports (issue 13 audit)
 import * as ReportScheduleCampaign from './20261209130000_report_schedule_campaign';
+import * as ReportRunInFlight from './20261209130001_report_run_in_flight';
 
 
 export interface Migration {
@@ -98,5 +99,6 @@ export const migrations: Migration[] = [
     // second factors (issue 15)
     SecondFactors,
     // report schedules of campaign reports (issue 13 audit)
-    ReportScheduleCampaign
+    ReportScheduleCampaign,
+    ReportRunInFlight
 ];

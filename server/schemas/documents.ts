@@ -164,6 +164,8 @@ export const scheduleRun = Joi.object({
     error: Joi.string().allow(null).required(),
     recipients: Joi.number().integer().required(),
     sent_to: Joi.array().items(Joi.string()).required(),
+    in_flight: Joi.string().allow(null).required().description('the address a message is being sent to now'),
+    unconfirmed: Joi.array().items(Joi.string()).required().description('addresses whose message was in flight when a worker stopped: perhaps delivered, never sent again'),
     started_at: timestamp.required(),
     finished_at: timestamp.allow(null).required(),
     created_at: timestamp,

@@ -278,6 +278,54 @@ describe('Report schedules', () => {
         await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
     });
 
+    it('never sends a message twice when its worker died after the SMTP server accepted it but before recording it', async () => {
+
+        const created = json(await request('red_lead', 'POST', '/reports/schedules', schedule({ period: undefined, cron: '0 7 1 1 *', timezone: 'UTC' })));
+        await context.knex('report_schedules').where('id', created.id).update({ next_run_at: new Date(Date.now() - 60_000) });
+        const earlier = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
+        const mine = () => context.knex('report_schedule_runs').where('schedule_id', created.id).first();
+
+        // The first message is accepted by the SMTP server, then the worker dies before it can record that
+        const mail = context.services.mail;
+        const send = mail.send.bind(mail);
+        let calls = 0;
+        mail.send = async (message) => {
+
+            const result = await send(message);
+            return ++calls === 1 ? new Promise<never>(() => undefined) : result;
+        };
+
+        const now = new Date();
+        try {
+            void context.services.reportSchedules.tick(printer, now);
+            for (let i = 0; i < 300 && calls === 0; ++i) {
+                await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+        }
+        finally {
+            mail.send = send;
+        }
+
+        const crashed = await mine();
+        expect(crashed).to.include({ status: 'running', attempts: 1, sent_to: [] });
+        const accepted = crashed.in_flight as string;
+        expect([email('viewer'), email('blue_lead')]).to.include(accepted);
+        const other = accepted === email('viewer') ? email('blue_lead') : email('viewer');
+        const count = (address: string) => mailsTo(address).length - earlier[address === email('viewer') ? 'viewer' : 'blue_lead'];
+        expect(count(accepted)).to.equal(1);
+
+        // Taken over after 30 minutes: the message in flight is not sent again but listed as unconfirmed
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 31 * 60_000));
+        expect(count(accepted)).to.equal(1);
+        expect(count(other)).to.equal(1);
+        const run = json(await request('red_lead', 'GET', `/reports/schedules/${created.id}/runs`)).items[0];
+        expect(run).to.include({ status: 'sent', attempts: 2, sent_to: [other], unconfirmed: [accepted], in_flight: null, recipients: 1 });
+
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 90 * 60_000));
+        expect([count(accepted), count(other)]).to.equal([1, 1]);
+        await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
+    });
+
     it('records a failed run with its reason and retries it later, sending only what was not sent; outside addresses see what a viewer sees', async () => {
 
         expect((await request('admin', 'PUT', '/system/settings/reports.external_recipients', { value: true })).statusCode).to.equal(200);
