@@ -207,6 +207,7 @@ export class ReportSchedulesService {
     private async send(run: ReportScheduleRun, printer: PdfPrinter): Promise<boolean> {
 
         const { knex } = this.deps;
+        let refused = false;
         try {
             const schedule = await ReportSchedule.query(knex).findById(run.schedule_id);
             if (!schedule) {
@@ -239,7 +240,14 @@ export class ReportSchedulesService {
                 // The address is written before the message goes and moved to sent_to once it is accepted: a worker that
                 // dies in between leaves it in flight, and the run's next worker does not send it again
                 await knex('report_schedule_runs').where('id', run.id).update({ in_flight: recipient.to });
-                await this.deps.mail.send({ to: recipient.to, ...body, attachments: [{ filename: `${schedule.kind}-${occurrence.toISOString().slice(0, 10)}.pdf`, content: document.pdf, contentType: 'application/pdf' }] });
+                try {
+                    await this.deps.mail.send({ to: recipient.to, ...body, attachments: [{ filename: `${schedule.kind}-${occurrence.toISOString().slice(0, 10)}.pdf`, content: document.pdf, contentType: 'application/pdf' }] });
+                }
+                catch (err) {
+                    refused = true;
+                    throw err;
+                }
+
                 await knex('report_schedule_runs').where('id', run.id).update({ sent_to: knex.raw('array_append(sent_to, ?)', [recipient.to]), in_flight: null });
                 run.sent_to = [...run.sent_to, recipient.to];
             }
@@ -248,8 +256,9 @@ export class ReportSchedulesService {
             return true;
         }
         catch (err) {
-            // A refused message was not accepted: nothing is in flight any more
-            await ReportScheduleRun.query(knex).findById(run.id).patch({ status: 'failed', error: (err as Error).message.slice(0, 500), recipients: run.sent_to.length, finished_at: new Date(), in_flight: null });
+            // A refused message was not accepted: nothing is in flight any more. A failure after an acceptance (its
+            // record) leaves the address in flight, and the retry lists it as unconfirmed instead of sending it again
+            await ReportScheduleRun.query(knex).findById(run.id).patch({ status: 'failed', error: (err as Error).message.slice(0, 500), recipients: run.sent_to.length, finished_at: new Date(), ...(refused ? { in_flight: null } : {}) });
             return false;
         }
     }
