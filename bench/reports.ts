@@ -207,7 +207,7 @@ export const webhookBench = async (knex: Knex, databaseUrl: string): Promise<voi
 
 
 export const reports: Suite = {
-    description: 'reports: a 100,000-row CSV (time, peak RSS) beside a plain CSV write; webhook deliveries/s and event-to-delivery p50 beside bare signed POSTs; a 500-test PDF beside Chromium printing the same HTML (also alone: documents)',
+    description: 'reports: a 100,000-row CSV (time, peak RSS) beside a plain CSV write; webhook deliveries/s and event-to-delivery p50 beside bare signed POSTs; a 500-test campaign PDF beside Chromium printing the same HTML (also alone: documents)',
     run: async () => {
 
         const database = await createDatabase(`aegis_bench_reports_${process.pid}`);

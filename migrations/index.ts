@@ -42,6 +42,9 @@ import * as Osint from './20261208110000_osint';
 import * as Saml from './20261208120001_saml';
 // jira (issue 14)
 import * as Jira from './20261208100000_jira';
+// report schedules of campaign reports (issue 13 audit)
+import * as ReportScheduleCampaign from './20261209130000_report_schedule_campaign';
+import * as ReportRunInFlight from './20261209130001_report_run_in_flight';
 
 
 export interface Migration {
@@ -94,5 +97,8 @@ export const migrations: Migration[] = [
     // sso (issue 15, SAML)
     Saml,
     // second factors (issue 15)
-    SecondFactors
+    SecondFactors,
+    // report schedules of campaign reports (issue 13 audit)
+    ReportScheduleCampaign,
+    ReportRunInFlight
 ];

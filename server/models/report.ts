@@ -59,6 +59,8 @@ export class ReportScheduleRun extends BaseModel {
     declare error: string | null;
     declare recipients: number;
     declare sent_to: string[];
+    declare in_flight: string | null;          // the address a message was being sent to (internal: never answered)
+    declare unconfirmed: string[];              // addresses in flight when a worker died: not sent again
     declare started_at: Date;
     declare finished_at: Date | null;
 }

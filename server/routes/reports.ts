@@ -91,7 +91,7 @@ export const reportRoutes = [
 
     internals.dualRoute<TestResultFilters>({
         path: '/api/v1/reports/test-results',
-        description: 'Test results of the tests the caller may see. Filters: date_from/date_to (execution day, UTC), tactic, technique_id, outcome (detection), state. ?format=csv streams every matching row as RFC 4180 CSV instead of a page',
+        description: 'Test results of the tests the caller may see. Filters: campaign_id (the campaign\'s tests), date_from/date_to (execution day, UTC), tactic, technique_id, outcome (detection), state. ?format=csv streams every matching row as RFC 4180 CSV instead of a page',
         query: testResultsQuery,
         page: testResultsPage,
         name: 'test-results',

@@ -9,7 +9,7 @@ import { day } from './worklogs';
 
 // Report documents and report schedules (issue 13, docs/documents.md)
 
-export const documentKinds = ['coverage-summary', 'executive-summary', 'quarterly-summary', 'technique'] as const;
+export const documentKinds = ['coverage-summary', 'executive-summary', 'quarterly-summary', 'technique', 'purple-campaign'] as const;
 
 const format = Joi.string().valid('json', 'html', 'pdf').default('json').description('json: the data; html: the document; pdf: the document printed by the worker');
 const quarter = Joi.string().pattern(/^\d{4}-Q[1-4]$/).message('must be a quarter such as 2026-Q4');
@@ -27,7 +27,7 @@ const activity = Joi.object({ tests_created: count, tests_executed: count, tests
 const seconds = Joi.number().integer().min(0).allow(null).required();
 
 export const documentData = Joi.object({
-    kind: Joi.string().valid(...documentKinds, 'purple-campaign').required(),
+    kind: Joi.string().valid(...documentKinds).required(),
     title: Joi.string().required(),
     subtitle: Joi.string().required(),
     generated_at: Joi.string().isoDate().required(),
@@ -112,7 +112,8 @@ const recipients = {
     recipient_emails: Joi.array().items(Joi.string().email({ tlds: false }).max(320)).max(100).description('addresses outside Aegis (when the reports.external_recipients setting allows them): they receive what a viewer sees')
 };
 
-const scheduleParams = Joi.object({ from: day, to: day, quarter, id: mitreId }).description('the document\'s parameters (technique: id; executive-summary: from, to; quarterly-summary: quarter)');
+const scheduleParams = Joi.object({ from: day, to: day, quarter, id: Joi.string().pattern(/^((T\d{4}|X\d{4,6})(\.\d{3})?|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i).message('must be a technique id such as T1059.001 (technique) or a campaign\'s id (purple-campaign)') })
+    .description('the document\'s parameters (technique: id, its MITRE id; purple-campaign: id, the campaign\'s; executive-summary: from, to; quarterly-summary: quarter)');
 const cron = Joi.string().trim().max(120).description('a cron expression (5 or 6 fields) in the schedule\'s time zone');
 const period = Joi.string().valid('daily', 'weekly', 'monthly', 'quarterly').description('07:00 in the time zone: every day, every Monday, the 1st of each month, the 1st of each quarter');
 const timezone = Joi.string().max(64).description('IANA time zone (default UTC)');
@@ -163,6 +164,8 @@ export const scheduleRun = Joi.object({
     error: Joi.string().allow(null).required(),
     recipients: Joi.number().integer().required(),
     sent_to: Joi.array().items(Joi.string()).required(),
+    in_flight: Joi.string().allow(null).required().description('the address a message is being sent to now'),
+    unconfirmed: Joi.array().items(Joi.string()).required().description('addresses whose message was in flight when a worker stopped: perhaps delivered, never sent again'),
     started_at: timestamp.required(),
     finished_at: timestamp.allow(null).required(),
     created_at: timestamp,

@@ -285,9 +285,10 @@ export class DocumentsService {
         const trend = trendRows.rows.map((row) => ({ week: row.week, validated: Number(row.validated), detected: Number(row.detected) }));
 
         // Gaps: top-level techniques not covered, by the stored risk of docs/posture.md (risk_profiles); a technique
-        // without a profile yet (created since the last recompute) has no risk and comes last
+        // without a profile yet (created since the last recompute) has no risk and comes last. A campaign's gaps are
+        // those of its scope (the techniques of its tests the reader may open)
         const gapLimit = kind === 'executive-summary' ? 10 : 20;
-        const gapRows = technique || campaign ? [] : await inScope().whereNot('techniques.coverage_status', 'covered')
+        const gapRows = technique ? [] : await inScope().whereNot('techniques.coverage_status', 'covered')
             .leftJoin('risk_profiles as rp', 'rp.technique_id', 'techniques.mitre_id')
             .select('techniques.mitre_id', 'techniques.name', 'techniques.coverage_status', 'rp.risk', 'rp.likelihood', 'rp.band')
             .select(knex.raw('case when rp.technique_id is null then techniques.score else rp.score end as score'), knex.raw('coalesce(rp.impact, techniques.impact) as impact'), knex.raw('coalesce(rp.actor_count, 0) as actors'))

@@ -53,6 +53,7 @@ const internals = {
     maxAttempts: 3,
     retryAfterMs: (attempts: number) => attempts * 5 * 60_000,        // 5 min after the first failure, 10 after the second
     staleRunMs: 30 * 60_000,                                           // a run still 'running' after this: its worker died
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
 
     expression: (schedule: Pick<ReportSchedule, 'cron' | 'period'>): string => schedule.cron ?? internals.periods[schedule.period!],
 
@@ -166,9 +167,14 @@ export class ReportSchedulesService {
                 continue;
             }
 
-            // Taken from the state it was read in, so that two workers never retry the same run
-            const [run] = await ReportScheduleRun.query(this.deps.knex).where({ id: candidate.id, status: candidate.status, attempts: candidate.attempts })
-                .patch({ status: 'running', attempts: candidate.attempts + 1, started_at: now, error: null, finished_at: null }).returning('*') as unknown as ReportScheduleRun[];
+            // Taken from the state it was read in, so that two workers never retry the same run. A message that was in
+            // flight when the run's worker died may have been accepted: it is not sent again (at most once), but listed
+            const [row] = await this.deps.knex('report_schedule_runs').where({ id: candidate.id, status: candidate.status, attempts: candidate.attempts })
+                .update({
+                    status: 'running', attempts: candidate.attempts + 1, started_at: now, error: null, finished_at: null, in_flight: null,
+                    unconfirmed: this.deps.knex.raw('case when in_flight is null then unconfirmed else array_append(unconfirmed, in_flight) end'), updated_at: this.deps.knex.fn.now()
+                }).returning('*');
+            const run = row ? ReportScheduleRun.fromDatabaseJson(row) as ReportScheduleRun : undefined;
             if (run) {
                 result.retried++;
                 result[await this.send(run, printer) ? 'sent' : 'failed']++;
@@ -201,6 +207,7 @@ export class ReportSchedulesService {
     private async send(run: ReportScheduleRun, printer: PdfPrinter): Promise<boolean> {
 
         const { knex } = this.deps;
+        let refused = false;
         try {
             const schedule = await ReportSchedule.query(knex).findById(run.schedule_id);
             if (!schedule) {
@@ -212,7 +219,7 @@ export class ReportSchedulesService {
             const recipients: { to: string; actor: Actor }[] = [
                 ...users.map((user) => ({ to: user.email!, actor: { id: user.id, role: user.role as Role } })),
                 ...external.map((to) => ({ to, actor: everyReader }))
-            ].filter((recipient) => !run.sent_to.includes(recipient.to));
+            ].filter((recipient) => !run.sent_to.includes(recipient.to) && !run.unconfirmed.includes(recipient.to));
 
             const occurrence = new Date(run.period_key);
             const documents = new Map<string, { html: string; pdf?: Buffer; title: string }>();
@@ -230,8 +237,18 @@ export class ReportSchedulesService {
                     paragraphs: [`The report "${schedule.name}" is attached as a PDF.`, 'It shows what your account may see in Aegis.'],
                     facts: [['Period', data.period ? `${data.period.from} to ${data.period.to}` : 'current state'], ['Generated', data.generated_at]]
                 });
-                await this.deps.mail.send({ to: recipient.to, ...body, attachments: [{ filename: `${schedule.kind}-${occurrence.toISOString().slice(0, 10)}.pdf`, content: document.pdf, contentType: 'application/pdf' }] });
-                await knex('report_schedule_runs').where('id', run.id).update({ sent_to: knex.raw('array_append(sent_to, ?)', [recipient.to]) });
+                // The address is written before the message goes and moved to sent_to once it is accepted: a worker that
+                // dies in between leaves it in flight, and the run's next worker does not send it again
+                await knex('report_schedule_runs').where('id', run.id).update({ in_flight: recipient.to });
+                try {
+                    await this.deps.mail.send({ to: recipient.to, ...body, attachments: [{ filename: `${schedule.kind}-${occurrence.toISOString().slice(0, 10)}.pdf`, content: document.pdf, contentType: 'application/pdf' }] });
+                }
+                catch (err) {
+                    refused = true;
+                    throw err;
+                }
+
+                await knex('report_schedule_runs').where('id', run.id).update({ sent_to: knex.raw('array_append(sent_to, ?)', [recipient.to]), in_flight: null });
                 run.sent_to = [...run.sent_to, recipient.to];
             }
 
@@ -239,7 +256,9 @@ export class ReportSchedulesService {
             return true;
         }
         catch (err) {
-            await ReportScheduleRun.query(knex).findById(run.id).patch({ status: 'failed', error: (err as Error).message.slice(0, 500), recipients: run.sent_to.length, finished_at: new Date() });
+            // A refused message was not accepted: nothing is in flight any more. A failure after an acceptance (its
+            // record) leaves the address in flight, and the retry lists it as unconfirmed instead of sending it again
+            await ReportScheduleRun.query(knex).findById(run.id).patch({ status: 'failed', error: (err as Error).message.slice(0, 500), recipients: run.sent_to.length, finished_at: new Date(), ...(refused ? { in_flight: null } : {}) });
             return false;
         }
     }
@@ -267,10 +286,16 @@ export class ReportSchedulesService {
             throw new ValidationError(`"cron" is not a valid cron expression: ${(err as Error).message}`, ['cron']);
         }
 
+        // The document's parameters: a technique report names a technique, a campaign report a campaign (by id)
         const params = input.params ?? {};
+        const subject = input.kind === 'purple-campaign' ? 'campaign' : 'technique';
+        if (input.kind === 'purple-campaign' && !internals.uuid.test(params.id ?? '')) {
+            throw new ValidationError('"params.id" must be the id of the campaign to report on', ['params.id']);
+        }
+
         await this.deps.documents.data(everyReader, input.kind, params).catch((err: Error) => {
 
-            throw err instanceof NotFoundError ? new ValidationError('"params.id" is not a known technique', ['params.id']) : err;
+            throw err instanceof NotFoundError ? new ValidationError(`"params.id" is not a known ${subject}`, ['params.id']) : err;
         });
 
         const userIds = [...new Set(input.recipient_user_ids ?? [])];

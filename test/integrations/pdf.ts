@@ -1,4 +1,6 @@
 import * as Crypto from 'crypto';
+import * as Http from 'http';
+import type * as Net from 'net';
 
 import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
@@ -40,6 +42,43 @@ describe('PDF renderer', () => {
             const text = await pdfText(await printer.pdf(html, { title: 'Probe' }));
             expect(text).to.contain('static text').and.to.contain('Probe');
             expect(text).to.not.contain('SCRIPT RAN');
+
+            // A server the page would load from if anything let it: stylesheets, imports, images, backgrounds, frames,
+            // objects, fonts, a file URL. The printer refuses every request: the server sees none. The same
+            // page on a bare page of the same browser does load from it (the probe can see a request)
+            const hits: string[] = [];
+            const server = Http.createServer((req, res) => {
+
+                hits.push(req.url ?? '');
+                res.end('body { color: red }');
+            });
+            await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+            const origin = `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`;
+            const loader = `<html><head><link rel="stylesheet" href="${origin}/link.css"><style>@import url("${origin}/import.css"); @font-face { font-family: x; src: url("${origin}/font.woff") } body { font-family: x; background: url("${origin}/bg.png") }</style>
+                </head><body><p>loader text</p><img src="${origin}/img.png"><iframe src="${origin}/frame"></iframe>
+                <object data="${origin}/object"></object><img src="file:///etc/passwd"></body></html>`;
+            try {
+                const pdf = await printer.pdf(loader);
+                expect(await pdfText(pdf)).to.contain('loader text');
+                expect(hits).to.equal([]);
+
+                // No active content in what it prints: no script, no action run on opening, nothing launched or embedded
+                expect(pdf.toString('latin1')).to.not.match(/\/(JavaScript|JS|OpenAction|AA|Launch|EmbeddedFile|RichMedia|SubmitForm)\b/);
+
+                const { default: Puppeteer } = await import('puppeteer-core');
+                const bare = await Puppeteer.launch({ ...await printer.launchOptions(), headless: true });
+                try {
+                    const page = await bare.newPage();
+                    await page.setContent(loader, { waitUntil: 'load' });
+                    expect(hits.length).to.be.above(0);
+                }
+                finally {
+                    await bare.close();
+                }
+            }
+            finally {
+                await new Promise((resolve) => server.close(resolve));
+            }
 
             // The page is reused: a second print is the second document only
             const second = await pdfText(await printer.pdf('<p>second document</p>'));

@@ -238,6 +238,17 @@ describe('Report documents', () => {
         const direct = await pdfOf('admin', `/reports/generate/executive-summary?from=2031-01-01&to=2031-01-31&format=pdf`);
         const executive = await pdfText(direct.rawPayload);
         expect(executive).to.contain('Executive summary').and.to.contain('2031-01-01').and.to.contain('2 min');      // the lead's median, 120 s
+
+        // Its figures are the JSON's: activity against the previous period, outcomes, remediation, scope
+        const figures = json(await request('admin', '/reports/generate/executive-summary?from=2031-01-01&to=2031-01-31'));
+        expect(executive).to.contain(`tests validated ${figures.activity.current.tests_validated} ${figures.activity.previous.tests_validated} +500%`);
+        expect(executive).to.contain(`tests created ${figures.activity.current.tests_created} ${figures.activity.previous.tests_created} +600%`);
+        for (const [outcome, count] of Object.entries(figures.outcomes as Record<string, number>)) {
+            expect(executive).to.contain(`${outcome.replace('_', ' ')} ${count}`);
+        }
+
+        expect(executive).to.contain(`Techniques in scope ${figures.scope.techniques}`).and.to.contain(`Tests ${figures.scope.tests}`);
+        expect(executive).to.contain(`overdue (open or in progress past due) ${figures.remediation.overdue}`);
     });
 
     it('refuses bad input naming the field, and unknown techniques with 404, writing no render', async () => {
@@ -337,6 +348,10 @@ describe('Report documents', () => {
             expect((await lead(`/campaigns/${campaign.id}/tests`, { test_id: ids[test] })).statusCode).to.equal(201);
         }
 
+        // The campaign's one technique is untested: a gap of its scope, ranked by its stored risk, 4 × 5 × (1 − 0) = 20
+        const risk = riskOf(4, 5, null);
+        await context.knex('risk_profiles').insert({ technique_id: techniqueId, domain: 'enterprise-attack', is_subtechnique: false, own_score: null, impact_source: 'technique', risk, band: bandOf(risk), reason: 'documents test', computed_at: new Date(), coverage_status: 'untested', score: null, likelihood: 4, impact: 5, actor_count: 3 });
+
         // The viewer: A, B and D (R is restricted). Time to detect over A (120 s) and B (600 s): median and mean 360 s
         const url = `/reports/generate/purple-campaign/${campaign.id}`;
         const viewer = json(await request('viewer', url));
@@ -351,7 +366,7 @@ describe('Report documents', () => {
         expect(viewer.time_to_detect).to.include({ count: 2, median_seconds: 360, mean_seconds: 360 });
         expect(viewer.tests.map((test: { id: string }) => test.id)).to.equal([ids.D, ids.B, ids.A]);
         expect(viewer.tests[2]).to.include({ technique_id: techniqueId, detection_outcome: 'prevented', time_to_detect_seconds: 120, evidence: [{ name: 'a-capture.pcap', sha256: internals.sha }] });
-        expect(viewer.gaps).to.equal([]);
+        expect(viewer.gaps).to.equal([{ technique_id: techniqueId, name: `Technique ${techniqueId}`, coverage_status: 'untested', score: null, impact: 5, likelihood: 4, actors: 3, risk: 20, band: bandOf(20) }]);
         expect(JSON.stringify(viewer)).to.not.contain(internals.marker);
 
         // A lead opens R too: 4 tests, 3 of them timed (60 s more)
@@ -379,6 +394,8 @@ describe('Report documents', () => {
         expect(text).to.contain('a-capture.pcap');
         expect(text).to.contain(`${viewer.campaign.progress.validated} of ${viewer.campaign.progress.total} tests validated (${viewer.campaign.progress.percent}%)`);
         expect(text).to.contain('6 min');                     // median 360 s
+        expect(text).to.contain('Gaps ranked by risk').and.to.contain(`1 ${techniqueId} Technique ${techniqueId} untested - 4 5 3 20`);
         expect(text).to.not.contain(internals.marker);
+        await context.knex('risk_profiles').where('technique_id', techniqueId).delete();
     });
 });

@@ -128,7 +128,11 @@ describe('Report schedules', () => {
             [schedule({ recipient_user_ids: [stranger.id] }), 'recipient_user_ids'],
             [schedule({ recipient_user_ids: [] }), 'recipient_user_ids'],
             [schedule({ params: { id: 'T0000.999' } }), 'params.id'],
-            [schedule({ kind: 'memo' }), 'kind']
+            [schedule({ kind: 'memo' }), 'kind'],
+            [schedule({ kind: 'purple-campaign', params: { id: techniqueId } }), 'params.id'],
+            [schedule({ kind: 'purple-campaign', params: { id: Crypto.randomUUID() } }), 'params.id'],
+            [schedule({ kind: 'purple-campaign', params: {} }), 'params.id'],
+            [schedule({ params: { id: 'x; drop table' } }), 'params.id']
         ];
         for (const [payload, field] of cases) {
             const res = await request('blue_lead', 'POST', '/reports/schedules', payload);
@@ -179,6 +183,146 @@ describe('Report schedules', () => {
         expect(again.claimed).to.equal(0);
         expect(mailsTo(email('viewer'))).to.have.length(1);
         expect((await request('blue_lead', 'GET', `/reports/schedules/${created.id}/runs`)).statusCode).to.equal(404);
+        await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
+    });
+
+    it('sends a campaign report on its schedule, each recipient reading the campaign\'s tests they may open', async () => {
+
+        const lead = (url: string, payload: object) => request('red_lead', 'POST', url, payload);
+        const name = `Scheduled campaign ${Crypto.randomBytes(4).toString('hex')}`;
+        const campaign = json(await lead('/campaigns', { name }));
+        const members = await context.knex('tests').where('technique_id', techniqueId).pluck('id');
+        for (const id of members) {
+            expect((await lead(`/campaigns/${campaign.id}/tests`, { test_id: id })).statusCode).to.equal(201);
+        }
+
+        const res = await request('blue_lead', 'POST', '/reports/schedules', schedule({ name: `Campaign ${name}`, kind: 'purple-campaign', params: { id: campaign.id }, period: undefined, cron: '0 7 1 1 *' }));
+        expect(res.statusCode, res.payload).to.equal(201);
+        const created = json(res);
+        expect(created).to.include({ kind: 'purple-campaign', params: { id: campaign.id } });
+        expect(json(await request('blue_lead', 'GET', '/reports/schedules?kind=purple-campaign&limit=500')).items.map((item: { id: string }) => item.id)).to.include(created.id);
+
+        await context.knex('report_schedules').where('id', created.id).update({ next_run_at: new Date(Date.now() - 1000) });
+        const earlier = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
+        await context.services.reportSchedules.tick(printer, new Date());
+        expect(mailsTo(email('viewer'))).to.have.length(earlier.viewer + 1);
+        expect(mailsTo(email('blue_lead'))).to.have.length(earlier.blue_lead + 1);
+
+        const textOf = async (role: 'viewer' | 'blue_lead') => {
+
+            const { mail } = mailsTo(email(role)).at(-1)!;
+            expect(mail.subject).to.equal(`Campaign ${name}: Purple-team campaign report: ${name}`);
+            const attachment = mail.attachments.find((item) => item.contentType === 'application/pdf')!;
+            expect(attachment.filename).to.match(/^purple-campaign-\d{4}-\d{2}-\d{2}\.pdf$/);
+            return await pdfText(attachment.content);
+        };
+
+        const viewer = await textOf('viewer');
+        expect(viewer).to.contain(name).and.to.contain(internals.visible).and.to.contain('1 of 1 tests validated (100%)').and.to.not.contain(internals.marker);
+        const blue = await textOf('blue_lead');
+        expect(blue).to.contain(internals.visible).and.to.contain(internals.marker).and.to.contain('2 of 2 tests validated (100%)');
+        expect(await context.knex('report_schedule_runs').where('schedule_id', created.id).select('status', 'recipients')).to.equal([{ status: 'sent', recipients: 2 }]);
+        await request('blue_lead', 'DELETE', `/reports/schedules/${created.id}`);
+    });
+
+    it('takes a run over after its worker died mid-send, sends only to the recipients not yet served, once however many workers tick', async () => {
+
+        // January the 1st only: no new occurrence comes due while the test moves its clock by half an hour
+        const created = json(await request('red_lead', 'POST', '/reports/schedules', schedule({ period: undefined, cron: '0 7 1 1 *', timezone: 'UTC' })));
+        await context.knex('report_schedules').where('id', created.id).update({ next_run_at: new Date(Date.now() - 60_000) });
+        const earlier = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
+        const sentCount = () => mailsTo(email('viewer')).length + mailsTo(email('blue_lead')).length - earlier.viewer - earlier.blue_lead;
+
+        // The worker prints and sends to its first recipient, then dies while printing for the second: its tick never
+        // ends, the run stays 'running' with one address in sent_to
+        let prints = 0;
+        const dying = { pdf: (html: string, options?: { title?: string }) => (++prints === 1 ? printer.pdf(html, options) : new Promise<Buffer>(() => undefined)) };
+        const now = new Date();
+        void context.services.reportSchedules.tick(dying, now);
+        let run: { status: string; sent_to: string[]; attempts: number } | undefined;
+        for (let i = 0; i < 300 && !(run?.sent_to.length && prints === 2); ++i) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            run = await context.knex('report_schedule_runs').where('schedule_id', created.id).first();
+        }
+
+        expect(run).to.include({ status: 'running', attempts: 1 });
+        expect(run!.sent_to).to.have.length(1);
+        expect(sentCount()).to.equal(1);
+        const served = run!.sent_to[0]!;
+        const other = served === email('viewer') ? email('blue_lead') : email('viewer');
+
+        // Another worker leaves a running run alone while its worker may still be at it (30 minutes). The figures are
+        // this schedule's own (its run, its recipients' mail): the shared database may hold other schedules
+        const mine = () => context.knex('report_schedule_runs').where('schedule_id', created.id);
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 10 * 60_000));
+        expect(await mine().first()).to.include({ status: 'running', attempts: 1 });
+        expect(sentCount()).to.equal(1);
+
+        // Then two workers find it stale at once: one takes it over and sends to the recipient not yet served
+        const later = new Date(now.getTime() + 31 * 60_000);
+        const results = await Promise.all([context.services.reportSchedules.tick(printer, later), context.services.reportSchedules.tick(printer, later)]);
+        expect(results.reduce((sum, result) => sum + result.retried, 0)).to.be.at.least(1);
+        expect(sentCount()).to.equal(2);
+        expect(mailsTo(served)).to.have.length(earlier[served === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
+        expect(mailsTo(other)).to.have.length(earlier[other === email('viewer') ? 'viewer' : 'blue_lead'] + 1);
+
+        const runs = json(await request('red_lead', 'GET', `/reports/schedules/${created.id}/runs`));
+        expect(runs.total).to.equal(1);
+        expect(runs.items[0]).to.include({ status: 'sent', attempts: 2, error: null, recipients: 2 });
+        expect(runs.items[0].sent_to.sort()).to.equal([email('blue_lead'), email('viewer')]);
+
+        // Nothing more, however often the workers tick
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 90 * 60_000));
+        expect(await mine().select('status', 'attempts')).to.equal([{ status: 'sent', attempts: 2 }]);
+        expect(sentCount()).to.equal(2);
+        await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
+    });
+
+    it('never sends a message twice when its worker died after the SMTP server accepted it but before recording it', async () => {
+
+        const created = json(await request('red_lead', 'POST', '/reports/schedules', schedule({ period: undefined, cron: '0 7 1 1 *', timezone: 'UTC' })));
+        await context.knex('report_schedules').where('id', created.id).update({ next_run_at: new Date(Date.now() - 60_000) });
+        const earlier = { viewer: mailsTo(email('viewer')).length, blue_lead: mailsTo(email('blue_lead')).length };
+        const mine = () => context.knex('report_schedule_runs').where('schedule_id', created.id).first();
+
+        // The first message is accepted by the SMTP server, then the worker dies before it can record that
+        const mail = context.services.mail;
+        const send = mail.send.bind(mail);
+        let calls = 0;
+        mail.send = async (message) => {
+
+            const result = await send(message);
+            return ++calls === 1 ? new Promise<never>(() => undefined) : result;
+        };
+
+        const now = new Date();
+        try {
+            void context.services.reportSchedules.tick(printer, now);
+            for (let i = 0; i < 300 && calls === 0; ++i) {
+                await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+        }
+        finally {
+            mail.send = send;
+        }
+
+        const crashed = await mine();
+        expect(crashed).to.include({ status: 'running', attempts: 1, sent_to: [] });
+        const accepted = crashed.in_flight as string;
+        expect([email('viewer'), email('blue_lead')]).to.include(accepted);
+        const other = accepted === email('viewer') ? email('blue_lead') : email('viewer');
+        const count = (address: string) => mailsTo(address).length - earlier[address === email('viewer') ? 'viewer' : 'blue_lead'];
+        expect(count(accepted)).to.equal(1);
+
+        // Taken over after 30 minutes: the message in flight is not sent again but listed as unconfirmed
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 31 * 60_000));
+        expect(count(accepted)).to.equal(1);
+        expect(count(other)).to.equal(1);
+        const run = json(await request('red_lead', 'GET', `/reports/schedules/${created.id}/runs`)).items[0];
+        expect(run).to.include({ status: 'sent', attempts: 2, sent_to: [other], unconfirmed: [accepted], in_flight: null, recipients: 1 });
+
+        await context.services.reportSchedules.tick(printer, new Date(now.getTime() + 90 * 60_000));
+        expect([count(accepted), count(other)]).to.equal([1, 1]);
         await request('red_lead', 'DELETE', `/reports/schedules/${created.id}`);
     });
 

@@ -108,7 +108,7 @@ describe('Data reports', () => {
         tests.t2 = await testRow(context.knex, { technique_id: techniques[0], title: `${hidden} confidential`, data_classification: 'confidential', state: 'blue_evaluating', detection_outcome: 'not_detected', executed_at: day('2026-11-25T23:30:00Z'), detected_at: null, remediation_status: 'open', remediation_due: '2020-01-01', remediation_owner_id: context.users.blue_lead.id });
         tests.t3 = await testRow(context.knex, { technique_id: techniques[1], title: `${hidden} restricted`, data_classification: 'restricted', red_assignee_id: context.users.red_tech.id, state: 'in_review', detection_outcome: 'logged', executed_at: day('2026-11-30T08:00:00Z'), detected_at: day('2026-11-30T09:00:00Z'), remediation_status: 'in_progress', remediation_due: '2099-01-01', jira_issue_key: 'SEC-12' });
         tests.t4 = await testRow(context.knex, { technique_id: techniques[4], title: '+cmd|calc', data_classification: 'public', state: 'draft', remediation_status: 'resolved' });
-        tests.t5 = await testRow(context.knex, { technique_id: other, title: 'Other tactic', state: 'validated', detection_outcome: 'prevented', executed_at: day('2026-12-01T00:00:00Z') });
+        tests.t5 = await testRow(context.knex, { technique_id: other, title: 'Autre tactique — détection 検出 ✓', state: 'validated', detection_outcome: 'prevented', executed_at: day('2026-12-01T00:00:00Z') });
     });
 
     after(async () => {
@@ -236,6 +236,12 @@ describe('Data reports', () => {
         expect(viewer.payload).to.not.include(hidden);
         expect(internals.parseCsv(viewer.payload).slice(1).map((row) => row[0])).to.equal([tests.t1!.id, tests.t4!.id]);
         expect(internals.parseCsv((await get('red_tech', `/test-results?tactic=${tactic}&format=csv&outcome=logged`)).payload).slice(1).map((row) => row[0])).to.equal([tests.t3!.id]);
+
+        // UTF-8 without a byte-order mark: the bytes of a title in three scripts, as written
+        const utf8 = await get('viewer', `/test-results?technique_id=${other}&format=csv`);
+        expect(utf8.rawPayload.subarray(0, 3)).to.equal(Buffer.from('"id'));
+        expect(utf8.rawPayload.includes(Buffer.from('"Autre tactique — détection 検出 ✓"', 'utf8'))).to.be.true();
+        expect(internals.parseCsv(utf8.payload)[1]![1]).to.equal(tests.t5!.title);
     });
 
     it('neutralises every cell a spreadsheet would run: = + - @, tab, CR, LF and NUL, and quotes every field', () => {
