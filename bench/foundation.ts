@@ -6,7 +6,7 @@ import * as Pg from 'pg';
 import { migrate } from '../server/db';
 import { hashPassword } from '../server/services/passwords';
 
-import { compare, createDatabase, freePort, load, startProcess, stopProcess } from './lib';
+import { compare, createDatabase, freePort, load, startApi, startProcess, stopProcess } from './lib';
 import type { Suite } from './suites';
 
 
@@ -37,7 +37,7 @@ export const foundation: Suite = {
                 const bareProcess = await startProcess('bench/bare-server.js', { ...env, ...extra, PORT: String(bare.port) }, /bare listening/);
                 processes.push(bareProcess);
                 const aegisPort = await freePort();
-                const aegis = await startProcess('server/index.js', { ...env, ...extra, PORT: String(aegisPort), LOG_LEVEL: 'info' }, /api listening/);
+                const aegis = await startApi({ ...env, ...extra, PORT: String(aegisPort), LOG_LEVEL: 'info' });
                 processes.push(aegis);
 
                 const login = await fetch(`http://127.0.0.1:${aegisPort}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'user-0006', password: 'Bench-password-4242' }) });

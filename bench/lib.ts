@@ -8,7 +8,7 @@ import Pino from 'pino';
 import * as Pg from 'pg';
 
 import { OutboundHttp } from '../integrations/http';
-import { loadConfig } from '../server/config';
+import { apiNodeFlags, loadConfig } from '../server/config';
 import { AgendaQueue, createAgenda } from '../server/jobs';
 import { serviceDeps } from '../server/runtime';
 import { createServer } from '../server/server';
@@ -60,6 +60,10 @@ export const freePort = () => new Promise<number>((resolve) => {
 
 // Starts a compiled entry (relative to dist/) and resolves once `ready` matches a line of its output. `execArgv`: node's
 // own flags, such as --cpu-prof (which NODE_OPTIONS refuses).
+// The built API process as `npm start` runs it (its heap bound included), ready when it logs that it listens
+export const startApi = (env: Record<string, string>, execArgv: string[] = []): Promise<ChildProcess.ChildProcess> => startProcess('server/index.js', env, /api listening/, [...apiNodeFlags(env), ...execArgv]);
+
+
 export const startProcess = async (entry: string, env: Record<string, string>, ready: RegExp, execArgv: string[] = []): Promise<ChildProcess.ChildProcess> => {
 
     const child = ChildProcess.spawn(process.execPath, [...execArgv, Path.join(__dirname, '..', entry)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

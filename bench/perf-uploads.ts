@@ -12,7 +12,7 @@ import * as Pg from 'pg';
 import { migrate } from '../server/db';
 import { hashPassword } from '../server/services/passwords';
 
-import { createDatabase, freePort, startProcess, stopProcess } from './lib';
+import { createDatabase, freePort, startApi, stopProcess } from './lib';
 import type { Suite } from './suites';
 
 
@@ -103,7 +103,7 @@ export const perfUploads = async (): Promise<void> => {
     const database = await createDatabase(`aegis_bench_perf_uploads_${process.pid}`);
     const dataDir = await Fs.promises.mkdtemp(Path.join(Os.tmpdir(), 'aegis-bench-uploads-'));
     const store = Path.join(dataDir, 'objects');
-    let server: Awaited<ReturnType<typeof startProcess>> | undefined;
+    let server: Awaited<ReturnType<typeof startApi>> | undefined;
     try {
         await migrate(database.url);
         const client = new Pg.Client({ connectionString: database.url });
@@ -114,10 +114,10 @@ export const perfUploads = async (): Promise<void> => {
 
         const port = await freePort();
         const profile = process.env.PERF_UPLOADS_CPU_PROF;
-        server = await startProcess('server/index.js', {
+        server = await startApi({
             DATABASE_URL: database.url, LOG_LEVEL: 'info', AEGIS_DATA_DIR: dataDir, PORT: String(port), JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0000',
             UPLOAD_MAX_BYTES: String(internals.fileBytes + internals.mib), ...(profile ? { NODE_OPTIONS: `--require ${Path.join(__dirname, 'cpu-profile.js')}`, CPU_PROFILE_DIR: profile } : {})
-        }, /api listening/);
+        });
 
         const base = `http://127.0.0.1:${port}/api/v1`;
         const login = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: internals.password }) });

@@ -9,7 +9,7 @@ import * as Pg from 'pg';
 import { migrate } from '../server/db';
 import { hashPassword } from '../server/services/passwords';
 
-import { createDatabase, freePort, load, startProcess, stopProcess, type LoadResult } from './lib';
+import { createDatabase, freePort, load, startApi, startProcess, stopProcess, type LoadResult } from './lib';
 import { perfUploads, perfUploadsSuite } from './perf-uploads';
 import type { Suite } from './suites';
 
@@ -127,7 +127,7 @@ export const perfPaths: Suite = {
             // As in production: NODE_ENV unset (no response validation), one JSON log line per request. BENCH_CPU_PROF=<dir>
             // writes a CPU profile of the API process there when it stops (docs/performance.md reads them); BENCH_API_FLAGS
             // adds node flags to it (to try V8's heap settings).
-            const aegis = await startProcess('server/index.js', { ...env, PORT: String(aegisPort), LOG_LEVEL: 'info' }, /api listening/, [...process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [], ...process.env.BENCH_API_FLAGS?.split(' ').filter(Boolean) ?? []]);
+            const aegis = await startApi({ ...env, PORT: String(aegisPort), LOG_LEVEL: 'info' }, [...process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [], ...process.env.BENCH_API_FLAGS?.split(' ').filter(Boolean) ?? []]);
             processes.push(aegis);
 
             const peak = { aegis: 0, bare: 0 };

@@ -9,7 +9,7 @@ import { migrate } from '../server/db';
 import { hashPassword } from '../server/services/passwords';
 
 import { measureAlertEvaluation, printAlertEvaluation } from './alerts-eval';
-import { createDatabase, freePort, load, sqlLoad, startProcess, stopProcess } from './lib';
+import { createDatabase, freePort, load, sqlLoad, startApi, stopProcess } from './lib';
 import type { Suite } from './suites';
 
 
@@ -107,7 +107,7 @@ export const posture: Suite = {
                 process.stdout.write(`\n${size.toLocaleString('en')} tests: generated, coverage stored and analysed in ${(seeded / 1000).toFixed(1)} s\n`);
 
                 const port = await freePort();
-                server = await startProcess('server/index.js', { DATABASE_URL: database.url, LOG_LEVEL: 'info', AEGIS_DATA_DIR: dataDir, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0000', PORT: String(port), DATABASE_POOL_MAX: '20' }, /api listening/);
+                server = await startApi({ DATABASE_URL: database.url, LOG_LEVEL: 'info', AEGIS_DATA_DIR: dataDir, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0000', PORT: String(port), DATABASE_POOL_MAX: '20' });
                 const login = async (username: string) => ((await (await fetch(`http://127.0.0.1:${port}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: 'Bench-password-4242' }) })).json()) as { access_token: string }).access_token;
                 const token = await login('red_tech');
                 const redTech = (await pool.query<{ id: string }>(`select id from users where username = 'red_tech'`)).rows[0]!.id;

@@ -23,7 +23,7 @@ import { perfUploadsSuite } from './perf-uploads';
 // osint (issue 14): the OSINT half of `integrations`
 import { integrationsOsint } from './integrations-osint';
 // perf (issue 16)
-import { perf } from './perf';
+import { perf, perfPaths } from './perf';
 // jira (issue 14): `integrations` runs both halves of issue 14
 import { integrations } from './integrations';
 import { integrationsJiraSuite } from './integrations-jira';
@@ -63,6 +63,8 @@ export const suites: Record<string, Suite> = {
     'integrations-osint': integrationsOsint,
     // perf (issue 16)
     perf,
+    // the read and write rows of issue 16 alone, without the uploads
+    'perf-paths': perfPaths,
     // jira (issue 14)
     'integrations-jira': integrationsJiraSuite,
     integrations

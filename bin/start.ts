@@ -2,7 +2,7 @@ import * as ChildProcess from 'child_process';
 import * as Path from 'path';
 
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../integrations/embedded-postgres';
-import { defaultLogFormat } from '../server/config';
+import { apiNodeFlags, ConfigError, defaultLogFormat } from '../server/config';
 
 
 // `npm start`: the API and the worker as two child processes, on an embedded PostgreSQL unless DATABASE_URL is set.
@@ -65,6 +65,9 @@ const main = async (): Promise<void> => {
     // their own stdout is
     const env = { ...process.env };
     env.LOG_FORMAT ||= defaultLogFormat(env.NODE_ENV, Boolean(process.stdout.isTTY));
+    // The API's heap bound (API_HEAP_MB) is a node flag, so it is given here; the worker keeps V8's default, its ATT&CK
+    // import and PDF renders being the large ones
+    const nodeFlags: Record<string, string[]> = { api: apiNodeFlags(env), worker: [] };
     const children = new Map<string, ChildProcess.ChildProcess>();
     let stopping: Promise<void> | undefined;
 
@@ -105,7 +108,7 @@ const main = async (): Promise<void> => {
     const start = (name: string, entry: string): void => {
 
         // Detached: a terminal's Ctrl-C reaches only this process, so each child gets exactly one SIGTERM and drains.
-        const child = ChildProcess.spawn(process.execPath, [entry], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+        const child = ChildProcess.spawn(process.execPath, [...nodeFlags[name] ?? [], entry], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
         children.set(name, child);
         child.once('error', (err) => {
 
@@ -152,6 +155,11 @@ const main = async (): Promise<void> => {
 
 
 main().catch((err: unknown) => {
+
+    if (err instanceof ConfigError) {
+        console.error(err.message);
+        process.exit(78);
+    }
 
     console.error(err);
     process.exit(1);

@@ -33,6 +33,7 @@ export interface Config {
     logLevel: string;
     logFormat: LogFormat;
     validateResponses: boolean;
+    apiHeapMb: number;
     database: { url: string | undefined; poolMax: number };
     redis: { url: string | undefined };
     mongodbUrl: string | undefined;
@@ -73,6 +74,11 @@ export const defaultUploadTypes = [
     'application/json', 'application/xml', 'application/vnd.tcpdump.pcap', 'application/x-pcapng',
     'application/x-ms-evtx', 'application/zip', 'application/gzip', 'application/x-7z-compressed'
 ];
+
+
+// The API's V8 old-space bound in MiB (docs/performance.md#memory). A node flag, so it is given when the process is
+// started (`apiNodeFlags`), not read by the process itself; the API only reports it.
+const apiHeapMb = Joi.number().integer().min(128).max(65_536).default(512);
 
 
 const internals = {
@@ -143,6 +149,7 @@ const internals = {
         OUTBOUND_MAX_BYTES: Joi.number().integer().min(1024).default(10 * 1024 * 1024),
         SMTP_URL: Joi.string().uri({ scheme: ['smtp', 'smtps'] }),
         SMTP_FROM: Joi.string().email({ tlds: false }).when('SMTP_URL', { is: Joi.exist(), then: Joi.required() }),
+        API_HEAP_MB: apiHeapMb,
         WORKER_HEARTBEAT_SECONDS: Joi.number().integer().min(1).max(300).default(10),
         WORKER_LOCK_LIFETIME_MS: Joi.number().integer().min(1000).default(10 * 60 * 1000),
         RELAY_POLL_MS: Joi.number().integer().min(50).max(60_000).default(1000),
@@ -207,6 +214,20 @@ export class ConfigError extends Error {
 // collector) and always under test and production, unless LOG_FORMAT says otherwise. bin/start.ts decides once for
 // both of its children.
 export const defaultLogFormat = (nodeEnv: string | undefined, stdoutIsTTY: boolean): LogFormat => (stdoutIsTTY && (nodeEnv || 'development') === 'development' ? 'pretty' : 'json');
+
+
+// The node flags the API process is started with (`npm start`, the benches): its heap bound from API_HEAP_MB. Without
+// a bound V8 sizes the heap from the machine's memory and lets it grow to several times what is live between two
+// full collections.
+export const apiNodeFlags = (env: NodeJS.ProcessEnv): string[] => {
+
+    const { value, error } = apiHeapMb.validate(env.API_HEAP_MB || undefined, { convert: true });
+    if (error) {
+        throw new ConfigError([`API_HEAP_MB: ${internals.rule(error.details[0]!)}`]);
+    }
+
+    return [`--max-old-space-size=${value as number}`];
+};
 
 
 // Reads only the variables the schema knows; a bad value names the variable and the rule, never the value.
@@ -277,6 +298,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env, options: { stdo
             maxBytes: v.OUTBOUND_MAX_BYTES
         },
         smtp: v.SMTP_URL ? { url: v.SMTP_URL, from: v.SMTP_FROM } : undefined,
+        apiHeapMb: v.API_HEAP_MB,
         worker: { heartbeatSeconds: v.WORKER_HEARTBEAT_SECONDS, lockLifetimeMs: v.WORKER_LOCK_LIFETIME_MS },
         relay: { pollMs: v.RELAY_POLL_MS, maxAttempts: v.RELAY_MAX_ATTEMPTS, retentionDays: v.RELAY_RETENTION_DAYS },
         metrics: { host: v.METRICS_HOST, port: v.METRICS_PORT, workerPort: v.WORKER_METRICS_PORT },

@@ -1,3 +1,5 @@
+import * as V8 from 'v8';
+
 import { runSeeds } from '../seeds';
 
 import { createLogger } from './logger';
@@ -24,7 +26,12 @@ run('aegis-api', async () => {
     metrics.watch({ knex: runtime.knex, relayStatus: () => runtime.services.events.status() });
     const server = await createServer({ config, services: runtime.services, logger, version, metrics });
     await server.start();
-    logger.info({ uri: server.info.uri, version }, 'api listening');
+    const heapLimitMb = Math.round(V8.getHeapStatistics().heap_size_limit / 1024 / 1024);
+    logger.info({ uri: server.info.uri, version, heap_limit_mb: heapLimitMb }, 'api listening');
+    if (heapLimitMb > config.apiHeapMb + 128) {
+        // The heap limit includes the young generation, hence the margin
+        logger.warn({ heap_limit_mb: heapLimitMb, api_heap_mb: config.apiHeapMb }, `the API runs without its heap bound: start it with npm start, or with node --max-old-space-size=${config.apiHeapMb} (docs/performance.md#memory)`);
+    }
 
     const metricsServer = config.metrics.port === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.port });
     if (metricsServer) {

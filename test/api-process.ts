@@ -67,6 +67,9 @@ describe('The API process', () => {
         const api = spawnEntry('server/index.js', env);
         await api.waitFor((line) => line.msg === 'api listening');
         expect(api.lines().some((line) => /created user "admin" with AEGIS_ADMIN_PASSWORD/.test(line.msg))).to.be.true();
+
+        // Started by hand without the heap bound that npm start gives it, the API says so and what to do
+        expect(api.lines().find((line) => line.level === 40 && /without its heap bound/.test(line.msg))).to.include({ api_heap_mb: 512, msg: 'the API runs without its heap bound: start it with npm start, or with node --max-old-space-size=512 (docs/performance.md#memory)' });
         expect(JSON.stringify(api.lines())).to.not.include('First-start-password-42');
 
         const login = await internals.request(port, { method: 'POST', path: '/api/v1/auth/login', body: JSON.stringify({ username: 'admin', password: 'First-start-password-42' }) });
