@@ -182,7 +182,9 @@ export class DetectionRulesService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService; tests: TestsService }) { }
 
-    async list(actor: Actor, filters: RuleFilters): Promise<Page<DetectionRule>> {
+    // With expected_for_test, the rules the test should fire, each with what was recorded for that test
+    // (`test_evaluation`: the evaluation, or null while nobody has said whether it fired)
+    async list(actor: Actor, filters: RuleFilters): Promise<Page<DetectionRule | DetectionRule & { test_evaluation: DetectionRuleEvaluation | null }>> {
 
         const query = DetectionRule.query(this.deps.knex);
         whereEquals(query, filters, ['language', 'status', 'severity', 'asset_id', 'source'], 'detection_rules');
@@ -199,6 +201,10 @@ export class DetectionRulesService {
             const test = await this.deps.tests.get(actor, filters.expected_for_test);
             const template = test.template_id ? await TestTemplate.query(this.deps.knex).findById(test.template_id) : undefined;
             this.expectedFor(query, { technique_ids: [test.technique_id], platforms: test.platform ? [test.platform] : template?.platforms ?? [], source_ref: template?.source === 'atomic' ? template.source_ref : null });
+            const result = await page(query, filters, { sort: 'name', order: 'asc' });
+            const evaluations = result.items.length ? await DetectionRuleEvaluation.query(this.deps.knex).where('test_id', test.id).whereIn('rule_id', result.items.map((item) => item.id)) : [];
+            const byRule = new Map(evaluations.map((item) => [item.rule_id, item]));
+            return { ...result, items: result.items.map((item) => Object.assign(item, { test_evaluation: byRule.get(item.id) ?? null })) };
         }
 
         return page(query, filters, { sort: 'name', order: 'asc' });

@@ -219,5 +219,16 @@ describe('Detection rule routes', () => {
         const expected = await ok('blue_tech', 'GET', `/detection-rules?expected_for_test=${testId}`);
         expect(expected.items.map((item: { id: string }) => item.id)).to.equal([rule.id]);
         expect(expected.items.map((item: { id: string }) => item.id)).to.not.include(unrelated.id);
+        expect(expected.items[0].test_evaluation).to.be.null();                // nobody said yet whether it fired
+
+        // A second expected rule (same technique and platform); the test records that one fired and the other did not
+        const [second] = await context.knex('detection_rules').insert({ name: unique('Sigma'), language: 'sigma', query: 'title: z', technique_ids: [techniqueId], platforms: ['Linux'], source: 'sigma', source_ref: Crypto.randomUUID() }).returning('id');
+        await ok('blue_tech', 'POST', '/detection-rules/evaluate', { rule_id: rule.id, test_id: testId, fired: true });
+        await ok('blue_lead', 'POST', '/detection-rules/evaluate', { rule_id: second.id, test_id: testId, fired: false, notes: 'no alert in the SIEM' });
+        const recorded = await ok('viewer', 'GET', `/detection-rules?expected_for_test=${testId}`);
+        const firedBy = Object.fromEntries(recorded.items.map((item: { id: string; test_evaluation: { fired: boolean; test_id: string } | null }) => [item.id, [item.test_evaluation!.test_id, item.test_evaluation!.fired]]));
+        expect(firedBy).to.equal({ [rule.id]: [testId, true], [second.id]: [testId, false] });
+        // Without expected_for_test the list carries no evaluation
+        expect((await ok('viewer', 'GET', `/detection-rules?technique_id=${techniqueId}`)).items.every((item: object) => !('test_evaluation' in item))).to.be.true();
     });
 });
