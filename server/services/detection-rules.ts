@@ -124,6 +124,10 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
         return new Error('not a Sigma rule (a YAML mapping is expected)');
     }
 
+    if (text.includes('\u0000')) {
+        return new Error('contains a NUL character, which a rule cannot store');
+    }
+
     const rule = doc as Record<string, unknown>;
     const id = internals.text(rule.id);
     const title = internals.text(rule.title);
@@ -159,6 +163,10 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
     const platform = product ? internals.platforms.get(product) : undefined;
     const simulation = Array.isArray(rule.simulation) ? rule.simulation : [];
     const atomics = simulation.map((item) => internals.text((item as Record<string, unknown> | null)?.atomic_guid)).filter((guid): guid is string => Boolean(guid && internals.uuid.test(guid)));
+
+    if ([title, internals.text(rule.description), internals.text(rule.author)].some((value) => value?.includes('\u0000'))) {
+        return new Error('title, description or author contains a NUL character, which a rule cannot store');
+    }
 
     return {
         source_ref: id.toLowerCase(),
@@ -337,11 +345,29 @@ export class DetectionRulesService {
 
             const rows = batch;
             batch = [];
-            const written = await this.deps.knex('detection_rules')
-                .insert(rows.map((row) => ({ ...row, language: 'sigma', source: 'sigma', created_by: actor.id, updated_at: new Date() })))
+            const upsert = (part: typeof rows) => this.deps.knex('detection_rules')
+                .insert(part.map((row) => ({ ...row, language: 'sigma', source: 'sigma', created_by: actor.id, updated_at: new Date() })))
                 .onConflict(['source', 'source_ref'])
                 .merge(['name', 'description', 'query', 'technique_ids', 'platforms', 'status', 'severity', 'author', 'license', 'atomic_refs', 'source_path', 'updated_at'])
-                .returning(this.deps.knex.raw('(xmax = 0) as inserted')) as { inserted: boolean }[];
+                .returning(this.deps.knex.raw('(xmax = 0) as inserted')) as Promise<{ inserted: boolean }[]>;
+
+            // A batch is one statement: when the database refuses it, each rule of it is written alone, so that the
+            // one it refuses is reported by file and skipped and the others are imported
+            let written: { inserted: boolean }[];
+            try {
+                written = await upsert(rows);
+            }
+            catch {
+                written = [];
+                for (const row of rows) {
+                    try {
+                        written.push(...await upsert([row]));
+                    }
+                    catch (err) {
+                        result.skipped.push({ file: row.source_path, error: `refused by the database: ${(err as Error).message.split('\n')[0]}` });
+                    }
+                }
+            }
 
             result.imported += written.length;
             result.created += written.filter((row) => row.inserted).length;
@@ -374,6 +400,7 @@ export class DetectionRulesService {
         }
 
         await flush();
+        result.skipped.sort((a, b) => a.file.localeCompare(b.file));
         result.techniques = techniques.size;
         await this.deps.audit.record(this.deps.knex, actor, { action: 'detection_rule.import_sigma', entity_type: 'detection_rule', details: { ...result, skipped: result.skipped.length } });
         return result;

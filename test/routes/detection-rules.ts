@@ -86,7 +86,12 @@ describe('Detection rule routes', () => {
             ['PATCH', `/detection-rules/${Crypto.randomUUID()}`, { name: 'y' }, 404, 'not found'],
             ['DELETE', `/detection-rules/${Crypto.randomUUID()}`, undefined, 404, 'not found'],
             ['GET', '/detection-rules?sort=query', undefined, 400, 'sort'],
-            ['GET', `/detection-rules?expected_for_test=${Crypto.randomUUID()}`, undefined, 404, 'not found']
+            ['GET', `/detection-rules?expected_for_test=${Crypto.randomUUID()}`, undefined, 404, 'not found'],
+            ['GET', `/detection-rules/${Crypto.randomUUID()}`, undefined, 404, 'not found'],
+            ['GET', '/detection-rules/not-a-uuid', undefined, 400, 'id'],
+            ['PATCH', `/detection-rules/${rule.id}`, {}, 400, 'value'],
+            ['PATCH', `/detection-rules/${rule.id}`, { asset_id: Crypto.randomUUID() }, 400, 'asset_id'],
+            ['POST', '/detection-rules/evaluate', { rule_id: 'x', test_id: Crypto.randomUUID(), fired: true }, 400, 'rule_id']
         ];
 
         for (const [method, url, payload, status, text] of refusals) {
@@ -96,6 +101,7 @@ describe('Detection rule routes', () => {
         }
 
         expect(await count('detection_rules')).to.equal(counted);
+        expect(await context.knex('detection_rules').where('id', rule.id).first('name', 'technique_ids', 'asset_id')).to.include({ technique_ids: [], asset_id: null });
     });
 
     it('records whether a rule fired for a test, and while blue evaluates puts a fired rule into the test\'s detections', async () => {
@@ -174,16 +180,47 @@ describe('Detection rule routes', () => {
             await Fs.promises.writeFile(Path.join(dir, 'bad-level.yml'), `title: Bad level\nid: ${Crypto.randomUUID()}\nlevel: extreme\nlogsource: { product: windows }\ndetection: { condition: x }\n`);
             await Fs.promises.writeFile(Path.join(dir, 'code.yml'), `title: Code\nid: ${Crypto.randomUUID()}\nx: !!js/function 'function () {}'\nlogsource: {}\ndetection: {}\n`);
             await Fs.promises.writeFile(Path.join(dir, 'notes.txt'), 'not a rule');
+            const nulId = Crypto.randomUUID();
+            await Fs.promises.writeFile(Path.join(dir, 'nul.yml'), `title: Nul\nid: ${nulId}\ndescription: "bad \\0 char"\nlogsource: { product: windows }\ndetection: { condition: x }\n`);
+            const skippedIds = (await Promise.all(['bad-level.yml', 'code.yml'].map((file) => Fs.promises.readFile(Path.join(dir, file), 'utf8')))).map((text) => /id: (\S+)/.exec(text)![1]!);
 
-            const counted = await count('detection_rules');
             const result = await context.services.detectionRules.importSigma({ id: null, role: 'system' }, dir);
-            expect(result).to.include({ files: 5, imported: 1 });
-            expect(result.skipped.map((item) => item.file)).to.equal(['bad-level.yml', 'broken.yml', 'code.yml', 'no-id.yml']);
+            expect(result).to.include({ files: 6, imported: 1 });
+            expect(result.skipped.map((item) => item.file)).to.equal(['bad-level.yml', 'broken.yml', 'code.yml', 'no-id.yml', 'nul.yml']);
             expect(result.skipped[0]!.error).to.contain('level extreme');
             expect(result.skipped[3]!.error).to.contain('id');
-            expect(await count('detection_rules')).to.be.at.most(counted + 1);
+            expect(result.skipped[4]!.error).to.contain('NUL');
+            // Nothing of a skipped rule is written
+            expect(Number((await context.knex('detection_rules').where('source', 'sigma').whereIn('source_ref', [...skippedIds, nulId]).count('* as n').first())!.n)).to.equal(0);
         }
         finally {
+            await Fs.promises.rm(dir, { recursive: true, force: true });
+        }
+    });
+
+    it('reports by file a rule the database refuses and imports the rest of its batch', async () => {
+
+        const dir = await Fs.promises.mkdtemp(Path.join(Os.tmpdir(), 'sigma-'));
+        const marker = `Refused ${Crypto.randomBytes(4).toString('hex')}`;
+        const constraint = `detection_rules_test_${Crypto.randomBytes(4).toString('hex')}`;
+        const ids = [Crypto.randomUUID(), Crypto.randomUUID(), Crypto.randomUUID()];
+        const titles = [unique('Kept'), marker, unique('Kept')];
+        try {
+            for (const [n, id] of ids.entries()) {
+                await Fs.promises.writeFile(Path.join(dir, `rule-${n}.yml`), `title: ${titles[n]}\nid: ${id}\nlogsource: { product: linux }\ndetection: { sel: { a: 1 }, condition: sel }\n`);
+            }
+
+            // A refusal that no parse can foresee, made by the test: the database refuses this one title
+            await context.knex.raw(`alter table detection_rules add constraint ${constraint} check (name <> '${marker}') not valid`);
+            const result = await context.services.detectionRules.importSigma({ id: null, role: 'system' }, dir);
+            expect(result).to.include({ files: 3, imported: 2, created: 2 });
+            expect(result.skipped.map((item) => item.file)).to.equal(['rule-1.yml']);
+            expect(result.skipped[0]!.error).to.contain('refused by the database').and.to.contain(constraint);
+            const rows = await context.knex('detection_rules').where('source', 'sigma').whereIn('source_ref', ids).orderBy('source_path').select('source_ref', 'name');
+            expect(rows).to.equal([{ source_ref: ids[0], name: titles[0] }, { source_ref: ids[2], name: titles[2] }]);
+        }
+        finally {
+            await context.knex.raw(`alter table detection_rules drop constraint if exists ${constraint}`);
             await Fs.promises.rm(dir, { recursive: true, force: true });
         }
     });

@@ -488,7 +488,7 @@ describe('Detection lifecycle routes', () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
             const counted = [await count('infrastructure_changes'), await count('technique_assignments'), await count('asset_ownerships')];
-            const refusals: [Role, string, string, object, number, string][] = [
+            const refusals: [Role, string, string, object | undefined, number, string][] = [
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString() }, 400, 'asset'],
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString(), asset_ids: [] }, 400, 'at least one'],
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString(), asset_ids: [Crypto.randomUUID()] }, 400, 'asset_ids'],
@@ -500,7 +500,15 @@ describe('Detection lifecycle routes', () => {
                 ['red_lead', 'POST', '/ownership/assignments', { technique_id: techniqueId, role: 'boss', team: 'x' }, 400, 'role'],
                 ['red_lead', 'POST', '/ownership/assignments', { technique_id: techniqueId, role: 'reviewer', user_id: Crypto.randomUUID() }, 400, 'user_id'],
                 ['blue_lead', 'POST', '/ownership/assets', { asset_id: Crypto.randomUUID(), team: 'SOC' }, 400, 'asset_id'],
-                ['blue_lead', 'PATCH', `/ownership/assignments/${Crypto.randomUUID()}`, { role: 'reviewer' }, 404, 'not found']
+                ['blue_lead', 'PATCH', `/ownership/assignments/${Crypto.randomUUID()}`, { role: 'reviewer' }, 404, 'not found'],
+                ['blue_lead', 'DELETE', `/ownership/assignments/${Crypto.randomUUID()}`, undefined, 404, 'not found'],
+                ['blue_lead', 'POST', '/ownership/assets', { asset_id: Crypto.randomUUID(), team: 'SOC', role: 'boss' }, 400, 'role'],
+                ['blue_lead', 'GET', '/ownership/assignments?role=boss', undefined, 400, 'role'],
+                ['blue_lead', 'GET', '/ownership/assets?asset_id=bad', undefined, 400, 'asset_id'],
+                ['blue_lead', 'GET', '/ownership/revalidation-queue?status=gone', undefined, 400, 'status'],
+                ['blue_lead', 'GET', '/ownership/revalidation-queue?change_id=bad', undefined, 400, 'change_id'],
+                ['viewer', 'GET', '/detection-lifecycle/infrastructure-changes?asset_id=bad', undefined, 400, 'asset_id'],
+                ['viewer', 'GET', '/detection-lifecycle/detections?outcome=maybe', undefined, 400, 'outcome']
             ];
 
             for (const [role, method, url, payload, status, text] of refusals) {
