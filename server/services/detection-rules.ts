@@ -73,10 +73,14 @@ export interface SigmaRule {
 }
 
 
+// The licence of SigmaHQ's rules, kept with each imported rule and shown with it
+export const sigmaLicense = 'DRL-1.1 (Detection Rule License 1.1, https://github.com/SigmaHQ/Detection-Rule-License)';
+
+
 const internals = {
     batch: 100,
     maxBytes: 512 * 1024,
-    license: 'DRL-1.1 (Detection Rule License 1.1, https://github.com/SigmaHQ/Detection-Rule-License)',
+    license: sigmaLicense,
     uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     tag: /^attack\.(t\d{4}(?:\.\d{3})?)$/i,
     statuses: ['stable', 'test', 'experimental', 'deprecated', 'unsupported'],
@@ -178,7 +182,7 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
         status: status as RuleStatus,
         severity: level as RuleSeverity,
         author: internals.text(rule.author),
-        license: internals.license,
+        license: internals.text(rule.license) ?? internals.license,          // Sigma's optional `license` (SPDX), else SigmaHQ's
         atomic_refs: [...new Set(atomics.map((guid) => guid.toLowerCase()))]
     };
 };

@@ -229,6 +229,8 @@ describe('Detection rule routes', () => {
 
         const rule = parseSigmaRule(`title: T\nid: 11111111-2222-4333-8444-555555555555\nstatus: stable\nlevel: critical\nauthor: Jane\ntags:\n  - attack.execution\n  - attack.t1059.001\n  - attack.T1003\n  - cve.2021-1\nlogsource:\n  product: macos\ndetection:\n  sel: { a: 1 }\n  condition: sel\nsimulation:\n  - type: atomic-red-team\n    atomic_guid: AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE\n`);
         expect(rule).to.include({ source_ref: '11111111-2222-4333-8444-555555555555', name: 'T', technique_ids: ['T1003', 'T1059.001'], platforms: ['macOS'], status: 'stable', severity: 'critical', author: 'Jane', atomic_refs: ['aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'] });
+        expect(rule).to.include({ license: 'DRL-1.1 (Detection Rule License 1.1, https://github.com/SigmaHQ/Detection-Rule-License)' });
+        expect(parseSigmaRule('title: x\nid: 11111111-2222-4333-8444-555555555555\nlicense: MIT\nlogsource: {}\ndetection: { condition: x }\n')).to.include({ license: 'MIT' });
         expect((parseSigmaRule('- a\n- b\n') as Error).message).to.contain('mapping');
         expect((parseSigmaRule('title: x\nid: 11111111-2222-4333-8444-555555555555\nlogsource: {}\n') as Error).message).to.contain('detection');
         expect((parseSigmaRule('id: 11111111-2222-4333-8444-555555555555\n') as Error).message).to.contain('title');
