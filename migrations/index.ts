@@ -34,6 +34,8 @@ import * as LessonCampaignKey from './20261207110000_lesson_campaign_key';
 import * as PurpleCampaignDocument from './20261207110001_purple_campaign_document';
 // second factors (issue 15)
 import * as SecondFactors from './20261208140000_second_factors';
+// detection (issue 11): the revalidation queue notifies its owners
+import * as RevalidationNotify from './20261209110000_revalidation_notify';
 // sso (issue 15): the shared SSO identity core
 import * as SsoIdentity from './20261208120000_sso_identity';
 // osint (issue 14)
@@ -98,6 +100,8 @@ export const migrations: Migration[] = [
     Saml,
     // second factors (issue 15)
     SecondFactors,
+    // detection (issue 11): the revalidation queue notifies its owners
+    RevalidationNotify,
     // report schedules of campaign reports (issue 13 audit)
     ReportScheduleCampaign,
     ReportRunInFlight

@@ -195,6 +195,7 @@ export class RevalidationEntry extends BaseModel {
     declare priority_basis: string;
     declare owner_user_id: string | null;
     declare owner_team: string | null;
+    declare notify_user_ids: string[];
     declare status: 'open' | 'closed';
     declare closed_at: Date | null;
     declare closed_by_test_id: string | null;

@@ -221,9 +221,6 @@ const ruleItem = {
     ...stamps
 };
 
-export const rule = Joi.object(ruleItem).label('DetectionRule');
-export const rulePage = pageOf(rule, 'DetectionRulePage');
-
 const evaluationItem = Joi.object({
     id: Joi.string().required(),
     rule_id: Joi.string().required(),
@@ -233,6 +230,12 @@ const evaluationItem = Joi.object({
     evaluated_at: timestamp,
     ...stamps
 }).label('DetectionRuleEvaluation');
+
+export const rule = Joi.object({
+    ...ruleItem,
+    test_evaluation: evaluationItem.allow(null).description('Only with expected_for_test: whether the rule fired for that test (POST /detection-rules/evaluate), null while not recorded')
+}).label('DetectionRule');
+export const rulePage = pageOf(rule, 'DetectionRulePage');
 
 export const ruleDetail = Joi.object({
     ...ruleItem,
@@ -320,6 +323,7 @@ export const queueEntry = Joi.object({
     priority_basis: Joi.string().required(),
     owner_user_id: nullableString,
     owner_team: nullableString,
+    notify_user_ids: Joi.array().items(Joi.string()).required().description('The users notified of the entry when it was generated (revalidation.required): its owner, or the active blue leads when the owner is a team or unknown'),
     status: Joi.string().valid('open', 'closed').required(),
     closed_at: nullableDate,
     closed_by_test_id: nullableString,
@@ -327,4 +331,4 @@ export const queueEntry = Joi.object({
 }).label('RevalidationEntry');
 
 export const queuePage = pageOf(queueEntry, 'RevalidationQueuePage');
-export const queueGenerated = Joi.object({ created: Joi.number().integer().min(0).required(), items: Joi.array().items(queueEntry).required() }).label('RevalidationQueueGenerated');
+export const queueGenerated = Joi.object({ created: Joi.number().integer().min(0).required(), notified: Joi.number().integer().min(0).required().description('Notifications addressed for the new entries, one per entry and user'), items: Joi.array().items(queueEntry).required() }).label('RevalidationQueueGenerated');

@@ -73,10 +73,14 @@ export interface SigmaRule {
 }
 
 
+// The licence of SigmaHQ's rules, kept with each imported rule and shown with it
+export const sigmaLicense = 'DRL-1.1 (Detection Rule License 1.1, https://github.com/SigmaHQ/Detection-Rule-License)';
+
+
 const internals = {
     batch: 100,
     maxBytes: 512 * 1024,
-    license: 'DRL-1.1 (Detection Rule License 1.1, https://github.com/SigmaHQ/Detection-Rule-License)',
+    license: sigmaLicense,
     uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     tag: /^attack\.(t\d{4}(?:\.\d{3})?)$/i,
     statuses: ['stable', 'test', 'experimental', 'deprecated', 'unsupported'],
@@ -124,6 +128,10 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
         return new Error('not a Sigma rule (a YAML mapping is expected)');
     }
 
+    if (text.includes('\u0000')) {
+        return new Error('contains a NUL character, which a rule cannot store');
+    }
+
     const rule = doc as Record<string, unknown>;
     const id = internals.text(rule.id);
     const title = internals.text(rule.title);
@@ -160,6 +168,10 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
     const simulation = Array.isArray(rule.simulation) ? rule.simulation : [];
     const atomics = simulation.map((item) => internals.text((item as Record<string, unknown> | null)?.atomic_guid)).filter((guid): guid is string => Boolean(guid && internals.uuid.test(guid)));
 
+    if ([title, internals.text(rule.description), internals.text(rule.author)].some((value) => value?.includes('\u0000'))) {
+        return new Error('title, description or author contains a NUL character, which a rule cannot store');
+    }
+
     return {
         source_ref: id.toLowerCase(),
         name: title.slice(0, 500),
@@ -170,7 +182,7 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
         status: status as RuleStatus,
         severity: level as RuleSeverity,
         author: internals.text(rule.author),
-        license: internals.license,
+        license: internals.text(rule.license) ?? internals.license,          // Sigma's optional `license` (SPDX), else SigmaHQ's
         atomic_refs: [...new Set(atomics.map((guid) => guid.toLowerCase()))]
     };
 };
@@ -182,7 +194,9 @@ export class DetectionRulesService {
 
     constructor(private readonly deps: { knex: Knex; audit: AuditService; tests: TestsService }) { }
 
-    async list(actor: Actor, filters: RuleFilters): Promise<Page<DetectionRule>> {
+    // With expected_for_test, the rules the test should fire, each with what was recorded for that test
+    // (`test_evaluation`: the evaluation, or null while nobody has said whether it fired)
+    async list(actor: Actor, filters: RuleFilters): Promise<Page<DetectionRule | DetectionRule & { test_evaluation: DetectionRuleEvaluation | null }>> {
 
         const query = DetectionRule.query(this.deps.knex);
         whereEquals(query, filters, ['language', 'status', 'severity', 'asset_id', 'source'], 'detection_rules');
@@ -199,6 +213,10 @@ export class DetectionRulesService {
             const test = await this.deps.tests.get(actor, filters.expected_for_test);
             const template = test.template_id ? await TestTemplate.query(this.deps.knex).findById(test.template_id) : undefined;
             this.expectedFor(query, { technique_ids: [test.technique_id], platforms: test.platform ? [test.platform] : template?.platforms ?? [], source_ref: template?.source === 'atomic' ? template.source_ref : null });
+            const result = await page(query, filters, { sort: 'name', order: 'asc' });
+            const evaluations = result.items.length ? await DetectionRuleEvaluation.query(this.deps.knex).where('test_id', test.id).whereIn('rule_id', result.items.map((item) => item.id)) : [];
+            const byRule = new Map(evaluations.map((item) => [item.rule_id, item]));
+            return { ...result, items: result.items.map((item) => Object.assign(item, { test_evaluation: byRule.get(item.id) ?? null })) };
         }
 
         return page(query, filters, { sort: 'name', order: 'asc' });
@@ -331,11 +349,29 @@ export class DetectionRulesService {
 
             const rows = batch;
             batch = [];
-            const written = await this.deps.knex('detection_rules')
-                .insert(rows.map((row) => ({ ...row, language: 'sigma', source: 'sigma', created_by: actor.id, updated_at: new Date() })))
+            const upsert = (part: typeof rows) => this.deps.knex('detection_rules')
+                .insert(part.map((row) => ({ ...row, language: 'sigma', source: 'sigma', created_by: actor.id, updated_at: new Date() })))
                 .onConflict(['source', 'source_ref'])
                 .merge(['name', 'description', 'query', 'technique_ids', 'platforms', 'status', 'severity', 'author', 'license', 'atomic_refs', 'source_path', 'updated_at'])
-                .returning(this.deps.knex.raw('(xmax = 0) as inserted')) as { inserted: boolean }[];
+                .returning(this.deps.knex.raw('(xmax = 0) as inserted')) as Promise<{ inserted: boolean }[]>;
+
+            // A batch is one statement: when the database refuses it, each rule of it is written alone, so that the
+            // one it refuses is reported by file and skipped and the others are imported
+            let written: { inserted: boolean }[];
+            try {
+                written = await upsert(rows);
+            }
+            catch {
+                written = [];
+                for (const row of rows) {
+                    try {
+                        written.push(...await upsert([row]));
+                    }
+                    catch (err) {
+                        result.skipped.push({ file: row.source_path, error: `refused by the database: ${(err as Error).message.split('\n')[0]}` });
+                    }
+                }
+            }
 
             result.imported += written.length;
             result.created += written.filter((row) => row.inserted).length;
@@ -368,6 +404,7 @@ export class DetectionRulesService {
         }
 
         await flush();
+        result.skipped.sort((a, b) => a.file.localeCompare(b.file));
         result.techniques = techniques.size;
         await this.deps.audit.record(this.deps.knex, actor, { action: 'detection_rule.import_sigma', entity_type: 'detection_rule', details: { ...result, skipped: result.skipped.length } });
         return result;

@@ -175,7 +175,7 @@ export const createServices = (deps: ServiceDeps) => {
         // detection (issue 11)
         detection: new DetectionService({ knex, audit, settings, techniques }),
         detectionRules: new DetectionRulesService({ knex, audit, tests }),
-        ownership: new OwnershipService({ knex, audit }),
+        ownership: new OwnershipService({ knex, audit, notifications }),
         // second factors (issue 15)
         secondFactors,
         // sso (issue 15): the shared SSO identity core

@@ -15,7 +15,9 @@ export const notificationTypes = ['test.assigned', 'test.review', 'test.validate
     // second factors (issue 15)
     'security.second_factor_reset',
     // jira (issue 14): a Jira issue was resolved, the remediation awaits its retest
-    'remediation.awaiting_retest'] as const;
+    'remediation.awaiting_retest',
+    // detection (issue 11): an infrastructure change put a technique in the revalidation queue
+    'revalidation.required'] as const;
 
 export type NotificationType = typeof notificationTypes[number];
 

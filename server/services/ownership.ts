@@ -3,9 +3,10 @@ import type { Knex } from 'knex';
 import { ValidationError } from '../errors';
 import { LockKey } from '../locks';
 import { AssetOwnership, RevalidationEntry, TechniqueAssignment, type AssetOwnershipRole, type AssignmentRole } from '../models';
-import type { Actor } from '../policy';
+import { Role, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import type { NotificationsService } from './notifications';
 import { lockOr404, withTransaction, type ChangeOptions } from './changes';
 import { touchedTechniques } from './detection';
 import { page, whereEquals, type ListQuery, type Page } from './lists';
@@ -69,6 +70,12 @@ export const impactCoveragePriority = (impact: number | null, coverage: keyof ty
 
 
 const internals = {
+    // Why a user who is not the entry's owner is told of it
+    ownerNote: (entry: RevalidationEntry, userId: string): string => (entry.owner_user_id === userId ? '' :
+        entry.owner_user_id ? ' Its owner\'s account is inactive: reassign it (PATCH /ownership/assignments/{id}).' :
+            entry.owner_team ? ` Its owner is the team ${entry.owner_team}: pass it on.` :
+                ' No owner is recorded for it: assign one (POST /ownership/assignments).'),
+
     owned: (input: { user_id?: string | null; team?: string | null }) => {
 
         if (Boolean(input.user_id) === Boolean(input.team)) {
@@ -82,7 +89,7 @@ const internals = {
 // infrastructure changes.
 export class OwnershipService {
 
-    constructor(private readonly deps: { knex: Knex; audit: AuditService }) { }
+    constructor(private readonly deps: { knex: Knex; audit: AuditService; notifications: NotificationsService }) { }
 
     listAssignments(actor: Actor, filters: AssignmentFilters): Promise<Page<TechniqueAssignment>> {
 
@@ -162,7 +169,10 @@ export class OwnershipService {
     // Every (change, technique) the changes touch becomes an open entry, once: the strongest match explains it (a
     // touched asset before an asset on a touched platform before a touched data source). A technique already
     // validated by a test after the change needs no retest. Serialised by an advisory lock; running it again adds nothing.
-    async generateQueue(actor: Actor, options: ChangeOptions = {}): Promise<{ created: number; items: RevalidationEntry[] }> {
+    // Each new entry notifies, in the same transaction, the users it names (notify_user_ids): its owner when that is an
+    // active user, else the active blue leads (a team has no members in Aegis, and an entry without an owner needs a
+    // lead to assign one). Only new entries notify, so generating again notifies nobody twice.
+    async generateQueue(actor: Actor, options: ChangeOptions = {}): Promise<{ created: number; notified: number; items: RevalidationEntry[] }> {
 
         return await withTransaction(this.deps.knex, options.trx, async (trx) => {
 
@@ -189,8 +199,12 @@ export class OwnershipService {
                 order by m.change_id, m.technique_id, m.rank, m.matched_value`, [touchedTechniques(trx)]);
 
             if (!rows.length) {
-                return { created: 0, items: [] };
+                return { created: 0, notified: 0, items: [] };
             }
+
+            const owners = [...new Set(rows.flatMap((row) => [row.assignee_user_id, row.asset_owner_user_id, row.asset_owner_id]).filter((id): id is string => Boolean(id)))];
+            const active = new Set(await trx('users').whereIn('id', owners).where('is_active', true).pluck('id') as string[]);
+            const leads = await trx('users').where({ role: Role.blueLead, is_active: true }).orderBy('id').pluck('id') as string[];
 
             const entries = rows.map((row) => {
 
@@ -199,6 +213,7 @@ export class OwnershipService {
                 const via = row.matched_by === 'asset' ? `the asset ${row.matched_value}` :
                     row.matched_by === 'platform' ? `the platform ${row.matched_value} of the asset ${row.asset_name}` :
                         `the data source ${row.matched_value}`;
+                const ownerUser = row.assignee_user_id ?? (row.assignee_team ? null : row.asset_owner_user_id ?? (row.asset_owner_team ? null : row.asset_owner_id));
                 return {
                     change_id: row.change_id,
                     technique_id: row.technique_id,
@@ -208,14 +223,25 @@ export class OwnershipService {
                     reason: `The infrastructure change "${row.change_title}" of ${row.changed_at.toISOString().slice(0, 10)} touches ${via}, which detects ${row.technique_id} ${row.technique_name}: retest it`,
                     priority,
                     priority_basis: basis,
-                    owner_user_id: row.assignee_user_id ?? (row.assignee_team ? null : row.asset_owner_user_id ?? (row.asset_owner_team ? null : row.asset_owner_id)),
-                    owner_team: row.assignee_team ?? (row.assignee_user_id ? null : row.asset_owner_team)
+                    owner_user_id: ownerUser,
+                    owner_team: row.assignee_team ?? (row.assignee_user_id ? null : row.asset_owner_team),
+                    notify_user_ids: ownerUser && active.has(ownerUser) ? [ownerUser] : leads
                 };
             });
 
-            const items = await trx('revalidation_queue').insert(entries).onConflict(['change_id', 'technique_id']).ignore().returning('*');
-            await this.deps.audit.record(trx, actor, { action: 'revalidation_queue.generate', entity_type: 'revalidation_queue', details: { created: items.length } });
-            return { created: items.length, items: items.map((item) => RevalidationEntry.fromDatabaseJson(item)) };
+            const inserted = await trx('revalidation_queue').insert(entries).onConflict(['change_id', 'technique_id']).ignore().returning('*');
+            const items = inserted.map((item) => RevalidationEntry.fromDatabaseJson(item));
+            const notifications = items.flatMap((item) => item.notify_user_ids.map((userId) => ({
+                user_id: userId,
+                type: 'revalidation.required',
+                title: `Retest ${item.technique_id}: an infrastructure change may have broken its detection (priority ${item.priority})`,
+                body: `${item.reason}.${internals.ownerNote(item, userId)} The entry closes itself when a test of ${item.technique_id} is validated after the change.`,
+                entity_type: 'revalidation_entry',
+                entity_id: item.id
+            })));
+            await this.deps.notifications.notify(trx, notifications);
+            await this.deps.audit.record(trx, actor, { action: 'revalidation_queue.generate', entity_type: 'revalidation_queue', details: { created: items.length, notified: notifications.length } });
+            return { created: items.length, notified: notifications.length, items };
         });
     }
 

@@ -86,7 +86,12 @@ describe('Detection rule routes', () => {
             ['PATCH', `/detection-rules/${Crypto.randomUUID()}`, { name: 'y' }, 404, 'not found'],
             ['DELETE', `/detection-rules/${Crypto.randomUUID()}`, undefined, 404, 'not found'],
             ['GET', '/detection-rules?sort=query', undefined, 400, 'sort'],
-            ['GET', `/detection-rules?expected_for_test=${Crypto.randomUUID()}`, undefined, 404, 'not found']
+            ['GET', `/detection-rules?expected_for_test=${Crypto.randomUUID()}`, undefined, 404, 'not found'],
+            ['GET', `/detection-rules/${Crypto.randomUUID()}`, undefined, 404, 'not found'],
+            ['GET', '/detection-rules/not-a-uuid', undefined, 400, 'id'],
+            ['PATCH', `/detection-rules/${rule.id}`, {}, 400, 'value'],
+            ['PATCH', `/detection-rules/${rule.id}`, { asset_id: Crypto.randomUUID() }, 400, 'asset_id'],
+            ['POST', '/detection-rules/evaluate', { rule_id: 'x', test_id: Crypto.randomUUID(), fired: true }, 400, 'rule_id']
         ];
 
         for (const [method, url, payload, status, text] of refusals) {
@@ -96,6 +101,7 @@ describe('Detection rule routes', () => {
         }
 
         expect(await count('detection_rules')).to.equal(counted);
+        expect(await context.knex('detection_rules').where('id', rule.id).first('name', 'technique_ids', 'asset_id')).to.include({ technique_ids: [], asset_id: null });
     });
 
     it('records whether a rule fired for a test, and while blue evaluates puts a fired rule into the test\'s detections', async () => {
@@ -174,16 +180,47 @@ describe('Detection rule routes', () => {
             await Fs.promises.writeFile(Path.join(dir, 'bad-level.yml'), `title: Bad level\nid: ${Crypto.randomUUID()}\nlevel: extreme\nlogsource: { product: windows }\ndetection: { condition: x }\n`);
             await Fs.promises.writeFile(Path.join(dir, 'code.yml'), `title: Code\nid: ${Crypto.randomUUID()}\nx: !!js/function 'function () {}'\nlogsource: {}\ndetection: {}\n`);
             await Fs.promises.writeFile(Path.join(dir, 'notes.txt'), 'not a rule');
+            const nulId = Crypto.randomUUID();
+            await Fs.promises.writeFile(Path.join(dir, 'nul.yml'), `title: Nul\nid: ${nulId}\ndescription: "bad \\0 char"\nlogsource: { product: windows }\ndetection: { condition: x }\n`);
+            const skippedIds = (await Promise.all(['bad-level.yml', 'code.yml'].map((file) => Fs.promises.readFile(Path.join(dir, file), 'utf8')))).map((text) => /id: (\S+)/.exec(text)![1]!);
 
-            const counted = await count('detection_rules');
             const result = await context.services.detectionRules.importSigma({ id: null, role: 'system' }, dir);
-            expect(result).to.include({ files: 5, imported: 1 });
-            expect(result.skipped.map((item) => item.file)).to.equal(['bad-level.yml', 'broken.yml', 'code.yml', 'no-id.yml']);
+            expect(result).to.include({ files: 6, imported: 1 });
+            expect(result.skipped.map((item) => item.file)).to.equal(['bad-level.yml', 'broken.yml', 'code.yml', 'no-id.yml', 'nul.yml']);
             expect(result.skipped[0]!.error).to.contain('level extreme');
             expect(result.skipped[3]!.error).to.contain('id');
-            expect(await count('detection_rules')).to.be.at.most(counted + 1);
+            expect(result.skipped[4]!.error).to.contain('NUL');
+            // Nothing of a skipped rule is written
+            expect(Number((await context.knex('detection_rules').where('source', 'sigma').whereIn('source_ref', [...skippedIds, nulId]).count('* as n').first())!.n)).to.equal(0);
         }
         finally {
+            await Fs.promises.rm(dir, { recursive: true, force: true });
+        }
+    });
+
+    it('reports by file a rule the database refuses and imports the rest of its batch', async () => {
+
+        const dir = await Fs.promises.mkdtemp(Path.join(Os.tmpdir(), 'sigma-'));
+        const marker = `Refused ${Crypto.randomBytes(4).toString('hex')}`;
+        const constraint = `detection_rules_test_${Crypto.randomBytes(4).toString('hex')}`;
+        const ids = [Crypto.randomUUID(), Crypto.randomUUID(), Crypto.randomUUID()];
+        const titles = [unique('Kept'), marker, unique('Kept')];
+        try {
+            for (const [n, id] of ids.entries()) {
+                await Fs.promises.writeFile(Path.join(dir, `rule-${n}.yml`), `title: ${titles[n]}\nid: ${id}\nlogsource: { product: linux }\ndetection: { sel: { a: 1 }, condition: sel }\n`);
+            }
+
+            // A refusal that no parse can foresee, made by the test: the database refuses this one title
+            await context.knex.raw(`alter table detection_rules add constraint ${constraint} check (name <> '${marker}') not valid`);
+            const result = await context.services.detectionRules.importSigma({ id: null, role: 'system' }, dir);
+            expect(result).to.include({ files: 3, imported: 2, created: 2 });
+            expect(result.skipped.map((item) => item.file)).to.equal(['rule-1.yml']);
+            expect(result.skipped[0]!.error).to.contain('refused by the database').and.to.contain(constraint);
+            const rows = await context.knex('detection_rules').where('source', 'sigma').whereIn('source_ref', ids).orderBy('source_path').select('source_ref', 'name');
+            expect(rows).to.equal([{ source_ref: ids[0], name: titles[0] }, { source_ref: ids[2], name: titles[2] }]);
+        }
+        finally {
+            await context.knex.raw(`alter table detection_rules drop constraint if exists ${constraint}`);
             await Fs.promises.rm(dir, { recursive: true, force: true });
         }
     });
@@ -192,6 +229,8 @@ describe('Detection rule routes', () => {
 
         const rule = parseSigmaRule(`title: T\nid: 11111111-2222-4333-8444-555555555555\nstatus: stable\nlevel: critical\nauthor: Jane\ntags:\n  - attack.execution\n  - attack.t1059.001\n  - attack.T1003\n  - cve.2021-1\nlogsource:\n  product: macos\ndetection:\n  sel: { a: 1 }\n  condition: sel\nsimulation:\n  - type: atomic-red-team\n    atomic_guid: AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE\n`);
         expect(rule).to.include({ source_ref: '11111111-2222-4333-8444-555555555555', name: 'T', technique_ids: ['T1003', 'T1059.001'], platforms: ['macOS'], status: 'stable', severity: 'critical', author: 'Jane', atomic_refs: ['aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'] });
+        expect(rule).to.include({ license: 'DRL-1.1 (Detection Rule License 1.1, https://github.com/SigmaHQ/Detection-Rule-License)' });
+        expect(parseSigmaRule('title: x\nid: 11111111-2222-4333-8444-555555555555\nlicense: MIT\nlogsource: {}\ndetection: { condition: x }\n')).to.include({ license: 'MIT' });
         expect((parseSigmaRule('- a\n- b\n') as Error).message).to.contain('mapping');
         expect((parseSigmaRule('title: x\nid: 11111111-2222-4333-8444-555555555555\nlogsource: {}\n') as Error).message).to.contain('detection');
         expect((parseSigmaRule('id: 11111111-2222-4333-8444-555555555555\n') as Error).message).to.contain('title');
@@ -219,5 +258,16 @@ describe('Detection rule routes', () => {
         const expected = await ok('blue_tech', 'GET', `/detection-rules?expected_for_test=${testId}`);
         expect(expected.items.map((item: { id: string }) => item.id)).to.equal([rule.id]);
         expect(expected.items.map((item: { id: string }) => item.id)).to.not.include(unrelated.id);
+        expect(expected.items[0].test_evaluation).to.be.null();                // nobody said yet whether it fired
+
+        // A second expected rule (same technique and platform); the test records that one fired and the other did not
+        const [second] = await context.knex('detection_rules').insert({ name: unique('Sigma'), language: 'sigma', query: 'title: z', technique_ids: [techniqueId], platforms: ['Linux'], source: 'sigma', source_ref: Crypto.randomUUID() }).returning('id');
+        await ok('blue_tech', 'POST', '/detection-rules/evaluate', { rule_id: rule.id, test_id: testId, fired: true });
+        await ok('blue_lead', 'POST', '/detection-rules/evaluate', { rule_id: second.id, test_id: testId, fired: false, notes: 'no alert in the SIEM' });
+        const recorded = await ok('viewer', 'GET', `/detection-rules?expected_for_test=${testId}`);
+        const firedBy = Object.fromEntries(recorded.items.map((item: { id: string; test_evaluation: { fired: boolean; test_id: string } | null }) => [item.id, [item.test_evaluation!.test_id, item.test_evaluation!.fired]]));
+        expect(firedBy).to.equal({ [rule.id]: [testId, true], [second.id]: [testId, false] });
+        // Without expected_for_test the list carries no evaluation
+        expect((await ok('viewer', 'GET', `/detection-rules?technique_id=${techniqueId}`)).items.every((item: object) => !('test_evaluation' in item))).to.be.true();
     });
 });

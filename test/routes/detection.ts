@@ -361,9 +361,27 @@ describe('Detection lifecycle routes', () => {
             expect(entry(partial)).to.include({ priority: 45, owner_user_id: null, owner_team: 'SOC', matched_by: 'asset' });
             expect(owner.role).to.equal('detection_owner');
 
-            // Idempotent
+            // The owner is notified of the new entry, once; the team-owned entry goes to the active blue leads
+            expect(entry(covered).notify_user_ids).to.equal([context.users.blue_tech.id]);
+            expect(entry(partial).notify_user_ids).to.include(context.users.blue_lead.id);
+            expect(entry(partial).notify_user_ids).to.not.include(context.users.blue_tech.id);
+            const notified = async (entryId: string) => await context.knex('notifications').where({ entity_type: 'revalidation_entry', entity_id: entryId, type: 'revalidation.required' }).select('user_id', 'title', 'body');
+            const ownerNotes = await notified(entry(covered).id);
+            expect(ownerNotes.map((note) => note.user_id)).to.equal([context.users.blue_tech.id]);
+            expect(ownerNotes[0].title).to.equal(`Retest ${covered}: an infrastructure change may have broken its detection (priority 100)`);
+            expect(ownerNotes[0].body).to.equal(`${entry(covered).reason}. The entry closes itself when a test of ${covered} is validated after the change.`);
+            const teamNotes = await notified(entry(partial).id);
+            expect(teamNotes.map((note) => note.user_id).sort()).to.equal([...entry(partial).notify_user_ids].sort());
+            expect(teamNotes[0].body).to.contain('Its owner is the team SOC: pass it on.');
+            expect(Number(generated.notified)).to.be.at.least(1 + teamNotes.length);
+            const inbox = await ok('blue_tech', 'GET', '/notifications?type=revalidation.required');
+            expect(inbox.items.filter((item: { entity_id: string }) => item.entity_id === entry(covered).id).length).to.equal(1);
+
+            // Idempotent: no entry and no notification the second time
             const again = await ok('admin', 'POST', '/ownership/revalidation-queue/generate');
             expect(again.items.filter((item: { change_id: string }) => item.change_id === change.id)).to.equal([]);
+            expect((await notified(entry(covered).id)).length).to.equal(1);
+            expect((await notified(entry(partial).id)).length).to.equal(teamNotes.length);
             const queue = await ok('blue_lead', 'GET', `/ownership/revalidation-queue?change_id=${change.id}`);
             expect(queue.items.map((item: { technique_id: string }) => item.technique_id)).to.equal([covered, partial]);       // priority first
 
@@ -426,11 +444,51 @@ describe('Detection lifecycle routes', () => {
             expect(by[viaSource].priority).to.equal(15);
         });
 
+        it('notifies the blue leads of an entry whose owner is unknown or inactive, honouring preferences, and writes no entry nor notification when refused', async () => {
+
+            const [orphan, stale] = [await uniqueTechnique(context.knex), await uniqueTechnique(context.knex)];
+            const lead = await context.createUser('blue_lead');
+            const muted = await context.createUser('blue_lead');
+            await context.knex('users').where('id', muted.id).update({ preferences: { notifications: { events: { 'revalidation.required': { in_app: false } } } } });
+            const leaver = await context.createUser('blue_tech');
+            const asset = await newAsset({ owner_id: leaver.id });
+            await ok('admin', 'POST', `/detection-lifecycle/assets/${asset.id}/techniques/${orphan}`);
+            await ok('admin', 'POST', `/detection-lifecycle/assets/${asset.id}/techniques/${stale}`);
+            await ok('blue_lead', 'POST', '/ownership/assignments', { technique_id: stale, user_id: leaver.id, role: 'detection_owner' }, 201);
+            // The asset's owner_id is the leaver too: deactivated, neither is notified
+            await context.knex('users').where('id', leaver.id).update({ is_active: false });
+            await context.knex('detection_assets').where('id', asset.id).update({ owner_id: null });
+
+            const change = await ok('blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 'EDR policy', description: 'Policy v2', changed_at: new Date().toISOString(), asset_ids: [asset.id] }, 201);
+
+            // Refused (a viewer may not generate): nothing written
+            expect((await request('viewer', 'POST', '/ownership/revalidation-queue/generate')).statusCode).to.equal(403);
+            expect(Number((await context.knex('revalidation_queue').where('change_id', change.id).count('* as n').first())!.n)).to.equal(0);
+
+            await ok('admin', 'POST', '/ownership/revalidation-queue/generate');
+            const queue = await ok('blue_lead', 'GET', `/ownership/revalidation-queue?change_id=${change.id}`);
+            const by = Object.fromEntries(queue.items.map((item: Record<string, any>) => [item.technique_id, item]));
+            expect(by[orphan]).to.include({ owner_user_id: null, owner_team: null });
+            expect(by[stale]).to.include({ owner_user_id: leaver.id });
+            for (const item of [by[orphan], by[stale]]) {
+                expect(item.notify_user_ids).to.include([lead.id, muted.id]);
+                expect(item.notify_user_ids).to.not.include(leaver.id);
+            }
+
+            const notes = await context.knex('notifications').whereIn('entity_id', [by[orphan].id, by[stale].id]).where('type', 'revalidation.required').select('user_id', 'entity_id', 'body');
+            const mine = (userId: string) => notes.filter((note) => note.user_id === userId);
+            expect(mine(lead.id).length).to.equal(2);
+            expect(mine(muted.id)).to.equal([]);               // switched off in the preferences
+            expect(mine(leaver.id)).to.equal([]);
+            expect(mine(lead.id).find((note) => note.entity_id === by[orphan].id)!.body).to.contain('No owner is recorded for it: assign one');
+            expect(mine(lead.id).find((note) => note.entity_id === by[stale].id)!.body).to.contain('Its owner\'s account is inactive');
+        });
+
         it('refuses bad changes and ownership input, writing nothing', async () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
             const counted = [await count('infrastructure_changes'), await count('technique_assignments'), await count('asset_ownerships')];
-            const refusals: [Role, string, string, object, number, string][] = [
+            const refusals: [Role, string, string, object | undefined, number, string][] = [
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString() }, 400, 'asset'],
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString(), asset_ids: [] }, 400, 'at least one'],
                 ['blue_lead', 'POST', '/detection-lifecycle/infrastructure-changes', { title: 't', description: 'd', changed_at: new Date().toISOString(), asset_ids: [Crypto.randomUUID()] }, 400, 'asset_ids'],
@@ -442,7 +500,15 @@ describe('Detection lifecycle routes', () => {
                 ['red_lead', 'POST', '/ownership/assignments', { technique_id: techniqueId, role: 'boss', team: 'x' }, 400, 'role'],
                 ['red_lead', 'POST', '/ownership/assignments', { technique_id: techniqueId, role: 'reviewer', user_id: Crypto.randomUUID() }, 400, 'user_id'],
                 ['blue_lead', 'POST', '/ownership/assets', { asset_id: Crypto.randomUUID(), team: 'SOC' }, 400, 'asset_id'],
-                ['blue_lead', 'PATCH', `/ownership/assignments/${Crypto.randomUUID()}`, { role: 'reviewer' }, 404, 'not found']
+                ['blue_lead', 'PATCH', `/ownership/assignments/${Crypto.randomUUID()}`, { role: 'reviewer' }, 404, 'not found'],
+                ['blue_lead', 'DELETE', `/ownership/assignments/${Crypto.randomUUID()}`, undefined, 404, 'not found'],
+                ['blue_lead', 'POST', '/ownership/assets', { asset_id: Crypto.randomUUID(), team: 'SOC', role: 'boss' }, 400, 'role'],
+                ['blue_lead', 'GET', '/ownership/assignments?role=boss', undefined, 400, 'role'],
+                ['blue_lead', 'GET', '/ownership/assets?asset_id=bad', undefined, 400, 'asset_id'],
+                ['blue_lead', 'GET', '/ownership/revalidation-queue?status=gone', undefined, 400, 'status'],
+                ['blue_lead', 'GET', '/ownership/revalidation-queue?change_id=bad', undefined, 400, 'change_id'],
+                ['viewer', 'GET', '/detection-lifecycle/infrastructure-changes?asset_id=bad', undefined, 400, 'asset_id'],
+                ['viewer', 'GET', '/detection-lifecycle/detections?outcome=maybe', undefined, 400, 'outcome']
             ];
 
             for (const [role, method, url, payload, status, text] of refusals) {
