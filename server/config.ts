@@ -78,7 +78,7 @@ export const defaultUploadTypes = [
 
 // The API's V8 old-space bound in MiB (docs/performance.md#memory). A node flag, so it is given when the process is
 // started (`apiNodeFlags`), not read by the process itself; the API only reports it.
-const apiHeapMb = Joi.number().integer().min(128).max(65_536).default(512);
+const apiHeapMb = Joi.number().integer().min(128).max(65_536).default(1024);
 
 
 const internals = {

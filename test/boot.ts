@@ -68,9 +68,9 @@ describe('npm start on the embedded default', () => {
         expect(Fs.existsSync(Path.join(dataDir, 'jwt-secret'))).to.be.true();
         expect(start.lines().some((line) => /First start: created user "admin"/.test(line.msg ?? ''))).to.be.true();
 
-        // npm start gives the API its heap bound (API_HEAP_MB, 512 MiB by default; the limit adds the young generation)
+        // npm start gives the API its heap bound (API_HEAP_MB, 1024 MiB by default; the limit adds the young generation)
         const listening = start.lines().find((line) => line.msg === 'api listening')!;
-        expect(listening.heap_limit_mb as number).to.be.between(512, 640);
+        expect(listening.heap_limit_mb as number).to.be.between(1024, 1152);
         expect(start.lines().some((line) => /without its heap bound/.test(line.msg ?? ''))).to.be.false();
 
         // A first start without internet says what failed, from where and what to do, as a JSON line: the output is a

@@ -38,15 +38,15 @@ describe('Configuration', () => {
         expect(config.smtp).to.be.undefined();
         expect(config.relay).to.equal({ pollMs: 1000, maxAttempts: 8, retentionDays: 7 });
         expect(config.metrics).to.equal({ host: '127.0.0.1', port: undefined, workerPort: undefined });
-        expect(config.apiHeapMb).to.equal(512);
+        expect(config.apiHeapMb).to.equal(1024);
         expect(Object.isFrozen(config)).to.be.true();
     });
 
     it('gives the API process its heap bound from API_HEAP_MB, and names the variable when it is wrong', () => {
 
-        expect(apiNodeFlags({})).to.equal(['--max-old-space-size=512']);
-        expect(apiNodeFlags({ API_HEAP_MB: '' })).to.equal(['--max-old-space-size=512']);
-        expect(apiNodeFlags({ API_HEAP_MB: '1024' })).to.equal(['--max-old-space-size=1024']);
+        expect(apiNodeFlags({})).to.equal(['--max-old-space-size=1024']);
+        expect(apiNodeFlags({ API_HEAP_MB: '' })).to.equal(['--max-old-space-size=1024']);
+        expect(apiNodeFlags({ API_HEAP_MB: '768' })).to.equal(['--max-old-space-size=768']);
         expect(loadConfig({ API_HEAP_MB: '256' }).apiHeapMb).to.equal(256);
         for (const value of ['64', 'lots', '1.5', '70000']) {
             expect(() => apiNodeFlags({ API_HEAP_MB: value })).to.throw(ConfigError, /API_HEAP_MB: /);
