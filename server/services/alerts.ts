@@ -62,9 +62,11 @@ export interface AlertMatch {
     details: Record<string, unknown>;
 }
 
-// Which subjects an evaluation looks at: all of them, or those of some techniques (the events of a validation)
+// Which subjects an evaluation looks at: all of them, or those of some techniques (the events of a validation); and
+// which rules: all the enabled ones, or those of some types (a risk recompute evaluates the risk_threshold rules)
 export interface EvaluationScope {
     techniques?: string[];
+    ruleTypes?: AlertRuleType[];
 }
 
 export interface EvaluationResult {
@@ -440,7 +442,8 @@ export class AlertsService {
     // waits on the other's insert and then inserts nothing.
     async evaluate(actor: Actor, scope: EvaluationScope = {}, options: ChangeOptions = {}): Promise<EvaluationResult> {
 
-        const rules = await AlertRule.query(options.trx ?? this.deps.knex).where('enabled', true).orderBy('id');
+        const rules = await AlertRule.query(options.trx ?? this.deps.knex).where('enabled', true)
+            .modify((query) => (scope.ruleTypes ? query.whereIn('rule_type', scope.ruleTypes) : query)).orderBy('id');
         const result: EvaluationResult = { rules: rules.length, fired: 0, resolved: 0 };
         for (const rule of rules) {
             const outcome = await withTransaction(this.deps.knex, options.trx, (trx) => this.evaluateRule(trx, actor, rule, scope));

@@ -9,6 +9,7 @@ import { SMTPServer } from 'smtp-server';
 import { Alert, AlertRule, type Test } from '../../server/models';
 import { systemActor, type Role } from '../../server/policy';
 import { risksAbove } from '../../server/services/risk';
+import { recomputeRisk } from '../../worker/jobs/risk';
 
 import { json, testRow, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
@@ -313,6 +314,46 @@ describe('Alerts', () => {
             await recompute();
             expect(await risksAbove(context.knex, 0.5, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 0.68, band: 'low', likelihood: 2.27, impact: 3, score: 90 }]);
             expect(await risksAbove(context.knex, 0.68, [techniqueId])).to.equal([]);
+        });
+
+        it('risk_threshold is evaluated by the risk-recompute job on the risks it stores, and a config or impact change queues an evaluation', async () => {
+
+            const techniqueId = await uniqueTechnique(context.knex);
+            const actors = await context.knex('threat_actors').insert([1, 2].map((n) => ({ name: `Recompute actor ${n} ${techniqueId}`, tracked: true }))).returning('id');
+            await context.knex('threat_actor_techniques').insert(actors.map((actor: { id: string }) => ({ threat_actor_id: actor.id, technique_id: techniqueId })));
+            await recomputeRisk(context.services, { reason: 'manual' });
+            const watch = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 8 });
+            const other = await rule('detection_failure', { technique_ids: [techniqueId] });
+
+            // Impact 5 and a failed detection, not recomputed yet: the stored risk is still the first recompute's,
+            // untested with impact 3 (no tactic): 2.27 x 3 x 1 = 6.81, below 8
+            await context.knex('techniques').where('mitre_id', techniqueId).update({ impact: 5 });
+            await validated(techniqueId, 'not_detected');
+            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 6.81, band: 'medium', likelihood: 2.27, impact: 3, score: null }]);
+
+            // The job: the recompute stores 2.27 x 5 x (1 - 0/100) = 11.35, and the risk_threshold rules fire on it at
+            // once; the other rule types wait for their own evaluation (the detection failure has not fired)
+            const run = await recomputeRisk(context.services, { reason: 'coverage' });
+            expect(run.alerts.rules).to.be.at.least(1);
+            expect((await instances(watch.id)).map((item) => [item.status, item.details.risk])).to.equal([['open', 11.35]]);
+            expect(await instances(other.id)).to.have.length(0);
+
+            // Detected again: the next recompute clears it, with its note
+            await validated(techniqueId, 'prevented');
+            await recomputeRisk(context.services, { reason: 'coverage' });
+            const [cleared] = await instances(watch.id);
+            expect(cleared).to.include({ status: 'resolved', resolved_by: null });
+            expect(cleared!.note).to.match(/^Resolved by evaluation/);
+
+            // A recompute outside the worker (an impact change) queues one debounced evaluation of every rule
+            await context.knex('agenda_jobs').where('name', 'alerts.evaluate').whereRaw(`data->>'debounce_key' = 'risk'`).delete();
+            expect((await request('admin', 'PATCH', `/risk/impact/${techniqueId}`, { impact: 4 })).statusCode).to.equal(200);
+            expect((await request('admin', 'PATCH', `/risk/impact/${techniqueId}`, { impact: 5 })).statusCode).to.equal(200);
+            const queued = await context.knex('agenda_jobs').where('name', 'alerts.evaluate').whereRaw(`data->>'debounce_key' = 'risk'`).select('data', 'next_run_at');
+            expect(queued.map((job: { data: { reason: string } }) => job.data.reason)).to.equal(['risk']);
+            await context.knex('agenda_jobs').where('name', 'alerts.evaluate').whereRaw(`data->>'debounce_key' = 'risk'`).delete();
+            await context.services.alerts.removeRule(systemActor, watch.id);
+            await context.services.alerts.removeRule(systemActor, other.id);
         });
 
         it('sla_breach fires on a remediation past its due date (after the grace days), and resolves when it is resolved', async () => {
