@@ -61,6 +61,14 @@ const internals = {
         await knex.raw(`update tests t set retest_of_id = p.prev from (
             select id, lag(id) over (partition by technique_id order by validated_at, id) as prev from tests) p
             where p.id = t.id and p.prev is not null`);
+        // The chains' roots from the top down, as the migration fills them (one statement setting many retest_of_id
+        // leaves the trigger reading parents not yet updated)
+        await knex.raw(`with recursive chain as (
+                select id, id as root from tests where retest_of_id is null
+                union all
+                select t.id, chain.root from tests t join chain on t.retest_of_id = chain.id
+            )
+            update tests t set retest_root_id = chain.root from chain where chain.id = t.id and t.retest_of_id is not null and t.retest_root_id is distinct from chain.root`);
         await knex.raw('analyze');              // as autovacuum would have by then
     },
 
@@ -106,7 +114,7 @@ export const measureAlertEvaluation = async (options: { databaseUrl: string; tes
         const conditions: { sql: string; bindings: unknown[] }[] = [];
         const capture = (query: { sql: string; bindings?: unknown[] }) => {
 
-            if (/^\s*(with recursive latest|select (mitre_id, latest_validated_at|t\.mitre_id, x\.id|id, technique_id, remediation_due|technique_id, likelihood)|select "rp"\."technique_id", "rp"\."risk")/.test(query.sql)) {
+            if (/^\s*(select t\.mitre_id as technique_id, x\.id as test_id|select (mitre_id, latest_validated_at|t\.mitre_id, x\.id|id, technique_id, remediation_due|technique_id, likelihood)|select "rp"\."technique_id", "rp"\."risk")/.test(query.sql)) {
                 conditions.push({ sql: query.sql, bindings: query.bindings ?? [] });
             }
         };

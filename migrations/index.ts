@@ -34,6 +34,8 @@ import * as LessonCampaignKey from './20261207110000_lesson_campaign_key';
 import * as PurpleCampaignDocument from './20261207110001_purple_campaign_document';
 // second factors (issue 15)
 import * as SecondFactors from './20261208140000_second_factors';
+// posture (issue 12): the root of each retest chain, for coverage_regression at a million tests
+import * as RetestChains from './20261209120000_retest_chains';
 // sso (issue 15): the shared SSO identity core
 import * as SsoIdentity from './20261208120000_sso_identity';
 // osint (issue 14)
@@ -94,5 +96,7 @@ export const migrations: Migration[] = [
     // sso (issue 15, SAML)
     Saml,
     // second factors (issue 15)
-    SecondFactors
+    SecondFactors,
+    // posture (issue 12): retest chains
+    RetestChains
 ];

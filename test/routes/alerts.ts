@@ -202,6 +202,31 @@ describe('Alerts', () => {
             expect(resolved!.resolved_at).to.be.a.date();
         });
 
+        it('coverage_regression takes the validation before in the same chain (branches included, other chains and not_applicable left out), by the roots the trigger keeps', async () => {
+
+            const techniqueId = await uniqueTechnique(context.knex);
+            const a1 = await validated(techniqueId, 'prevented', { daysAgo: 10 });
+            const a2 = await validated(techniqueId, 'logged', { retestOf: a1, daysAgo: 8 });
+            const a3 = await validated(techniqueId, 'alerted', { retestOf: a1, daysAgo: 6 });          // a second branch of a1
+            const b1 = await validated(techniqueId, 'prevented', { daysAgo: 4 });                      // another chain, same technique
+            const a5 = await validated(techniqueId, 'not_applicable', { retestOf: a3, daysAgo: 3 });   // no evidence: not in the order
+            const a4 = await validated(techniqueId, 'not_detected', { retestOf: a2, daysAgo: 2 });     // the latest: a retest of a retest
+
+            const roots = await context.knex('tests').whereIn('id', [a1, a2, a3, a4, a5, b1].map((test) => test.id)).select('id', context.knex.raw('coalesce(retest_root_id, id) as chain'));
+            const chainOf = new Map(roots.map((row: { id: string; chain: string }) => [row.id, row.chain]));
+            expect([a1, a2, a3, a4, a5].map((test) => chainOf.get(test.id))).to.equal([a1.id, a1.id, a1.id, a1.id, a1.id]);
+            expect(chainOf.get(b1.id)).to.equal(b1.id);
+            expect(await context.knex('tests').where('id', a4.id).first('retest_root_id')).to.equal({ retest_root_id: a1.id });
+
+            // The chain's validations by date: a1 prevented, a2 logged, a3 alerted, a4 not_detected; before a4 is a3
+            const regression = await rule('coverage_regression', { technique_ids: [techniqueId] });
+            await evaluate();
+            const [fired] = await instances(regression.id);
+            expect(fired).to.include({ subject_id: techniqueId, test_ids: [a4.id, a3.id], status: 'open' });
+            expect(fired!.details).to.include({ test_id: a4.id, previous_test_id: a3.id, outcome: 'not_detected', previous_outcome: 'alerted', drop: 2 });
+            expect(JSON.parse((await request('admin', 'GET', `/tests/${a4.id}`)).payload)).to.not.include('retest_root_id');
+        });
+
         it('coverage_regression fires from the relay on the validation itself (the alerts consumer), once', async () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
