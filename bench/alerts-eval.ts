@@ -61,14 +61,11 @@ const internals = {
         await knex.raw(`update tests t set retest_of_id = p.prev from (
             select id, lag(id) over (partition by technique_id order by validated_at, id) as prev from tests) p
             where p.id = t.id and p.prev is not null`);
-        // The chains' roots from the top down, as the migration fills them (one statement setting many retest_of_id
-        // leaves the trigger reading parents not yet updated)
-        await knex.raw(`with recursive chain as (
-                select id, id as root from tests where retest_of_id is null
-                union all
-                select t.id, chain.root from tests t join chain on t.retest_of_id = chain.id
-            )
-            update tests t set retest_root_id = chain.root from chain where chain.id = t.id and t.retest_of_id is not null and t.retest_root_id is distinct from chain.root`);
+        // Each chain's root is its technique's first test: set in a second statement, after the trigger (which, in one
+        // statement setting many retest_of_id, reads parents whose root is not set yet; docs/alerts.md)
+        await knex.raw(`update tests t set retest_root_id = r.root from (
+            select id, first_value(id) over (partition by technique_id order by validated_at, id) as root from tests) r
+            where r.id = t.id and t.retest_of_id is not null and t.retest_root_id is distinct from r.root`);
         await knex.raw('analyze');              // as autovacuum would have by then
     },
 
