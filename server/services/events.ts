@@ -82,8 +82,8 @@ export class EventsService {
             return;
         }
 
-        // 500 rows a statement: PostgreSQL takes at most 65,535 parameters in one (a recompute of every technique's
-        // coverage after a bulk load emitted 66,667 events at once, bench/alerts-eval.ts at a million tests)
+        // 500 rows a statement: PostgreSQL takes at most 65,535 parameters in one (an alert evaluation raising 66,667
+        // sla_breach instances at once emitted as many alert.fired events, bench/alerts-eval.ts at a million tests)
         const rows = this.rows(actor, events);
         for (let i = 0; i < rows.length; i += 500) {
             await trx('domain_events').insert(rows.slice(i, i + 500));
