@@ -582,6 +582,23 @@ describe('Alerts', () => {
             await context.knex('alerts').insert({ ...duplicate, status: 'resolved', resolved_at: new Date() });
         });
 
+        it('writes the events and notifications of tens of thousands of new instances, past PostgreSQL\'s 65,535 parameters a statement', { timeout: 60_000 }, async () => {
+
+            // As one evaluation raising 14,000 instances would (sla_breach at a million tests), rolled back: the shared
+            // outbox and inboxes stay as they were
+            const marker = Crypto.randomUUID();
+            const many = 14_000;
+            await expect(context.knex.transaction(async (trx) => {
+
+                await context.services.events.emit(trx, systemActor, Array.from({ length: many }, (_, i) => ({ type: 'alert.fired' as const, entity_type: 'alert', entity_id: `${marker}-${i}`, payload: {} })));
+                await context.services.notifications.notify(trx, Array.from({ length: many }, (_, i) => ({ user_id: context.users.blue_lead.id, type: 'alert.fired', title: `${marker} ${i}`, body: 'bulk', entity_type: 'alert', entity_id: Crypto.randomUUID() })));
+                expect(Number((await trx('domain_events').where('entity_id', 'like', `${marker}-%`).count('* as n'))[0]!.n)).to.equal(many);
+                expect(Number((await trx('notifications').where('title', 'like', `${marker} %`).count('* as n'))[0]!.n)).to.equal(many);
+                throw new Error('roll back');
+            })).to.reject('roll back');
+            expect(Number((await context.knex('domain_events').where('entity_id', 'like', `${marker}-%`).count('* as n'))[0]!.n)).to.equal(0);
+        });
+
         it('skips a rule deleted while an evaluation was on its way to it, instead of failing the evaluation', async () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
