@@ -61,6 +61,11 @@ const internals = {
         await knex.raw(`update tests t set retest_of_id = p.prev from (
             select id, lag(id) over (partition by technique_id order by validated_at, id) as prev from tests) p
             where p.id = t.id and p.prev is not null`);
+        // Each chain's root is its technique's first test: set in a second statement, after the trigger (which, in one
+        // statement setting many retest_of_id, reads parents whose root is not set yet; docs/alerts.md)
+        await knex.raw(`update tests t set retest_root_id = r.root from (
+            select id, first_value(id) over (partition by technique_id order by validated_at, id) as root from tests) r
+            where r.id = t.id and t.retest_of_id is not null and t.retest_root_id is distinct from r.root`);
         await knex.raw('analyze');              // as autovacuum would have by then
     },
 
@@ -106,7 +111,7 @@ export const measureAlertEvaluation = async (options: { databaseUrl: string; tes
         const conditions: { sql: string; bindings: unknown[] }[] = [];
         const capture = (query: { sql: string; bindings?: unknown[] }) => {
 
-            if (/^\s*(with recursive latest|select (mitre_id, latest_validated_at|t\.mitre_id, x\.id|id, technique_id, remediation_due|technique_id, likelihood)|select "rp"\."technique_id", "rp"\."risk")/.test(query.sql)) {
+            if (/^\s*(select t\.mitre_id as technique_id, x\.id as test_id|select (mitre_id, latest_validated_at|t\.mitre_id, x\.id|id, technique_id, remediation_due|technique_id, likelihood)|select "rp"\."technique_id", "rp"\."risk")/.test(query.sql)) {
                 conditions.push({ sql: query.sql, bindings: query.bindings ?? [] });
             }
         };

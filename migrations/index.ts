@@ -36,6 +36,8 @@ import * as PurpleCampaignDocument from './20261207110001_purple_campaign_docume
 import * as SecondFactors from './20261208140000_second_factors';
 // detection (issue 11): the revalidation queue notifies its owners
 import * as RevalidationNotify from './20261209110000_revalidation_notify';
+// posture (issue 12): the root of each retest chain, for coverage_regression at a million tests
+import * as RetestChains from './20261209120000_retest_chains';
 // sso (issue 15): the shared SSO identity core
 import * as SsoIdentity from './20261208120000_sso_identity';
 // osint (issue 14)
@@ -102,6 +104,8 @@ export const migrations: Migration[] = [
     SecondFactors,
     // detection (issue 11): the revalidation queue notifies its owners
     RevalidationNotify,
+    // posture (issue 12): retest chains
+    RetestChains,
     // report schedules of campaign reports (issue 13 audit)
     ReportScheduleCampaign,
     ReportRunInFlight

@@ -14,7 +14,7 @@ export interface Jobs {
     // scores (issue 12: scores, risk, compliance)
     'risk-recompute': { reason: 'manual' | 'coverage' | 'schedule' | 'osint'; requested_by?: string | null };
     // alerts
-    'alerts.evaluate': { reason: 'schedule' | 'manual'; requested_by?: string | null };
+    'alerts.evaluate': { reason: 'schedule' | 'manual' | 'risk'; requested_by?: string | null };
     // documents (issue 13)
     'documents.render': { render_id: string };
     'documents.prune': Record<string, never>;

@@ -117,7 +117,8 @@ export class Test extends BaseModel {
     // kept by triggers on campaign_tests)
     override $formatJson(json: Record<string, unknown>) {
 
-        const formatted = super.$formatJson(json);
+        // retest_root_id is the alert evaluation's index key (migrations/20261209120000_retest_chains.ts), not an API field
+        const { retest_root_id: _root, ...formatted } = super.$formatJson(json);
         const timer = timerReading(this, new Date());
         const ttd = this.detected_at && this.executed_at ? Math.round((new Date(this.detected_at).getTime() - new Date(this.executed_at).getTime()) / 1000) : null;
         return { ...formatted, ...timer, time_to_detect_seconds: ttd };

@@ -62,9 +62,11 @@ export interface AlertMatch {
     details: Record<string, unknown>;
 }
 
-// Which subjects an evaluation looks at: all of them, or those of some techniques (the events of a validation)
+// Which subjects an evaluation looks at: all of them, or those of some techniques (the events of a validation); and
+// which rules: all the enabled ones, or those of some types (a risk recompute evaluates the risk_threshold rules)
 export interface EvaluationScope {
     techniques?: string[];
+    ruleTypes?: AlertRuleType[];
 }
 
 export interface EvaluationResult {
@@ -156,33 +158,26 @@ type Matcher = (knex: Knex | Knex.Transaction, parameters: Record<string, unknow
 const matchers: Record<AlertRuleType, Matcher> = {
 
     // A technique's latest validated test (the one its coverage comes from), in a retest chain, with an outcome worse
-    // by at least min_drop levels than the chain's validation before it. The chain's validations are ordered once
-    // (lag over each chain) rather than searched per technique: set-wise, the plan stays linear in the chains' size.
+    // by at least min_drop levels than the chain's validation before it (by validated_at, then id). A chain is
+    // coalesce(retest_root_id, id), kept by a trigger (migrations/20261209120000_retest_chains.ts), so the validation
+    // before is one backward step of tests_retest_chain_index per technique: the cost follows the techniques, not the
+    // tests nor the length of the chains.
     coverage_regression: async (knex, parameters, techniques) => {
 
         const { rows } = await knex.raw<{ rows: { technique_id: string; test_id: string; outcome: string; validated_at: Date; previous_id: string; previous_outcome: string; previous_validated_at: Date }[] }>(`
-            with recursive latest as (
-                select t.mitre_id as technique_id, x.id as test_id, x.detection_outcome as outcome, x.validated_at
-                from techniques t join tests x on x.id = t.latest_validated_test_id
-                where not t.revoked and not t.deprecated and (?::text[] is null or t.mitre_id = any(?::text[]))
-                  and (x.retest_of_id is not null or exists (select 1 from tests c where c.retest_of_id = x.id))
-            ), up as (
-                select l.test_id as origin, x.id, x.retest_of_id, 0 as depth from latest l join tests x on x.id = l.test_id
-                union all
-                select up.origin, p.id, p.retest_of_id, up.depth + 1 from up join tests p on p.id = up.retest_of_id where up.depth < 1000
-            ), down as (
-                select origin, id from up where retest_of_id is null
-                union
-                select down.origin, c.id from down join tests c on c.retest_of_id = down.id
-            ), chain as (
-                select d.origin, m.id, lag(m.id) over w as previous_id, lag(m.detection_outcome) over w as previous_outcome, lag(m.validated_at) over w as previous_validated_at
-                from down d join tests m on m.id = d.id
-                where m.state = 'validated' and m.detection_outcome = any(?)
-                window w as (partition by d.origin order by m.validated_at, m.id)
-            )
-            select l.*, c.previous_id, c.previous_outcome, c.previous_validated_at
-            from latest l join chain c on c.origin = l.test_id and c.id = l.test_id
-            where c.previous_id is not null`, [techniques, techniques, internals.counted]);
+            select t.mitre_id as technique_id, x.id as test_id, x.detection_outcome as outcome, x.validated_at,
+                p.id as previous_id, p.detection_outcome as previous_outcome, p.validated_at as previous_validated_at
+            from techniques t
+            join tests x on x.id = t.latest_validated_test_id
+            join lateral (
+                select m.id, m.detection_outcome, m.validated_at from tests m
+                where coalesce(m.retest_root_id, m.id) = coalesce(x.retest_root_id, x.id) and m.state = 'validated'
+                  and (m.validated_at, m.id) < (x.validated_at, x.id) and m.detection_outcome = any(?)
+                order by coalesce(m.retest_root_id, m.id) desc, m.validated_at desc, m.id desc
+                limit 1
+            ) p on true
+            where not t.revoked and not t.deprecated and (?::text[] is null or t.mitre_id = any(?::text[]))
+              and x.state = 'validated' and x.detection_outcome = any(?)`, [internals.counted, techniques, techniques, internals.counted]);
 
         const minDrop = parameters.min_drop as number;
         return rows.filter((row) => outcomeRank[row.previous_outcome]! - outcomeRank[row.outcome]! >= minDrop).map((row) => ({
@@ -440,7 +435,8 @@ export class AlertsService {
     // waits on the other's insert and then inserts nothing.
     async evaluate(actor: Actor, scope: EvaluationScope = {}, options: ChangeOptions = {}): Promise<EvaluationResult> {
 
-        const rules = await AlertRule.query(options.trx ?? this.deps.knex).where('enabled', true).orderBy('id');
+        const rules = await AlertRule.query(options.trx ?? this.deps.knex).where('enabled', true)
+            .modify((query) => (scope.ruleTypes ? query.whereIn('rule_type', scope.ruleTypes) : query)).orderBy('id');
         const result: EvaluationResult = { rules: rules.length, fired: 0, resolved: 0 };
         for (const rule of rules) {
             const outcome = await withTransaction(this.deps.knex, options.trx, (trx) => this.evaluateRule(trx, actor, rule, scope));

@@ -82,7 +82,12 @@ export class EventsService {
             return;
         }
 
-        await trx('domain_events').insert(this.rows(actor, events));
+        // 500 rows a statement: PostgreSQL takes at most 65,535 parameters in one (an alert evaluation raising 66,667
+        // sla_breach instances at once emitted as many alert.fired events, bench/alerts-eval.ts at a million tests)
+        const rows = this.rows(actor, events);
+        for (let i = 0; i < rows.length; i += 500) {
+            await trx('domain_events').insert(rows.slice(i, i + 500));
+        }
     }
 
     // The outbox rows of events, as they are written: `emit` writes them, and `writeRecords` (changes.ts) with the

@@ -88,8 +88,9 @@ export class NotificationsService {
         const users = await User.query(trx).findByIds([...new Set(notifications.map((item) => item.user_id))]).select('id', 'preferences');
         const preferences = new Map(users.map((user) => [user.id, user.preferences?.notifications]));
         const wanted = notifications.filter((item) => preferences.has(item.user_id) && wantsInApp(preferences.get(item.user_id), item.type));
-        if (wanted.length) {
-            await Notification.query(trx).insert(wanted);
+        // 500 rows a statement (PostgreSQL's 65,535 parameters: an alert evaluation may notify tens of thousands at once)
+        for (let i = 0; i < wanted.length; i += 500) {
+            await Notification.query(trx).insert(wanted.slice(i, i + 500));
         }
     }
 

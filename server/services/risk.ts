@@ -67,7 +67,8 @@ const internals = {
     round: (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits,
 
     // Debounce of the recompute that coverage changes ask for: 5 s after the last change, at most a minute after the first
-    debounce: { key: 'coverage', debounceMs: 5_000, maxWaitMs: 60_000 }
+    debounce: { key: 'coverage', debounceMs: 5_000, maxWaitMs: 60_000 },
+    alertsDebounce: { key: 'risk', debounceMs: 2_000, maxWaitMs: 30_000 }
 };
 
 
@@ -204,6 +205,14 @@ export class RiskService {
         return { job_id: jobId, status: 'queued' };
     }
 
+    // After a recompute outside the worker (PATCH /scores/config, PATCH /risk/impact): the alert rules evaluated by the
+    // worker on the new risks (risk_threshold reads them), one job for a burst of changes. The risk-recompute job
+    // evaluates the risk_threshold rules itself (worker/jobs/risk.ts).
+    async riskChanged(): Promise<string> {
+
+        return await this.deps.queue.enqueueDebounced('alerts.evaluate', { reason: 'risk' }, internals.alertsDebounce);
+    }
+
     // After a coverage change (the `risk` consumer): one recompute for a burst of changes
     async coverageChanged(): Promise<string> {
 
@@ -226,6 +235,7 @@ export class RiskService {
             await this.recompute(actor, { trx });
         });
 
+        await this.riskChanged();
         return await this.profile(actor, techniqueId);
     }
 

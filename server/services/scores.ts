@@ -87,6 +87,7 @@ export class ScoresService {
         }
 
         const recomputed = await this.deps.risk.recompute(actor);
+        await this.deps.risk.riskChanged();
         return { ...await this.config(actor), recomputed };
     }
 

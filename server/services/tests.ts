@@ -197,10 +197,12 @@ export class TestsService {
             });
         }
 
-        // Unfiltered, the total is the actor's visible count from the test counters: counting a million rows per page
-        // would cost more than the page (docs/dashboards.md "Cost at a million tests")
-        const filtered = Object.keys(filters).some((key) => !['limit', 'offset', 'sort', 'order'].includes(key) && filters[key as keyof TestFilters] !== undefined);
-        const result = await page(query, filters, { sort: 'created_at', order: 'desc', ...filtered ? {} : { count: () => visibleTestTotal(this.deps.knex, actor) } });
+        // Unfiltered, or filtered only by state and technique (the counters' own keys), the total is the actor's visible
+        // count from the test counters: counting a million rows per page would cost more than the page
+        // (docs/dashboards.md "Cost at a million tests"); any other filter counts its filtered query
+        const counted = Object.keys(filters).every((key) => ['limit', 'offset', 'sort', 'order', 'state', 'technique_id'].includes(key) || filters[key as keyof TestFilters] === undefined);
+        const only = { states, ...filters.technique_id !== undefined ? { technique_id: filters.technique_id } : {} };
+        const result = await page(query, filters, { sort: 'created_at', order: 'desc', ...counted ? { count: () => visibleTestTotal(this.deps.knex, actor, only) } : {} });
         result.items.forEach((test) => blindTo(actor, test));
         return result;
     }

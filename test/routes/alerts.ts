@@ -9,6 +9,7 @@ import { SMTPServer } from 'smtp-server';
 import { Alert, AlertRule, type Test } from '../../server/models';
 import { systemActor, type Role } from '../../server/policy';
 import { risksAbove } from '../../server/services/risk';
+import { recomputeRisk } from '../../worker/jobs/risk';
 
 import { json, testRow, uniqueTechnique } from '../helpers/factories';
 import { init, type TestContext } from '../helpers/server';
@@ -201,6 +202,31 @@ describe('Alerts', () => {
             expect(resolved!.resolved_at).to.be.a.date();
         });
 
+        it('coverage_regression takes the validation before in the same chain (branches included, other chains and not_applicable left out), by the roots the trigger keeps', async () => {
+
+            const techniqueId = await uniqueTechnique(context.knex);
+            const a1 = await validated(techniqueId, 'prevented', { daysAgo: 10 });
+            const a2 = await validated(techniqueId, 'logged', { retestOf: a1, daysAgo: 8 });
+            const a3 = await validated(techniqueId, 'alerted', { retestOf: a1, daysAgo: 6 });          // a second branch of a1
+            const b1 = await validated(techniqueId, 'prevented', { daysAgo: 4 });                      // another chain, same technique
+            const a5 = await validated(techniqueId, 'not_applicable', { retestOf: a3, daysAgo: 3 });   // no evidence: not in the order
+            const a4 = await validated(techniqueId, 'not_detected', { retestOf: a2, daysAgo: 2 });     // the latest: a retest of a retest
+
+            const roots = await context.knex('tests').whereIn('id', [a1, a2, a3, a4, a5, b1].map((test) => test.id)).select('id', context.knex.raw('coalesce(retest_root_id, id) as chain'));
+            const chainOf = new Map(roots.map((row: { id: string; chain: string }) => [row.id, row.chain]));
+            expect([a1, a2, a3, a4, a5].map((test) => chainOf.get(test.id))).to.equal([a1.id, a1.id, a1.id, a1.id, a1.id]);
+            expect(chainOf.get(b1.id)).to.equal(b1.id);
+            expect(await context.knex('tests').where('id', a4.id).first('retest_root_id')).to.equal({ retest_root_id: a1.id });
+
+            // The chain's validations by date: a1 prevented, a2 logged, a3 alerted, a4 not_detected; before a4 is a3
+            const regression = await rule('coverage_regression', { technique_ids: [techniqueId] });
+            await evaluate();
+            const [fired] = await instances(regression.id);
+            expect(fired).to.include({ subject_id: techniqueId, test_ids: [a4.id, a3.id], status: 'open' });
+            expect(fired!.details).to.include({ test_id: a4.id, previous_test_id: a3.id, outcome: 'not_detected', previous_outcome: 'alerted', drop: 2 });
+            expect(JSON.parse((await request('admin', 'GET', `/tests/${a4.id}`)).payload)).to.not.include('retest_root_id');
+        });
+
         it('coverage_regression fires from the relay on the validation itself (the alerts consumer), once', async () => {
 
             const techniqueId = await uniqueTechnique(context.knex);
@@ -313,6 +339,46 @@ describe('Alerts', () => {
             await recompute();
             expect(await risksAbove(context.knex, 0.5, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 0.68, band: 'low', likelihood: 2.27, impact: 3, score: 90 }]);
             expect(await risksAbove(context.knex, 0.68, [techniqueId])).to.equal([]);
+        });
+
+        it('risk_threshold is evaluated by the risk-recompute job on the risks it stores, and a config or impact change queues an evaluation', async () => {
+
+            const techniqueId = await uniqueTechnique(context.knex);
+            const actors = await context.knex('threat_actors').insert([1, 2].map((n) => ({ name: `Recompute actor ${n} ${techniqueId}`, tracked: true }))).returning('id');
+            await context.knex('threat_actor_techniques').insert(actors.map((actor: { id: string }) => ({ threat_actor_id: actor.id, technique_id: techniqueId })));
+            await recomputeRisk(context.services, { reason: 'manual' });
+            const watch = await rule('risk_threshold', { technique_ids: [techniqueId], min_risk: 8 });
+            const other = await rule('detection_failure', { technique_ids: [techniqueId] });
+
+            // Impact 5 and a failed detection, not recomputed yet: the stored risk is still the first recompute's,
+            // untested with impact 3 (no tactic): 2.27 x 3 x 1 = 6.81, below 8
+            await context.knex('techniques').where('mitre_id', techniqueId).update({ impact: 5 });
+            await validated(techniqueId, 'not_detected');
+            expect(await risksAbove(context.knex, 0, [techniqueId])).to.equal([{ technique_id: techniqueId, risk: 6.81, band: 'medium', likelihood: 2.27, impact: 3, score: null }]);
+
+            // The job: the recompute stores 2.27 x 5 x (1 - 0/100) = 11.35, and the risk_threshold rules fire on it at
+            // once; the other rule types wait for their own evaluation (the detection failure has not fired)
+            const run = await recomputeRisk(context.services, { reason: 'coverage' });
+            expect(run.alerts.rules).to.be.at.least(1);
+            expect((await instances(watch.id)).map((item) => [item.status, item.details.risk])).to.equal([['open', 11.35]]);
+            expect(await instances(other.id)).to.have.length(0);
+
+            // Detected again: the next recompute clears it, with its note
+            await validated(techniqueId, 'prevented');
+            await recomputeRisk(context.services, { reason: 'coverage' });
+            const [cleared] = await instances(watch.id);
+            expect(cleared).to.include({ status: 'resolved', resolved_by: null });
+            expect(cleared!.note).to.match(/^Resolved by evaluation/);
+
+            // A recompute outside the worker (an impact change) queues one debounced evaluation of every rule
+            await context.knex('agenda_jobs').where('name', 'alerts.evaluate').whereRaw(`data->>'debounce_key' = 'risk'`).delete();
+            expect((await request('admin', 'PATCH', `/risk/impact/${techniqueId}`, { impact: 4 })).statusCode).to.equal(200);
+            expect((await request('admin', 'PATCH', `/risk/impact/${techniqueId}`, { impact: 5 })).statusCode).to.equal(200);
+            const queued = await context.knex('agenda_jobs').where('name', 'alerts.evaluate').whereRaw(`data->>'debounce_key' = 'risk'`).select('data', 'next_run_at');
+            expect(queued.map((job: { data: { reason: string } }) => job.data.reason)).to.equal(['risk']);
+            await context.knex('agenda_jobs').where('name', 'alerts.evaluate').whereRaw(`data->>'debounce_key' = 'risk'`).delete();
+            await context.services.alerts.removeRule(systemActor, watch.id);
+            await context.services.alerts.removeRule(systemActor, other.id);
         });
 
         it('sla_breach fires on a remediation past its due date (after the grace days), and resolves when it is resolved', async () => {
@@ -514,6 +580,23 @@ describe('Alerts', () => {
             const duplicate = { rule_id: first!.rule_id, rule_type: first!.rule_type, severity: first!.severity, subject_type: first!.subject_type, subject_id: first!.subject_id, title: 'duplicate' };
             await expect(context.knex('alerts').insert(duplicate)).to.reject(/alerts_one_live_per_subject/);
             await context.knex('alerts').insert({ ...duplicate, status: 'resolved', resolved_at: new Date() });
+        });
+
+        it('writes the events and notifications of tens of thousands of new instances, past PostgreSQL\'s 65,535 parameters a statement', { timeout: 60_000 }, async () => {
+
+            // As one evaluation raising 14,000 instances would (sla_breach at a million tests), rolled back: the shared
+            // outbox and inboxes stay as they were
+            const marker = Crypto.randomUUID();
+            const many = 14_000;
+            await expect(context.knex.transaction(async (trx) => {
+
+                await context.services.events.emit(trx, systemActor, Array.from({ length: many }, (_, i) => ({ type: 'alert.fired' as const, entity_type: 'alert', entity_id: `${marker}-${i}`, payload: {} })));
+                await context.services.notifications.notify(trx, Array.from({ length: many }, (_, i) => ({ user_id: context.users.blue_lead.id, type: 'alert.fired', title: `${marker} ${i}`, body: 'bulk', entity_type: 'alert', entity_id: Crypto.randomUUID() })));
+                expect(Number((await trx('domain_events').where('entity_id', 'like', `${marker}-%`).count('* as n'))[0]!.n)).to.equal(many);
+                expect(Number((await trx('notifications').where('title', 'like', `${marker} %`).count('* as n'))[0]!.n)).to.equal(many);
+                throw new Error('roll back');
+            })).to.reject('roll back');
+            expect(Number((await context.knex('domain_events').where('entity_id', 'like', `${marker}-%`).count('* as n'))[0]!.n)).to.equal(0);
         });
 
         it('skips a rule deleted while an evaluation was on its way to it, instead of failing the evaluation', async () => {

@@ -17,6 +17,13 @@ const { describe, it } = lab;
 
 
 const internals = {
+    // The migrations up to and including `last`: a database as an earlier version left it
+    upTo: (last: string) => ({
+        getMigrations: () => Promise.resolve(migrations.slice(0, migrations.findIndex((migration) => migration.name === last) + 1)),
+        getMigrationName: (migration: { name: string }) => migration.name,
+        getMigration: (migration: typeof migrations[number]) => Promise.resolve(migration)
+    }),
+
     // An empty database of its own, and how to drop it
     database: async (tag: string) => {
 
@@ -68,18 +75,39 @@ describe('Migrations', () => {
         }
     });
 
+    it('fills the root of every retest chain an earlier version left, and keeps it for the retests written after', { timeout: 60_000 }, async () => {
+
+        const { url, drop } = await internals.database('chains');
+        const knex = Knex({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 2 } });
+        try {
+            await knex.migrate.latest({ migrationSource: internals.upTo('20261208140000_second_factors') });
+            await knex('techniques').insert({ mitre_id: 'T1', domain: 'enterprise-attack', name: 'One' });
+            const insert = async (title: string, parent: string | null) => (await knex('tests').insert({ title, technique_id: 'T1', retest_of_id: parent }).returning('id'))[0].id as string;
+
+            // a <- b <- c, a <- d (a branch), e alone
+            const a = await insert('a', null);
+            const b = await insert('b', a);
+            const c = await insert('c', b);
+            await insert('d', a);
+            await insert('e', null);
+
+            await knex.migrate.latest({ migrationSource: internals.upTo('20261209120000_retest_chains') });
+            await insert('f', c);                               // written after: the trigger
+            const rows = await knex('tests').orderBy('title').select('title', 'retest_root_id');
+            expect(rows.map((row) => [row.title, row.retest_root_id])).to.equal([['a', null], ['b', a], ['c', a], ['d', a], ['e', null], ['f', a]]);
+        }
+        finally {
+            await knex.destroy();
+            await drop();
+        }
+    });
+
     it('stores the sub-technique roll-up of the techniques an earlier version left with their own status only', { timeout: 60_000 }, async () => {
 
         const { url, drop } = await internals.database('rollup');
         const knex = Knex({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 2 } });
-        const upTo = (last: string) => ({
-            getMigrations: () => Promise.resolve(migrations.slice(0, migrations.findIndex((migration) => migration.name === last) + 1)),
-            getMigrationName: (migration: { name: string }) => migration.name,
-            getMigration: (migration: typeof migrations[number]) => Promise.resolve(migration)
-        });
-
         try {
-            await knex.migrate.latest({ migrationSource: upTo('20261206000300_integrity') });
+            await knex.migrate.latest({ migrationSource: internals.upTo('20261206000300_integrity') });
 
             // T1 tested itself (logged) with two sub-techniques, one covered; T2 untested with one missed and one untested
             await knex('techniques').insert([
@@ -94,7 +122,7 @@ describe('Migrations', () => {
                 await knex('techniques').where('mitre_id', technique).update({ coverage_status: status, latest_validated_test_id: test.id, latest_validated_at: at });
             }
 
-            await knex.migrate.latest({ migrationSource: upTo('20261206000301_coverage_rollup') });
+            await knex.migrate.latest({ migrationSource: internals.upTo('20261206000301_coverage_rollup') });
             const rows = await knex('techniques').orderBy('mitre_id').select('mitre_id', 'own_coverage_status', 'own_score', 'coverage_status', 'score');
             expect(rows.map((row) => [row.mitre_id, row.own_coverage_status, row.own_score, row.coverage_status, row.score])).to.equal([
                 ['T1', 'partial', 40, 'partial', 57],                   // members 40, 90 and 40 (T1.002 takes T1's result): 56.7

@@ -2,7 +2,7 @@ import * as Lab from '@hapi/lab';
 import { expect } from '@hapi/code';
 
 import { Test } from '../../server/models';
-import { testAccess, type Actor } from '../../server/policy';
+import { testAccess, type Actor, type Role } from '../../server/policy';
 import { visibleTestCounts } from '../../server/services/test-counts';
 
 import { testRow, uniqueTechnique } from '../helpers/factories';
@@ -80,6 +80,48 @@ describe('Test counters (test_counts)', () => {
             throw new Error('roll back');
         })).to.reject('roll back');
         expect(await counted([a, b])).to.equal(kept);
+    });
+
+    it('answers the total of GET /tests filtered by state and technique from the counters, as counting the tests would', async () => {
+
+        const technique = await uniqueTechnique(context.knex);
+        const tech = await context.createUser('red_tech');
+        for (const [state, classification, assignee] of [['draft', 'public', null], ['draft', 'restricted', null], ['validated', 'internal', null], ['validated', 'restricted', tech.id], ['in_review', 'confidential', null], ['rejected', 'internal', null]] as const) {
+            await testRow(context.knex, { technique_id: technique, state, data_classification: classification, red_assignee_id: assignee });
+        }
+
+        const total = async (actor: Actor, query: string) => {
+
+            const auth = actor.id === tech.id ? { strategy: 'jwt-bearer', credentials: { user: tech, scope: [actor.role], app: {} } } : context.as(actor.role as Role);
+            const res = await context.server.inject({ method: 'GET', url: `/api/v1/tests?${query}`, auth });
+            expect(res.statusCode, res.payload).to.equal(200);
+            return (JSON.parse(res.payload) as { total: number }).total;
+        };
+
+        const queries: [string, string[]][] = [['draft'], ['validated', 'in_review'], []].map((states) => [[`technique_id=${technique}`, ...states.map((state) => `state=${state}`)].join('&'), states]);
+        for (const actor of [context.actor('admin'), context.actor('viewer'), context.actor('blue_tech'), { id: tech.id, role: 'red_tech' as const }]) {
+            for (const [query, states] of queries) {
+                const exactly = await Test.query(context.knex).modify('visibleTo', actor).where('technique_id', technique).modify((q) => (states.length ? q.whereIn('state', states) : q)).resultSize();
+                expect(await total(actor, query), `${actor.role} ${query}`).to.equal(exactly);
+            }
+        }
+
+        expect(await total(context.actor('admin'), `technique_id=${technique}&state=validated`)).to.equal(2);
+        expect(await total({ id: tech.id, role: 'red_tech' }, `technique_id=${technique}&state=validated`)).to.equal(2);
+        expect(await total(context.actor('viewer'), `technique_id=${technique}&state=validated`)).to.equal(1);
+
+        // It is the counters that answer: a counter moved by hand moves that total, while a filter they do not hold
+        // (priority) still counts the tests
+        const counter = { technique_id: technique, data_classification: 'internal', state: 'validated' };
+        await context.knex('test_counts').where(counter).increment('count', 40);
+        try {
+            expect(await total(context.actor('admin'), `technique_id=${technique}&state=validated`)).to.equal(42);
+            const priority = (await context.knex('tests').where({ technique_id: technique, state: 'validated', data_classification: 'internal' }).first('priority')).priority;
+            expect(await total(context.actor('admin'), `technique_id=${technique}&state=validated&priority=${priority}`)).to.be.at.most(2);
+        }
+        finally {
+            await context.knex('test_counts').where(counter).decrement('count', 40);
+        }
     });
 
     it('counts for each reader only the tests the visibility rule shows them', async () => {

@@ -46,6 +46,8 @@ describe('Worker jobs and commands of scores, risk and compliance', () => {
         const { agenda, close } = await createAgenda({ databaseUrl: url, name: 'risk-test' });
         try {
             await uniqueTechnique(knex);
+            // The recurring jobs of issue 12 are scheduled again by this worker when it starts (nightly recompute, daily snapshot)
+            await knex('agenda_jobs').whereIn('name', ['risk-recompute', 'snapshots.daily']).where('type', 'single').delete();
             worker = spawnEntry('worker/index.js', { DATABASE_URL: url, LOG_LEVEL: 'info', AEGIS_DATA_DIR: dataDir, JWT_SECRET: 'risk-test-secret-risk-test-secret-0123456789', ATTACK_SOURCE: Path.join(dataDir, 'none.json'), D3FEND_SOURCE: Path.join(dataDir, 'none.json') });
             await agenda.start();
             const queued = new Date();
@@ -66,6 +68,17 @@ describe('Worker jobs and commands of scores, risk and compliance', () => {
             const active = await knex('techniques').where({ revoked: false, deprecated: false }).count('* as n').first();
             expect(audit.details.profiles as number).to.be.at.least(1);
             expect(Number((await knex('risk_profiles').count('* as n').first())!.n)).to.equal(Number(active!.n));
+
+            // Nightly, and the posture snapshot daily: both recurring in the worker's schedule
+            const scheduled = () => knex('agenda_jobs').whereIn('name', ['risk-recompute', 'snapshots.daily']).where('type', 'single').orderBy('name').select('name', 'repeat_interval', 'data');
+            let recurring = await scheduled();
+            while (recurring.length < 2 && Date.now() < deadline) {
+                await new Promise((resolve) => setTimeout(resolve, 200));
+                recurring = await scheduled();
+            }
+
+            expect(recurring.map((row: { name: string; repeat_interval: string }) => [row.name, row.repeat_interval])).to.equal([['risk-recompute', '1 day'], ['snapshots.daily', '1 day']]);
+            expect(recurring[0].data.reason).to.equal('schedule');
         }
         finally {
             await close();

@@ -12,9 +12,19 @@ export const defineRiskJobs = (agenda: Agenda, services: Services, options: { lo
 
     agenda.define<Jobs['risk-recompute']>('risk-recompute', async (job) => {
 
-        const result = await services.risk.recompute(systemActor);
-        options.logger?.info({ job: 'risk-recompute', reason: job.attrs.data.reason, requested_by: job.attrs.data.requested_by ?? null, profiles: result.profiles }, 'risk recomputed');
+        await recomputeRisk(services, job.attrs.data, options.logger);
     }, { concurrency: 1, lockLifetime: 10 * 60_000 });
+};
+
+
+// The recompute, then the risk_threshold rules on the risks it stored: the recompute is the event that moves a risk
+// (docs/alerts.md), so a risk crossing a rule's threshold fires (or clears) here, not 15 minutes later
+export const recomputeRisk = async (services: Services, data: Jobs['risk-recompute'], logger?: Logger) => {
+
+    const result = await services.risk.recompute(systemActor);
+    const alerts = await services.alerts.evaluate(systemActor, { ruleTypes: ['risk_threshold'] });
+    logger?.info({ job: 'risk-recompute', reason: data.reason, requested_by: data.requested_by ?? null, profiles: result.profiles, alerts }, 'risk recomputed');
+    return { ...result, alerts };
 };
 
 
