@@ -323,7 +323,7 @@ export const queueEntry = Joi.object({
     priority_basis: Joi.string().required(),
     owner_user_id: nullableString,
     owner_team: nullableString,
-    notify_user_ids: Joi.array().items(Joi.string()).required().description('The users notified of the entry when it was generated (revalidation.required): its owner, or the active blue leads when the owner is a team or unknown'),
+    notify_user_ids: Joi.array().items(Joi.string()).required().description('The users addressed when the entry was generated (revalidation.required; each one\'s notification preferences apply): its owner, or the active blue leads when the owner is a team or unknown'),
     status: Joi.string().valid('open', 'closed').required(),
     closed_at: nullableDate,
     closed_by_test_id: nullableString,
@@ -331,4 +331,4 @@ export const queueEntry = Joi.object({
 }).label('RevalidationEntry');
 
 export const queuePage = pageOf(queueEntry, 'RevalidationQueuePage');
-export const queueGenerated = Joi.object({ created: Joi.number().integer().min(0).required(), notified: Joi.number().integer().min(0).required().description('Notifications addressed for the new entries, one per entry and user'), items: Joi.array().items(queueEntry).required() }).label('RevalidationQueueGenerated');
+export const queueGenerated = Joi.object({ created: Joi.number().integer().min(0).required(), notified: Joi.number().integer().min(0).required().description('Notifications written for the new entries: one per entry and addressed user who has not switched them off'), items: Joi.array().items(queueEntry).required() }).label('RevalidationQueueGenerated');

@@ -79,10 +79,11 @@ export class NotificationsService {
 
     // Later modules call this inside the transaction of the event that concerns the users.
     // Each recipient's preferences are honoured here, for every module that notifies.
-    async notify(trx: Knex.Transaction | Knex, notifications: NotificationCreate[]): Promise<void> {
+    // Writes the notifications their users want in the app (their preferences) and answers how many it wrote
+    async notify(trx: Knex.Transaction | Knex, notifications: NotificationCreate[]): Promise<number> {
 
         if (!notifications.length) {
-            return;
+            return 0;
         }
 
         const users = await User.query(trx).findByIds([...new Set(notifications.map((item) => item.user_id))]).select('id', 'preferences');
@@ -92,6 +93,8 @@ export class NotificationsService {
         for (let i = 0; i < wanted.length; i += 500) {
             await Notification.query(trx).insert(wanted.slice(i, i + 500));
         }
+
+        return wanted.length;
     }
 
     async markRead(actor: Actor, id: string, read = true): Promise<Notification> {

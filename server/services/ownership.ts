@@ -239,9 +239,9 @@ export class OwnershipService {
                 entity_type: 'revalidation_entry',
                 entity_id: item.id
             })));
-            await this.deps.notifications.notify(trx, notifications);
-            await this.deps.audit.record(trx, actor, { action: 'revalidation_queue.generate', entity_type: 'revalidation_queue', details: { created: items.length, notified: notifications.length } });
-            return { created: items.length, notified: notifications.length, items };
+            const notified = await this.deps.notifications.notify(trx, notifications);
+            await this.deps.audit.record(trx, actor, { action: 'revalidation_queue.generate', entity_type: 'revalidation_queue', details: { created: items.length, notified } });
+            return { created: items.length, notified, items };
         });
     }
 

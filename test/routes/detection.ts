@@ -6,6 +6,7 @@ import { expect } from '@hapi/code';
 import type { Role } from '../../server/policy';
 import { backfillDetections } from '../../migrations/20261207060001_detection';
 import { decayedConfidence } from '../../server/services/detection';
+import { wantsInApp } from '../../server/services/notifications';
 import { bandOf, riskOf } from '../../server/services/scoring';
 
 import { callsAs } from '../helpers/calls';
@@ -370,8 +371,11 @@ describe('Detection lifecycle routes', () => {
             expect(ownerNotes.map((note) => note.user_id)).to.equal([context.users.blue_tech.id]);
             expect(ownerNotes[0].title).to.equal(`Retest ${covered}: an infrastructure change may have broken its detection (priority 100)`);
             expect(ownerNotes[0].body).to.equal(`${entry(covered).reason}. The entry closes itself when a test of ${covered} is validated after the change.`);
+            // Each lead named is notified unless their preferences switch it off (leads of other scripts may have)
             const teamNotes = await notified(entry(partial).id);
-            expect(teamNotes.map((note) => note.user_id).sort()).to.equal([...entry(partial).notify_user_ids].sort());
+            const named = await context.knex('users').whereIn('id', entry(partial).notify_user_ids).select('id', 'preferences');
+            const wanting = named.filter((user) => wantsInApp(user.preferences?.notifications, 'revalidation.required')).map((user) => user.id);
+            expect(teamNotes.map((note) => note.user_id).sort()).to.equal(wanting.sort());
             expect(teamNotes[0].body).to.contain('Its owner is the team SOC: pass it on.');
             expect(Number(generated.notified)).to.be.at.least(1 + teamNotes.length);
             const inbox = await ok('blue_tech', 'GET', '/notifications?type=revalidation.required');
