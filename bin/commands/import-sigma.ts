@@ -36,7 +36,7 @@ export const importSigma: Command = {
 
             process.stdout.write(`Imported ${result.imported} Sigma rules of ${result.files} files (${result.created} new, ${result.updated} updated, ${result.skipped.length} skipped) covering ${result.techniques} techniques\n`);
             // The Detection Rule License asks that the licence and the authors go with the rules
-            process.stdout.write(`Each rule keeps its author and its licence, ${sigmaLicense}, shown with the rule (GET /api/v1/detection-rules/{id})\n`);
+            process.stdout.write(`Each rule keeps its author and its licence (its own license field, else ${sigmaLicense}), shown with the rule (GET /api/v1/detection-rules/{id})\n`);
             return 0;
         }
         finally {

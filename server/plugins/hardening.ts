@@ -1,25 +1,13 @@
 import * as Boom from '@hapi/boom';
 import type * as Hapi from '@hapi/hapi';
 
+import { hasNul } from '../services/sql';
+
 
 const internals = {
     // The API serves JSON only: nothing may load, frame or run from it. /docs (Swagger UI) gets its own policy.
     apiPolicy: `default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
-    docsPolicy: `default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
-
-    // PostgreSQL text cannot hold NUL; an input with one is refused before it reaches a service
-    hasNul: (value: unknown, depth = 0): boolean => {
-
-        if (typeof value === 'string') {
-            return value.includes('\u0000');
-        }
-
-        if (value && typeof value === 'object' && depth < 32 && !Buffer.isBuffer(value) && typeof (value as { pipe?: unknown }).pipe !== 'function') {
-            return Object.entries(value).some(([key, item]) => key.includes('\u0000') || internals.hasNul(item, depth + 1));
-        }
-
-        return false;
-    }
+    docsPolicy: `default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`
 };
 
 
@@ -29,7 +17,7 @@ export const hardeningPlugin: Hapi.Plugin<void> = {
 
         server.ext('onPreHandler', (request, h) => {
 
-            if (internals.hasNul(request.params) || internals.hasNul(request.query) || internals.hasNul(request.payload)) {
+            if (hasNul(request.params) || hasNul(request.query) || hasNul(request.payload)) {
                 throw Object.assign(Boom.badRequest('Input must not contain NUL characters'), { code: 'validation_failed' });
             }
 

@@ -112,7 +112,8 @@ const recipients = {
     recipient_emails: Joi.array().items(Joi.string().email({ tlds: false }).max(320)).max(100).description('addresses outside Aegis (when the reports.external_recipients setting allows them): they receive what a viewer sees')
 };
 
-const scheduleParams = Joi.object({ from: day, to: day, quarter, id: Joi.string().pattern(/^((T\d{4}|X\d{4,6})(\.\d{3})?|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i).message('must be a technique id such as T1059.001 (technique) or a campaign\'s id (purple-campaign)') })
+// The id is the technique's (technique) or the campaign's (purple-campaign): the service checks which the kind needs
+const scheduleParams = Joi.object({ from: day, to: day, quarter, id: Joi.alternatives().try(mitreId, uuid).messages({ 'alternatives.match': '{{#label}} must be a technique id such as T1059.001 (technique) or a campaign\'s id (purple-campaign)' }) })
     .description('the document\'s parameters (technique: id, its MITRE id; purple-campaign: id, the campaign\'s; executive-summary: from, to; quarterly-summary: quarter)');
 const cron = Joi.string().trim().max(120).description('a cron expression (5 or 6 fields) in the schedule\'s time zone');
 const period = Joi.string().valid('daily', 'weekly', 'monthly', 'quarterly').description('07:00 in the time zone: every day, every Monday, the 1st of each month, the 1st of each quarter');

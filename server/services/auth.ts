@@ -10,6 +10,7 @@ import type { Actor, Role } from '../policy';
 import type { AuditService } from './audit';
 import type { LoginChallenge, RecoveryCodes, SecondFactorMethod, SecondFactorService } from './second-factor';
 import { checkPasswordPolicy, dummyHash, hashPassword, verifyPassword } from './passwords';
+import { isUuid } from './sql';
 import type { LoginThrottle, RevocationStore } from './stores';
 
 
@@ -69,7 +70,6 @@ const internals = {
     algorithm: 'HS256' as const,
     invalidLogin: 'Invalid username or password',
     apiKeyPattern: new RegExp(`^${apiKeyPrefix}[0-9a-f]{64}$`),
-    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     account: throttleKeys.account,
     address: throttleKeys.address,
     // last_used_at: at most once a minute per key; how many keys a process remembers stamping
@@ -173,7 +173,7 @@ export class AuthService {
     async resolveToken(payload: TokenPayload): Promise<Principal | TokenFailure> {
 
         const { sub, jti, exp, iat, ver } = payload;
-        if (typeof sub !== 'string' || !internals.uuid.test(sub) || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number' || typeof ver !== 'number') {
+        if (typeof sub !== 'string' || !isUuid(sub) || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number' || typeof ver !== 'number') {
             return 'token_invalid';
         }
 

@@ -11,6 +11,7 @@ import type { Actor } from '../policy';
 import type { AuditService } from './audit';
 import { lockOr404, withTransaction, type ChangeOptions } from './changes';
 import { likePattern, page, whereEquals, type ListQuery, type Page } from './lists';
+import { hasNul, isUuid } from './sql';
 import type { Detection } from './test-lifecycle';
 import type { TestsService } from './tests';
 
@@ -81,7 +82,6 @@ const internals = {
     batch: 100,
     maxBytes: 512 * 1024,
     license: sigmaLicense,
-    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     tag: /^attack\.(t\d{4}(?:\.\d{3})?)$/i,
     statuses: ['stable', 'test', 'experimental', 'deprecated', 'unsupported'],
     levels: ['informational', 'low', 'medium', 'high', 'critical'],
@@ -128,14 +128,15 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
         return new Error('not a Sigma rule (a YAML mapping is expected)');
     }
 
-    if (text.includes('\u0000')) {
+    // PostgreSQL text cannot hold NUL: in the file (the rule's query is its text) or in a value YAML decodes ("\0")
+    if (text.includes('\u0000') || hasNul(doc)) {
         return new Error('contains a NUL character, which a rule cannot store');
     }
 
     const rule = doc as Record<string, unknown>;
     const id = internals.text(rule.id);
     const title = internals.text(rule.title);
-    if (!id || !internals.uuid.test(id)) {
+    if (!id || !isUuid(id)) {
         return new Error('id is missing or not a UUID');
     }
 
@@ -166,11 +167,7 @@ export const parseSigmaRule = (text: string): SigmaRule | Error => {
     const product = internals.text((rule.logsource as Record<string, unknown>).product)?.toLowerCase();
     const platform = product ? internals.platforms.get(product) : undefined;
     const simulation = Array.isArray(rule.simulation) ? rule.simulation : [];
-    const atomics = simulation.map((item) => internals.text((item as Record<string, unknown> | null)?.atomic_guid)).filter((guid): guid is string => Boolean(guid && internals.uuid.test(guid)));
-
-    if ([title, internals.text(rule.description), internals.text(rule.author)].some((value) => value?.includes('\u0000'))) {
-        return new Error('title, description or author contains a NUL character, which a rule cannot store');
-    }
+    const atomics = simulation.map((item) => internals.text((item as Record<string, unknown> | null)?.atomic_guid)).filter((guid): guid is string => Boolean(guid && isUuid(guid)));
 
     return {
         source_ref: id.toLowerCase(),

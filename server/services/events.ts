@@ -5,6 +5,7 @@ import { EventDelivery } from '../models';
 import type { Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { chunks } from './bulk-upsert';
 import { page, type ListQuery, type Page } from './lists';
 import type { TestAction, TestState } from './test-lifecycle';
 
@@ -84,9 +85,8 @@ export class EventsService {
 
         // 500 rows a statement: PostgreSQL takes at most 65,535 parameters in one (an alert evaluation raising 66,667
         // sla_breach instances at once emitted as many alert.fired events, bench/alerts-eval.ts at a million tests)
-        const rows = this.rows(actor, events);
-        for (let i = 0; i < rows.length; i += 500) {
-            await trx('domain_events').insert(rows.slice(i, i + 500));
+        for (const chunk of chunks(this.rows(actor, events), 500)) {
+            await trx('domain_events').insert(chunk);
         }
     }
 

@@ -5,7 +5,9 @@ import { Notification, Test, User } from '../models';
 import { testAccess, type Actor } from '../policy';
 
 import type { AuditService } from './audit';
+import { chunks } from './bulk-upsert';
 import { page, type ListQuery, type Page } from './lists';
+import { isUuid } from './sql';
 
 
 // The events a user is notified of; each can be switched off in the app (PATCH /users/me/preferences)
@@ -51,7 +53,6 @@ export interface NotificationCreate {
 
 
 const internals = {
-    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     hidden: 'A test you can no longer see'
 };
 
@@ -90,8 +91,8 @@ export class NotificationsService {
         const preferences = new Map(users.map((user) => [user.id, user.preferences?.notifications]));
         const wanted = notifications.filter((item) => preferences.has(item.user_id) && wantsInApp(preferences.get(item.user_id), item.type));
         // 500 rows a statement (PostgreSQL's 65,535 parameters: an alert evaluation may notify tens of thousands at once)
-        for (let i = 0; i < wanted.length; i += 500) {
-            await Notification.query(trx).insert(wanted.slice(i, i + 500));
+        for (const chunk of chunks(wanted, 500)) {
+            await Notification.query(trx).insert(chunk);
         }
 
         return wanted.length;
@@ -132,7 +133,7 @@ export class NotificationsService {
             return notifications;
         }
 
-        const visible = new Set((await Test.query(knex).whereIn('id', ids.filter((id) => internals.uuid.test(id))).modify('visibleTo', actor).select('id')).map((test) => test.id));
+        const visible = new Set((await Test.query(knex).whereIn('id', ids.filter((id) => isUuid(id))).modify('visibleTo', actor).select('id')).map((test) => test.id));
         for (const item of notifications) {
             if (item.entity_type === 'test' && !visible.has(item.entity_id!)) {
                 Object.assign(item, { title: internals.hidden, body: null });

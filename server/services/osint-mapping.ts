@@ -1,5 +1,7 @@
 import type { OsintRejection } from '../models';
 
+import { isUuid } from './sql';
+
 
 // Pure mapping of a feed's documents to the facts an import writes (docs/osint.md): a MISP galaxy of threat actors or
 // STIX 2.1 objects (a bundle, or the objects of a TAXII 2.1 collection). Malformed items are rejected one by one with
@@ -50,7 +52,6 @@ export class FeedFormatError extends Error {
 
 
 const internals = {
-    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     stixId: /^[a-z][a-z0-9-]*--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     groupUrl: /attack\.mitre\.org\/groups\/(G\d{4})\b/i,
     groupId: /^G\d{4}$/,
@@ -165,7 +166,7 @@ export const parseMispGalaxy = (document: unknown): FeedContent => {
         }
 
         const uuid = typeof cluster.uuid === 'string' ? cluster.uuid.toLowerCase() : null;
-        if (!uuid || !internals.uuid.test(uuid)) {
+        if (!uuid || !isUuid(uuid)) {
             rejections.add(position, 'has no "uuid" (a UUID): the cluster cannot be followed from one import to the next');
             return;
         }
@@ -202,7 +203,7 @@ export const parseMispGalaxy = (document: unknown): FeedContent => {
 
         for (const related of Array.isArray(cluster.related) ? cluster.related : []) {
             const dest = internals.isObject(related) && related.type === 'uses' && typeof related['dest-uuid'] === 'string' ? related['dest-uuid'].toLowerCase() : null;
-            if (dest && internals.uuid.test(dest)) {
+            if (dest && isUuid(dest)) {
                 usages.push({ item_id: `${uuid}/uses/${dest}`, actor_item_id: uuid, technique: { mitre_id: null, stix_id: `attack-pattern--${dest}` }, description: null, last_seen: null, strict: false });
             }
         }

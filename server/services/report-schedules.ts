@@ -14,6 +14,7 @@ import type { DocumentParams, DocumentsService, PdfPrinter } from './documents';
 import { page, type ListQuery, type Page } from './lists';
 import type { MailService } from './mail';
 import type { SettingsService } from './settings';
+import { isUuid } from './sql';
 
 
 // Scheduled report e-mails (issue 13): a document, its parameters, a cron expression or a simple period in a time
@@ -53,7 +54,6 @@ const internals = {
     maxAttempts: 3,
     retryAfterMs: (attempts: number) => attempts * 5 * 60_000,        // 5 min after the first failure, 10 after the second
     staleRunMs: 30 * 60_000,                                           // a run still 'running' after this: its worker died
-    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
 
     expression: (schedule: Pick<ReportSchedule, 'cron' | 'period'>): string => schedule.cron ?? internals.periods[schedule.period!],
 
@@ -289,7 +289,7 @@ export class ReportSchedulesService {
         // The document's parameters: a technique report names a technique, a campaign report a campaign (by id)
         const params = input.params ?? {};
         const subject = input.kind === 'purple-campaign' ? 'campaign' : 'technique';
-        if (input.kind === 'purple-campaign' && !internals.uuid.test(params.id ?? '')) {
+        if (input.kind === 'purple-campaign' && !isUuid(params.id ?? '')) {
             throw new ValidationError('"params.id" must be the id of the campaign to report on', ['params.id']);
         }
 

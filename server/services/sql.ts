@@ -1,6 +1,27 @@
 import type { Knex } from 'knex';
 
 
+// What PostgreSQL's uuid type reads: a string that is not one is refused (400, or skipped) before a statement, where it
+// would fail the whole statement
+export const isUuid = (value: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+
+
+// PostgreSQL text cannot hold NUL: a string, a key or a nested value with one (a request's input, a parsed file) is
+// refused before it reaches a statement. Streams and buffers are not looked into.
+export const hasNul = (value: unknown, depth = 0): boolean => {
+
+    if (typeof value === 'string') {
+        return value.includes('\u0000');
+    }
+
+    if (value && typeof value === 'object' && depth < 32 && !Buffer.isBuffer(value) && typeof (value as { pipe?: unknown }).pipe !== 'function') {
+        return Object.entries(value).some(([key, item]) => key.includes('\u0000') || hasNul(item, depth + 1));
+    }
+
+    return false;
+};
+
+
 // A parameterised statement: PostgreSQL's $1..$n placeholders and their values.
 export interface Statement {
     text: string;

@@ -89,7 +89,7 @@ describe('Sigma import in the worker and the CLI', () => {
         const first = await run();
         expect(first.stdout).to.match(/^Imported 3 Sigma rules of 4 files \(\d new, \d updated, 1 skipped\)/);
         expect(first.stderr).to.contain('Skipped broken.yml: invalid YAML');
-        expect(first.stdout).to.contain('Each rule keeps its author and its licence, DRL-1.1 (Detection Rule License 1.1');
+        expect(first.stdout).to.contain('Each rule keeps its author and its licence (its own license field, else DRL-1.1 (Detection Rule License 1.1');
         expect((await run()).stdout).to.contain('(0 new, 3 updated, 1 skipped)');
 
         const usage = await Util.promisify(ChildProcess.execFile)(process.execPath, [Path.join(distDir, 'bin', 'aegis.js'), 'import-sigma'], { env: { PATH: process.env.PATH ?? '' } }).catch((err) => err);
