@@ -1,4 +1,3 @@
-import * as Boom from '@hapi/boom';
 import * as Hapi from '@hapi/hapi';
 import Joi from 'joi';
 import type { Logger } from 'pino';
@@ -17,6 +16,7 @@ import { oidcPlugin } from './plugins/oidc';
 import { routes } from './routes';
 import { cookieName } from './routes/auth';
 import type { Services } from './services';
+import { failAction } from './plugins/validation';
 
 
 export interface ServerOptions {
@@ -29,29 +29,7 @@ export interface ServerOptions {
 
 
 const internals = {
-    // One failAction for every route: a 400 that names the offending fields (style.md P2)
-    failAction: (request: Hapi.Request, h: Hapi.ResponseToolkit, err?: Error): never => {
-
-        const details = (err as Joi.ValidationError | undefined)?.details ?? [];
-        const fields = [...new Set(details.map((detail) => detail.path.join('.')))];
-        const message = details.map((detail) => detail.message).join('; ') || 'Invalid request input';
-        throw Object.assign(Boom.badRequest(message), { code: 'validation_failed', fields });
-    },
-
-    origin: (url: string | undefined) => (url ? new URL(url).origin : undefined),
-
-    // The query of a route that declares none: empty, or a joi ValidationError naming each field, as joi's
-    // `Joi.object({})` would answer, without running joi on every request (a tenth of a cheap request's cost)
-    noQuery: (query: string | object | Buffer): Promise<unknown> => {
-
-        const fields = Object.keys(query);
-        if (fields.length) {
-            const details = fields.map((field) => ({ message: `"${field}" is not allowed`, path: [field], type: 'object.unknown', context: { key: field, label: field } }));
-            return Promise.reject(new Joi.ValidationError(details.map((detail) => detail.message).join('. '), details, query));
-        }
-
-        return Promise.resolve(query);
-    }
+    origin: (url: string | undefined) => (url ? new URL(url).origin : undefined)
 };
 
 
@@ -67,10 +45,10 @@ export const createServer = async (options: ServerOptions): Promise<Hapi.Server>
         load: { sampleInterval: 1000, maxEventLoopDelay: 2000 },
         routes: {
             validate: {
-                failAction: internals.failAction,
+                failAction,
                 options: { abortEarly: false, errors: { wrap: { label: false } } },
-                // A route that declares no query or payload accepts none (unknown fields answer 400)
-                query: internals.noQuery,
+                // A route that declares no payload accepts none (unknown fields answer 400); one that declares no query
+                // accepts none either, refused by the input guard (plugins/hardening.ts, plugins/validation.ts)
                 payload: Joi.object({}).allow(null)
             },
             payload: { maxBytes: 1024 * 1024, allow: 'application/json', protoAction: 'error' },

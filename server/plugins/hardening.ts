@@ -2,6 +2,7 @@ import * as Boom from '@hapi/boom';
 import type * as Hapi from '@hapi/hapi';
 
 import { hasNul } from '../services/sql';
+import { failAction, unknownQuery } from './validation';
 
 
 const internals = {
@@ -15,7 +16,13 @@ export const hardeningPlugin: Hapi.Plugin<void> = {
     name: 'aegis/hardening',
     register: (server) => {
 
+        // The input guard, after validation: a query on a route that takes none (plugins/validation.ts), then NUL anywhere
         server.ext('onPreHandler', (request, h) => {
+
+            const unknown = unknownQuery(request);
+            if (unknown) {
+                return failAction(request, h, unknown);
+            }
 
             if (hasNul(request.params) || hasNul(request.query) || hasNul(request.payload)) {
                 throw Object.assign(Boom.badRequest('Input must not contain NUL characters'), { code: 'validation_failed' });
