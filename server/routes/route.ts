@@ -10,7 +10,7 @@ const internals = {
     noQuery: Joi.object({}),
 
     // The error statuses a route answers because of how it is declared, whatever its service does: 400 for its input
-    // (every route validates query and payload, server.ts), 413 and 415 for a body, 401 when it authenticates, and 403
+    // (every route validates query and payload: server.ts, plugins/validation.ts), 413 and 415 for a body, 401 when it authenticates, and 403
     // unless it is open to every role, to a temporary password and to a read-only key or a cookie (plugins/auth.ts)
     shared: (method: string, options: RouteOptions): AnswerStatus[] => {
 
@@ -32,8 +32,9 @@ const internals = {
         return statuses;
     },
 
-    // What hapi-swagger would otherwise read from the server's defaults: the function that refuses any query (a
-    // "Hidden Model" query parameter) and the empty payload schema (a request body)
+    // What hapi-swagger cannot read from the route: a route without a query schema takes no query (the input guard
+    // refuses any, plugins/validation.ts), and one without a payload schema takes the server's empty one (which
+    // hapi-swagger would document as a request body)
     inputs: (options: RouteOptions) => ({
         ...(options.validate?.query ? {} : { validate: { query: internals.noQuery } }),
         // A form without fields is documented as no request body
