@@ -18,6 +18,12 @@ import type { Suite } from './suites';
 // the same rows (bench/bare-server.ts), in the same run, alternating, median of the rounds; then the peak RSS of
 // both processes over the whole run. docs/performance.md explains the figures and the remaining gaps.
 
+interface Lifecycles {
+    rate: number;
+    stepP50: number;
+}
+
+
 interface Row {
     path: string;
     unit: string;
@@ -29,12 +35,27 @@ interface Row {
 
 
 const internals = {
-    rounds: Number(process.env.BENCH_ROUNDS ?? 3),
-    seconds: Number(process.env.BENCH_SECONDS ?? 6),
+    // Many short rounds rather than a few long ones: the machine's pace drifts, and the median of 7 paired ratios
+    // moves less between runs than that of 3
+    rounds: Number(process.env.BENCH_ROUNDS ?? 7),
+    seconds: Number(process.env.BENCH_SECONDS ?? 3),
     clients: 20,
     techniques: 200,
     // BENCH_PERF_ROWS=me,users,create,lifecycle: only those rows (to profile one path)
     rows: (process.env.BENCH_PERF_ROWS ?? 'me,users,create,lifecycle').split(','),
+
+    // A round runs both sides back to back, each first in turn: on a shared machine the pace drifts from one second
+    // to the next, and a side that always ran second would always get the drift
+    inTurn: async <T>(round: number, aegis: () => Promise<T>, bare: () => Promise<T>): Promise<{ aegis: T; bare: T }> => {
+
+        if (round % 2 === 0) {
+            const first = await aegis();
+            return { aegis: first, bare: await bare() };
+        }
+
+        const first = await bare();
+        return { aegis: await aegis(), bare: first };
+    },
 
     median: (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!,
 
@@ -56,7 +77,7 @@ const internals = {
     },
 
     // `clients` loops, each taking the next draft and walking it to validated with seven requests; lifecycles per second
-    lifecycles: async (drafts: string[], seconds: number, walk: (id: string) => Promise<void>): Promise<{ rate: number; stepP50: number }> => {
+    lifecycles: async (drafts: string[], seconds: number, walk: (id: string) => Promise<void>): Promise<Lifecycles> => {
 
         let completed = 0;
         const durations: number[] = [];
@@ -158,8 +179,7 @@ export const perfPaths: Suite = {
                 const aegisRuns: LoadResult[] = [];
                 const bareRuns: LoadResult[] = [];
                 for (let i = 0; i < internals.rounds; ++i) {
-                    const a = await subject(internals.seconds);
-                    const b = await baseline(internals.seconds);
+                    const { aegis: a, bare: b } = await internals.inTurn(i, () => subject(internals.seconds), () => baseline(internals.seconds));
                     aegisRuns.push(a);
                     bareRuns.push(b);
                     ratios.push(a.requestsPerSecond / b.requestsPerSecond);
@@ -200,15 +220,16 @@ export const perfPaths: Suite = {
             };
 
             const lifecycleRatios: number[] = [];
-            const lifecycleRuns: { aegis: { rate: number; stepP50: number }; bare: { rate: number; stepP50: number } }[] = [];
+            const lifecycleRuns: { aegis: Lifecycles; bare: Lifecycles }[] = [];
             if (wanted('lifecycle')) {
                 await internals.lifecycles(await drafts(200), 2, aegisWalk);
                 await internals.lifecycles(await drafts(400), 2, bareWalk);
             }
 
             for (let i = 0; i < (wanted('lifecycle') ? internals.rounds : 0); ++i) {
-                const a = await internals.lifecycles(await drafts(120 * internals.seconds), internals.seconds, aegisWalk);
-                const b = await internals.lifecycles(await drafts(300 * internals.seconds), internals.seconds, bareWalk);
+                const aegisDrafts = await drafts(120 * internals.seconds);
+                const bareDrafts = await drafts(300 * internals.seconds);
+                const { aegis: a, bare: b } = await internals.inTurn(i, () => internals.lifecycles(aegisDrafts, internals.seconds, aegisWalk), () => internals.lifecycles(bareDrafts, internals.seconds, bareWalk));
                 lifecycleRuns.push({ aegis: a, bare: b });
                 lifecycleRatios.push(a.rate / b.rate);
                 process.stdout.write(`  lifecycle round ${i + 1}: aegis ${a.rate.toFixed(1)} lifecycles/s (step p50 ${a.stepP50.toFixed(1)} ms)   bare ${b.rate.toFixed(1)} lifecycles/s (step p50 ${b.stepP50.toFixed(1)} ms)   ratio ${lifecycleRatios[i]!.toFixed(2)}\n`);
