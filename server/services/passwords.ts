@@ -1,5 +1,5 @@
 import { hash, verify, Algorithm } from '@node-rs/argon2';
-import { dictionary } from '@zxcvbn-ts/language-common';
+import type * as Zxcvbn from '@zxcvbn-ts/language-common';
 
 import { ValidationError } from '../errors';
 
@@ -7,8 +7,22 @@ import { ValidationError } from '../errors';
 // OWASP's argon2id minimum (m=19 MiB, t=2, p=1): about 17 ms a hash on the reference machine.
 const internals = {
     options: { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 },
-    common: new Set((dictionary['passwords-common'] as string[]).map((word) => word.toLowerCase())),
-    context: ['aegis', 'purple', 'password', 'admin']
+    context: ['aegis', 'purple', 'password', 'admin'],
+
+    // The common passwords, loaded on the first policy check: only creating a user or changing a password reads them,
+    // and the dictionaries' module costs an API that never does about 14 MB of RSS (docs/performance.md, Memory)
+    commonSet: undefined as Set<string> | undefined,
+    common: (): Set<string> => {
+
+        if (!internals.commonSet) {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
+            const { dictionary } = require('@zxcvbn-ts/language-common') as typeof Zxcvbn;
+
+            internals.commonSet = new Set((dictionary['passwords-common'] as string[]).map((word) => word.toLowerCase()));
+        }
+
+        return internals.commonSet;
+    }
 };
 
 
@@ -46,12 +60,12 @@ export const checkPasswordPolicy = (password: string, context: { username: strin
 
     // "Password1234!" is "password" with decorations: judge the core without leading and trailing digits and symbols
     const core = lower.replace(/^[\d\W_]+|[\d\W_]+$/gu, '');
-    if (core.length >= 4 && (internals.common.has(core) || internals.context.includes(core))) {
+    if (core.length >= 4 && (internals.common().has(core) || internals.context.includes(core))) {
         throw new ValidationError('Password is too common', ['password'], 'weak_password');
     }
 
     const words = [...internals.context, context.username.toLowerCase(), ...(context.email ? [context.email.toLowerCase(), context.email.toLowerCase().split('@')[0] ?? ''] : [])];
-    if (internals.common.has(lower) || words.some((word) => word.length >= 4 && lower === word) || (context.username.length >= 3 && lower.includes(context.username.toLowerCase()))) {
+    if (internals.common().has(lower) || words.some((word) => word.length >= 4 && lower === word) || (context.username.length >= 3 && lower.includes(context.username.toLowerCase()))) {
         throw new ValidationError('Password is too common or contains the username', ['password'], 'weak_password');
     }
 
