@@ -19,7 +19,6 @@ import {
     isValidKey,
     knownContentTypes,
     LocalFileStore,
-    MinioStore,
     ObjectNotFoundError,
     ObjectSizeMismatchError,
     PayloadTooLargeError,
@@ -28,6 +27,7 @@ import {
     type ObjectStore,
     type SniffedContentType
 } from '../../integrations/storage';
+import { MinioStore } from '../../integrations/storage/minio';
 
 
 const lab = Lab.script();
