@@ -296,6 +296,25 @@ describe('OpenAPI', () => {
         expect(res.payload).to.include('swagger');
     });
 
+    it('serves swagger-ui\'s files without loading its browser bundle into the process', async () => {
+
+        // The page names the files, and they are served from the package's folder
+        const page = await context.server.inject({ method: 'GET', url: '/docs' });
+        const files = [...new Set(page.payload.match(/swaggerui\/[\w.-]+\.(?:js|css)/g))];
+        expect(files).to.include(['swaggerui/swagger-ui-bundle.js', 'swaggerui/swagger-ui.css']);
+        for (const file of files) {
+            const res = await context.server.inject({ method: 'GET', url: `/${file}` });
+            expect(res.statusCode, file).to.equal(200);
+            expect(res.rawPayload.length, file).to.be.above(0);
+            expect(res.headers['content-type'], file).to.match(/^(?:text\/javascript|application\/javascript|text\/css)/);
+        }
+
+        // hapi-swagger has what it uses of the package (server/plugins/swagger-ui-dist.ts), not the bundle's 23 MB
+        const loaded = Object.keys(require.cache);
+        expect(loaded.some((file) => file.includes('hapi-swagger'))).to.be.true();
+        expect(loaded.filter((file) => /swagger-ui-(?:bundle|standalone-preset)\.js$/.test(file))).to.equal([]);
+    });
+
     // Last: building a second server's document blocks the event loop, which context.server's load check would see
     it('builds the document once, while the server initialises, and never takes the server address from a request', async () => {
 

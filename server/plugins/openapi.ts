@@ -1,3 +1,5 @@
+import './swagger-ui-dist';
+
 import type * as Hapi from '@hapi/hapi';
 import * as Inert from '@hapi/inert';
 import * as Vision from '@hapi/vision';
