@@ -216,9 +216,14 @@ export class ConfigError extends Error {
 export const defaultLogFormat = (nodeEnv: string | undefined, stdoutIsTTY: boolean): LogFormat => (stdoutIsTTY && (nodeEnv || 'development') === 'development' ? 'pretty' : 'json');
 
 
-// The node flags the API process is started with (`npm start`, the benches): its heap bound from API_HEAP_MB. Without
-// a bound V8 sizes the heap from the machine's memory and lets it grow to several times what is live between two
-// full collections.
+// The node flags the API process is started with (`npm start`, the benches): its heap bound from API_HEAP_MB, and a
+// floor under the old generation's collection limit. Without a bound V8 sizes the heap from the machine's memory and
+// lets it grow to several times what is live between two full collections. Without the floor, V8 derives that limit
+// from the live heap alone, which is about 51 MB at rest: evidence uploads then reach it with the buffers they hold
+// while the disk catches up, and ran 28 full collections where they ran 4, at twice the CPU per GB (96 MiB: 9, and
+// the CPU per GB of before; docs/performance.md#memory).
+export const apiOldSpaceFloorMb = 96;
+
 export const apiNodeFlags = (env: NodeJS.ProcessEnv): string[] => {
 
     const { value, error } = apiHeapMb.validate(env.API_HEAP_MB || undefined, { convert: true });
@@ -226,7 +231,7 @@ export const apiNodeFlags = (env: NodeJS.ProcessEnv): string[] => {
         throw new ConfigError([`API_HEAP_MB: ${internals.rule(error.details[0]!)}`]);
     }
 
-    return [`--max-old-space-size=${value as number}`];
+    return [`--max-old-space-size=${value as number}`, `--initial-old-space-size=${apiOldSpaceFloorMb}`];
 };
 
 

@@ -2,6 +2,7 @@ import * as V8 from 'v8';
 
 import { runSeeds } from '../seeds';
 
+import { apiNodeFlags } from './config';
 import { createLogger } from './logger';
 import { Metrics, serveMetrics } from './metrics';
 import { configOrExit, onShutdown, run } from './process';
@@ -30,7 +31,7 @@ run('aegis-api', async () => {
     logger.info({ uri: server.info.uri, version, heap_limit_mb: heapLimitMb }, 'api listening');
     if (heapLimitMb > config.apiHeapMb + 128) {
         // The heap limit includes the young generation, hence the margin
-        logger.warn({ heap_limit_mb: heapLimitMb, api_heap_mb: config.apiHeapMb }, `the API runs without its heap bound: start it with npm start, or with node --max-old-space-size=${config.apiHeapMb} (docs/performance.md#memory)`);
+        logger.warn({ heap_limit_mb: heapLimitMb, api_heap_mb: config.apiHeapMb }, `the API runs without its heap bound: start it with npm start, or with node ${apiNodeFlags({ API_HEAP_MB: String(config.apiHeapMb) }).join(' ')} (docs/performance.md#memory)`);
     }
 
     const metricsServer = config.metrics.port === undefined ? undefined : await serveMetrics(metrics, { host: config.metrics.host, port: config.metrics.port });

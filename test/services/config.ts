@@ -44,9 +44,9 @@ describe('Configuration', () => {
 
     it('gives the API process its heap bound from API_HEAP_MB, and names the variable when it is wrong', () => {
 
-        expect(apiNodeFlags({})).to.equal(['--max-old-space-size=1024']);
-        expect(apiNodeFlags({ API_HEAP_MB: '' })).to.equal(['--max-old-space-size=1024']);
-        expect(apiNodeFlags({ API_HEAP_MB: '768' })).to.equal(['--max-old-space-size=768']);
+        expect(apiNodeFlags({})).to.equal(['--max-old-space-size=1024', '--initial-old-space-size=96']);
+        expect(apiNodeFlags({ API_HEAP_MB: '' })).to.equal(['--max-old-space-size=1024', '--initial-old-space-size=96']);
+        expect(apiNodeFlags({ API_HEAP_MB: '768' })).to.equal(['--max-old-space-size=768', '--initial-old-space-size=96']);
         expect(loadConfig({ API_HEAP_MB: '256' }).apiHeapMb).to.equal(256);
         for (const value of ['64', 'lots', '1.5', '70000']) {
             expect(() => apiNodeFlags({ API_HEAP_MB: value })).to.throw(ConfigError, /API_HEAP_MB: /);
