@@ -222,7 +222,7 @@ export const defaultLogFormat = (nodeEnv: string | undefined, stdoutIsTTY: boole
 // from the live heap alone, which is about 51 MB at rest: evidence uploads then reach it with the buffers they hold
 // while the disk catches up, and ran 28 full collections where they ran 4, at twice the CPU per GB (96 MiB: 9, and
 // the CPU per GB of before; docs/performance.md#memory).
-export const apiOldSpaceFloorMb = 96;
+const apiOldSpaceFloorMb = 96;
 
 export const apiNodeFlags = (env: NodeJS.ProcessEnv): string[] => {
 
